@@ -1,0 +1,54 @@
+# SparseBook: make book | make test | make lab | make bench
+# Every target installs what is missing into .venv (idempotent: reinstalls only when
+# pyproject.toml or constraints.txt change).  constraints.txt pins the exact versions
+# that produced the stored notebook outputs, torch==2.13.0 (CPU build) included.
+
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.sparsebook-installed
+PYTEST := $(PY) -m pytest
+# Chapters pin their own threads; these keep stray BLAS pools small and the runs quiet.
+export MPLBACKEND := Agg
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+export JAX_PLATFORMS ?= cpu
+
+.PHONY: book test unit nbval site bench lab install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (set PYTHON=/path/to/python3.11)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,site]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (sparsebook)" >/dev/null
+	touch $(STAMP)
+
+## book: execute every chapter afresh (stored outputs are replaced), then build the site into _build/html
+book: install
+	$(PY) -m sparsebook execute --all
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+## test: unit tests, nbval on every chapter (re-executed, compared with stored outputs), site test
+test: unit nbval site
+
+unit: install
+	$(PYTEST) tests -m "not site"
+
+nbval: install
+	$(PYTEST) --nbval book --sanitize-with tests/nbval_sanitize.cfg
+
+site: install
+	$(PYTEST) tests -m site
+
+## bench: side-by-side benchmarks against peer implementations -> benchmarks/results.md
+bench: install
+	$(PY) -m benchmarks
+
+lab: install
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[lab]"
+	$(VENV)/bin/jupyter lab book
+
+clean:
+	rm -rf _build
