@@ -76,10 +76,11 @@ def _title(nb_path: Path) -> str:
 
 
 def _check_key(key: str, root: Path) -> Path:
-    keys = chapters(root)
-    if key not in keys:
-        raise SystemExit(f"error: unknown chapter {key!r}; choose one of: {', '.join(keys)}")
-    return root / "book" / f"{key}.ipynb"
+    """The notebook of chapter ``key`` (a chapter of the toc, or a notebook in book/ not yet in it)."""
+    path = root / "book" / f"{key}.ipynb"
+    if key in NON_CHAPTERS or not path.is_file():
+        raise SystemExit(f"error: unknown chapter {key!r}; choose one of: {', '.join(chapters(root))}")
+    return path
 
 
 def cmd_list(args) -> int:
