@@ -1,0 +1,194 @@
+"""Tests of sparsebook.dendrites: exact values, properties, Monte Carlo agreement, bad input."""
+from fractions import Fraction
+from math import comb, log
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from scipy.stats import hypergeom
+
+from sparsebook import dendrites as dd
+
+
+def exact_false_match(n, a, s, theta) -> Fraction:
+    """Σ_{b≥θ} C(s,b) C(n−s,a−b) / C(n,a) in exact rational arithmetic."""
+    num = sum(comb(s, b) * comb(n - s, a - b) for b in range(theta, min(s, a) + 1) if a - b <= n - s)
+    return Fraction(num, comb(n, a))
+
+
+def exact_false_negative(a, s, theta, v) -> Fraction:
+    num = sum(comb(s, b) * comb(a - s, v - b) for b in range(s - theta + 1, min(s, v) + 1) if v - b <= a - s)
+    return Fraction(num, comb(a, v))
+
+
+def log_fraction(f: Fraction) -> float:
+    return log(f.numerator) - log(f.denominator)
+
+
+# Points spanning 1 down to 1e-300 and below, including the paper's settings.
+POINTS = [
+    (10_000, 300, 24, 12), (10_000, 64, 24, 12), (200_000, 2_000, 20, 10), (2_048, 40, 20, 10),
+    (500, 250, 24, 12), (1_000, 10, 20, 5), (100_000, 200, 100, 60), (190_000, 950, 50, 20),
+    (50_000, 100, 100, 100), (1_000_000, 500, 200, 150), (30, 10, 10, 1), (30, 30, 10, 10),
+]
+
+
+@pytest.mark.parametrize("n,a,s,theta", POINTS)
+def test_false_match_matches_exact_rational_to_1e9(n, a, s, theta):
+    exact = exact_false_match(n, a, s, theta)
+    if exact == 0:
+        assert dd.false_match_probability(n, a, s, theta) == 0.0
+        return
+    ref = log_fraction(exact)
+    got = dd.log_false_match_probability(n, a, s, theta)
+    # relative error of the probability = |Δ log P|
+    assert abs(got - ref) <= 1e-9, (got, ref)
+    if ref > log(1e-300):
+        p = dd.false_match_probability(n, a, s, theta)
+        assert abs(p - float(exact)) <= 1e-9 * float(exact)
+
+
+def test_values_below_1e300_stay_exact_in_log_space():
+    n, a, s, theta = 1_000_000, 500, 200, 150
+    ref = log_fraction(exact_false_match(n, a, s, theta))
+    assert ref < log(1e-300)          # the point really is below the double range
+    assert abs(dd.log_false_match_probability(n, a, s, theta) - ref) <= 1e-9 * abs(ref)
+
+
+def test_authors_printed_value_is_reproduced():
+    assert dd.false_match_probability(10_000, 300, 24, 12) == pytest.approx(8.37584522709849e-13, rel=1e-12)
+
+
+@pytest.mark.parametrize("a,s,theta,v", [(64, 24, 12, 16), (64, 24, 12, 32), (128, 32, 20, 40), (40, 40, 1, 40),
+                                         (64, 24, 24, 1), (64, 24, 12, 0), (300, 50, 25, 150)])
+def test_false_negative_matches_exact_rational(a, s, theta, v):
+    exact = exact_false_negative(a, s, theta, v)
+    got = dd.false_negative_probability(a, s, theta, v)
+    assert got == pytest.approx(float(exact), rel=1e-10, abs=1e-300)
+
+
+def test_scipy_hypergeom_agrees_where_it_is_accurate():
+    n, a, s = 2_000, 60, 24
+    theta = np.arange(1, 15)
+    ours = dd.false_match_probability(n, a, s, theta)
+    np.testing.assert_allclose(ours, hypergeom.sf(theta - 1, n, a, s), rtol=1e-8)
+
+
+def test_vectorised_equals_scalar_calls():
+    n = np.array([1_000, 10_000, 100_000])[:, None]
+    theta = np.array([4, 8, 12])[None, :]
+    grid = dd.false_match_probability(n, 50, 24, theta)
+    assert grid.shape == (3, 3)
+    for i in range(3):
+        for j in range(3):
+            assert grid[i, j] == dd.false_match_probability(int(n[i, 0]), 50, 24, int(theta[0, j]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(2, 400), data=st.data())
+def test_false_match_is_a_probability_decreasing_in_theta(n, data):
+    a = data.draw(st.integers(0, n))
+    s = data.draw(st.integers(0, n))
+    p = dd.false_match_probability(n, a, s, np.arange(0, s + 1))
+    p = np.atleast_1d(p)
+    assert p[0] == 1.0                         # θ = 0: always fires
+    assert np.all((p >= 0) & (p <= 1))
+    assert np.all(np.diff(p) <= 1e-15)          # raising θ never raises the error
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 300), data=st.data())
+def test_tail_sums_to_one_with_the_complement(n, data):
+    a = data.draw(st.integers(0, n))
+    s = data.draw(st.integers(1, n))
+    theta = data.draw(st.integers(1, s))
+    # P(X ≥ θ) + P(X ≤ θ−1) = 1, the latter from the symmetric law of s − X (cells *not* hit)
+    upper = dd.false_match_probability(n, a, s, theta)
+    lower = float(dd.hypergeom_log_sf(s - theta + 1, n, n - a, s))
+    assert upper + np.exp(lower) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_false_negative_is_zero_when_noise_cannot_remove_enough_cells():
+    # removing v <= s − θ cells can never silence the segment
+    assert dd.false_negative_probability(64, 24, 12, 12) == 0.0
+    assert dd.false_negative_probability(64, 24, 12, 13) > 0.0
+    assert dd.false_negative_probability(64, 24, 12, 64) == 1.0
+
+
+def test_union_synapse_count_closed_form_and_limits():
+    assert dd.union_synapse_count(10_000, 24, 1) == pytest.approx(24.0)
+    assert dd.union_synapse_count(10_000, 24, 0) == 0.0
+    assert dd.union_synapse_count(100, 10, 2) == pytest.approx(100 * (1 - 0.9 ** 2))
+    assert dd.union_synapse_count(1_000, 50, 10_000) == pytest.approx(1_000.0)
+
+
+def test_union_synapse_count_matches_simulation():
+    rng = np.random.default_rng(0)
+    n, s, m = 500, 30, 12
+    sizes = [len(set(np.concatenate([rng.choice(n, s, replace=False) for _ in range(m)]))) for _ in range(2000)]
+    expected = dd.union_synapse_count(n, s, m)
+    assert abs(np.mean(sizes) - expected) < 4 * np.std(sizes) / np.sqrt(len(sizes))
+
+
+@pytest.mark.parametrize("point", [(1000, 50, 24, 8), (1000, 100, 24, 10), (300, 30, 20, 4)])
+def test_monte_carlo_false_match_within_sampling_error(point):
+    r = dd.simulate_false_match(*point, trials=1_000_000, seed=1)
+    assert r.trials >= 1_000_000
+    assert abs(r.z) < 4.5
+
+
+@pytest.mark.parametrize("point", [(64, 24, 12, 24), (128, 32, 20, 40)])
+def test_monte_carlo_false_negative_within_sampling_error(point):
+    r = dd.simulate_false_negative(*point, trials=500_000, seed=2)
+    assert abs(r.z) < 4.5
+
+
+def test_monte_carlo_detects_a_wrong_formula():
+    # the simulation must be able to fail: it rejects a neighbouring (wrong) threshold
+    r = dd.simulate_false_match(1000, 100, 24, 10, trials=1_000_000, seed=3)
+    wrong = dd.false_match_probability(1000, 100, 24, 9)
+    sd = np.sqrt(wrong * (1 - wrong) / r.trials)
+    assert abs(r.estimate - wrong) / sd > 10
+
+
+def test_monte_carlo_is_deterministic_for_a_seed():
+    a = dd.simulate_false_match(500, 40, 20, 6, trials=100_000, seed=7)
+    b = dd.simulate_false_match(500, 40, 20, 6, trials=100_000, seed=7)
+    assert a.hits == b.hits
+
+
+def test_numpy_peer_agrees_roughly():
+    p = dd.simulate_false_match_numpy(200, 40, 20, 6, trials=4000, seed=0)
+    exact = dd.false_match_probability(200, 40, 20, 6)
+    assert abs(p - exact) < 5 * np.sqrt(exact * (1 - exact) / 4000)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: dd.false_match_probability(100, 101, 10, 5), "a must be <= n"),
+    (lambda: dd.false_match_probability(100, 10, 10, 11), "theta must be <= s"),
+    (lambda: dd.false_match_probability(100, 10, 101, 5), "s must be <= n"),
+    (lambda: dd.false_match_probability(100, -1, 10, 5), "a must be >= 0"),
+    (lambda: dd.false_negative_probability(64, 24, 12, 65), "v must be <= a"),
+    (lambda: dd.false_negative_probability(20, 24, 12, 5), "s must be <= a"),
+    (lambda: dd.false_negative_probability(64, 24, 25, 5), "theta must be <= s"),
+    (lambda: dd.union_synapse_count(100, 10, -1), "m must be >= 0"),
+    (lambda: dd.simulate_false_match(100, 10, 10, 5, trials=0), "trials must be"),
+])
+def test_bad_input_raises_value_error_naming_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize("bad", [10.5, "10", None, True])
+def test_non_integer_counts_raise_type_error(bad):
+    with pytest.raises(TypeError, match="n must"):
+        dd.false_match_probability(bad, 5, 5, 2)
+
+
+def test_ci_preset_experiments_support_the_paper():
+    cfg = dd.DendritesConfig.preset("ci")
+    scaling = dd.run_scaling(cfg)
+    assert scaling["slope_vs_n"][64] == pytest.approx(-cfg.theta, rel=0.05)
+    assert dd.run_optimal_threshold(cfg)["theta_star"] == 11
+    with pytest.raises(ValueError, match="scale"):
+        dd.DendritesConfig.preset("huge")
