@@ -1,0 +1,310 @@
+"""Tests for sparsebook.essential_sparsity: masks, schedules, the knee finder, soups and the runners."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sparsebook import essential_sparsity as es
+
+FAST = settings(max_examples=30, deadline=None)
+
+
+def _weights(seed, shapes):
+    g = torch.Generator().manual_seed(seed)
+    return {f"w{i}": torch.randn(*s, generator=g) for i, s in enumerate(shapes)}
+
+
+shapes_st = st.lists(st.tuples(st.integers(1, 12), st.integers(1, 12)), min_size=1, max_size=4)
+
+
+# ---------------------------------------------------------------------------
+# magnitude_mask
+# ---------------------------------------------------------------------------
+def test_magnitude_mask_global_removes_the_smallest_of_the_pool():
+    w = {"a": torch.tensor([0.1, -3.0, 0.5, 2.0]), "b": torch.tensor([-0.2, 0.05, 4.0])}
+    m = es.magnitude_mask(w, 3 / 7, scope="global")
+    assert set(m) == {"a", "b"}
+    assert m["a"].tolist() == [False, True, True, True]
+    assert m["b"].tolist() == [False, False, True]
+
+
+def test_magnitude_mask_layer_prunes_each_tensor_separately():
+    w = {"a": torch.tensor([0.1, -3.0, 0.5, 2.0]), "b": torch.tensor([-0.2, 0.05, 4.0, 7.0])}
+    m = es.magnitude_mask(w, 0.5, scope="layer")
+    assert m["a"].tolist() == [False, True, False, True]
+    assert m["b"].tolist() == [False, False, True, True]
+
+
+def test_magnitude_mask_ties_remove_the_earlier_weight_first():
+    w = [torch.ones(5)]
+    m = es.magnitude_mask(w, 0.4)
+    assert m[0].tolist() == [False, False, True, True, True]
+
+
+@FAST
+@given(shapes=shapes_st, s=st.floats(0.0, 0.999), seed=st.integers(0, 10_000), scope=st.sampled_from(["global", "layer"]))
+def test_magnitude_mask_removes_exactly_round_s_count(shapes, s, seed, scope):
+    w = _weights(seed, shapes)
+    m = es.magnitude_mask(w, s, scope=scope)
+    assert all(m[k].shape == w[k].shape and m[k].dtype == torch.bool for k in w)
+    if scope == "global":
+        total = sum(t.numel() for t in w.values())
+        assert sum(int((~v).sum()) for v in m.values()) == math.floor(s * total + 0.5)
+        kept = torch.cat([w[k].abs()[m[k]] for k in w])
+        gone = torch.cat([w[k].abs()[~m[k]] for k in w])
+        if kept.numel() and gone.numel():
+            assert gone.max() <= kept.min()
+    else:
+        for k in w:
+            assert int((~m[k]).sum()) == math.floor(s * w[k].numel() + 0.5)
+
+
+@pytest.mark.parametrize("scope", ["global", "layer"])
+@pytest.mark.parametrize("s,seed", [(0.0, 0), (0.3, 1), (0.5, 2), (0.77, 3), (0.95, 4)])
+def test_magnitude_mask_jax_matches_torch(s, seed, scope):
+    w = _weights(seed, [(7, 5), (4, 9), (3, 3)])
+    # add exact ties (within and across tensors) to exercise the tie rule
+    for t in w.values():
+        t.view(-1)[: t.numel() // 2] = 0.25
+    mt = es.magnitude_mask(w, s, scope=scope)
+    mj = es.magnitude_mask_jax({k: v.numpy() for k, v in w.items()}, s, scope=scope)
+    for k in w:
+        assert np.array_equal(np.asarray(mj[k]), mt[k].numpy())
+
+
+# ---------------------------------------------------------------------------
+# nm_mask
+# ---------------------------------------------------------------------------
+def test_nm_mask_known_rows():
+    w = torch.tensor([[1.0, -4.0, 3.0, 2.0, 0.0, 0.5, -0.1, 0.2]])
+    assert es.nm_mask(w, 2, 4).tolist() == [[False, True, True, False, False, True, False, True]]
+    assert es.nm_mask(w, 1, 4).tolist() == [[False, True, False, False, False, True, False, False]]
+
+
+def test_nm_mask_ties_keep_the_earlier_input():
+    assert es.nm_mask(torch.ones(1, 4), 2, 4).tolist() == [[True, True, False, False]]
+
+
+@FAST
+@given(out=st.integers(1, 6), groups=st.integers(1, 5), nm=st.sampled_from([(1, 2), (2, 4), (1, 4), (4, 8), (3, 8), (1, 16)]),
+       seed=st.integers(0, 10_000), conv=st.booleans())
+def test_nm_mask_keeps_exactly_n_of_every_m_and_matches_jax(out, groups, nm, seed, conv):
+    n, m = nm
+    shape = (out, groups * m, 3, 2) if conv else (out, groups * m)
+    w = torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+    mask = es.nm_mask(w, n, m)
+    assert mask.shape == w.shape
+    g = mask.movedim(1, -1).reshape(-1, m)
+    assert (g.sum(1) == n).all()
+    # the kept ones are the largest of their group
+    a = w.abs().movedim(1, -1).reshape(-1, m)
+    assert (a[g].reshape(-1, n).min(1).values >= a[~g].reshape(-1, m - n).max(1).values).all()
+
+
+@pytest.mark.parametrize("shape,n,m", [((3, 8), 2, 4), ((5, 16), 1, 4), ((2, 16, 3, 3), 4, 8), ((4, 32), 1, 16)])
+def test_nm_mask_jax_matches_torch(shape, n, m):
+    w = torch.randn(*shape, generator=torch.Generator().manual_seed(7))
+    w.view(-1)[::3] = 0.5  # ties
+    assert np.array_equal(np.asarray(es.nm_mask_jax(w.numpy(), n, m)), es.nm_mask(w, n, m).numpy())
+
+
+# ---------------------------------------------------------------------------
+# random_mask, ERK
+# ---------------------------------------------------------------------------
+def test_erk_densities_known_two_layer_case():
+    # raw ∝ (a+b)/(ab): 64x256 -> 320/16384, 256x256 -> 512/65536;
+    d = es.erk_densities([(256, 64), (256, 256)], 0.1)
+    assert d[0] / d[1] == pytest.approx((320 / 16384) / (512 / 65536))
+    assert d[0] * 16384 + d[1] * 65536 == pytest.approx(0.1 * (16384 + 65536))
+
+
+def test_erk_keeps_small_layers_dense_and_still_meets_the_budget():
+    shapes = [(10, 4), (300, 300), (300, 300)]
+    d = es.erk_densities(shapes, 0.2)
+    assert d[0] == 1.0
+    counts = [np.prod(s) for s in shapes]
+    assert sum(di * c for di, c in zip(d, counts)) == pytest.approx(0.2 * sum(counts))
+
+
+@FAST
+@given(shapes=st.lists(st.tuples(st.integers(1, 40), st.integers(1, 40)), min_size=1, max_size=5),
+       density=st.floats(0.01, 1.0), dist=st.sampled_from(["uniform", "erk"]), seed=st.integers(0, 1000))
+def test_random_mask_densities_sum_to_the_target(shapes, density, dist, seed):
+    d = es.erk_densities(shapes, density)
+    counts = [int(np.prod(s)) for s in shapes]
+    assert all(0 < di <= 1 for di in d)
+    assert sum(di * c for di, c in zip(d, counts)) == pytest.approx(density * sum(counts), rel=1e-9)
+    w = [torch.zeros(*s) for s in shapes]
+    m = es.random_mask(w, density, dist, seed=seed)
+    assert sum(int(x.sum()) for x in m) == math.floor(density * sum(counts) + 0.5)
+    m2 = es.random_mask(w, density, dist, seed=seed)
+    assert all(torch.equal(a, b) for a, b in zip(m, m2))
+
+
+def test_random_mask_erk_differs_from_uniform_per_layer():
+    w = {"a": torch.zeros(256, 64), "b": torch.zeros(256, 256), "c": torch.zeros(10, 256)}
+    u = es.random_mask(w, 0.1, "uniform", seed=0)
+    e = es.random_mask(w, 0.1, "erk", seed=0)
+    assert abs(u["b"].float().mean().item() - 0.1) < 1e-3
+    assert e["c"].float().mean() > 0.5 > e["b"].float().mean()
+
+
+# ---------------------------------------------------------------------------
+# Schedules
+# ---------------------------------------------------------------------------
+def test_cubic_schedule_closed_form():
+    f = lambda t: es.cubic_sparsity_schedule(t, 0.0, 0.9, 100, 10, 10)  # noqa: E731
+    assert f(0) == 0.0 and f(99) == 0.0
+    assert f(100) == pytest.approx(0.0)
+    assert f(150) == pytest.approx(0.9 + (0.0 - 0.9) * (1 - 5 / 10) ** 3)
+    assert f(159) == f(150)  # held between pruning steps
+    assert f(200) == pytest.approx(0.9) and f(10_000) == pytest.approx(0.9)
+
+
+@FAST
+@given(si=st.floats(0, 0.5), sf=st.floats(0.5, 0.99), t0=st.integers(0, 50), n=st.integers(1, 20), dt=st.integers(1, 10))
+def test_cubic_schedule_is_nondecreasing_and_front_loaded(si, sf, t0, n, dt):
+    vals = [es.cubic_sparsity_schedule(t, si, sf, t0, n, dt) for t in range(0, t0 + n * dt + 5)]
+    assert all(b >= a - 1e-12 for a, b in zip(vals, vals[1:]))
+    assert vals[0] == pytest.approx(si) and vals[-1] == pytest.approx(sf)
+    half = es.cubic_sparsity_schedule(t0 + (n // 2) * dt, si, sf, t0, n, dt)
+    assert half >= si + (sf - si) * (n // 2) / n - 1e-12  # cubic: faster than linear early on
+
+
+def test_pruning_window():
+    assert es.pruning_window(400, 0.25, 0.75, 10) == (100, 20)
+    assert es.pruning_window(400, 0.0, 0.5, 10) == (0, 20)
+
+
+# ---------------------------------------------------------------------------
+# The knee
+# ---------------------------------------------------------------------------
+def _synthetic(knee, slope=5.0, flat_slope=0.0, grid=None):
+    x = np.array(grid if grid is not None else [0, .2, .4, .5, .6, .65, .7, .75, .8, .85, .9, .95, .97, .99])
+    y = 1.0 - flat_slope * x - slope * np.maximum(0, x - knee)
+    return x, y
+
+
+@pytest.mark.parametrize("knee", [0.5, 0.7, 0.8, 0.9])
+def test_hinge_and_delta_knee_recover_a_known_knee(knee):
+    x, y = _synthetic(knee, flat_slope=0.02)
+    assert es.essential_sparsity_point(x, y) == pytest.approx(knee)
+    # delta: the last point within 1e-3 of y0 before the drop
+    x2, y2 = _synthetic(knee)
+    assert es.essential_sparsity_point(x2, y2, method="delta", delta=1e-3) == pytest.approx(knee)
+
+
+@pytest.mark.parametrize("knee", [0.6, 0.8])
+def test_kneedle_finds_the_corner_of_a_flat_then_steep_curve(knee):
+    x, y = _synthetic(knee, slope=20.0)
+    y = np.maximum(y, 0.1)
+    assert es.essential_sparsity_point(x, y, method="kneedle") == pytest.approx(knee)
+
+
+@FAST
+@given(k=st.integers(2, 11), slope=st.floats(1.0, 50.0), noise_seed=st.integers(0, 100))
+def test_hinge_knee_on_noisy_synthetic_curves_is_within_one_grid_step(k, slope, noise_seed):
+    x = np.round(np.linspace(0.0, 0.98, 15), 4)
+    y = 1.0 - slope * np.maximum(0, x - x[k]) + np.random.default_rng(noise_seed).normal(0, 1e-4, x.size)
+    est = es.essential_sparsity_point(x, y)
+    assert abs(np.flatnonzero(x == est)[0] - k) <= 1
+
+
+def test_knee_sharpness_ratio():
+    x, y = _synthetic(0.8, slope=5.0, flat_slope=0.1)
+    r = es.knee_sharpness(x, y)
+    assert r["knee"] == pytest.approx(0.8)
+    assert r["slope_before"] == pytest.approx(-0.1) and r["slope_after"] == pytest.approx(-5.1)
+    assert r["ratio"] == pytest.approx(51.0)
+
+
+# ---------------------------------------------------------------------------
+# Soups
+# ---------------------------------------------------------------------------
+def test_average_state_dicts_keeps_the_shared_zeros():
+    mask = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    states = [{"w": torch.randn(2, 2) * mask, "b": torch.full((2,), float(i))} for i in range(3)]
+    soup = es.average_state_dicts(states)
+    assert torch.equal(soup["w"] == 0, mask == 0)
+    assert torch.allclose(soup["b"], torch.full((2,), 1.0))
+    assert torch.allclose(soup["w"], (states[0]["w"] + states[1]["w"] + states[2]["w"]) / 3)
+
+
+# ---------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("s", [-0.1, 1.0, 1.5])
+def test_sparsity_outside_unit_interval_raises(s):
+    with pytest.raises(ValueError, match="sparsity"):
+        es.magnitude_mask([torch.ones(3)], s)
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(TypeError, match="sparsity"):
+        es.magnitude_mask([torch.ones(3)], "0.5")
+    with pytest.raises(ValueError, match="empty"):
+        es.magnitude_mask({}, 0.5)
+    with pytest.raises(ValueError, match="empty"):
+        es.magnitude_mask([], 0.5)
+    with pytest.raises(ValueError, match="scope"):
+        es.magnitude_mask([torch.ones(3)], 0.5, scope="row")
+    with pytest.raises(ValueError, match="n must be < m"):
+        es.nm_mask(torch.ones(2, 4), 4, 4)
+    with pytest.raises(ValueError, match="n must be < m"):
+        es.nm_mask(torch.ones(2, 4), 5, 4)
+    with pytest.raises(ValueError, match="divisible by m"):
+        es.nm_mask(torch.ones(2, 6), 2, 4)
+    with pytest.raises(ValueError, match="divisible by m"):
+        es.nm_mask_jax(np.ones((2, 6)), 2, 4)
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        es.nm_mask(torch.ones(8), 2, 4)
+    with pytest.raises(ValueError, match="density"):
+        es.random_mask([torch.ones(3, 3)], 0.0)
+    with pytest.raises(ValueError, match="distribution"):
+        es.random_mask([torch.ones(3, 3)], 0.5, "normal")
+    with pytest.raises(ValueError, match="s_final"):
+        es.cubic_sparsity_schedule(0, 0.5, 0.2, 0, 10, 1)
+    with pytest.raises(ValueError, match="n_steps"):
+        es.cubic_sparsity_schedule(0, 0.0, 0.5, 0, 0, 1)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        es.essential_sparsity_point([0, 0.5, 0.4, 0.9], [1, 1, 1, 0])
+    with pytest.raises(ValueError, match="method"):
+        es.essential_sparsity_point([0, 0.3, 0.6, 0.9], [1, 1, 1, 0], method="elbow")
+    with pytest.raises(ValueError, match="at least 4"):
+        es.essential_sparsity_point([0, 0.5], [1, 0])
+    with pytest.raises(ValueError, match="no weight matrices"):
+        es.prunable(torch.nn.Sequential(torch.nn.ReLU()))
+    with pytest.raises(TypeError, match="OneShotConfig"):
+        es.run_oneshot(es.GradualConfig())
+    with pytest.raises(ValueError, match="scale"):
+        es.OneShotConfig.preset("huge")
+
+
+# ---------------------------------------------------------------------------
+# Runners (tiny configs)
+# ---------------------------------------------------------------------------
+TINY = es.ParentConfig(width=32, depth=2, steps=150)
+
+
+def test_run_oneshot_is_deterministic_and_prunes_to_chance_at_the_end():
+    cfg = es.OneShotConfig(parent=TINY, sparsities=(0.0, 0.5, 0.8, 0.9, 0.99), nm_patterns=((2, 4), (1, 8)))
+    a = es.run_oneshot(cfg, seed=1)
+    es._train_parent_cached.cache_clear()
+    b = es.run_oneshot(cfg, seed=1)
+    assert np.array_equal(a["acc_global"], b["acc_global"])
+    assert a["acc_global"][0] == pytest.approx(a["dense_acc"])
+    assert a["acc_global"][0] > 0.7 and a["acc_global"][-1] < 0.4
+    assert [(n, m) for n, m, *_ in a["nm"]] == [(2, 4), (1, 8)]
+
+
+def test_masked_training_keeps_the_mask_and_gradual_pruning_reaches_the_target():
+    cfg = es.GradualConfig(parent=TINY, sparsities=(0.8,), steps=40, dt=5)
+    row = es.run_gradual(cfg, seed=0)["rows"][0]
+    assert row["gradual_sparsity"] == pytest.approx(0.8, abs=1e-3)
+    soup = es.run_soups(es.SoupConfig(parent=TINY, sparsity=0.7, n_ingredients=2, steps=20), seed=0)
+    assert soup["soup_sparsity"] == pytest.approx(0.7, abs=1e-3)
