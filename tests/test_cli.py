@@ -1,0 +1,62 @@
+"""The CLI, and the determinism contract: a chapter's printed results do not depend on the thread count."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "sparsebook", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def test_list_shows_every_chapter_with_its_claims():
+    proc = _cli("list")
+    assert proc.returncode == 0, proc.stderr
+    assert "dendrites" in proc.stdout and "claims:" in proc.stdout
+
+
+def test_reproduce_rejects_unknown_chapters_and_scales():
+    proc = _cli("reproduce", "no_such_chapter")
+    assert proc.returncode != 0 and "unknown chapter" in proc.stderr
+    proc = _cli("reproduce", "dendrites", "--scale", "huge")
+    assert proc.returncode != 0 and "invalid choice" in proc.stderr
+
+
+def _text_outputs(nb_path: Path) -> list[str]:
+    nb = json.loads(nb_path.read_text())
+    out = []
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            if o["output_type"] == "stream":
+                out.append("".join(o["text"]))
+            elif "data" in o and "text/plain" in o["data"]:
+                out.append("".join(o["data"]["text/plain"]))
+    return out
+
+
+@pytest.mark.slow
+def test_reproduce_writes_notebook_figures_and_claims_identically_for_1_and_default_threads(tmp_path):
+    """DESIGN.md: results must not depend on the core count.  Run the dendrites chapter (JAX Monte Carlo and
+    NumPy) with OMP_NUM_THREADS=1 and with the default, and require identical printed results."""
+    results = []
+    for label, threads in (("one", "1"), ("default", None)):
+        env = dict(os.environ)
+        env.pop("OMP_NUM_THREADS", None)
+        if threads:
+            env["OMP_NUM_THREADS"] = threads
+        out = tmp_path / label
+        proc = _cli("reproduce", "dendrites", "--scale", "ci", "--out", str(out), env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert (out / "dendrites.ipynb").is_file()
+        figures = sorted((out / "figures").glob("*.png"))
+        assert len(figures) >= 5 and all(f.stat().st_size > 1000 for f in figures)
+        claims = json.loads((out / "claims.json").read_text())
+        assert claims["chapter"] == "dendrites" and claims["scale"] == "ci" and len(claims["claims"]) >= 10
+        results.append((_text_outputs(out / "dendrites.ipynb"), [c["verdict"] for c in claims["claims"]]))
+    assert results[0] == results[1]

@@ -1,0 +1,79 @@
+"""Tests of the shared parts: seeding, scales, plotting house style, data, training loop."""
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np
+import pytest
+import torch
+
+from sparsebook import check_scale, seed_everything
+from sparsebook import data, nn as snn, plotting, train
+
+
+def test_seed_everything_makes_draws_repeatable_and_pins_threads():
+    g1 = seed_everything(3)
+    a = (g1.random(3), np.random.rand(2), torch.rand(2))
+    g2 = seed_everything(3)
+    b = (g2.random(3), np.random.rand(2), torch.rand(2))
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert torch.equal(a[2], b[2])
+    assert torch.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("bad,exc", [(-1, ValueError), (1.5, TypeError), (True, TypeError)])
+def test_seed_everything_rejects_bad_seeds(bad, exc):
+    with pytest.raises(exc):
+        seed_everything(bad)
+
+
+def test_scales():
+    assert check_scale("ci") == "ci"
+    with pytest.raises(ValueError, match="scale must be one of"):
+        check_scale("medium")
+
+
+def test_finish_refuses_unlabelled_axes():
+    fig, (ax,) = plotting.figure()
+    ax.plot([0, 1], [0, 1])
+    with pytest.raises(ValueError, match="label"):
+        plotting.finish(fig)
+    plotting.label(ax, "x (units)", "y (units)")
+    assert plotting.finish(fig) is fig
+    with pytest.raises(ValueError):
+        plotting.label(ax, "", "y")
+
+
+def test_digits_split_is_seeded_standardised_and_stratified():
+    d1, d2 = data.digits(seed=0), data.digits(seed=0)
+    np.testing.assert_array_equal(d1["x_train"], d2["x_train"])
+    assert d1["x_train"].shape[1] == 64 and d1["x_train"].dtype == np.float32
+    assert len(d1["x_train"]) + len(d1["x_test"]) == 1797
+    assert abs(float(d1["x_train"].mean())) < 1e-5
+    assert set(np.unique(d1["y_test"])) == set(range(10))
+    with pytest.raises(ValueError, match="test_fraction"):
+        data.digits(test_fraction=1.5)
+
+
+def test_fit_is_deterministic_and_learns_digits():
+    d = data.digits(seed=0)
+    runs = []
+    for _ in range(2):
+        seed_everything(0)
+        model = snn.mlp([64, 32, 10])
+        hist = train.fit(model, d["x_train"], d["y_train"], steps=150, lr=1e-2, seed=0)
+        runs.append((hist["loss"], snn.accuracy(model, torch.tensor(d["x_test"]), torch.tensor(d["y_test"]))))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] > 0.9
+
+
+def test_fit_and_mlp_validate_arguments():
+    with pytest.raises(ValueError, match="sizes"):
+        snn.mlp([64])
+    with pytest.raises(ValueError, match="activation"):
+        snn.mlp([4, 2], activation="swish2")
+    m = snn.mlp([4, 2])
+    with pytest.raises(ValueError, match="steps"):
+        train.fit(m, np.zeros((3, 4), np.float32), np.zeros(3, np.int64), steps=0, lr=0.1)
+    with pytest.raises(ValueError, match="same"):
+        train.fit(m, np.zeros((3, 4), np.float32), np.zeros(2, np.int64), steps=1, lr=0.1)
