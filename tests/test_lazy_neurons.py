@@ -1,0 +1,343 @@
+"""Tests of sparsebook.lazy_neurons: statistics, sparsifiers, CETT, sparse forward, recorder, runners."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra.numpy import arrays
+from torch import nn
+
+from sparsebook import lazy_neurons as L
+from sparsebook.nn import mlp
+
+finite = st.floats(-10, 10, allow_nan=False, width=32)
+
+
+# ---------------------------------------------------------------------------
+# statistics: known patterns
+# ---------------------------------------------------------------------------
+
+
+def test_nonzero_fraction_counts_a_known_pattern():
+    a = torch.tensor([[0.0, 1.0, 0.0, 2.0], [0.0, 0.0, 0.0, 3.0]])
+    assert L.nonzero_fraction(a) == pytest.approx(3 / 8)
+    assert torch.equal(L.nonzero_fraction(a, per_token=True), torch.tensor([0.5, 0.25]))
+    assert L.nonzero_fraction(a, tau=1.5) == pytest.approx(2 / 8)  # strict: |a| > τ
+    assert L.nonzero_fraction(a, tau=1.0) == pytest.approx(2 / 8)
+
+
+def test_dead_fraction_counts_units_never_active():
+    a = torch.tensor([[0.0, 1.0, 0.0, 2.0], [0.0, 0.0, 0.0, 3.0]])
+    assert L.dead_fraction(a) == pytest.approx(2 / 4)            # units 0 and 2
+    assert L.dead_fraction(a, tau=1.5) == pytest.approx(3 / 4)   # only unit 3 exceeds 1.5
+    # leading dims are rows: a [batch, tokens, h]
+    assert L.dead_fraction(a.reshape(1, 2, 4)) == pytest.approx(0.5)
+
+
+def test_statistics_on_dicts_and_numpy():
+    d = {"x": np.array([[1.0, 0.0]]), "y": torch.zeros(3, 2)}
+    assert L.nonzero_fraction(d) == {"x": 0.5, "y": 0.0}
+    assert L.dead_fraction(d) == {"x": 0.5, "y": 1.0}
+
+
+@given(arrays(np.float32, (5, 7), elements=finite))
+def test_nonzero_fraction_is_mean_of_per_token(a):
+    t = torch.from_numpy(a)
+    assert L.nonzero_fraction(t) == pytest.approx(float(L.nonzero_fraction(t, per_token=True).mean()), abs=1e-6)
+    assert 0.0 <= L.dead_fraction(t) <= 1 - L.nonzero_fraction(t) + 1e-12 or L.nonzero_fraction(t) == 0
+
+
+# ---------------------------------------------------------------------------
+# the recorder
+# ---------------------------------------------------------------------------
+
+
+def test_recorder_sees_known_activations_without_touching_the_model():
+    model = mlp([3, 4, 2])
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(4, 3))
+        model[0].bias.copy_(torch.tensor([0.0, 0.0, 0.0, -1.0]))
+    x = torch.tensor([[1.0, -1.0, 2.0], [-1.0, 1.0, 0.0]])
+    acts = L.record_activations(model, x)
+    assert list(acts) == ["1"]
+    expected = torch.relu(x @ torch.eye(4, 3).T + torch.tensor([0.0, 0.0, 0.0, -1.0]))
+    assert torch.equal(acts["1"], expected)
+    assert L.nonzero_fraction(acts)["1"] == pytest.approx(3 / 8)
+    assert L.dead_fraction(acts)["1"] == pytest.approx(1 / 4)  # unit 3: never above its bias -1
+    assert not model[1]._forward_hooks  # hooks removed
+
+
+def test_recorder_names_transformer_layers():
+    torch.manual_seed(0)
+    m = L.TinyTransformer(vocab=8, seq_len=5, d_model=8, ff=16, layers=2)
+    acts = L.record_activations(m, torch.randint(0, 8, (3, 5)))
+    assert set(acts) == {"blocks.0.act", "blocks.1.act"}
+    assert acts["blocks.0.act"].shape == (3, 5, 16)
+    assert L.nonzero_fraction(acts["blocks.0.act"], per_token=True).shape == (3, 5)
+
+
+def test_recorder_rejects_a_model_without_mlp():
+    with pytest.raises(ValueError, match="no MLP activation"):
+        L.record_activations(nn.Linear(3, 2), torch.zeros(1, 3))
+    with pytest.raises(TypeError, match="model"):
+        L.record_activations("not a model", torch.zeros(1, 3))
+
+
+def test_mlp_sites_pair_activation_with_down_projection():
+    m = L.MLP(4, 8, 3, depth=2)
+    sites = L.mlp_sites(m)
+    assert list(sites) == ["acts.0", "acts.1"]
+    assert sites["acts.1"][1] is m.layers[2]
+    seq = mlp([4, 8, 3])
+    assert L.mlp_sites(seq)["1"][1] is seq[2]
+
+
+# ---------------------------------------------------------------------------
+# sparsifiers
+# ---------------------------------------------------------------------------
+
+
+@given(arrays(np.float32, st.tuples(st.integers(1, 6), st.integers(1, 12)), elements=finite), st.data())
+def test_topk_keeps_exactly_k_per_row_and_the_largest(a, data):
+    k = data.draw(st.integers(1, a.shape[1]))
+    x = torch.from_numpy(a) + 20.0  # strictly positive: the zeroed entries are exactly the dropped ones
+    out = L.topk_activation(x, k)
+    assert ((out != 0).sum(-1) == k).all()
+    kept = torch.where(out != 0, x, torch.tensor(float("inf"))).min(-1).values
+    dropped = torch.where(out == 0, x, torch.tensor(float("-inf"))).max(-1).values
+    assert (kept >= dropped).all()
+    assert torch.equal(out[out != 0], x[out != 0])
+
+
+def test_topk_known_values_and_numpy():
+    x = np.array([[3.0, -1.0, 2.0, 5.0]], dtype=np.float32)
+    np.testing.assert_array_equal(L.topk_activation(x, 2), [[3.0, 0.0, 0.0, 5.0]])
+
+
+@pytest.mark.parametrize("k", [0, 5, -1])
+def test_topk_rejects_k_outside_range(k):
+    with pytest.raises(ValueError, match=r"k must be an int in \[1, 4\]"):
+        L.topk_activation(torch.ones(2, 4), k)
+
+
+def test_topk_rejects_non_int_k():
+    with pytest.raises(TypeError, match="k"):
+        L.topk_activation(torch.ones(2, 4), 2.0)
+
+
+def test_cats_threshold_hits_target_on_held_out_data():
+    """Calibrated on 4,000 rows, the threshold cuts the target fraction of fresh rows within 0.01."""
+    g = torch.Generator().manual_seed(0)
+    cal = torch.randn(4000, 64, generator=g)
+    held = torch.randn(4000, 64, generator=g)
+    for s in (0.3, 0.5, 0.9, 0.99):
+        t = L.cats_threshold(cal, s)
+        achieved = 1 - L.nonzero_fraction(L.apply_threshold(held, t))
+        assert abs(achieved - s) < 0.01
+    # closed form: |N(0,1)| median is Φ⁻¹(0.75) ≈ 0.6745
+    assert L.cats_threshold(cal, 0.5) == pytest.approx(0.6745, abs=0.01)
+
+
+def test_cats_threshold_zero_and_dict():
+    assert L.cats_threshold(torch.ones(3, 2), 0.0) == 0.0
+    out = L.cats_threshold({"a": torch.arange(101.0)}, 0.5)
+    assert out == {"a": pytest.approx(50.0)}
+
+
+@pytest.mark.parametrize("s", [1.0, -0.1, 1.5])
+def test_cats_threshold_rejects_sparsity_outside_unit_interval(s):
+    with pytest.raises(ValueError, match=r"sparsity must be in \[0.0, 1.0\)"):
+        L.cats_threshold(torch.ones(3, 2), s)
+
+
+def test_chess_thresholds_cut_each_channel_equally():
+    g = torch.Generator().manual_seed(1)
+    scale = torch.tensor([0.1, 1.0, 10.0])
+    cal = torch.randn(5000, 3, generator=g) * scale
+    held = torch.randn(5000, 3, generator=g) * scale
+    t = L.chess_thresholds(cal, 0.7)
+    assert t.shape == (3,)
+    per_channel = (L.apply_threshold(held, t) == 0).double().mean(0)
+    assert torch.allclose(per_channel, torch.full((3,), 0.7, dtype=torch.float64), atol=0.02)
+    # one CATS threshold instead kills the small channel and keeps the large one
+    one = (L.apply_threshold(held, L.cats_threshold(cal, 0.7)) == 0).double().mean(0)
+    assert one[0] > 0.99 and one[2] < 0.2
+
+
+def test_fatrelu_and_deft():
+    x = torch.tensor([-1.0, 0.05, 0.2, 3.0])
+    assert torch.equal(L.fatrelu(x, 0.1), torch.tensor([0.0, 0.0, 0.2, 3.0]))
+    assert torch.equal(L.fatrelu(x, 0.0), torch.relu(x))
+    a = torch.tensor([0.0, 0.0, 1.0, -2.0])
+    assert float(L.deft_density_loss(a)) == pytest.approx(0.5, abs=1e-6)  # ≈ fraction nonzero
+    with pytest.raises(ValueError, match="eps"):
+        L.deft_density_loss(a, eps=0.0)
+
+
+def test_prosparse_lambda_quarter_sine_stages():
+    b, v = (10, 20), (1.0, 3.0)
+    assert L.prosparse_lambda(0, b, v) == 0.0
+    assert L.prosparse_lambda(5, b, v) == pytest.approx(math.sin(math.pi / 4))
+    assert L.prosparse_lambda(10, b, v) == pytest.approx(1.0)
+    assert L.prosparse_lambda(15, b, v) == pytest.approx(1.0 + 2.0 * math.sin(math.pi / 4))
+    assert L.prosparse_lambda(100, b, v) == 3.0
+    steps = [L.prosparse_lambda(s, b, v) for s in range(30)]
+    assert all(y >= x for x, y in zip(steps, steps[1:]))  # non-decreasing, continuous at stage ends
+    with pytest.raises(ValueError, match="boundaries"):
+        L.prosparse_lambda(0, (10, 5), (1.0, 2.0))
+
+
+def test_expected_calibration_error_known_values():
+    # every prediction has confidence 0.8 and is right 8 times out of 10: ECE 0
+    p = torch.tensor([[0.8, 0.2]] * 10)
+    y = torch.tensor([0] * 8 + [1] * 2)
+    assert L.expected_calibration_error(p, y) == pytest.approx(0.0, abs=1e-6)  # float32 0.8
+    # confidence 0.9, always wrong: ECE 0.9
+    assert L.expected_calibration_error(torch.tensor([[0.9, 0.1]] * 4), torch.ones(4, dtype=torch.long)) == \
+        pytest.approx(0.9)
+
+
+# ---------------------------------------------------------------------------
+# Sparsing Law's CETT
+# ---------------------------------------------------------------------------
+
+
+def test_cett_known_values_and_threshold():
+    w = torch.eye(3)                                    # ‖W_down[:, i]‖ = 1, W a = a
+    a = torch.tensor([[3.0, 4.0, 0.0]])
+    assert L.cett(a, w, 0.0) == 0.0                     # nothing cut (the zero contributes nothing)
+    assert L.cett(a, w, 3.5) == pytest.approx(3 / 5)    # cut the 3: ‖(3,0,0)‖/‖(3,4,0)‖
+    assert L.cett(a, w, 10.0) == pytest.approx(1.0)
+    t = L.cett_threshold(a, w, 0.6)
+    assert 3.0 <= t < 4.0
+    assert L.cett(a, w, t) <= 0.6
+
+
+def test_ppl_p_sparsity_respects_the_loss_budget():
+    torch.manual_seed(0)
+    m = L.MLP(4, 32, 3)
+    x = torch.randn(200, 4)
+    y = torch.randint(0, 3, (200,))
+    r = L.ppl_p_sparsity(m, x, y, p=1.0)
+    assert r["loss_ratio"] <= 1.01 + 1e-9
+    assert r["sparsity"] >= L.nonzero_fraction(L.record_activations(m, x)["acts.0"]) * 0 + \
+        (1 - L.nonzero_fraction(L.record_activations(m, x)["acts.0"])) - 1e-9  # at least the exact zeros
+
+
+# ---------------------------------------------------------------------------
+# sparse MLP forward
+# ---------------------------------------------------------------------------
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 5), st.floats(-2.0, 2.0), st.floats(0.0, 1.0), st.integers(0, 1000))
+def test_sparse_forward_equals_dense(rows, shift, dense_above, seed):
+    g = torch.Generator().manual_seed(seed)
+    d, h = 6, 40
+    x = torch.randn(rows, d, generator=g)
+    w_up, b_up = torch.randn(h, d, generator=g), torch.randn(h, generator=g) + shift
+    w_down, b_down = torch.randn(d, h, generator=g), torch.randn(d, generator=g)
+    dense = L.dense_mlp_forward(x, w_up, b_up, w_down, b_down)
+    sparse = L.sparse_mlp_forward(x, w_up, b_up, w_down.T.contiguous(), b_down, dense_above=dense_above)
+    assert torch.allclose(sparse, dense, atol=1e-5, rtol=1e-5)
+
+
+def test_sparse_down_all_zero_gives_bias():
+    out = L.sparse_down(torch.zeros(2, 5), torch.randn(5, 3), torch.ones(3))
+    assert torch.equal(out, torch.ones(2, 3))
+    with pytest.raises(ValueError, match="w_down_t"):
+        L.sparse_down(torch.zeros(2, 5), torch.randn(4, 3))
+
+
+def test_sparse_activation_batch_has_exact_sparsity():
+    a = L.sparse_activation_batch(3, 200, 0.9, np.random.default_rng(0))
+    assert L.nonzero_fraction(a) == pytest.approx(0.1)
+
+
+# ---------------------------------------------------------------------------
+# models, data, training
+# ---------------------------------------------------------------------------
+
+
+def test_activation_module_modes():
+    x = torch.tensor([[-1.0, 0.5, 2.0, 1.0]])
+    assert torch.equal(L.Activation("relu", k=1)(x), torch.tensor([[0.0, 0.0, 2.0, 0.0]]))
+    assert torch.equal(L.Activation("relu", threshold=0.8)(x), torch.tensor([[0.0, 0.0, 2.0, 1.0]]))
+    assert (L.Activation("silu")(x) != 0).all()
+    with pytest.raises(ValueError, match="name"):
+        L.Activation("swish")
+
+
+def test_bias_free_relu_on_antithetic_inputs_is_exactly_half_active():
+    """Symmetry: without biases, unit i is active on exactly one of x and −x (almost surely)."""
+    teacher = L.NoisyTeacher(seed=0)
+    x, _ = teacher.sample(1000, np.random.default_rng(0), symmetric=True)
+    torch.manual_seed(0)
+    m = L.MLP(teacher.d, 64, 10, bias=False)
+    assert L.nonzero_fraction(L.record_activations(m, x)) == {"acts.0": 0.5}
+
+
+def test_markov_source_shapes_and_entropy():
+    src = L.MarkovSource(vocab=5, seed=0)
+    x, y = src.sample(4, 7, np.random.default_rng(0))
+    assert x.shape == y.shape == (4, 7)
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    assert 0 < src.entropy() < math.log(5)
+
+
+def test_training_is_deterministic_and_lowers_the_loss():
+    def once():
+        L.seed_everything(0)
+        teacher = L.NoisyTeacher(noise=0.0)
+        rng = np.random.default_rng(0)
+        m = L.MLP(teacher.d, 32, teacher.classes)
+        return L.train(m, lambda s: teacher.sample(64, rng), steps=60, lr=1e-2)
+    a, b = once(), once()
+    np.testing.assert_array_equal(a, b)
+    assert a[-10:].mean() < a[:10].mean()
+
+
+def test_penalty_reaches_the_activations():
+    """A large L1 penalty on recorded activations must make the MLP sparser than none."""
+    def run(weight):
+        L.seed_everything(0)
+        teacher = L.NoisyTeacher(noise=0.0)
+        rng = np.random.default_rng(0)
+        m = L.MLP(teacher.d, 32, teacher.classes)
+        pen = (lambda acts, s: weight * sum(a.abs().mean() for a in acts.values())) if weight else None
+        L.train(m, lambda s: teacher.sample(64, rng), steps=80, lr=1e-2, penalty=pen)
+        x, _ = teacher.sample(500, np.random.default_rng(1))
+        return L.nonzero_fraction(L.record_activations(m, x))["acts.0"]
+    assert run(1.0) < run(0.0) - 0.1
+
+
+# ---------------------------------------------------------------------------
+# configs and runners
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [L.EmergenceConfig, L.ConditionsConfig, L.ScalingConfig, L.TopKConfig,
+                                 L.ActivationsConfig, L.SpeedConfig])
+def test_presets(cls):
+    ci, full = cls.preset("ci"), cls.preset("full")
+    assert ci != full
+    with pytest.raises(ValueError, match="scale"):
+        cls.preset("huge")
+
+
+def test_sparsity_emerges_in_a_small_mlp_run():
+    """The chapter's central effect at a fraction of its size: the noisy teacher, lr 1e-2, fresh data."""
+    cfg = L.ConditionsConfig(width=256, steps=300, eval_rows=1000)
+    sparse = L._mlp_run(cfg, 0, "teacher", 1e-2)["held_out"]
+    dense = L._mlp_run(cfg, 0, "teacher", 1e-3)["held_out"]
+    assert sparse["nonzero"]["acts.0"] < 0.3 and sparse["dead"]["acts.0"] < 0.05
+    assert dense["nonzero"]["acts.0"] > 0.45
+
+
+def test_run_speed_is_exact():
+    r = L.run_speed(L.SpeedConfig(sizes=((16, 64),), sparsities=(0.0, 0.9), repeats=3))
+    assert r["sizes"]["16×64"]["max_abs_err"] < 1e-5
+    np.testing.assert_allclose(r["ideal"], [1.0, 10.0])
