@@ -1,0 +1,328 @@
+"""Tests of sparsebook.rg_flow: closed forms, the book's constants, properties, Monte Carlo, bad input."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from scipy.integrate import quad
+from scipy.special import erf as sp_erf, expit
+
+from sparsebook import rg_flow as rg
+
+
+def quad_gauss(f, k):
+    """⟨f(z)⟩_K by adaptive quadrature (an independent reference for Gauss–Hermite)."""
+    s = math.sqrt(k)
+    val, _ = quad(lambda x: f(s * x) * math.exp(-x * x / 2) / math.sqrt(2 * math.pi), -np.inf, np.inf,
+                  epsabs=1e-14, epsrel=1e-13, limit=400)
+    return val
+
+
+# ---------------------------------------------------------------------------
+# Gaussian expectations: closed forms
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("k", [1e-3, 0.3, 1.0, 7.0, 40.0])
+def test_gaussian_expectation_closed_forms(k):
+    assert rg.gaussian_expectation(lambda z: z ** 2, k) == pytest.approx(k, rel=1e-12)
+    assert rg.gaussian_expectation(lambda z: z ** 4, k) == pytest.approx(3 * k * k, rel=1e-12)
+    relu = rg.ACTIVATIONS["relu"]
+    assert rg.gaussian_expectation(lambda z: relu(z) ** 2, k) == pytest.approx(k / 2, rel=1e-12)
+    assert rg.gaussian_expectation(lambda z: relu(z) ** 4, k) == pytest.approx(1.5 * k * k, rel=1e-12)
+    # erf's arcsine kernel (Williams 1997) and sin's exponential kernel
+    assert rg.gaussian_expectation(lambda z: rg.ACTIVATIONS["erf"](z) ** 2, k) == pytest.approx(
+        2 / math.pi * math.asin(2 * k / (1 + 2 * k)), rel=1e-10)
+    if k <= 7:
+        assert rg.gaussian_expectation(lambda z: rg.ACTIVATIONS["sin"](z) ** 2, k) == pytest.approx(
+            (1 - math.exp(-2 * k)) / 2, rel=1e-10)
+
+
+def test_gaussian_expectation_of_swish_matches_adaptive_quadrature_at_its_critical_kernel():
+    k = 14.3
+    dsw = lambda z: expit(z) * (1 + z * (1 - expit(z)))  # noqa: E731
+    ref = quad_gauss(lambda z: dsw(z) ** 2, k)
+    _, perp = rg.susceptibilities("swish", 1.0, k)
+    assert float(perp) == pytest.approx(ref, rel=1e-9)
+
+
+# ---------------------------------------------------------------------------
+# Kernel flows
+# ---------------------------------------------------------------------------
+def test_relu_at_criticality_keeps_the_kernel_constant():
+    k = rg.kernel_flow("relu", 0.0, 2.0, 1.7, 300)
+    # exact up to float64 rounding of a 4000-term sum per layer (~1e-14 per layer)
+    assert np.all(np.abs(k / 1.7 - 1) <= 2e-14 * np.arange(1, 301))
+
+
+@pytest.mark.parametrize("c_w", [1.5, 2.5])
+def test_relu_off_criticality_is_exponential(c_w):
+    k = rg.kernel_flow("relu", 0.0, c_w, 1.0, 40)
+    np.testing.assert_allclose(k, (c_w / 2) ** np.arange(40), rtol=1e-11)
+
+
+def test_linear_network_kernel_accumulates_the_bias():
+    k = rg.kernel_flow("linear", 0.3, 1.0, 2.0, 10)
+    np.testing.assert_allclose(k, 2.0 + 0.3 * np.arange(10), rtol=1e-12)
+
+
+def test_erf_flow_matches_the_arcsine_recursion():
+    k = rg.kernel_flow("erf", 0.1, 1.3, 0.8, 30)
+    ref = [0.8]
+    for _ in range(29):
+        ref.append(0.1 + 1.3 * 2 / math.pi * math.asin(2 * ref[-1] / (1 + 2 * ref[-1])))
+    np.testing.assert_allclose(k, ref, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name,coef", [("tanh", 0.5), ("erf", 0.5), ("sin", 1.0)])
+def test_k0_class_power_law_coefficient(name, coef):
+    """At criticality K^(l) ≈ 1/(−a_1 l): tanh and erf a_1 = −2, sin a_1 = −1 (PDLT §5.3.3)."""
+    c = rg.critical_point(name)
+    k = rg.kernel_flow(name, c.c_b, c.c_w, 1.0, 20000)
+    assert 20000 * k[-1] == pytest.approx(coef, rel=2e-3)
+    assert -1 / rg.k0_class_constants(name)["a1"] == pytest.approx(coef, rel=1e-12)
+
+
+def test_k0_class_constants_of_tanh():
+    c = rg.k0_class_constants("tanh")
+    assert (c["a1"], c["b1"], c["p_perp"], c["c_w"], c["in_class"]) == pytest.approx((-2.0, -2.0, 1.0, 1.0, True))
+    assert rg.k0_class_constants("erf")["c_w"] == pytest.approx(math.pi / 4, rel=1e-12)
+
+
+def test_off_critical_tanh_decays_or_settles_exponentially_fast():
+    below = rg.kernel_flow("tanh", 0.0, 0.9, 1.0, 200)   # to K* = 0 exponentially (χ∥(0) = 0.9)
+    assert below[-1] < 0.9 ** 150
+    above = rg.kernel_flow("tanh", 0.0, 1.2, 1.0, 400)   # to a non-zero K*
+    assert abs(above[-1] - above[-2]) < 1e-12 and above[-1] > 0.1
+
+
+# ---------------------------------------------------------------------------
+# Susceptibilities, criticality, universality classes
+# ---------------------------------------------------------------------------
+def test_relu_susceptibilities_are_half_of_c_w():
+    par, perp = rg.susceptibilities("relu", 2.4, np.array([0.1, 1.0, 10.0]))
+    np.testing.assert_allclose(par, 1.2, rtol=1e-12)
+    np.testing.assert_allclose(perp, 1.2, rtol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(k=st.floats(0.05, 5.0), c_w=st.floats(0.2, 3.0), name=st.sampled_from(["tanh", "erf", "swish", "gelu", "softplus"]))
+def test_chi_parallel_is_the_slope_of_the_kernel_map(k, c_w, name):
+    """χ∥ = dF/dK with F(K) = C_b + C_W⟨σ²⟩_K (PDLT eq. 5.50), by central differences."""
+    h = 1e-4 * k
+    fd = (rg.flow_step(name, 0.0, c_w, k + h) - rg.flow_step(name, 0.0, c_w, k - h)) / (2 * h)
+    assert float(rg.chi_parallel(name, c_w, k)) == pytest.approx(float(fd), rel=1e-6, abs=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(k=st.floats(0.01, 20.0), name=st.sampled_from(sorted(rg.ACTIVATIONS)))
+def test_susceptibilities_are_nonnegative_and_linear_in_c_w(k, name):
+    p1, q1 = rg.susceptibilities(name, 1.0, k)
+    p3, q3 = rg.susceptibilities(name, 3.0, k)
+    assert q1 >= 0
+    assert p3 == pytest.approx(3 * p1, rel=1e-12, abs=1e-15)
+    assert q3 == pytest.approx(3 * q1, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("name,cls", [("relu", "scale-invariant"), ("linear", "scale-invariant"),
+                                      ("tanh", "K*=0"), ("erf", "K*=0"), ("sin", "K*=0"),
+                                      ("swish", "half-stable"), ("gelu", "half-stable"),
+                                      ("sigmoid", "none"), ("softplus", "none")])
+def test_universality_classes(name, cls):
+    assert rg.universality_class(name) == cls
+
+
+def test_trivial_critical_points():
+    assert rg.critical_point("relu")[:2] == pytest.approx((0.0, 2.0))
+    assert rg.critical_point("linear")[:2] == pytest.approx((0.0, 1.0))
+    assert tuple(rg.critical_point("tanh")) == pytest.approx((0.0, 1.0, 0.0))
+    assert tuple(rg.critical_point("erf")) == pytest.approx((0.0, math.pi / 4, 0.0))
+    leaky = lambda z: rg.jnp.where(z > 0, z, 0.1 * z)  # noqa: E731
+    assert rg.critical_point(leaky).c_w == pytest.approx(2 / 1.01, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["swish", "gelu"])
+def test_nontrivial_critical_points_satisfy_their_defining_equations(name):
+    """K* = C_b + C_W⟨σ²⟩, χ∥ = 1, χ⊥ = 1, checked with adaptive quadrature (independent of Gauss–Hermite)."""
+    c_b, c_w, k = rg.critical_point(name)
+    if name == "swish":
+        s = lambda z: z * expit(z)  # noqa: E731
+        ds = lambda z: expit(z) * (1 + z * (1 - expit(z)))  # noqa: E731
+    else:
+        s = lambda z: 0.5 * z * (1 + sp_erf(z / math.sqrt(2)))  # noqa: E731
+        ds = lambda z: 0.5 * (1 + sp_erf(z / math.sqrt(2))) + z * math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    assert c_b > 0 and 1.9 < c_w < 2.1
+    assert c_b + c_w * quad_gauss(lambda z: s(z) ** 2, k) == pytest.approx(k, rel=1e-9)
+    assert c_w * quad_gauss(lambda z: s(z) ** 2 * (z * z - k), k) / (2 * k * k) == pytest.approx(1.0, rel=1e-9)
+    assert c_w * quad_gauss(lambda z: ds(z) ** 2, k) == pytest.approx(1.0, rel=1e-9)
+
+
+def test_gelu_critical_kernel_is_three_plus_root_17_over_two():
+    # ⟨σσ''⟩_K = 0 with σ = zΦ(z), σ'' = φ(z)(2 − z²): φ(z)N(z; 0, K) ∝ N(z; 0, s), s = K/(1+K), and
+    # Stein's lemma give 2s² + s − 2 = 0, i.e. K* = (3 + √17)/2 (our derivation; a sharp check of the root finder)
+    assert rg.critical_point("gelu").k_star == pytest.approx((3 + math.sqrt(17)) / 2, rel=1e-10)
+
+
+def test_half_stable_points_are_stable_from_one_side_only():
+    res = rg.run_kernel_flows(rg.KernelFlowConfig(depth=5, k0_activations=("tanh",)))
+    for name in ("swish", "gelu"):
+        h = res["half_stable"][name]
+        assert h["half_stable"], name
+        assert h["fixed_point_residual"] < 1e-10
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "softplus"])
+def test_no_critical_point_is_a_clear_error(name):
+    with pytest.raises(rg.NoCriticalPoint, match="no critical point"):
+        rg.critical_point(name)
+
+
+def test_k0_class_is_critical_in_the_small_k_limit():
+    for name in ("tanh", "erf", "sin"):
+        c = rg.critical_point(name)
+        par, perp = rg.susceptibilities(name, c.c_w, 1e-7)
+        assert float(par) == pytest.approx(1.0, abs=1e-5) and float(perp) == pytest.approx(1.0, abs=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# Four-point vertex, NTK
+# ---------------------------------------------------------------------------
+def test_relu_vertex_at_criticality_is_five_l_minus_one():
+    k, v = rg.vertex_flow("relu", 0.0, 2.0, 1.3, 50)
+    np.testing.assert_allclose(v / k ** 2, 5 * np.arange(50), rtol=1e-11, atol=1e-12)
+
+
+def test_linear_vertex_is_two_l_minus_one():
+    k, v = rg.vertex_flow("linear", 0.0, 1.0, 0.7, 30)
+    np.testing.assert_allclose(v / k ** 2, 2 * np.arange(30), rtol=1e-11, atol=1e-12)
+
+
+def test_k0_class_vertex_approaches_two_thirds_l():
+    """V^(l)/(K^(l))² ≈ (2/3) l at criticality, for every member of the K* = 0 class."""
+    for name in ("tanh", "sin"):
+        c = rg.critical_point(name)
+        k, v = rg.vertex_flow(name, c.c_b, c.c_w, 1.0, 20000)
+        assert v[-1] / k[-1] ** 2 / 20000 == pytest.approx(2 / 3, rel=5e-3)
+
+
+def test_exact_finite_width_agrees_with_leading_order_to_first_order():
+    for name, nu in (("relu", 5.0), ("linear", 2.0)):
+        n = 10_000
+        exact = rg.exact_fourth_cumulant(name, n, 6)
+        np.testing.assert_allclose(exact, nu * np.arange(6) / n, rtol=5 * nu * 6 / n, atol=1e-15)
+        lead = rg.fourth_cumulant_theory(name, 0.0, rg.critical_point(name).c_w, 1.0, n, 6)
+        np.testing.assert_allclose(lead, nu * np.arange(6) / n, rtol=1e-10, atol=1e-15)
+
+
+def test_ntk_relu_at_criticality_grows_linearly():
+    th = rg.ntk_flow("relu", 0.0, 2.0, 1.0, 40, lambda_b=0.0, lambda_w=1.0)
+    np.testing.assert_allclose(th, 0.5 * np.arange(1, 41), rtol=1e-12)
+    off = rg.ntk_flow("relu", 0.0, 2.4, 2.4, 40)   # Θ^(l+1) = 1.2^l + 1.2 Θ^(l), Θ^(1) = 1  ⇒  Θ^(l) = l·1.2^(l−1)
+    np.testing.assert_allclose(off, np.arange(1, 41) * 1.2 ** np.arange(40), rtol=1e-11)
+
+
+def test_ntk_tanh_at_criticality_approaches_a_constant():
+    # Θ^(l+1) = λ_W⟨σ²⟩ + χ⊥Θ with ⟨σ²⟩ ≈ 1/(2l), χ⊥ ≈ 1 − 1/l  ⇒  Θ → λ_W/2
+    th = rg.ntk_flow("tanh", 0.0, 1.0, 1.0, 20000)
+    assert th[-1] == pytest.approx(0.5, rel=2e-3)
+
+
+# ---------------------------------------------------------------------------
+# Two inputs
+# ---------------------------------------------------------------------------
+def test_two_input_quadrature_matches_arccos_and_arcsin_kernels():
+    for name, tol in (("relu", 2e-4), ("erf", 1e-9)):
+        q = rg.two_input_flow(name, 0.05, 1.5, 1.0, 0.8, 0.5, 6, method="quadrature")
+        c = rg.two_input_flow(name, 0.05, 1.5, 1.0, 0.8, 0.5, 6, method="closed")
+        np.testing.assert_allclose(q, c, rtol=tol)
+
+
+def test_relu_arccos_kernel_limits():
+    assert rg.relu_arccos_kernel(2.0, 2.0, 2.0) == pytest.approx(1.0)        # θ = 0: ⟨relu²⟩ = K/2
+    assert rg.relu_arccos_kernel(2.0, 2.0, 0.0) == pytest.approx(2.0 / (2 * math.pi))  # θ = π/2
+    assert rg.relu_arccos_kernel(2.0, 2.0, -2.0) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_relu_angle_closes_as_three_pi_over_l():
+    # θ' = θ − θ²/(3π) + … for the arc-cosine map at C_W = 2 ⇒ θ_l ≈ 3π/l (our expansion)
+    out = rg.two_input_flow("relu", 0.0, 2.0, 1.0, 1.0, 0.0, 5000)
+    theta = np.arccos(np.clip(out[:, 2] / np.sqrt(out[:, 0] * out[:, 1]), -1, 1))
+    assert 5000 * theta[-1] / (3 * math.pi) == pytest.approx(1.0, rel=5e-3)
+
+
+# ---------------------------------------------------------------------------
+# Monte Carlo of real networks
+# ---------------------------------------------------------------------------
+def test_torch_and_jax_activations_agree():
+    z = np.linspace(-6, 6, 241)
+    for name, f in rg._TORCH_ACTIVATIONS.items():
+        with rg.jax.enable_x64(True):
+            ref = np.asarray(rg.ACTIVATIONS[name](rg.jnp.asarray(z)))
+        got = f(torch.tensor(z)).numpy()
+        np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def test_monte_carlo_is_deterministic_and_seed_dependent():
+    a = rg.sample_layer_moments("tanh", 0.1, 1.0, 8, 3, 40, seed=3)
+    b = rg.sample_layer_moments("tanh", 0.1, 1.0, 8, 3, 40, seed=3)
+    c = rg.sample_layer_moments("tanh", 0.1, 1.0, 8, 3, 40, seed=4)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("name,c_w", [("linear", 1.0), ("relu", 2.0)])
+def test_exact_finite_width_fourth_cumulant_matches_monte_carlo(name, c_w):
+    """Linear (PDLT ch. 3) and ReLU: Cov(z_i², z_j²)/K² = (1 + ν/n)^{l−1} − 1 exactly, at width 6."""
+    n, L = 6, 4
+    est = rg.fourth_cumulant_estimate(rg.sample_layer_moments(name, 0.0, c_w, n, L, 20000, seed=1), n)
+    exact = rg.exact_fourth_cumulant(name, n, L)
+    z = np.abs(est["eps"] - exact) / np.maximum(est["eps_se"], 1e-3)
+    assert np.all(z < 4), (est["eps"], est["eps_se"], exact)
+    assert np.all(np.abs(est["k"] / c_w - 1) < 0.1)
+    # and the leading order is visibly wrong at l/n = 0.5 (the exact value is 40% above it for ReLU)
+    if name == "relu":
+        assert est["eps"][-1] > 1.2 * 5 * (L - 1) / n
+
+
+def test_gradient_norms_follow_chi_perp():
+    r = rg.run_gradients(rg.GradientConfig(width=32, depth=12, n_networks=256))
+    for c_w, run in r["runs"].items():
+        assert run["log_rate"] == pytest.approx(math.log(c_w / 2), abs=0.04), c_w
+
+
+# ---------------------------------------------------------------------------
+# Bad input, presets
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(activation="rellu"), ValueError, "activation must be one of"),
+    (dict(activation=3), TypeError, "activation must be"),
+    (dict(c_w=-1.0), ValueError, "c_w must be > 0"),
+    (dict(c_w=0.0), ValueError, "c_w must be > 0"),
+    (dict(c_b=-0.1), ValueError, "c_b must be >= 0"),
+    (dict(depth=0), ValueError, "depth must be an int >= 1"),
+    (dict(depth=2.0), TypeError, "depth must be an int"),
+    (dict(k1=0.0), ValueError, "k1 must be > 0"),
+    (dict(k1=-1.0), ValueError, "k1 must be > 0"),
+    (dict(k1=float("nan")), ValueError, "k1 must be finite"),
+])
+def test_bad_input_raises_clear_errors(kwargs, exc, match):
+    args = dict(activation="tanh", c_b=0.0, c_w=1.0, k1=1.0, depth=5)
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        rg.kernel_flow(args["activation"], args["c_b"], args["c_w"], args["k1"], args["depth"])
+
+
+def test_other_bad_inputs():
+    with pytest.raises(ValueError, match="k12"):
+        rg.two_input_flow("relu", 0.0, 2.0, 1.0, 1.0, 1.5, 3)
+    with pytest.raises(ValueError, match="exactly solvable"):
+        rg.exact_fourth_cumulant("tanh", 10, 3)
+    with pytest.raises(ValueError, match="width"):
+        rg.sample_layer_moments("relu", 0.0, 2.0, 1, 3, 10)
+    with pytest.raises(ValueError, match="k must be"):
+        rg.susceptibilities("relu", 2.0, -1.0)
+
+
+@pytest.mark.parametrize("cfg", [rg.KernelFlowConfig, rg.PhaseDiagramConfig, rg.CumulantConfig, rg.GradientConfig])
+def test_presets(cfg):
+    assert cfg.preset("ci") != cfg.preset("full")
+    with pytest.raises(ValueError):
+        cfg.preset("huge")
