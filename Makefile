@@ -8,8 +8,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.sparsebook-installed
 PYTEST := $(PY) -m pytest
-# Chapters pin their own threads; these keep stray BLAS pools small and the runs quiet.
-export MPLBACKEND := Agg
+# Quiet the debugger warning ipykernel prints when notebooks run.
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export JAX_PLATFORMS ?= cpu
 
