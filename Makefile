@@ -10,7 +10,6 @@ STAMP  := $(VENV)/.sparsebook-installed
 PYTEST := $(PY) -m pytest
 # Quiet the debugger warning ipykernel prints when notebooks run.
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
-export JAX_PLATFORMS ?= cpu
 
 .PHONY: book test unit nbval site bench lab install clean
 
