@@ -1,0 +1,442 @@
+"""Tests for sparsebook.inductive_bias: generalized χ² tails, the scaled-χ² fit, GP hypotheses, CKA, guidance."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import special, stats
+
+from sparsebook import inductive_bias as ib
+
+FAST = settings(max_examples=30, deadline=None)
+
+
+def _log_chi2_cdf_series(y: float, k: int) -> float:
+    """log P(χ²_k <= y) from the series of the lower incomplete gamma function (exact far in the tail)."""
+    a, z = k / 2, y / 2
+    terms, t, n = [], 1.0, 0
+    while True:
+        terms.append(t)
+        n += 1
+        t *= z / (a + n)
+        if t < 1e-18 * sum(terms):
+            break
+    return a * math.log(z) - z - special.gammaln(a + 1) + math.log(sum(terms))
+
+
+# ---------------------------------------------------------------------------
+# generalized chi-squared tail
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lam", [0.0, 3.0])
+@pytest.mark.parametrize("x", [1e-10, 1e-6, 1e-3, 0.1, 1.0, 5.0])
+def test_one_weight_is_a_scaled_noncentral_chi2(lam, x):
+    w = 2.0
+    got = ib.generalized_chi2_logcdf(x, [w], [lam])
+    exact = stats.ncx2.logcdf(x / w, 1, lam) if lam > 0 else stats.chi2.logcdf(x / w, 1)
+    # one term is the worst case of the saddlepoint: a few percent in probability
+    assert abs(got - exact) <= 0.15
+
+
+@pytest.mark.parametrize("k", [20, 100])
+@pytest.mark.parametrize("y", [1e-8, 1e-3, 0.5, 5.0])
+def test_equal_weights_match_chi2_far_into_the_tail(k, y):
+    w = 0.3
+    got = ib.generalized_chi2_logcdf(w * y, np.full(k, w), np.zeros(k))
+    exact = _log_chi2_cdf_series(y, k)          # down to log P ~ −1000 (P ~ 1e-430)
+    assert got == pytest.approx(exact, rel=2e-3)
+
+
+@pytest.mark.parametrize("y", [1e-4, 1.0, 30.0])
+def test_equal_weights_noncentral_far_tail_matches_poisson_mixture(y):
+    # s·χ²_k(λ) = Poisson(λ/2) mixture of central χ²_{k+2j}: exact in log space far below underflow
+    k, lam_each, w = 200, 0.01, 0.5
+    lam = k * lam_each
+    j = np.arange(200)
+    terms = [-lam / 2 + i * math.log(lam / 2) - special.gammaln(i + 1) + _log_chi2_cdf_series(y, k + 2 * i) for i in j]
+    exact = special.logsumexp(terms)
+    got = ib.generalized_chi2_logcdf(w * y, np.full(k, w), np.full(k, lam_each))
+    assert np.isfinite(got) and got == pytest.approx(exact, rel=2e-3)
+    if y == 1e-4:
+        assert got < -1000                                      # P < 1e-434: far below float underflow
+
+
+def test_matches_monte_carlo_on_small_cases():
+    rng = np.random.default_rng(1)
+    for m in (3, 8):
+        w = rng.uniform(0.2, 2.0, m)
+        lam = rng.uniform(0.0, 3.0, m)
+        samples = np.sort(ib.sample_generalized_chi2(w, lam, 400_000, rng))
+        for q in (0.001, 0.01, 0.1, 0.5, 0.9):
+            x = samples[int(q * len(samples))]
+            p_mc = np.searchsorted(samples, x, side="right") / len(samples)
+            se_log = math.sqrt((1 - p_mc) / (p_mc * len(samples)))
+            got = ib.generalized_chi2_logcdf(x, w, lam)
+            assert abs(got - math.log(p_mc)) <= 0.05 + 4 * se_log, (m, q, got, math.log(p_mc))
+
+
+def test_cumulants_match_closed_form():
+    w, lam = np.array([0.5, 2.0]), np.array([1.0, 0.0])
+    k1, k2, k3 = ib.generalized_chi2_cumulants(w, lam)
+    assert k1 == pytest.approx(0.5 * 2 + 2.0 * 1)
+    assert k2 == pytest.approx(2 * (0.25 * 3 + 4.0 * 1))
+    assert k3 == pytest.approx(8 * (0.125 * 4 + 8.0 * 1))
+
+
+weights_st = st.lists(st.floats(0.05, 5.0), min_size=1, max_size=6)
+
+
+@FAST
+@given(weights_st, st.data())
+def test_logcdf_is_a_log_cdf(w, data):
+    lam = data.draw(st.lists(st.floats(0.0, 5.0), min_size=len(w), max_size=len(w)))
+    mean = sum(a * (1 + b) for a, b in zip(w, lam))
+    xs = np.array([0.01, 0.1, 0.5, 1.0, 2.0, 4.0]) * mean
+    lp = ib.generalized_chi2_logcdf(xs, w, lam)
+    assert np.all(lp <= 0)
+    assert np.all(np.diff(lp) > 0)
+
+
+@FAST
+@given(weights_st, st.floats(0.01, 100.0), st.floats(0.1, 3.0), st.randoms(use_true_random=False))
+def test_logcdf_is_scale_and_permutation_invariant(w, c, frac, rnd):
+    lam = [0.5 * i for i in range(len(w))]
+    x = frac * sum(w)
+    base = ib.generalized_chi2_logcdf(x, w, lam)
+    assert ib.generalized_chi2_logcdf(c * x, [c * a for a in w], lam) == pytest.approx(base, rel=1e-7, abs=1e-9)
+    order = list(range(len(w)))
+    rnd.shuffle(order)
+    perm = ib.generalized_chi2_logcdf(x, [w[i] for i in order], [lam[i] for i in order])
+    assert perm == pytest.approx(base, rel=1e-7, abs=1e-9)
+
+
+def test_zero_weights_are_dropped():
+    assert ib.generalized_chi2_logcdf(0.3, [1.0, 0.0], [0.5, 7.0]) == pytest.approx(
+        ib.generalized_chi2_logcdf(0.3, [1.0], [0.5]))
+
+
+@pytest.mark.parametrize("kwargs, err", [
+    (dict(x=0.0, weights=[1.0], noncentralities=[0.0]), ValueError),
+    (dict(x=-1.0, weights=[1.0], noncentralities=[0.0]), ValueError),
+    (dict(x=1.0, weights=[1.0, 2.0], noncentralities=[0.0]), ValueError),
+    (dict(x=1.0, weights=[], noncentralities=[]), ValueError),
+    (dict(x=1.0, weights=[-1.0], noncentralities=[0.0]), ValueError),
+    (dict(x=1.0, weights=[0.0], noncentralities=[0.0]), ValueError),
+    (dict(x=1.0, weights=[1.0], noncentralities=[-0.1]), ValueError),
+    (dict(x=1.0, weights=[np.nan], noncentralities=[0.0]), ValueError),
+    (dict(x=1.0, weights=["a"], noncentralities=[0.0]), TypeError),
+])
+def test_generalized_chi2_bad_input(kwargs, err):
+    with pytest.raises(err):
+        ib.generalized_chi2_logcdf(**kwargs)
+
+
+# ---------------------------------------------------------------------------
+# scaled noncentral chi-squared fit
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("params", [(6.0, 4.0, 0.5), (30.0, 0.0, 2.0), (2.5, 40.0, 1e-3)])
+def test_moment_formulas_recover_known_parameters_exactly(params):
+    f = ib.ScaledNcx2(*params)
+    g = ib.ncx2_from_cumulants(*f.cumulants())
+    assert (g.df, g.nc, g.scale) == pytest.approx(params, rel=1e-8, abs=1e-8)
+
+
+def test_moment_fit_recovers_parameters_from_samples():
+    rng = np.random.default_rng(0)
+    x = 0.5 * stats.ncx2.rvs(6, 4, size=1_000_000, random_state=rng)
+    f = ib.ncx2_moment_fit(x)
+    assert f.df == pytest.approx(6, rel=0.1)
+    assert f.nc == pytest.approx(4, rel=0.15)
+    assert f.scale == pytest.approx(0.5, rel=0.05)
+
+
+def test_moment_fit_falls_back_to_central_outside_the_family():
+    # a two-point sample is less skewed than any χ²: the central two-moment fit is returned
+    x = np.array([1.0, 2.0] * 50 + [1.5])
+    f = ib.ncx2_moment_fit(x)
+    assert f.nc == 0.0 and f.method == "moments (central)"
+    k1, k2, _ = f.cumulants()
+    assert k1 == pytest.approx(x.mean()) and k2 == pytest.approx(x.var(ddof=1))
+
+
+@pytest.mark.parametrize("params", [(5.0, 3.0, 0.5), (300.0, 0.0, 1e-4), (20.0, 40.0, 2.0)])
+def test_mle_fit_does_not_fail_silently(params):
+    df, nc, s = params
+    rng = np.random.default_rng(3)
+    x = s * (stats.ncx2.rvs(df, nc, size=800, random_state=rng) if nc else stats.chi2.rvs(df, size=800, random_state=rng))
+    fit = ib.fit_scaled_ncx2(x)
+    mom = ib.fit_scaled_ncx2(x, method="moments")
+    assert ib._nll(fit, x) <= ib._nll(mom, x)                   # never worse than its start
+    assert fit.cumulants()[0] == pytest.approx(x.mean(), rel=0.02)  # not a tiny, far-off distribution
+    assert fit.cumulants()[1] == pytest.approx(x.var(), rel=0.15)
+    true = ib.ScaledNcx2(df, nc, s)
+    eps = float(np.quantile(x, 0.01))
+    assert abs(fit.bits(eps) - true.bits(eps)) < 1.5
+
+
+def test_scaled_ncx2_tail_continues_beyond_scipy():
+    f = ib.ScaledNcx2(50.0, 2.0, 1.0)
+    b = f.bits(np.array([1e-30, 1e-3, 5.0]))
+    assert np.all(np.isfinite(b)) and np.all(np.diff(b) < 0) and b[0] > 2000
+
+
+@pytest.mark.parametrize("bad", [[], [1.0, 2.0], [1.0, 1.0, 1.0], [1.0, -1.0, 2.0], [[1.0, 2.0, 3.0]], [1.0, np.inf, 2.0]])
+def test_fit_bad_input(bad):
+    with pytest.raises(ValueError):
+        ib.fit_scaled_ncx2(bad)
+
+
+def test_fit_bad_method():
+    with pytest.raises(ValueError):
+        ib.fit_scaled_ncx2([1.0, 2.0, 3.0], method="em")
+
+
+# ---------------------------------------------------------------------------
+# kernel hypothesis spaces
+# ---------------------------------------------------------------------------
+
+
+def _toy(seed=0, n=20, m=15, d=3):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n + m, d))
+    y = np.sin(x[:, 0]) + 0.5 * x[:, 1]
+    return x[:n], y[:n], x[n:], y[n:]
+
+
+def test_gp_posterior_interpolates_the_training_set():
+    xtr, ytr, _, _ = _toy()
+    k = ib.rbf_kernel(xtr, xtr, 1.5)
+    mean, cov = ib.gp_posterior(k, k, k, ytr, jitter=1e-10)
+    assert np.allclose(mean[:, 0], ytr, atol=1e-5)
+    assert np.abs(cov).max() < 1e-5
+
+
+def test_kernel_loss_matches_direct_gp_sampling():
+    xtr, ytr, xte, yte = _toy(1)
+    ell = ib.median_lengthscale(xtr)
+    mean, cov = ib.gp_posterior(ib.rbf_kernel(xtr, xtr, ell), ib.rbf_kernel(xte, xtr, ell),
+                                ib.rbf_kernel(xte, xte, ell), ytr)
+    loss = ib.gaussian_test_loss(mean, cov, yte)
+    rng = np.random.default_rng(2)
+    f = rng.multivariate_normal(mean[:, 0], cov, size=200_000, method="eigh")
+    e = np.mean((f - yte) ** 2, axis=1)
+    k1, k2, _ = loss.cumulants()
+    assert k1 == pytest.approx(e.mean(), rel=5e-3)
+    assert k2 == pytest.approx(e.var(), rel=3e-2)
+    for q in (0.01, 0.2, 0.6):
+        eps = float(np.quantile(e, q))
+        assert loss.logcdf(eps) == pytest.approx(math.log(q), abs=0.08)
+
+
+def test_kernel_loss_multi_output_counts_each_output():
+    xtr, ytr, xte, yte = _toy(2)
+    y2tr, y2te = np.c_[ytr, -ytr], np.c_[yte, 2 * yte]
+    loss = ib.kernel_test_loss(xtr, y2tr, xte, y2te)
+    a = ib.kernel_test_loss(xtr, ytr, xte, yte)
+    b = ib.kernel_test_loss(xtr, -ytr, xte, 2 * yte)
+    assert loss.cumulants()[0] == pytest.approx((a.cumulants()[0] + b.cumulants()[0]) / 2)
+    assert loss.weights.size == a.weights.size + b.weights.size
+
+
+def test_kernel_bits_grow_as_eps_shrinks():
+    xtr, ytr, xte, yte = _toy(3)
+    loss = ib.kernel_test_loss(xtr, ytr, xte, yte)
+    b = loss.bits(np.array([0.01, 0.05, 0.2, 1.0]) * loss.cumulants()[0])
+    assert np.all(np.diff(b) < 0) and b[0] > 0
+
+
+def test_not_psd_kernel_is_rejected():
+    k = np.array([[1.0, 2.0], [2.0, 1.0]])
+    with pytest.raises(ValueError, match="positive semi-definite"):
+        ib.gp_posterior(k, np.zeros((1, 2)), np.ones((1, 1)), [0.0, 1.0])
+
+
+@pytest.mark.parametrize("case", ["cross_shape", "y_rows", "asym", "empty"])
+def test_gp_posterior_bad_shapes(case):
+    k = np.eye(3)
+    args = dict(k_train=k, k_cross=np.zeros((2, 3)), k_test=np.eye(2), y_train=np.zeros(3))
+    if case == "cross_shape":
+        args["k_cross"] = np.zeros((3, 2))
+    elif case == "y_rows":
+        args["y_train"] = np.zeros(4)
+    elif case == "asym":
+        args["k_train"] = np.array([[1.0, 0.5, 0], [0, 1, 0], [0, 0, 1]])
+    else:
+        args["y_train"] = np.zeros(0)
+    with pytest.raises(ValueError):
+        ib.gp_posterior(**args)
+
+
+def test_kernel_loss_rejects_bad_eps_and_shapes():
+    xtr, ytr, xte, yte = _toy(4)
+    loss = ib.kernel_test_loss(xtr, ytr, xte, yte)
+    for eps in (0.0, -1.0):
+        with pytest.raises(ValueError):
+            loss.bits(eps)
+    with pytest.raises(ValueError):
+        ib.kernel_test_loss(xtr, ytr, xte[:, :2], yte)
+    with pytest.raises(ValueError):
+        ib.gaussian_test_loss(np.zeros(3), np.eye(3), np.zeros(4))
+
+
+# ---------------------------------------------------------------------------
+# CKA and guidance
+# ---------------------------------------------------------------------------
+
+
+def _rand(seed, n, p):
+    return np.random.default_rng(seed).standard_normal((n, p))
+
+
+@pytest.mark.parametrize("n, p", [(50, 5), (10, 40)])
+def test_cka_of_a_representation_with_itself_is_one(n, p):
+    x = _rand(0, n, p)
+    assert ib.linear_cka(x, x) == pytest.approx(1.0, abs=1e-12)
+
+
+@FAST
+@given(st.integers(2, 30), st.integers(1, 12), st.integers(1, 12), st.integers(0, 10_000))
+def test_cka_is_in_unit_interval_and_symmetric(n, p, q, seed):
+    x, y = _rand(seed, n, p), _rand(seed + 1, n, q)
+    c = ib.linear_cka(x, y)
+    assert -1e-12 <= c <= 1 + 1e-12
+    assert ib.linear_cka(y, x) == pytest.approx(c, rel=1e-9, abs=1e-12)
+
+
+@FAST
+@given(st.integers(3, 40), st.integers(1, 10), st.floats(1e-3, 1e3), st.integers(0, 10_000))
+def test_cka_is_invariant_to_isotropic_scaling_and_orthogonal_maps(n, p, c, seed):
+    x, y = _rand(seed, n, p), _rand(seed + 1, n, p + 2)
+    q, _ = np.linalg.qr(_rand(seed + 2, p, p))
+    base = ib.linear_cka(x, y)
+    assert ib.linear_cka(c * x @ q, y) == pytest.approx(base, rel=1e-7, abs=1e-10)
+    assert ib.linear_cka(x + 3.0, y) == pytest.approx(base, rel=1e-7, abs=1e-10)   # centring
+
+
+def test_cka_is_not_invariant_to_anisotropic_scaling():
+    x, y = _rand(0, 50, 4), _rand(1, 50, 4)
+    y = y + x
+    assert abs(ib.linear_cka(x * [1, 1, 1, 10], y) - ib.linear_cka(x, y)) > 0.05
+
+
+def test_cka_gram_and_feature_forms_agree_and_torch_matches_numpy():
+    for n, p, q in ((8, 30, 40), (60, 5, 7)):
+        x, y = _rand(3, n, p), _rand(4, n, q)
+        y[:, :2] += x[:, :2]
+        a = ib.linear_cka(x, y)
+        # the other form, computed directly
+        xc, yc = x - x.mean(0), y - y.mean(0)
+        kx, ky = xc @ xc.T, yc @ yc.T
+        ref = np.sum(kx * ky) / np.sqrt(np.sum(kx * kx) * np.sum(ky * ky))
+        assert a == pytest.approx(ref, rel=1e-10)
+        t = ib.linear_cka(torch.as_tensor(x), torch.as_tensor(y))
+        assert isinstance(t, torch.Tensor) and float(t) == pytest.approx(a, rel=1e-10)
+
+
+def test_cka_flattens_conv_features_and_is_differentiable():
+    x = torch.randn(6, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(6, 5, dtype=torch.float64)
+    c = ib.linear_cka(x, y)
+    c.backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert float(c.detach()) == pytest.approx(ib.linear_cka(x.detach().numpy().reshape(6, -1), y.numpy()), rel=1e-10)
+
+
+@pytest.mark.parametrize("x, y", [(np.zeros((5, 2)), np.zeros((4, 2))), (np.ones((1, 2)), np.ones((1, 2))),
+                                  (np.ones(5), np.ones(5)), (np.ones((5, 2)), np.random.rand(5, 2))])
+def test_cka_bad_input(x, y):
+    with pytest.raises(ValueError):
+        ib.linear_cka(x, y)
+
+
+def test_layer_pairs_map_evenly():
+    assert ib.layer_pairs(3, 3) == [(0, 0), (1, 1), (2, 2)]
+    assert ib.layer_pairs(5, 3) == [(0, 0), (2, 1), (4, 2)]
+    assert ib.layer_pairs(2, 5) == [(0, 0), (1, 4)]
+    with pytest.raises(ValueError):
+        ib.layer_pairs(0, 3)
+
+
+def test_guidance_penalty_is_zero_when_aligned_and_pulls_towards_the_guide():
+    g = [torch.randn(20, 4, dtype=torch.float64), torch.randn(20, 6, dtype=torch.float64)]
+    assert float(ib.guidance_penalty([2 * g[0], g[1] @ torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64))[0]], g)) \
+        == pytest.approx(0.0, abs=1e-10)
+    t = [torch.randn(20, 4, dtype=torch.float64, requires_grad=True)]
+    opt = torch.optim.SGD(t, lr=0.5)
+    before = float(ib.guidance_penalty(t, g[:1]))
+    for _ in range(30):
+        opt.zero_grad()
+        ib.guidance_penalty(t, g[:1], alpha=1.0).backward()
+        opt.step()
+    assert float(ib.guidance_penalty(t, g[:1])) < before
+    with pytest.raises(ValueError):
+        ib.guidance_penalty(t, g)
+    with pytest.raises(ValueError):
+        ib.guidance_penalty(t, g[:1], alpha=-1.0)
+
+
+# ---------------------------------------------------------------------------
+# networks, configs, runners
+# ---------------------------------------------------------------------------
+
+
+def test_ensemble_is_deterministic_and_matches_separate_training():
+    rng = np.random.default_rng(0)
+    x, xt = rng.standard_normal((30, 5)), rng.standard_normal((10, 5))
+    y, yt = np.eye(3)[rng.integers(0, 3, 30)], np.eye(3)[rng.integers(0, 3, 10)]
+    a = ib.train_mlp_ensemble(x, y, xt, yt, n_models=4, width=8, depth=2, steps=20, seed=1)
+    b = ib.train_mlp_ensemble(x, y, xt, yt, n_models=4, width=8, depth=2, steps=20, seed=1)
+    assert a.shape == (4,) and np.array_equal(a, b) and np.all(np.isfinite(a))
+    assert len(set(np.round(a, 6))) == 4                       # different initializations
+    with pytest.raises(ValueError):
+        ib.train_mlp_ensemble(x, y, xt[:, :4], yt, n_models=2, width=4, depth=1, steps=1)
+    with pytest.raises(ValueError):
+        ib.train_mlp_ensemble(x, y, xt, yt, n_models=0, width=4, depth=1, steps=1)
+
+
+@pytest.mark.parametrize("cls", [ib.EstimatorConfig, ib.DimensionConfig, ib.NetworkConfig, ib.GuidanceConfig])
+def test_presets(cls):
+    ci, full = cls.preset("ci"), cls.preset("full")
+    assert ci != full
+    with pytest.raises(ValueError):
+        cls.preset("huge")
+
+
+@pytest.mark.parametrize("runner", [ib.run_estimator, ib.run_dimension, ib.run_network_bias, ib.run_guidance])
+def test_runners_reject_wrong_config(runner):
+    with pytest.raises(TypeError):
+        runner({"steps": 1})
+
+
+def test_dimension_runner_small():
+    r = ib.run_dimension(ib.DimensionConfig(dims=(2, 32), n_train=16, n_test=16, tasks=2))
+    assert r["bits"].shape == (2, 2)
+    assert r["mean_bits"][1] > r["mean_bits"][0]
+    assert r["mean_error"][1] > r["mean_error"][0]
+
+
+def test_estimator_runner_small():
+    cfg = ib.EstimatorConfig(n_train=16, n_test=16, n_mc=20_000, n_fit=300, tail_bits=10.0,
+                             sample_sizes=(50, 200), repeats=20, min_hits=500)
+    r = ib.run_estimator(cfg)
+    assert r["mc_gap_bits"] < 0.2
+    assert r["exact_tail_bits"] == pytest.approx(10.0, abs=1e-6)
+    assert r["spread_bits"][1] < r["spread_bits"][0]
+
+
+def test_guidance_runner_small():
+    cfg = ib.GuidanceConfig(n_train=60, n_test=60, width=16, depth=2, channels=2, steps=10, guide_steps=10,
+                            batch_size=30, every=5)
+    r = ib.run_guidance(cfg)
+    assert set(r["runs"]) == {"none", "untrained", "trained"}
+    for v in r["runs"].values():
+        assert 0 <= v["test_acc"] <= 1 and 0 <= v["cka_untrained"] <= 1 and v["curve"].shape == (3, 2)
+    again = ib.run_guidance(cfg)
+    assert again["runs"]["trained"]["test_loss"] == r["runs"]["trained"]["test_loss"]
