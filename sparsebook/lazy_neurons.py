@@ -435,10 +435,8 @@ class Block(nn.Module):
     def forward(self, x):
         b, t, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(d // self.heads)
-        causal = torch.ones(t, t, dtype=torch.bool).triu(1)
-        att = att.masked_fill(causal, float("-inf")).softmax(-1)
-        x = x + self.out((att @ v).transpose(1, 2).reshape(b, t, d))
+        att = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # softmax(q kᵀ/√d_h + causal mask) v
+        x = x + self.out(att.transpose(1, 2).reshape(b, t, d))
         return x + self.down(self.act(self.up(self.ln2(x))))
 
 
@@ -808,9 +806,14 @@ CONDITIONS = (
 )
 
 
-def _mlp_task(kind: str, cfg, seed: int, noise: float, n_train: int | None = None, random_labels=False):
+def _mlp_task(kind: str, batch_size: int, eval_rows: int, seed: int, noise: float, n_train: int | None = None,
+              random_labels: bool = False):
     """(d_in, classes, batch(step), held-out x, held-out y, train x for evaluation)."""
     rng = np.random.default_rng(seed)
+
+    def draw(x, y):
+        return lambda s: (lambda i: (x[i], y[i]))(torch.as_tensor(rng.integers(0, len(x), batch_size)))
+
     if kind == "digits":
         from sparsebook.data import digits
 
@@ -818,28 +821,37 @@ def _mlp_task(kind: str, cfg, seed: int, noise: float, n_train: int | None = Non
         x, y = torch.as_tensor(d["x_train"]), torch.as_tensor(d["y_train"])
         if random_labels:
             y = torch.as_tensor(rng.integers(0, 10, len(y)))
-        xt, yt = torch.as_tensor(d["x_test"]), torch.as_tensor(d["y_test"])
-        return 64, 10, (lambda s: (lambda i: (x[i], y[i]))(torch.as_tensor(rng.integers(0, len(x), cfg.batch)))), xt, yt, x
+        return 64, 10, draw(x, y), torch.as_tensor(d["x_test"]), torch.as_tensor(d["y_test"]), x
     teacher = NoisyTeacher(noise=noise, random_labels=random_labels, seed=seed)
-    hx, hy = teacher.sample(cfg.eval_rows, np.random.default_rng(seed + 999), symmetric=True)
+    hx, hy = teacher.sample(eval_rows, np.random.default_rng(seed + 999), symmetric=True)
     if n_train is None:
-        return teacher.d, teacher.classes, (lambda s: teacher.sample(cfg.batch, rng)), hx, hy, hx
+        return teacher.d, teacher.classes, (lambda s: teacher.sample(batch_size, rng)), hx, hy, hx
     x, y = teacher.sample(n_train, rng)
-    return (teacher.d, teacher.classes,
-            (lambda s: (lambda i: (x[i], y[i]))(torch.as_tensor(rng.integers(0, n_train, cfg.batch)))), hx, hy, x)
+    return teacher.d, teacher.classes, draw(x, y), hx, hy, x
+
+
+@lru_cache(maxsize=64)
+def _mlp_fit(seed, kind, lr, width, steps, batch, noise, eval_rows, bias, depth, n_train, random_labels):
+    seed_everything(seed)
+    d, c, draw, hx, hy, tx = _mlp_task(kind, batch, eval_rows, seed, noise, n_train, random_labels)
+    model = MLP(d, width, c, depth=depth, bias=bias)
+    losses = train(model, draw, steps=steps, lr=lr)
+    ev = evaluate(model, hx, hy)
+    tx = tx[:eval_rows]
+    tr = evaluate(model, tx, torch.zeros(len(tx), dtype=torch.long))
+    return {"final_loss": float(np.mean(losses[-20:])), "held_out": ev, "train_nonzero": tr["nonzero"],
+            "train_dead": tr["dead"]}
 
 
 def _mlp_run(cfg, seed, kind, lr, *, bias=True, noise=None, width=None, depth=1, n_train=None,
-             random_labels=False, steps=None):
-    seed_everything(seed)
-    noise = cfg.noise if noise is None else noise
-    d, c, batch, hx, hy, tx = _mlp_task(kind, cfg, seed, noise, n_train, random_labels)
-    model = MLP(d, width or cfg.width, c, depth=depth, bias=bias)
-    losses = train(model, batch, steps=steps or cfg.steps, lr=lr)
-    ev = evaluate(model, hx, hy)
-    tr = evaluate(model, tx[:cfg.eval_rows], torch.zeros(len(tx[:cfg.eval_rows]), dtype=torch.long))
-    return {"final_loss": float(np.mean(losses[-20:])), "held_out": ev, "train_nonzero": tr["nonzero"],
-            "train_dead": tr["dead"], "model": model}
+             random_labels=False, steps=None) -> dict:
+    """Train a ReLU :class:`MLP` on ``kind`` ("digits" or "teacher"), evaluate on held-out data.
+
+    Cached on the values that determine the run, so chapters that share a setting train it once.
+    """
+    return _mlp_fit(seed, kind, float(lr), width or cfg.width, steps or cfg.steps, cfg.batch,
+                    float(cfg.noise if noise is None else noise), cfg.eval_rows, bool(bias), depth, n_train,
+                    bool(random_labels))
 
 
 def run_conditions(cfg: ConditionsConfig, seed: int = 0) -> list[dict]:
@@ -905,7 +917,7 @@ def run_data(cfg: ScalingConfig, seed: int = 0) -> dict:
     settings = []
     for label, kind, rl in (("digits inputs, random labels", "digits", True),
                             ("Gaussian inputs, random labels, fresh", "teacher", True),
-                            ("Gaussian inputs, noisy teacher, fresh", "teacher", False)):
+                            ("Gaussian inputs, noisy teacher, fresh", "teacher", False)):  # last: cached
         r = _mlp_run(cfg, seed, kind, cfg.lr, random_labels=rl)
         settings.append({"setting": label, "nonzero": r["held_out"]["nonzero"]["acts.0"],
                          "dead": r["held_out"]["dead"]["acts.0"], "train_loss": r["final_loss"]})
