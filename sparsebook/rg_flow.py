@@ -231,7 +231,19 @@ def flow_step(activation, c_b: float, c_w: float, k) -> np.ndarray:
     sigma = activation_fn(activation)
     c_b = _real(c_b, "c_b", 0.0)
     c_w = _real(c_w, "c_w", 0.0, strict=True)
-    return c_b + c_w * gaussian_expectation(lambda z: sigma(z) ** 2, k)
+    karr = np.asarray(k, dtype=float)
+    if np.any(~np.isfinite(karr)) or np.any(karr <= 0):
+        raise ValueError("k must be > 0 and finite")
+    with jax.enable_x64(True):
+        m2 = np.asarray(_m2_jit(sigma, jnp.asarray(karr.ravel())))
+    return (c_b + c_w * m2).reshape(karr.shape)
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _m2_jit(sigma, k):
+    x, w = _gh(N_NODES)
+    z = jnp.sqrt(k)[:, None] * jnp.asarray(x)
+    return jnp.sum(sigma(z) ** 2 * jnp.asarray(w), axis=-1)
 
 
 def vertex_flow(activation, c_b: float, c_w: float, k1: float, depth: int) -> tuple[np.ndarray, np.ndarray]:
@@ -355,18 +367,56 @@ def _k0_constants(sigma) -> tuple:
 K_GRID = np.geomspace(1e-3, 1e3, 241)
 
 
-def _gap(sigma, k):
-    """χ∥/C_W − χ⊥/C_W = ⟨σσ''⟩_K on an array of K (its zeros are the non-trivial critical kernels)."""
-    with jax.enable_x64(True):
-        m2, dk, dp = _gap_jit(sigma, jnp.asarray(np.atleast_1d(np.asarray(k, dtype=float))))
-        return np.asarray(dk - dp), np.asarray(m2), np.asarray(dp)
-
-
 @partial(jax.jit, static_argnums=(0,))
 def _gap_jit(sigma, k):
     x, w = _gh(N_NODES)
     m2, _, dk, dp = jax.vmap(lambda kk: _moments(sigma, kk, jnp.asarray(x), jnp.asarray(w)))(k)
     return m2, dk, dp
+
+
+#: Bisection steps (on log K) for the non-trivial critical kernel, inside the jitted analysis.
+_BISECT = 64
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _analysis_jit(sigma, grid):
+    """Everything the classification needs, in one compiled call per activation:
+    ⟨σ²⟩, ⟨σσ''⟩ and ⟨σ'²⟩ on ``grid``; the first sign change of ⟨σσ''⟩ refined by bisection
+    in log K, with ⟨σ²⟩ and ⟨σ'²⟩ there."""
+    x, w = _gh(N_NODES)
+    x, w = jnp.asarray(x), jnp.asarray(w)
+
+    def gap_at(k):
+        m2, _, dk, dp = _moments(sigma, k, x, w)
+        return dk - dp, m2, dp
+
+    gap, m2, dp = jax.vmap(gap_at)(grid)
+    change = jnp.sign(gap[:-1]) * jnp.sign(gap[1:]) < 0
+    i = jnp.argmax(change)
+    lo, hi = jnp.log(grid[i]), jnp.log(grid[i + 1])
+    g_lo = gap_at(grid[i])[0]
+
+    def bisect(_, bounds):
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        same = jnp.sign(gap_at(jnp.exp(mid))[0]) == jnp.sign(g_lo)
+        return jnp.where(same, mid, lo), jnp.where(same, hi, mid)
+
+    lo, hi = jax.lax.fori_loop(0, _BISECT, bisect, (lo, hi))
+    k_root = jnp.exp(0.5 * (lo + hi))
+    _, m2_root, dp_root = gap_at(k_root)
+    return gap, m2, dp, jnp.any(change), k_root, m2_root, dp_root
+
+
+@lru_cache(maxsize=64)
+def _analysis(sigma):
+    with jax.enable_x64(True):
+        out = _analysis_jit(sigma, jnp.asarray(K_GRID))
+        gap, m2, dp, has_root, k_root, m2_root, dp_root = (np.asarray(v) for v in out)
+    ratio = m2 / K_GRID
+    scale_invariant = bool(np.all(np.abs(ratio - ratio[0]) <= 1e-9 * abs(ratio[0])) and ratio[0] > 0)
+    return {"gap": gap, "m2": m2, "dp": dp, "scale_invariant": scale_invariant, "has_root": bool(has_root),
+            "k_root": float(k_root), "m2_root": float(m2_root), "dp_root": float(dp_root)}
 
 
 @lru_cache(maxsize=64)
@@ -378,44 +428,34 @@ def universality_class(activation) -> str:
     some K* with ``C_b ≥ 0`` (SWISH, GELU).  None: no criticality (sigmoid, softplus).
     """
     sigma = activation_fn(activation)
-    gap, m2, _ = _gap(sigma, K_GRID)
-    ratio = m2 / K_GRID
-    if np.all(np.abs(ratio - ratio[0]) <= 1e-9 * abs(ratio[0])) and ratio[0] > 0:
+    an = _analysis(sigma)
+    if an["scale_invariant"]:
         return "scale-invariant"
     if k0_class_constants(sigma)["in_class"]:
         return "K*=0"
     try:
-        _nontrivial(sigma, gap)
+        _nontrivial(sigma)
     except NoCriticalPoint:
         return "none"
     return "half-stable"
 
 
-def _nontrivial(sigma, gap=None) -> CriticalPoint:
-    from scipy.optimize import brentq
-
-    if gap is None:
-        gap = _gap(sigma, K_GRID)[0]
-    idx = np.nonzero(np.sign(gap[:-1]) * np.sign(gap[1:]) < 0)[0]
-    found = []
-    for i in idx:
-        f = lambda lk: float(_gap(sigma, np.exp(lk))[0][0])  # noqa: E731
-        lk = brentq(f, np.log(K_GRID[i]), np.log(K_GRID[i + 1]), xtol=1e-14, rtol=1e-14)
-        k = float(np.exp(lk))
-        _, m2, dp = _gap(sigma, k)
-        c_w = 1.0 / float(dp[0])
-        c_b = k - c_w * float(m2[0])
+def _nontrivial(sigma) -> CriticalPoint:
+    an = _analysis(sigma)
+    gap = an["gap"]
+    if an["has_root"]:
+        k = an["k_root"]
+        c_w = 1.0 / an["dp_root"]
+        c_b = k - c_w * an["m2_root"]
         if c_b >= -1e-12:
-            found.append(CriticalPoint(max(c_b, 0.0), c_w, k))
-    if not found:
-        sign = "negative" if np.all(gap < 0) else "positive" if np.all(gap > 0) else "of both signs"
-        raise NoCriticalPoint(
-            f"activation {_name(sigma)!r} has no critical point: ⟨σσ''⟩_K = (χ∥ − χ⊥)/C_W is {sign} for K in "
-            f"[{K_GRID[0]:.0e}, {K_GRID[-1]:.0e}]"
-            + (" so χ∥ and χ⊥ cannot both equal 1" if sign != "of both signs" else
-               " but every root needs C_b < 0")
-            + ", and the K* = 0 class needs σ(0) = 0, σ'(0) ≠ 0 and a_1 < 0")
-    return found[0]
+            return CriticalPoint(max(c_b, 0.0), c_w, k)
+    sign = "negative" if np.all(gap < 0) else "positive" if np.all(gap > 0) else "of both signs"
+    raise NoCriticalPoint(
+        f"activation {_name(sigma)!r} has no critical point: ⟨σσ''⟩_K = (χ∥ − χ⊥)/C_W is {sign} for K in "
+        f"[{K_GRID[0]:.0e}, {K_GRID[-1]:.0e}]"
+        + (" so χ∥ and χ⊥ cannot both equal 1" if sign != "of both signs" else
+           " but its first root needs C_b < 0")
+        + ", and the K* = 0 class needs σ(0) = 0, σ'(0) ≠ 0 and a_1 < 0")
 
 
 @lru_cache(maxsize=64)
@@ -426,19 +466,18 @@ def critical_point(activation) -> CriticalPoint:
       ReLU (PDLT eq. 5.67); every K is a fixed point.
     * K* = 0 class (tanh, erf, sin): ``(0, 1/σ'(0)², 0)`` (PDLT §5.3.3).
     * SWISH and GELU: the non-trivial, half-stable root of ``⟨σσ''⟩_{K*} = 0`` (PDLT §5.3.4),
-      found by bracketing on :data:`K_GRID` and Brent's method, with
+      found by bracketing on :data:`K_GRID` and 64 bisections in log K, with
       ``C_W = 1/⟨σ'²⟩_{K*}``, ``C_b = K* − C_W⟨σ²⟩_{K*}`` (kept only if ``C_b ≥ 0``).
     * otherwise raises :class:`NoCriticalPoint` with the reason (sigmoid, softplus).
     """
     sigma = activation_fn(activation)
-    gap, m2, dp = _gap(sigma, K_GRID)
-    ratio = m2 / K_GRID
-    if np.all(np.abs(ratio - ratio[0]) <= 1e-9 * abs(ratio[0])) and ratio[0] > 0:
-        return CriticalPoint(0.0, float(1.0 / dp[0]), math.nan)
+    an = _analysis(sigma)
+    if an["scale_invariant"]:
+        return CriticalPoint(0.0, float(1.0 / an["dp"][0]), math.nan)
     k0 = k0_class_constants(sigma)
     if k0["in_class"]:
         return CriticalPoint(0.0, k0["c_w"], 0.0)
-    return _nontrivial(sigma, gap)
+    return _nontrivial(sigma)
 
 
 # ---------------------------------------------------------------------------
@@ -749,13 +788,14 @@ def run_kernel_flows(config: KernelFlowConfig, seed: int = 0) -> dict:
         cp = critical_point(name)
         par, perp = susceptibilities(name, cp.c_w, cp.k_star)
         d = config.half_stable_delta * cp.k_star
-        step = flow_step(name, cp.c_b, cp.c_w, cp.k_star + np.array([-d, 0.0, d])) - (cp.k_star + np.array([-d, 0.0, d]))
-        ks = cp.k_star * np.linspace(0.9, 1.1, 81)
+        ks = np.concatenate([cp.k_star + np.array([-d, 0.0, d]), cp.k_star * np.linspace(0.9, 1.1, 81)])
+        moved = flow_step(name, cp.c_b, cp.c_w, ks) - ks
+        step = moved[:3]
         half[name] = {"point": cp, "chi_par": float(par), "chi_perp": float(perp),
                       "fixed_point_residual": abs(step[1]) / cp.k_star, "step_minus": step[0], "step_plus": step[2],
                       "half_stable": bool(step[0] * step[2] > 0),
                       "stable_side": "below" if step[0] > 0 else "above",
-                      "k_grid": ks, "map_minus_identity": flow_step(name, cp.c_b, cp.c_w, ks) - ks}
+                      "k_grid": ks[3:], "map_minus_identity": moved[3:]}
     out["half_stable"] = half
     none = {}
     for name in config.no_critical:
@@ -844,11 +884,15 @@ def run_fourth_cumulant(config: CumulantConfig, seed: int = 0) -> dict:
         est = fourth_cumulant_estimate(stats, config.width)
         theory = fourth_cumulant_theory(name, c_b, c_w, c_b + c_w, config.width, config.depth)
         l = np.arange(1, config.depth + 1)
-        # slope of measured against predicted (least squares through the origin, layers 2..L)
+        # ε̂ = a·θ + b·θ² with θ the leading-order prediction (weighted least squares, layers 2..L):
+        # ``a`` is the measured leading-order coefficient relative to the theory (1 if it holds),
+        # ``b`` absorbs the O(1/n²) terms that grow like (l/n)².
         sel = l >= 2
-        wts = 1.0 / est["eps_se"][sel] ** 2
-        slope = float(np.sum(wts * theory[sel] * est["eps"][sel]) / np.sum(wts * theory[sel] ** 2))
-        slope_se = float(1.0 / np.sqrt(np.sum(wts * theory[sel] ** 2)))
+        wts = 1.0 / est["eps_se"][sel]
+        A = np.stack([theory[sel], theory[sel] ** 2], axis=1) * wts[:, None]
+        coef, *_ = np.linalg.lstsq(A, est["eps"][sel] * wts, rcond=None)
+        cov = np.linalg.inv(A.T @ A)
+        slope, slope_se = float(coef[0]), float(np.sqrt(cov[0, 0]))
         entry = {"l": l, "r": l / config.width, "est": est, "theory": theory, "slope": slope, "slope_se": slope_se}
         if name in _EXACT_NU:
             entry["exact"] = exact_fourth_cumulant(name, config.width, config.depth)
@@ -893,3 +937,150 @@ def run_gradients(config: GradientConfig, seed: int = 0) -> dict:
         kslope = float(np.polyfit(out["l"], np.log(m["k"]), 1)[0])
         out["runs"][c_w] = {**m, "k_theory": k, "grad2_theory": pred, "log_rate": -slope, "k_log_rate": kslope}
     return out
+
+
+# ---------------------------------------------------------------------------
+# Figures and tables (house style)
+# ---------------------------------------------------------------------------
+
+
+def plot_kernel_flows(res: dict):
+    """K^(l) against l for each class at criticality (solid) and at 0.9/1.1 × the critical C_W (dashed)."""
+    from sparsebook import plotting
+
+    fig, (ax1, ax2) = plotting.figure(ncols=2)
+    l = res["l"]
+    colors = plotting.COLORS
+    for i, name in enumerate(("relu", "linear")):
+        for f, style in zip(sorted(res["flows"][name]), (":", "-", "--")):
+            ax1.loglog(l, res["flows"][name][f], style, color=colors[i],
+                       label=f"{name}, C_W = {f:g}·critical" if f != 1.0 else f"{name}, critical")
+    plotting.label(ax1, "layer l", "kernel K^(l)", "scale-invariant class")
+    for i, name in enumerate(res["k0"]):
+        a1 = res["k0"][name]["a1"]
+        for f, style in zip(sorted(res["flows"][name]), (":", "-", "--")):
+            ax2.loglog(l, res["flows"][name][f], style, color=colors[i + 2],
+                       label=f"{name}, critical" if f == 1.0 else None)
+        ax2.loglog(l, 1 / (-a1 * l), color="grey", lw=0.8)
+    ax2.plot([], [], color="grey", lw=0.8, label="1/(−a₁ l)")
+    ax2.plot([], [], "k:", label="C_W = 0.9·critical")
+    ax2.plot([], [], "k--", label="C_W = 1.1·critical")
+    plotting.label(ax2, "layer l", "kernel K^(l)", "K* = 0 class (C_b = 0)")
+    return plotting.finish(fig)
+
+
+def plot_half_stable(res: dict):
+    """F(K) − K around the SWISH and GELU critical points: tangent to zero, one-sided stability."""
+    from sparsebook import plotting
+
+    fig, axes = plotting.figure(ncols=len(res["half_stable"]))
+    for ax, (name, h) in zip(axes, res["half_stable"].items()):
+        cp = h["point"]
+        ax.plot(h["k_grid"], h["map_minus_identity"], color=plotting.COLORS[0])
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.axvline(cp.k_star, color="grey", lw=0.8, ls="--")
+        plotting.label(ax, "kernel K", "F(K) − K, one layer's change",
+                       f"{name}: C_b = {cp.c_b:.4g}, C_W = {cp.c_w:.5g}, K* = {cp.k_star:.4g}")
+    return plotting.finish(fig, legend=False)
+
+
+def plot_phase_diagram(res: dict):
+    """log χ⊥ and log χ∥ at the layer-L kernel over the (C_b, C_W) plane, with the χ = 1 contours."""
+    from sparsebook import plotting
+
+    fig, axes = plotting.figure(ncols=2)
+    for ax, key, title in zip(axes, ("chi_perp", "chi_par"), ("χ⊥ at K^(L)", "χ∥ at K^(L)")):
+        z = np.log(np.maximum(res[key], 1e-300))
+        lim = float(np.max(np.abs(z)))
+        im = ax.pcolormesh(res["c_w"], res["c_b"], z, cmap="RdBu_r", vmin=-lim, vmax=lim, shading="auto")
+        ax.contour(res["c_w"], res["c_b"], z, levels=[0.0], colors="k", linewidths=1)
+        ax.plot([1.0], [0.0], "o", color="k", ms=6, clip_on=False, label="critical (0, 1)")
+        fig.colorbar(im, ax=ax, label=f"log {title.split(' ')[0]}")
+        plotting.label(ax, "weight variance C_W", "bias variance C_b", f"tanh: {title}")
+    return plotting.finish(fig)
+
+
+def plot_vertex_and_ntk(vertex: dict, ntk: dict):
+    """V^(l)/(l (K^(l))²) against l (→ 5, 2, 2/3) and the NTK Θ^(l) at and off criticality."""
+    from sparsebook import plotting
+
+    fig, (ax1, ax2) = plotting.figure(ncols=2)
+    for i, (name, (l, ratio, target)) in enumerate(vertex.items()):
+        ax1.semilogx(l, ratio, color=plotting.COLORS[i], label=f"{name} (→ {target:.3g})")
+        ax1.axhline(target, color=plotting.COLORS[i], lw=0.8, ls=":")
+    plotting.label(ax1, "layer l", "V^(l) / (l·K^(l)²)", "four-point vertex at criticality")
+    for i, (label, (l, th)) in enumerate(ntk.items()):
+        ax2.loglog(l, th, color=plotting.COLORS[i], label=label)
+    plotting.label(ax2, "layer l", "NTK Θ^(l) (λ_b = 0, λ_W = 1)", "neural tangent kernel")
+    return plotting.finish(fig)
+
+
+def plot_angles(angles: dict):
+    """The angle between two inputs against depth, at criticality."""
+    from sparsebook import plotting
+
+    fig, (ax,) = plotting.figure(ncols=1)
+    for i, (name, (l, theta)) in enumerate(angles.items()):
+        ax.loglog(l, theta, color=plotting.COLORS[i], label=name)
+    l = next(iter(angles.values()))[0]
+    ax.loglog(l, 3 * np.pi / l, color="grey", lw=0.8, ls="--", label="3π/l")
+    plotting.label(ax, "layer l", "angle θ^(l) between the inputs (rad)", "two inputs, orthogonal at l = 1")
+    return plotting.finish(fig)
+
+
+def plot_fourth_cumulant(res: dict):
+    """Measured Cov(z_i², z_j²)/K² against l/n with the leading order (and the exact result where known);
+    right: ReLU at large l/n, where the leading order fails."""
+    from sparsebook import plotting
+
+    fig, (ax1, ax2) = plotting.figure(ncols=2)
+    for i, (name, e) in enumerate(res["per_activation"].items()):
+        c = plotting.COLORS[i]
+        ax1.errorbar(e["r"], e["est"]["eps"], yerr=2 * e["est"]["eps_se"], fmt="o", color=c, ms=3,
+                     label=f"{name}: real networks (±2 s.e.)")
+        ax1.plot(e["r"], e["theory"], "-", color=c, lw=1, label=f"{name}: leading order V/(nK²)")
+        if "exact" in e:
+            ax1.plot(e["r"], e["exact"], ":", color=c, lw=1)
+    ax1.plot([], [], "k:", lw=1, label="exact (1 + ν/n)^(l−1) − 1")
+    n = res["config"].width
+    plotting.label(ax1, "depth-to-width ratio l/n", "Cov(z_i², z_j²) / K²", f"width n = {n}, at criticality")
+    b = res["breakdown"]
+    ax2.errorbar(b["r"], b["est"]["eps"], yerr=2 * b["est"]["eps_se"], fmt="o", color=plotting.COLORS[0], ms=3,
+                 label="ReLU real networks (±2 s.e.)")
+    ax2.plot(b["r"], b["leading"], "-", color="k", lw=1, label="leading order 5(l−1)/n")
+    ax2.plot(b["r"], b["exact"], ":", color="k", lw=1, label="exact (1 + 5/n)^(l−1) − 1")
+    ax2.set_yscale("log")
+    plotting.label(ax2, "depth-to-width ratio l/n", "Cov(z_i², z_j²) / K²", f"ReLU, width n = {b['width']}")
+    return plotting.finish(fig)
+
+
+def plot_gradients(res: dict):
+    """Mean ‖∂z_1^(L)/∂z^(l)‖² against l on real networks, with Π χ⊥ (lines)."""
+    from sparsebook import plotting
+
+    fig, (ax,) = plotting.figure(ncols=1)
+    for i, (c_w, run) in enumerate(res["runs"].items()):
+        c = plotting.COLORS[i]
+        ax.errorbar(res["l"], run["grad2"], yerr=2 * run["grad2_se"], fmt="o", ms=3, color=c,
+                    label=f"C_W = {c_w:g} (measured)")
+        ax.semilogy(res["l"], run["grad2_theory"], "-", lw=1, color=c)
+    ax.plot([], [], "k-", lw=1, label="Π χ⊥ (infinite width)")
+    cfg = res["config"]
+    plotting.label(ax, "layer l", "‖∂z₁^(L)/∂z^(l)‖² (mean over networks)",
+                   f"{cfg.activation}, n = {cfg.width}, L = {cfg.depth}, {cfg.n_networks} networks")
+    return plotting.finish(fig)
+
+
+def cumulant_table(res: dict) -> str:
+    """Measured and predicted Cov(z_i², z_j²)/K² per layer, rounded (text)."""
+    lines = []
+    for name, e in res["per_activation"].items():
+        lines.append(f"{name}: fitted leading coefficient a = {e['slope']:.2f} ± {e['slope_se']:.2f} (1 if the 1/n theory holds)")
+        hdr = "  l/n    measured ± s.e.     leading order" + ("   exact" if "exact" in e else "")
+        lines.append(hdr)
+        for j in range(1, len(e["l"]), 2):
+            row = f"  {e['r'][j]:.3f}  {e['est']['eps'][j]:8.3g} ± {e['est']['eps_se'][j]:.2g}   {e['theory'][j]:10.3g}"
+            if "exact" in e:
+                row += f"   {e['exact'][j]:.3g}"
+            lines.append(row)
+    return "\n".join(lines)
