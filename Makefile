@@ -35,7 +35,7 @@ unit: install
 	$(PYTEST) tests -m "not site"
 
 nbval: install
-	$(PYTEST) --nbval book --sanitize-with tests/nbval_sanitize.cfg
+	$(PYTEST) --nbval book --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 site: install
 	$(PYTEST) tests -m site
