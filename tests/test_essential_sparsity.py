@@ -308,3 +308,13 @@ def test_masked_training_keeps_the_mask_and_gradual_pruning_reaches_the_target()
     assert row["gradual_sparsity"] == pytest.approx(0.8, abs=1e-3)
     soup = es.run_soups(es.SoupConfig(parent=TINY, sparsity=0.7, n_ingredients=2, steps=20), seed=0)
     assert soup["soup_sparsity"] == pytest.approx(0.7, abs=1e-3)
+
+
+@pytest.mark.parametrize("scale", ["ci", "full"])
+def test_every_preset_builds_and_full_is_larger(scale):
+    for cls in (es.ParentConfig, es.OneShotConfig, es.ObjectiveConfig, es.DataAmountConfig, es.EmergenceConfig,
+                es.RandomPruningConfig, es.GradualConfig, es.JourneyConfig, es.SoupConfig, es.NMTrainConfig):
+        assert isinstance(cls.preset(scale), cls)
+    if scale == "full":
+        assert es.ParentConfig.preset("full").steps > es.ParentConfig.preset("ci").steps
+        assert len(es.OneShotConfig.preset("full").sparsities) > len(es.OneShotConfig.preset("ci").sparsities)
