@@ -946,13 +946,13 @@ def run_network_bias(config: NetworkConfig, seed: int = 0) -> dict:
 class GuidanceConfig:
     """An overfitting FCN on a digits subset, unguided or guided by an untrained / a trained CNN."""
 
-    n_train: int = 200
+    n_train: int = 100
     n_test: int = 400
-    width: int = 128
-    depth: int = 3
+    width: int = 256
+    depth: int = 4
     channels: int = 8
-    steps: int = 200
-    guide_steps: int = 200
+    steps: int = 300
+    guide_steps: int = 300
     batch_size: int = 100
     lr: float = 1e-3
     alpha: float = 1.0
@@ -963,7 +963,7 @@ class GuidanceConfig:
         check_scale(scale)
         if scale == "ci":
             return cls()
-        return cls(n_train=500, n_test=1000, width=256, depth=5, channels=16, steps=3000, guide_steps=2000)
+        return cls(n_train=300, n_test=1000, width=512, depth=6, channels=16, steps=3000, guide_steps=3000)
 
 
 def run_guidance(config: GuidanceConfig, seed: int = 0) -> dict:
@@ -1092,6 +1092,10 @@ def plot_estimator(r: dict):
     b.loglog(n, r["spread_bits"], "o-", color=c[0], label="spread over repeats (sd)")
     b.loglog(n, r["rmse_bits"], "s-", color=c[1], label="RMS error vs exact")
     b.loglog(n, r["spread_bits"][0] * np.sqrt(n[0] / n), ":", color="0.4", label="∝ n^-1/2")
+    from matplotlib.ticker import FixedLocator, NullLocator
+    b.xaxis.set_major_locator(FixedLocator(n))
+    b.xaxis.set_minor_locator(NullLocator())
+    b.set_xticklabels([f"{int(v)}" for v in n])
     plotting.label(b, "sampled hypotheses n", f"error of estimated bits at {r['exact_tail_bits']:.0f} bits",
                    "convergence in n")
     return plotting.finish(fig)
