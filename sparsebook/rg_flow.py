@@ -322,22 +322,6 @@ class NoCriticalPoint(ValueError):
     """Raised by :func:`critical_point` when no (C_b ≥ 0, C_W > 0) makes χ∥ = χ⊥ = 1 at a fixed point."""
 
 
-def _taylor(sigma) -> tuple:
-    """σ(0) and its first three derivatives at 0, by automatic differentiation (float64)."""
-    with jax.enable_x64(True):
-        return tuple(float(v) for v in _taylor_jit(sigma))
-
-
-@partial(jax.jit, static_argnums=(0,))
-def _taylor_jit(sigma):
-    f0 = lambda t: sigma(t)  # noqa: E731
-    f1 = jax.grad(f0)
-    f2 = jax.grad(f1)
-    f3 = jax.grad(f2)
-    z = jnp.asarray(0.0, jnp.float64)
-    return jnp.stack([f0(z), f1(z), f2(z), f3(z)])
-
-
 def k0_class_constants(activation) -> dict:
     """Constants of the K* = 0 universality class (PDLT §5.3.3, eqs. 5.83–5.99).
 
@@ -352,7 +336,7 @@ def k0_class_constants(activation) -> dict:
 
 @lru_cache(maxsize=64)
 def _k0_constants(sigma) -> tuple:
-    s0, s1, s2, s3 = _taylor(sigma)
+    s0, s1, s2, s3 = _analysis(sigma)["taylor"]
     if s1 == 0.0:
         return tuple({"sigma0": s0, "sigma1": s1, "sigma2": s2, "sigma3": s3, "c_w": math.inf,
                       "a1": math.nan, "b1": math.nan, "p_perp": math.nan, "in_class": False}.items())
@@ -374,49 +358,63 @@ def _gap_jit(sigma, k):
     return m2, dk, dp
 
 
-#: Bisection steps (on log K) for the non-trivial critical kernel, inside the jitted analysis.
-_BISECT = 64
+#: Refinements of the bracket of the non-trivial critical kernel (each divides it by 240, in log K).
+_REFINE = 6
+#: Relative offsets K/K* at which the analysis also evaluates ⟨σ²⟩ (half-stability test and figure):
+#: K*(1 − 1e-3), K*, K*(1 + 1e-3), then 81 points from 0.9 K* to 1.1 K*.
+HALF_STABLE_DELTA = 1e-3
+_OFFSETS = np.concatenate([[1 - HALF_STABLE_DELTA, 1.0, 1 + HALF_STABLE_DELTA], np.linspace(0.9, 1.1, 81)])
 
 
 @partial(jax.jit, static_argnums=(0,))
-def _analysis_jit(sigma, grid):
+def _analysis_jit(sigma, grid, offsets, x, w):
     """Everything the classification needs, in one compiled call per activation:
     ⟨σ²⟩, ⟨σσ''⟩ and ⟨σ'²⟩ on ``grid``; the first sign change of ⟨σσ''⟩ refined by bisection
-    in log K, with ⟨σ²⟩ and ⟨σ'²⟩ there."""
-    x, w = _gh(N_NODES)
-    x, w = jnp.asarray(x), jnp.asarray(w)
+    in log K (repeated sub-grids), with ⟨σ²⟩, d⟨σ²⟩/dK and ⟨σ'²⟩ there and ⟨σ²⟩ at ``K_root·offsets``; and the
+    Taylor coefficients of σ at 0 (its value and first three derivatives).  The quadrature nodes
+    ``x, w`` are arguments, not constants, which keeps XLA from constant-folding them (slow)."""
 
     def gap_at(k):
         m2, _, dk, dp = _moments(sigma, k, x, w)
-        return dk - dp, m2, dp
+        return dk - dp, m2, dp, dk
 
-    gap, m2, dp = jax.vmap(gap_at)(grid)
+    on_grid = jax.vmap(gap_at)
+    gap, m2, dp, _ = on_grid(grid)
     change = jnp.sign(gap[:-1]) * jnp.sign(gap[1:]) < 0
     i = jnp.argmax(change)
-    lo, hi = jnp.log(grid[i]), jnp.log(grid[i + 1])
-    g_lo = gap_at(grid[i])[0]
+    t = jnp.linspace(0.0, 1.0, grid.shape[0])
 
-    def bisect(_, bounds):
+    def refine(_, bounds):
+        # evaluate the same vmapped function on a sub-grid of the bracket (one compiled body)
         lo, hi = bounds
-        mid = 0.5 * (lo + hi)
-        same = jnp.sign(gap_at(jnp.exp(mid))[0]) == jnp.sign(g_lo)
-        return jnp.where(same, mid, lo), jnp.where(same, hi, mid)
+        g = on_grid(jnp.exp(lo + (hi - lo) * t))[0]
+        j = jnp.argmax(jnp.sign(g[:-1]) * jnp.sign(g[1:]) <= 0)
+        return lo + (hi - lo) * t[j], lo + (hi - lo) * t[j + 1]
 
-    lo, hi = jax.lax.fori_loop(0, _BISECT, bisect, (lo, hi))
+    lo, hi = jax.lax.fori_loop(0, _REFINE, refine, (jnp.log(grid[i]), jnp.log(grid[i + 1])))
     k_root = jnp.exp(0.5 * (lo + hi))
-    _, m2_root, dp_root = gap_at(k_root)
-    return gap, m2, dp, jnp.any(change), k_root, m2_root, dp_root
+    _, m2_r, dp_r, dk_r = on_grid(jnp.full(grid.shape, k_root))
+    m2_root, dp_root, dk_root = m2_r[0], dp_r[0], dk_r[0]
+    m2_off = jax.vmap(lambda k: jnp.sum(w * sigma(jnp.sqrt(k) * x) ** 2))(k_root * offsets)
+    f1 = jax.grad(sigma)
+    f2 = jax.grad(f1)
+    f3 = jax.grad(f2)
+    z0 = jnp.zeros((), grid.dtype)
+    taylor = jnp.stack([sigma(z0), f1(z0), f2(z0), f3(z0)])
+    return gap, m2, dp, jnp.any(change), k_root, m2_root, dp_root, dk_root, m2_off, taylor
 
 
 @lru_cache(maxsize=64)
 def _analysis(sigma):
     with jax.enable_x64(True):
-        out = _analysis_jit(sigma, jnp.asarray(K_GRID))
-        gap, m2, dp, has_root, k_root, m2_root, dp_root = (np.asarray(v) for v in out)
+        x, w = _gh(N_NODES)
+        out = _analysis_jit(sigma, jnp.asarray(K_GRID), jnp.asarray(_OFFSETS), jnp.asarray(x), jnp.asarray(w))
+        gap, m2, dp, has_root, k_root, m2_root, dp_root, dk_root, m2_off, taylor = (np.asarray(v) for v in out)
     ratio = m2 / K_GRID
     scale_invariant = bool(np.all(np.abs(ratio - ratio[0]) <= 1e-9 * abs(ratio[0])) and ratio[0] > 0)
     return {"gap": gap, "m2": m2, "dp": dp, "scale_invariant": scale_invariant, "has_root": bool(has_root),
-            "k_root": float(k_root), "m2_root": float(m2_root), "dp_root": float(dp_root)}
+            "k_root": float(k_root), "m2_root": float(m2_root), "dp_root": float(dp_root),
+            "dk_root": float(dk_root), "m2_offsets": m2_off, "taylor": tuple(float(t) for t in taylor)}
 
 
 @lru_cache(maxsize=64)
@@ -466,7 +464,7 @@ def critical_point(activation) -> CriticalPoint:
       ReLU (PDLT eq. 5.67); every K is a fixed point.
     * K* = 0 class (tanh, erf, sin): ``(0, 1/σ'(0)², 0)`` (PDLT §5.3.3).
     * SWISH and GELU: the non-trivial, half-stable root of ``⟨σσ''⟩_{K*} = 0`` (PDLT §5.3.4),
-      found by bracketing on :data:`K_GRID` and 64 bisections in log K, with
+      found by bracketing on :data:`K_GRID` and refining the bracket on sub-grids, with
       ``C_W = 1/⟨σ'²⟩_{K*}``, ``C_b = K* − C_W⟨σ²⟩_{K*}`` (kept only if ``C_b ≥ 0``).
     * otherwise raises :class:`NoCriticalPoint` with the reason (sigmoid, softplus).
     """
@@ -754,7 +752,6 @@ class KernelFlowConfig:
     k0_activations: tuple = ("tanh", "erf", "sin")
     half_stable: tuple = ("swish", "gelu")
     no_critical: tuple = ("sigmoid", "softplus")
-    half_stable_delta: float = 1e-3  # relative offset from K* for the one-sided stability test
 
     @classmethod
     def preset(cls, scale: str = "ci") -> "KernelFlowConfig":
@@ -769,7 +766,7 @@ def run_kernel_flows(config: KernelFlowConfig, seed: int = 0) -> dict:
     Half-stability: with ``χ∥(K*) = 1`` the map ``F(K) = C_b + C_W⟨σ²⟩_K`` is tangent to the
     identity, so ``F(K) − K`` has the same sign on both sides of K* when ``F''(K*) ≠ 0``: the
     flow approaches K* from one side and leaves it on the other.  We evaluate ``F(K) − K`` at
-    ``K*(1 ± half_stable_delta)``."""
+    ``K*(1 ± HALF_STABLE_DELTA)``."""
     seed_everything(seed)
     L, k1 = config.depth, config.k1
     out: dict = {"depth": L, "l": np.arange(1, L + 1)}
@@ -786,12 +783,11 @@ def run_kernel_flows(config: KernelFlowConfig, seed: int = 0) -> dict:
     half = {}
     for name in config.half_stable:
         cp = critical_point(name)
-        par, perp = susceptibilities(name, cp.c_w, cp.k_star)
-        d = config.half_stable_delta * cp.k_star
-        ks = np.concatenate([cp.k_star + np.array([-d, 0.0, d]), cp.k_star * np.linspace(0.9, 1.1, 81)])
-        moved = flow_step(name, cp.c_b, cp.c_w, ks) - ks
+        an = _analysis(activation_fn(name))   # ⟨σ²⟩ at K*·_OFFSETS, computed with the root
+        ks = cp.k_star * _OFFSETS
+        moved = cp.c_b + cp.c_w * an["m2_offsets"] - ks
         step = moved[:3]
-        half[name] = {"point": cp, "chi_par": float(par), "chi_perp": float(perp),
+        half[name] = {"point": cp, "chi_par": cp.c_w * an["dk_root"], "chi_perp": cp.c_w * an["dp_root"],
                       "fixed_point_residual": abs(step[1]) / cp.k_star, "step_minus": step[0], "step_plus": step[2],
                       "half_stable": bool(step[0] * step[2] > 0),
                       "stable_side": "below" if step[0] > 0 else "above",
@@ -832,7 +828,7 @@ def run_phase_diagram(config: PhaseDiagramConfig, seed: int = 0) -> dict:
     c_b = np.linspace(0.0, config.c_b_max, config.n_grid)
     c_w = np.linspace(*config.c_w_range, config.n_grid)
     CB, CW = np.meshgrid(c_b, c_w, indexing="ij")
-    x, w = _gh(400)
+    x, w = _gh(200)
     with jax.enable_x64(True):
         xj, wj = jnp.asarray(x), jnp.asarray(w)
 
@@ -914,7 +910,7 @@ class GradientConfig:
     c_w_values: tuple = (1.6, 2.0, 2.4)
     width: int = 64
     depth: int = 24
-    n_networks: int = 512
+    n_networks: int = 256
 
     @classmethod
     def preset(cls, scale: str = "ci") -> "GradientConfig":
