@@ -157,7 +157,7 @@ def cmd_execute(args) -> int:
         raise SystemExit("error: name chapters to execute, or pass --all")
     paths = [_check_key(k, root) for k in keys]
     scoreboard = root / "book" / "scoreboard.ipynb"
-    if scoreboard.is_file():
+    if args.all and scoreboard.is_file():      # the scoreboard reads the chapters' fresh outputs
         paths.append(scoreboard)
     for p in paths:
         print(f"executing {p.relative_to(root)} ...", flush=True)
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--out", help="output folder (default: reproduce-KEY-SCALE)")
     rep.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
     rep.set_defaults(func=cmd_reproduce)
-    ex = sub.add_parser("execute", help="re-execute chapters in place (make book), then the scoreboard")
+    ex = sub.add_parser("execute", help="re-execute chapters in place (with --all, as make book does: then the scoreboard)")
     ex.add_argument("keys", nargs="*")
     ex.add_argument("--all", action="store_true")
     ex.set_defaults(func=cmd_execute)
