@@ -788,7 +788,8 @@ class PlaneResult:
     record and layer (``L = 6``: five hidden layers and the softmax); the KDE entries cover the first
     seed and the records ``kde_record_index`` only.  ``rates[activation]``: ``(S, R, 5, 2)`` nats,
     ``(R(Z), R^c(Z))`` of the hidden layers without L2.  ``train_acc``, ``test_acc``, ``final_loss``:
-    ``{(activation, l2): (S,)}``.
+    ``{(activation, l2): (S,)}``.  ``sample_layers[activation]``: the first seed's layer activities
+    ``[(R, 4096, n_l) per layer]`` for the ``kde_activations`` (for estimator checks).
     """
 
     config: PlaneConfig
@@ -799,6 +800,7 @@ class PlaneResult:
     test_acc: dict
     final_loss: dict
     kde_record_index: np.ndarray
+    sample_layers: dict
 
 
 def run_information_plane(config: PlaneConfig, seed: int = 0, scale: str = "ci") -> PlaneResult:
@@ -815,7 +817,7 @@ def run_information_plane(config: PlaneConfig, seed: int = 0, scale: str = "ci")
     nets = train_networks(acts, seeds * len(runs), config.epochs, config.lr, l2s, config.n_records)
     kde_rec = np.unique(np.round(np.linspace(0, len(nets.epochs) - 1, config.kde_records)).astype(int))
     pts = np.sort(np.random.default_rng(seed).permutation(N_INPUTS)[:config.kde_points])
-    info, rates, tr_acc, te_acc, loss = {}, {}, {}, {}, {}
+    info, rates, tr_acc, te_acc, loss, sample = {}, {}, {}, {}, {}, {}
     for act, l2 in progress(runs, desc="information", scale=scale):
         m = nets.select(act, l2)
         for est in (("fixed", "adaptive") if l2 == 0.0 else ("adaptive",)):
@@ -825,11 +827,12 @@ def run_information_plane(config: PlaneConfig, seed: int = 0, scale: str = "ci")
                 nets, "kde", noise_var=config.noise_var, models=m[:1], points=pts, records=kde_rec)
             info[("adaptive_kde", act, l2)] = information_trajectory(
                 nets, "adaptive_kde", rel_noise=config.rel_noise, models=m[:1], points=pts, records=kde_rec)
+            sample[act] = [arr[m[0]].copy() for arr in nets.layers]
         if l2 == 0.0:
             rates[act] = hidden_coding_rates(nets, config.eps, models=m)
         tr_acc[(act, l2)], te_acc[(act, l2)] = nets.train_acc[m], nets.test_acc[m]
         loss[(act, l2)] = nets.loss[m, -1]
-    return PlaneResult(config, nets.epochs, info, rates, tr_acc, te_acc, loss, kde_rec)
+    return PlaneResult(config, nets.epochs, info, rates, tr_acc, te_acc, loss, kde_rec, sample)
 
 
 @dataclass(frozen=True)
@@ -888,3 +891,163 @@ def run_generalization(config: GeneralizationConfig, seed: int = 0) -> dict:
                       for l in range(comp.shape[1])])
     return {"compression": comp, "test_acc": nets.test_acc, "train_acc": nets.train_acc,
             "r": stats[:, 0], "lo": stats[:, 1], "hi": stats[:, 2]}
+
+
+# ---------------------------------------------------------------------------
+# Summaries and figures for the chapter
+# ---------------------------------------------------------------------------
+LAYER_NAMES = ("10", "7", "5", "4", "3", "softmax")
+
+
+def hidden_compression(info) -> np.ndarray:
+    """Mean compression (bits) of the hidden layers, per seed: ``info`` ``(S, R, L, 2)`` -> ``(S,)``.
+
+    Compression of a layer is ``max_epochs I(X;T) − final I(X;T)`` (:func:`compression`); the softmax
+    layer (the last) is left out, since it is bounded and saturates whatever the activation.
+    """
+    info = np.asarray(info, dtype=float)
+    if info.ndim != 4 or info.shape[-1] != 2:
+        raise ValueError(f"info must have shape (S, R, L, 2); got {info.shape}")
+    return compression(info[..., 0])[:, :-1].mean(-1)
+
+
+def compression_table(res: PlaneResult) -> str:
+    """Text table: per activation, hidden-layer compression (bits, mean over seeds) with fixed and
+    adaptive binning, and test accuracy."""
+    lines = [f"{'activation':<18}{'fixed (bits)':>14}{'adaptive (bits)':>17}{'test acc':>10}"]
+    for act in res.config.activations:
+        f = hidden_compression(res.info[("fixed", act, 0.0)]).mean()
+        a = hidden_compression(res.info[("adaptive", act, 0.0)]).mean()
+        acc = res.test_acc[(act, 0.0)].mean()
+        lines.append(f"{act:<18}{f:>14.2f}{a:>17.2f}{acc:>10.3f}")
+    return "\n".join(lines)
+
+
+def _plane_axis(ax, info, title=""):
+    from sparsebook import plotting
+
+    mean = info.mean(0)                               # (R, L, 2), mean over seeds
+    for l in range(mean.shape[1]):
+        c = plotting.COLORS[l % len(plotting.COLORS)]
+        ax.plot(mean[:, l, 0], mean[:, l, 1], "-", color=c, label=f"layer {LAYER_NAMES[l]}", lw=1.2)
+        ax.plot(mean[0, l, 0], mean[0, l, 1], "o", color=c, mfc="none", ms=5)
+        ax.plot(mean[-1, l, 0], mean[-1, l, 1], "o", color=c, ms=5)
+    plotting.label(ax, "I(X;T) (bits)", "I(T;Y) (bits)", title)
+
+
+def plot_planes(res: PlaneResult, activations=("tanh", "relu"), estimators=("fixed", "adaptive")):
+    """Information planes (mean over seeds): rows ``estimators``, columns ``activations``; one line per
+    layer from the first record (open circle) to the last (filled)."""
+    from sparsebook import plotting
+
+    fig, axes = plotting.figure(len(activations), len(estimators))
+    names = {"fixed": "fixed binning", "adaptive": "adaptive binning", "kde": "KDE, σ² = 1e-3",
+             "adaptive_kde": "adaptive KDE"}
+    for i, est in enumerate(estimators):
+        for j, act in enumerate(activations):
+            ax = axes[i * len(activations) + j]
+            _plane_axis(ax, res.info[(est, act, 0.0)], title=f"{act}, {names[est]}")
+    fig = plotting.finish(fig, legend=False)
+    axes[0].legend(fontsize=7)
+    return fig
+
+
+def plot_compression(res: PlaneResult):
+    """Hidden-layer compression per activation, fixed against adaptive binning (bars: mean over seeds,
+    dots: seeds)."""
+    from sparsebook import plotting
+
+    fig, axes = plotting.figure(1, 1)
+    ax = axes[0]
+    acts = res.config.activations
+    x = np.arange(len(acts))
+    for k, (est, off) in enumerate((("fixed", -0.2), ("adaptive", 0.2))):
+        vals = np.array([hidden_compression(res.info[(est, a, 0.0)]) for a in acts])   # (A, S)
+        ax.bar(x + off, vals.mean(1), width=0.38, color=plotting.COLORS[k], label=f"{est} binning")
+        for s in range(vals.shape[1]):
+            ax.plot(x + off, vals[:, s], "k.", ms=3)
+    ax.set_xticks(x, [a.replace("centred_softplus", "c-softplus").replace("leaky_relu", "leaky") for a in acts],
+                  rotation=30)
+    plotting.label(ax, "activation", "hidden-layer compression (bits)", "compression by activation")
+    return plotting.finish(fig)
+
+
+def plot_l2(res: PlaneResult):
+    """Per-layer compression (adaptive binning, mean over seeds) with and without L2."""
+    from sparsebook import plotting
+
+    acts = res.config.l2_activations
+    fig, axes = plotting.figure(len(acts), 1)
+    layers = np.arange(len(LAYER_NAMES))
+    for ax, act in zip(axes, acts):
+        for k, l2 in enumerate((0.0, float(res.config.l2))):
+            comp = compression(res.info[("adaptive", act, l2)][..., 0]).mean(0)
+            ax.plot(layers, comp, "o-", color=plotting.COLORS[k], label=f"L2 = {l2:g}")
+        ax.set_xticks(layers, LAYER_NAMES)
+        plotting.label(ax, "layer (width)", "compression (bits)", f"{act}, adaptive binning")
+    return plotting.finish(fig)
+
+
+def plot_generalization(gen: dict):
+    """Left: softmax-layer compression against test accuracy, one point per seed.  Right: Pearson r
+    of each layer's compression with test accuracy, with its bootstrap interval."""
+    from sparsebook import plotting
+
+    fig, axes = plotting.figure(2, 1)
+    axes[0].plot(gen["compression"][:, -1], 100 * gen["test_acc"], "o", color=plotting.COLORS[0])
+    plotting.label(axes[0], "softmax-layer compression (bits)", "test accuracy (%)", "one point per seed")
+    layers = np.arange(len(gen["r"]))
+    axes[1].errorbar(layers, gen["r"], yerr=[gen["r"] - gen["lo"], gen["hi"] - gen["r"]], fmt="o",
+                     color=plotting.COLORS[1], capsize=3)
+    axes[1].axhline(0, color="k", lw=0.8)
+    axes[1].set_xticks(layers, LAYER_NAMES)
+    plotting.label(axes[1], "layer (width)", "Pearson r with test accuracy", "90% bootstrap intervals")
+    return plotting.finish(fig, legend=False)
+
+
+def plot_coding_rate(res: PlaneResult, layer: int = -1):
+    """Class-conditional coding rate ``R^c`` and rate reduction ``ΔR`` of one hidden layer (default the
+    last) over training, per activation (mean over seeds)."""
+    from sparsebook import plotting
+
+    fig, axes = plotting.figure(2, 1)
+    ep = np.maximum(res.epochs, 0.5)
+    for k, act in enumerate(res.config.activations):
+        r = res.rates[act][:, :, layer].mean(0)          # (R, 2)
+        c = plotting.COLORS[k % len(plotting.COLORS)]
+        axes[0].plot(ep, r[:, 1], "-", color=c, label=act)
+        axes[1].plot(ep, r[:, 0] - r[:, 1], "-", color=c, label=act)
+    for ax in axes:
+        ax.set_xscale("log")
+    plotting.label(axes[0], "epoch (0 drawn at 0.5)", "$R^c(Z)$ (nats)", "class-conditional coding rate")
+    plotting.label(axes[1], "epoch (0 drawn at 0.5)", r"$\Delta R = R - R^c$ (nats)", "rate reduction")
+    fig = plotting.finish(fig, legend=False)
+    axes[0].legend(fontsize=7)
+    return fig
+
+
+def invariance_check(layers, warp=np.sinh, n_bins: int = 30) -> dict:
+    """Apply a strictly increasing ``warp`` to every recorded layer of one network and compare the
+    information estimates: ``{"adaptive": max |ΔI|, "fixed": max |ΔI|}`` in bits over layers, records
+    and both coordinates (fixed binning on each layer's own range)."""
+    _, y = tishby_dataset()
+    out = {"adaptive": 0.0, "fixed": 0.0}
+    for arr in layers:
+        for t in arr:
+            t64 = t.astype(np.float64)
+            for est in out:
+                a = np.array(layer_information(t64, y, n_bins, est))
+                b = np.array(layer_information(warp(t64), y, n_bins, est))
+                out[est] = max(out[est], float(np.abs(a - b).max()))
+    return out
+
+
+def bounds_hold(res: PlaneResult, tol: float = 1e-9) -> bool:
+    """Every estimate of ``res`` satisfies ``0 <= I(T;Y) <= H(Y)``, ``0 <= I(X;T) <= log2 N``."""
+    _, y = tishby_dataset()
+    h_y = _entropy_from_counts(np.bincount(y))
+    ok = True
+    for (est, _, _), v in res.info.items():
+        n = res.config.kde_points if est in ("kde", "adaptive_kde") else N_INPUTS
+        ok &= bool((v >= -tol).all() and (v[..., 1] <= h_y + tol).all() and (v[..., 0] <= math.log2(n) + tol).all())
+    return ok
