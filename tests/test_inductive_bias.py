@@ -370,12 +370,12 @@ def test_guidance_penalty_is_zero_when_aligned_and_pulls_towards_the_guide():
         == pytest.approx(0.0, abs=1e-10)
     t = [torch.randn(20, 4, dtype=torch.float64, requires_grad=True)]
     opt = torch.optim.SGD(t, lr=0.5)
-    before = float(ib.guidance_penalty(t, g[:1]))
+    before = float(ib.guidance_penalty(t, g[:1]).detach())
     for _ in range(30):
         opt.zero_grad()
         ib.guidance_penalty(t, g[:1], alpha=1.0).backward()
         opt.step()
-    assert float(ib.guidance_penalty(t, g[:1])) < before
+    assert float(ib.guidance_penalty(t, g[:1]).detach()) < before
     with pytest.raises(ValueError):
         ib.guidance_penalty(t, g)
     with pytest.raises(ValueError):
