@@ -423,7 +423,7 @@ class DendritesConfig:
                    grid_n=tuple(range(10_000, 190_001, 10_000)),
                    grid_sparsity=tuple(np.round(np.arange(0.005, 0.0301, 0.0025), 4)),
                    grid_s=tuple(range(20, 51, 2)),
-                   mc_false_match=cls.mc_false_match + ((10_000, 64, 24, 8), (10_000, 200, 24, 10)),
+                   mc_false_match=cls.mc_false_match + ((10_000, 200, 24, 6), (5_000, 128, 24, 7)),
                    mc_false_negative=cls.mc_false_negative + ((256, 48, 24, 96),))
 
 
