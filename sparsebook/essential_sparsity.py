@@ -137,11 +137,7 @@ def magnitude_mask(weights, sparsity: float, scope: str = "global"):
     if scope == "layer":
         return rebuild([_layer_mask(t, s) for t in tensors])
     flat = torch.cat([t.detach().reshape(-1).abs().float() for t in tensors])
-    k = n_pruned(s, flat.numel())
-    keep = torch.ones(flat.numel(), dtype=torch.bool)
-    if k:
-        order = torch.argsort(flat, stable=True)
-        keep[order[:k]] = False
+    keep = _keep_largest(flat, n_pruned(s, flat.numel()))
     out, pos = [], 0
     for t in tensors:
         out.append(keep[pos:pos + t.numel()].reshape(t.shape))
@@ -149,13 +145,29 @@ def magnitude_mask(weights, sparsity: float, scope: str = "global"):
     return rebuild(out)
 
 
+def _keep_largest(flat: torch.Tensor, k: int) -> torch.Tensor:
+    """Bool mask removing the ``k`` smallest entries of 1-D ``flat``, ties by position (as a stable sort).
+
+    O(N) selection instead of a sort: with ``t`` the k-th smallest value, remove every
+    entry ``< t`` and then the first ``k - #{< t}`` entries equal to ``t``.
+    """
+    keep = torch.ones(flat.numel(), dtype=torch.bool)
+    if k <= 0:
+        return keep
+    if k >= flat.numel():
+        return ~keep
+    t = torch.kthvalue(flat, k).values
+    below = flat < t
+    keep &= ~below
+    rest = k - int(below.sum())
+    if rest:
+        keep[torch.nonzero(flat == t).reshape(-1)[:rest]] = False
+    return keep
+
+
 def _layer_mask(t: torch.Tensor, s: float) -> torch.Tensor:
     flat = t.detach().reshape(-1).abs().float()
-    k = n_pruned(s, flat.numel())
-    keep = torch.ones(flat.numel(), dtype=torch.bool)
-    if k:
-        keep[torch.argsort(flat, stable=True)[:k]] = False
-    return keep.reshape(t.shape)
+    return _keep_largest(flat, n_pruned(s, flat.numel())).reshape(t.shape)
 
 
 def _nm_groups_shape(shape, n, m, name="weight"):
@@ -188,9 +200,16 @@ def nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
     w = w.movedim(1, -1)  # (out, k..., in)
     moved_shape = w.shape
     g = w.reshape(-1, m)
-    order = torch.argsort(g, dim=-1, descending=True, stable=True)
+    top = g.topk(n + 1, dim=1)
     keep = torch.zeros_like(g, dtype=torch.bool)
-    keep.scatter_(1, order[:, :n], True)
+    keep.scatter_(1, top.indices[:, :n], True)
+    # topk's order among equal values is unspecified: redo groups with a tie at the boundary by a stable sort
+    tied = torch.nonzero(top.values[:, n - 1] == top.values[:, n]).reshape(-1)
+    if tied.numel():
+        order = torch.argsort(g[tied], dim=-1, descending=True, stable=True)
+        fix = torch.zeros(len(tied), m, dtype=torch.bool)
+        fix.scatter_(1, order[:, :n], True)
+        keep[tied] = fix
     return keep.reshape(moved_shape).movedim(-1, 1)
 
 
