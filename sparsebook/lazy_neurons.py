@@ -702,6 +702,7 @@ class EmergenceConfig:
     noise: float = 0.5
     every: int = 25
     eval_rows: int = 2000
+    device: str = "cpu"
 
     @classmethod
     def preset(cls, scale: str) -> "EmergenceConfig":
@@ -709,28 +710,39 @@ class EmergenceConfig:
         if scale == "ci":
             return cls()
         return cls(d_model=128, ff=512, layers=4, tf_batch=64, tf_steps=5000, seq_len=32, mlp_width=1024,
-                   mlp_steps=5000, eval_rows=10000, every=100, tf_lr=3e-3)
+                   mlp_steps=5000, eval_rows=10000, every=100, tf_lr=3e-3, device=_auto_device())
+
+
+def _auto_device() -> str:
+    """"cuda" when a GPU is present, else "cpu" (used by the full-scale presets only)."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @lru_cache(maxsize=8)
 def _transformer_run(cfg: EmergenceConfig, seed: int, activation: str = "relu", record: bool = True):
     """Train (once per arguments: cached, so chapters reuse the model) and return
-    ``(model, source, (held_x, held_y), losses, trace)``."""
+    ``(model, source, (held_x, held_y), losses, trace)``; model and data live on ``cfg.device``."""
     seed_everything(seed)
+    dev = torch.device(cfg.device)
     src = MarkovSource(cfg.vocab, seed=seed)
     rng = np.random.default_rng(seed)
-    model = TinyTransformer(cfg.vocab, cfg.seq_len, cfg.d_model, cfg.ff, cfg.layers, activation=activation)
+    model = TinyTransformer(cfg.vocab, cfg.seq_len, cfg.d_model, cfg.ff, cfg.layers, activation=activation).to(dev)
     held_x, held_y = src.sample(max(cfg.eval_rows // cfg.seq_len, 8), cfg.seq_len, np.random.default_rng(seed + 999))
-    batches = [src.sample(cfg.tf_batch, cfg.seq_len, rng) for _ in range(cfg.tf_steps)]
+    held_x, held_y = held_x.to(dev), held_y.to(dev)
     trace = {"step": [], "train": [], "held_out": []}
+    last = {}
+
+    def batch(s):
+        x, y = src.sample(cfg.tf_batch, cfg.seq_len, rng)
+        last["x"] = x.to(dev)
+        return last["x"], y.to(dev)
 
     def probe(m, s):
         trace["step"].append(s)
         trace["held_out"].append(nonzero_fraction(record_activations(m, held_x)))
-        tx = batches[max(s - 1, 0)][0]
-        trace["train"].append(nonzero_fraction(record_activations(m, tx)))
+        trace["train"].append(nonzero_fraction(record_activations(m, last.get("x", held_x))))
 
-    losses = train(model, lambda s: batches[s], steps=cfg.tf_steps, lr=cfg.tf_lr,
+    losses = train(model, batch, steps=cfg.tf_steps, lr=cfg.tf_lr,
                    probe=probe if record else None, every=cfg.every if record else 0)
     return model, src, (held_x, held_y), losses, trace
 
@@ -1108,8 +1120,9 @@ def run_activations(cfg: ActivationsConfig, seed: int = 0) -> dict:
                               "ppl_p": ppl_p_sparsity(model, hx[:cfg.ppl_rows], hy[:cfg.ppl_rows], cfg.p)["sparsity"]}
     base = models["silu"]
 
+    dev = torch.device(ec.device)
     rng = np.random.default_rng(seed + 1)
-    batches = [src.sample(ec.tf_batch, ec.seq_len, rng) for _ in range(cfg.finetune_steps)]
+    batches = [tuple(t.to(dev) for t in src.sample(ec.tf_batch, ec.seq_len, rng)) for _ in range(cfg.finetune_steps)]
     l1 = lambda acts, s: prosparse_lambda(s, cfg.stage_ends, cfg.stage_lambdas) * sum(  # noqa: E731
         a.abs().mean() for a in acts.values())
     deft = lambda acts, s: cfg.deft_weight * sum(deft_density_loss(a) for a in acts.values())  # noqa: E731
@@ -1117,7 +1130,7 @@ def run_activations(cfg: ActivationsConfig, seed: int = 0) -> dict:
     for label, act, pen in (("SiLU, continued", "silu", None), ("ReLU substituted", "relu", None),
                             ("ReLU + ProSparse L1", "relu", l1), ("ReLU + DEFT density", "relu", deft)):
         seed_everything(seed)
-        m = TinyTransformer(ec.vocab, ec.seq_len, ec.d_model, ec.ff, ec.layers, activation="silu")
+        m = TinyTransformer(ec.vocab, ec.seq_len, ec.d_model, ec.ff, ec.layers, activation="silu").to(dev)
         m.load_state_dict(base.state_dict())
         _set_activation(m, name=act)
         train(m, lambda s: batches[s], steps=cfg.finetune_steps, lr=cfg.finetune_lr, penalty=pen)
@@ -1127,7 +1140,7 @@ def run_activations(cfg: ActivationsConfig, seed: int = 0) -> dict:
 
     # CATS (one threshold per layer) and CHESS (one per channel), calibrated on one batch, no retraining
     cal_x, _ = src.sample(ec.tf_batch, ec.seq_len, np.random.default_rng(seed + 555))
-    cal = record_activations(base, cal_x)
+    cal = record_activations(base, cal_x.to(dev))
     rows = []
     for s in cfg.targets:
         row = {"target": s}

@@ -341,3 +341,24 @@ def test_run_speed_is_exact():
     r = L.run_speed(L.SpeedConfig(sizes=((16, 64),), sparsities=(0.0, 0.9), repeats=3))
     assert r["sizes"]["16×64"]["max_abs_err"] < 1e-5
     np.testing.assert_allclose(r["ideal"], [1.0, 10.0])
+
+
+def test_runners_plumbing_on_a_tiny_config():
+    """Every runner of the chapter runs end to end and returns fractions in [0, 1]."""
+    ec = L.EmergenceConfig(d_model=8, ff=16, layers=1, tf_batch=8, tf_steps=20, mlp_width=16, mlp_steps=20,
+                           eval_rows=128, every=10)
+    em = L.run_emergence(ec)
+    assert list(em["transformer"]["steps"]) == [0, 10, 20]
+    assert 0 <= em["mlp"]["final"]["nonzero"]["acts.0"] <= 1
+    ac = L.run_activations(L.ActivationsConfig(emergence=ec, finetune_steps=12, stage_ends=(4, 8, 12),
+                                               targets=(0.5,), ppl_rows=8))
+    assert ac["models"]["silu"]["nonzero"] == 1.0          # SiLU is never exactly zero
+    assert abs(ac["thresholds"][0]["cats_sparsity"] - 0.5) < 0.1
+    assert set(ac["finetune"]) == {"SiLU, continued", "ReLU substituted", "ReLU + ProSparse L1", "ReLU + DEFT density"}
+    tk = L.run_topk(L.TopKConfig(width=16, k=2, steps=10, seeds=1))
+    assert tk["topk"]["clean"]["nonzero"] == pytest.approx(2 / 16)
+    sc = L.ScalingConfig(widths=(8, 16), depths=(1, 2), depth_width=8, data_sizes=(64,), width=8, steps=10,
+                         eval_rows=64)
+    assert len(L.run_scaling(sc)["width_nonzero"]) == 2
+    assert len(L.run_data(sc)["nonzero"]) == 2
+    assert len(L.run_conditions(L.ConditionsConfig(width=8, steps=10, eval_rows=64))) == len(L.CONDITIONS)
