@@ -525,7 +525,7 @@ def kernel_test_loss(x_train, y_train, x_test, y_test, lengthscale: float | None
 
 
 def train_mlp_ensemble(x_train, y_train, x_test, y_test, *, n_models: int, width: int, depth: int,
-                       steps: int, lr: float = 1e-3, seed: int = 0) -> np.ndarray:
+                       steps: int, lr: float = 1e-3, seed: int = 0, device: str | None = None) -> np.ndarray:
     """Test MSEs of ``n_models`` ReLU MLPs trained from independent initializations, in one batch.
 
     Each network is ``d → width → … (depth hidden layers) → k``, PyTorch's default
@@ -535,6 +535,8 @@ def train_mlp_ensemble(x_train, y_train, x_test, y_test, *, n_models: int, width
     this equals training each network alone.
 
     Shapes: x (n, d), y (n, k).  Returns ``(n_models,)`` test MSEs ``‖f − y‖²/(n_test·k)``.
+    ``device``: ``None`` uses CPU for up to 10⁹ multiply-adds per step and a GPU, when one is
+    present, above that (``SCALE = "full"``); the initialization is drawn on the CPU either way.
     """
 
 
@@ -560,8 +562,12 @@ def train_mlp_ensemble(x_train, y_train, x_test, y_test, *, n_models: int, width
         w = (torch.rand(e, fi, fo, generator=g, dtype=torch.float32) * 2 - 1) * bound
         b = (torch.rand(e, 1, fo, generator=g, dtype=torch.float32) * 2 - 1) * bound
         params += [w.requires_grad_(), b.requires_grad_()]
-    xt = torch.as_tensor(xtr, dtype=torch.float32)
-    yt = torch.as_tensor(ytr, dtype=torch.float32)
+    if device is None:
+        work = e * len(xtr) * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        device = "cuda" if (work > 1e9 and torch.cuda.is_available()) else "cpu"
+    params = [p.detach().to(device).requires_grad_() for p in params]
+    xt = torch.as_tensor(xtr, dtype=torch.float32, device=device)
+    yt = torch.as_tensor(ytr, dtype=torch.float32, device=device)
 
     def forward(x):
         h = x.expand(e, *x.shape)
@@ -578,9 +584,9 @@ def train_mlp_ensemble(x_train, y_train, x_test, y_test, *, n_models: int, width
         loss.backward()
         opt.step()
     with torch.no_grad():
-        out = ((forward(torch.as_tensor(xte, dtype=torch.float32))
-                - torch.as_tensor(yte, dtype=torch.float32)) ** 2).mean(dim=(1, 2))
-    return out.numpy().astype(np.float64)
+        out = ((forward(torch.as_tensor(xte, dtype=torch.float32, device=device))
+                - torch.as_tensor(yte, dtype=torch.float32, device=device)) ** 2).mean(dim=(1, 2))
+    return out.cpu().numpy().astype(np.float64)
 
 
 # ---------------------------------------------------------------------------
