@@ -1041,10 +1041,11 @@ def plot_fourth_cumulant(res: dict):
     n = res["config"].width
     plotting.label(ax1, "depth-to-width ratio l/n", "Cov(z_i², z_j²) / K²", f"width n = {n}, at criticality")
     b = res["breakdown"]
-    ax2.errorbar(b["r"], b["est"]["eps"], yerr=2 * b["est"]["eps_se"], fmt="o", color=plotting.COLORS[0], ms=3,
-                 label="ReLU real networks (±2 s.e.)")
-    ax2.plot(b["r"], b["leading"], "-", color="k", lw=1, label="leading order 5(l−1)/n")
-    ax2.plot(b["r"], b["exact"], ":", color="k", lw=1, label="exact (1 + 5/n)^(l−1) − 1")
+    s = slice(1, None)  # layer 1 is exactly Gaussian (0), which a log axis cannot show
+    ax2.errorbar(b["r"][s], b["est"]["eps"][s], yerr=2 * b["est"]["eps_se"][s], fmt="o", color=plotting.COLORS[0],
+                 ms=3, label="ReLU real networks (±2 s.e.)")
+    ax2.plot(b["r"][s], b["leading"][s], "-", color="k", lw=1, label="leading order 5(l−1)/n")
+    ax2.plot(b["r"][s], b["exact"][s], ":", color="k", lw=1, label="exact (1 + 5/n)^(l−1) − 1")
     ax2.set_yscale("log")
     plotting.label(ax2, "depth-to-width ratio l/n", "Cov(z_i², z_j²) / K²", f"ReLU, width n = {b['width']}")
     return plotting.finish(fig)
