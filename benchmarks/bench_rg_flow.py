@@ -18,18 +18,20 @@ DEPTH = 1000
 
 
 def _numpy_flow(sigma, dsigma, c_b, c_w, k1, depth, n_nodes=rg.N_NODES):
-    """The same recursions (K, V) with the same trapezoidal nodes, as a plain NumPy loop."""
+    """The same recursions (K, V and the NTK, so χ∥ and χ⊥ too) with the same trapezoidal nodes, as a
+    plain NumPy loop; ``dsigma`` is σ' written by hand (ours uses autodiff)."""
     x, w = rg._gh(n_nodes)
-    k, v = k1, 0.0
-    ks, vs = np.empty(depth), np.empty(depth)
+    k, v, th = k1, 0.0, (k1 - c_b) / c_w
+    ks, vs, ths = np.empty(depth), np.empty(depth), np.empty(depth)
     for l in range(depth):
-        ks[l], vs[l] = k, v
+        ks[l], vs[l], ths[l] = k, v, th
         z = math.sqrt(k) * x
         s2 = sigma(z) ** 2
         m2, m4 = np.dot(w, s2), np.dot(w, s2 * s2)
         chi = c_w * np.dot(w, s2 * (z * z - k)) / (2 * k * k)
-        k, v = c_b + c_w * m2, c_w * c_w * (m4 - m2 * m2) + chi * chi * v
-    return ks, vs
+        perp = c_w * np.dot(w, dsigma(z) ** 2)
+        k, v, th = c_b + c_w * m2, c_w * c_w * (m4 - m2 * m2) + chi * chi * v, m2 + perp * th
+    return ks, vs, ths
 
 
 def _numpy_ensemble(c_w, width, depth, n_networks, seed=0):
@@ -49,9 +51,10 @@ def _numpy_ensemble(c_w, width, depth, n_networks, seed=0):
 def _agree_flow(ours, peer):
     k_rel = np.max(np.abs(ours[0] - peer[0]) / peer[0])
     v_rel = np.max(np.abs(ours[1][1:] - peer[1][1:]) / np.abs(peer[1][1:]))
-    if max(k_rel, v_rel) > 1e-9:
-        raise AssertionError(f"flows disagree: K {k_rel:.1e}, V {v_rel:.1e}")
-    return f"max rel diff K {k_rel:.0e}, V {v_rel:.0e}"
+    t_rel = np.max(np.abs(ours[2] - peer[2]) / peer[2])
+    if max(k_rel, v_rel, t_rel) > 1e-9:
+        raise AssertionError(f"flows disagree: K {k_rel:.1e}, V {v_rel:.1e}, NTK {t_rel:.1e}")
+    return f"max rel diff K {k_rel:.0e}, V {v_rel:.0e}, NTK {t_rel:.0e}"
 
 
 def _agree_mc(ours, peer):
@@ -66,10 +69,11 @@ def _agree_mc(ours, peer):
 
 def benchmarks() -> list[Benchmark]:
     erf = lambda z: sp_erf(z)  # noqa: E731
+    derf = lambda z: 2 / math.sqrt(math.pi) * np.exp(-z * z)  # noqa: E731
     return [
-        Benchmark("rg_flow", f"vertex_flow (erf, {DEPTH} layers, {rg.N_NODES} nodes)",
-                  ours=lambda: rg.vertex_flow("erf", 0.0, math.pi / 4, 1.0, DEPTH),
-                  peer=lambda: _numpy_flow(erf, None, 0.0, math.pi / 4, 1.0, DEPTH),
+        Benchmark("rg_flow", f"K, V and NTK flows (erf, {DEPTH} layers, {rg.N_NODES} nodes)",
+                  ours=lambda: rg._flows("erf", 0.0, math.pi / 4, 1.0, DEPTH),
+                  peer=lambda: _numpy_flow(erf, derf, 0.0, math.pi / 4, 1.0, DEPTH),
                   peer_name="NumPy loop (same nodes)", repeats=5, check=_agree_flow),
         Benchmark("rg_flow", "sample_layer_moments (tanh, 2000 networks, n=32, L=8)",
                   ours=lambda: rg.sample_layer_moments("tanh", 0.0, 1.0, 32, 8, 2000, seed=0),
