@@ -38,7 +38,7 @@ __all__ = [
     "magnitude_mask", "nm_mask", "random_mask", "erk_densities", "magnitude_mask_jax", "nm_mask_jax",
     "cubic_sparsity_schedule", "pruning_window", "essential_sparsity_point", "hinge_fit", "knee_sharpness",
     "average_state_dicts", "n_pruned", "KNEE_METHODS",
-    "ParentConfig", "OneShotConfig", "ObjectiveConfig", "DataAmountConfig", "EmergenceConfig",
+    "ParentConfig", "OneShotConfig", "ArchitectureConfig", "run_architecture", "small_cnn", "ObjectiveConfig", "DataAmountConfig", "EmergenceConfig",
     "RandomPruningConfig", "GradualConfig", "JourneyConfig", "SoupConfig", "NMTrainConfig",
     "train_parent", "run_oneshot", "run_objectives", "run_data_amount", "run_emergence",
     "run_random_pruning", "run_gradual", "run_journey", "run_soups", "run_nm_training",
@@ -584,6 +584,7 @@ class ParentConfig:
     data_fraction: float = 1.0
     track_every: int = 0  # > 0: record the essential sparsity every this many steps (run_emergence)
     track_sparsities: tuple = ()
+    arch: str = "mlp"  # or "cnn" (supervised only): see :func:`small_cnn`; ``width`` is its second conv's channels
 
     @classmethod
     def preset(cls, scale: str = "ci") -> "ParentConfig":
@@ -597,6 +598,10 @@ class ParentConfig:
         _check_int(self.steps, "steps", 1)
         if self.objective not in ("supervised", "masked"):
             raise ValueError(f"objective must be 'supervised' or 'masked'; got {self.objective!r}")
+        if self.arch not in ("mlp", "cnn"):
+            raise ValueError(f"arch must be 'mlp' or 'cnn'; got {self.arch!r}")
+        if self.arch == "cnn" and self.objective != "supervised":
+            raise ValueError("arch='cnn' supports objective='supervised' only")
         if not 0.0 < self.data_fraction <= 1.0:
             raise ValueError(f"data_fraction must be in (0, 1]; got {self.data_fraction}")
 
@@ -607,7 +612,18 @@ def _data(seed: int) -> dict:
     return {k: (torch.as_tensor(v) if isinstance(v, np.ndarray) else v) for k, v in d.items()}
 
 
+def small_cnn(channels: int = 16) -> nn.Sequential:
+    """A small CNN for 8×8 digits given as 64-vectors: ``conv3×3(1→c/2) → ReLU → conv3×3(c/2→c) → ReLU →
+    maxpool 2 → linear(16c → 10)``."""
+    c = _check_int(channels, "channels", 2)
+    return nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, c // 2, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(c // 2, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(16 * c, 10))
+
+
 def _new_model(cfg: ParentConfig) -> nn.Module:
+    if cfg.arch == "cnn":
+        return small_cnn(cfg.width)
     if cfg.objective == "masked":
         return MaskedReconstruction(cfg.width, cfg.depth, mask_ratio=cfg.mask_ratio)
     return mlp([64] + [cfg.width] * cfg.depth + [10])
@@ -770,6 +786,34 @@ def run_oneshot(config: OneShotConfig, seed: int = 0) -> dict:
     return {"sparsities": s, "acc_global": acc_g, "acc_layer": acc_l, "loss_global": loss_g,
             "dense_acc": evaluate(model, data), "nm": nm, "knees": knees,
             "hinge": hinge_fit(s, acc_g, knees["hinge"])}
+
+
+@dataclass(frozen=True)
+class ArchitectureConfig:
+    """The one-shot global curve of a small CNN (:func:`small_cnn`), to check the knee is not an MLP artefact."""
+
+    parent: ParentConfig = field(default_factory=lambda: ParentConfig(arch="cnn", width=16, steps=300))
+    sparsities: tuple = field(default_factory=lambda: _grid("ci"))
+
+    @classmethod
+    def preset(cls, scale: str = "ci") -> "ArchitectureConfig":
+        if check_scale(scale) == "ci":
+            return cls()
+        return cls(parent=ParentConfig(arch="cnn", width=64, steps=3000), sparsities=_grid(scale))
+
+
+def run_architecture(config: ArchitectureConfig, seed: int = 0) -> dict:
+    """``{"sparsities", "acc", "dense_acc", "n_weights", "sharpness"}`` for the CNN pruned one-shot (global pool)."""
+    if not isinstance(config, ArchitectureConfig):
+        raise TypeError(f"config must be an ArchitectureConfig; got {type(config).__name__}")
+    seed_everything(seed)
+    model, _ = train_parent(config.parent, seed)
+    data = _data(seed)
+    s = np.array(config.sparsities)
+    acc = oneshot_curve(model, data, s, "global")
+    return {"sparsities": s, "acc": acc, "dense_acc": float(acc[0]),
+            "n_weights": sum(p.numel() for p in prunable(model).values()),
+            "sharpness": knee_sharpness(s, acc)}
 
 
 # ---------------------------------------------------------------------------
@@ -1171,16 +1215,18 @@ def knee_table(sparsities, scores, deltas=(0.005, 0.01, 0.02)) -> str:
     return ", ".join(parts)
 
 
-def plot_oneshot(r: dict):
-    """Left: accuracy against one-shot sparsity (global, layer-wise) with the knees; right: N:M patterns."""
+def plot_oneshot(r: dict, cnn: dict | None = None):
+    """Left: accuracy against one-shot sparsity (global, layer-wise, CNN) with the knees; right: N:M patterns."""
     from sparsebook import plotting
 
     fig, (a, b) = plotting.figure(2)
     s = r["sparsities"]
-    a.plot(s, r["acc_global"], "o-", label="global pool")
-    a.plot(s, r["acc_layer"], "s--", label="layer-wise")
+    a.plot(s, r["acc_global"], "o-", label="MLP, global pool")
+    a.plot(s, r["acc_layer"], "s--", label="MLP, layer-wise")
+    if cnn is not None:
+        a.plot(cnn["sparsities"], cnn["acc"], "^-", label="CNN, global pool")
     for (meth, k), ls in zip(r["knees"].items(), (":", "-.", "--")):
-        a.axvline(k, color="0.4", ls=ls, lw=1, label=f"knee ({meth})")
+        a.axvline(k, color="0.4", ls=ls, lw=1, label=f"MLP knee ({meth})")
     plotting.label(a, "sparsity (fraction of weights removed)", "test accuracy", "one-shot magnitude pruning")
     x = [row[2] for row in r["nm"]]
     b.plot(x, [row[3] for row in r["nm"]], "o", label="N:M")

@@ -318,3 +318,13 @@ def test_every_preset_builds_and_full_is_larger(scale):
     if scale == "full":
         assert es.ParentConfig.preset("full").steps > es.ParentConfig.preset("ci").steps
         assert len(es.OneShotConfig.preset("full").sparsities) > len(es.OneShotConfig.preset("ci").sparsities)
+
+
+def test_small_cnn_shapes_and_prunable_pool_leaves_the_head_out():
+    m = es.small_cnn(16)
+    assert m(torch.zeros(5, 64)).shape == (5, 10)
+    pool = es.prunable(m)
+    assert [tuple(p.shape) for p in pool.values()] == [(8, 1, 3, 3), (16, 8, 3, 3)]
+    assert len(es.prunable(m, include_head=True)) == 3
+    with pytest.raises(ValueError, match="arch"):
+        es.ParentConfig(arch="resnet")
