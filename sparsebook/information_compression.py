@@ -661,14 +661,16 @@ def information_trajectory(nets: TrainedNetworks, estimator: str = "adaptive", n
 
 
 def compression(ixt) -> np.ndarray:
-    """Compression of each trajectory: ``max over epochs of I(X;T) − final I(X;T)`` (bits, ≥ 0).
+    """Compression of each trajectory: ``max over epochs of I(X;T) − final I(X;T)`` (bits, ≥ 0; below
+    1e-9 counts as 0).
 
     ``ixt`` ``(..., R, L)``: I(X;T) along the records axis ``-2``; returns ``(..., L)``.
     """
     ixt = np.asarray(ixt, dtype=float)
     if ixt.ndim < 2:
         raise ValueError(f"ixt must have shape (..., R, L); got {ixt.shape}")
-    return ixt.max(axis=-2) - ixt[..., -1, :]
+    c = ixt.max(axis=-2) - ixt[..., -1, :]
+    return np.where(c < 1e-9, 0.0, c)             # rounding residue of equal values is no compression
 
 
 def pearson_with_ci(x, y, n_boot: int = 2000, level: float = 0.9, seed: int = 0) -> tuple[float, float, float]:
@@ -746,7 +748,7 @@ class PlaneConfig:
     n_bins: int = 30
     kde_activations: tuple = ("tanh", "relu")
     kde_points: int = 512
-    kde_records: int = 4
+    kde_records: int = 6
     noise_var: float = 1e-3
     rel_noise: float = 0.1
     eps: float = 0.5
@@ -840,7 +842,7 @@ class GeneralizationConfig:
     """Compression vs generalization: ``n_models`` initializations of one activation, one split."""
 
     activation: str = "tanh"
-    n_models: int = 12
+    n_models: int = 16
     epochs: int = 500
     lr: float = 5e-3
     l2: float = 0.0

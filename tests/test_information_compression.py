@@ -309,6 +309,7 @@ def test_centred_softplus_is_zero_at_zero():
 def test_compression_known_values():
     ixt = np.array([[1.0, 5.0], [3.0, 4.0], [2.0, 6.0]])     # (R=3, L=2)
     np.testing.assert_allclose(ic.compression(ixt), [1.0, 0.0])
+    assert ic.compression(np.array([[1.0 + 1e-15], [1.0]]))[0] == 0.0    # rounding residue is no compression
 
 
 def test_pearson_with_ci():
