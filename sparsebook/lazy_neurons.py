@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from numbers import Integral, Real
 from typing import Callable, Mapping, Sequence
@@ -718,7 +718,7 @@ def _auto_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def _transformer_run(cfg: EmergenceConfig, seed: int, activation: str = "relu", record: bool = True):
     """Train (once per arguments: cached, so chapters reuse the model) and return
     ``(model, source, (held_x, held_y), losses, trace)``; model and data live on ``cfg.device``."""
@@ -942,6 +942,40 @@ def run_data(cfg: ScalingConfig, seed: int = 0) -> dict:
         tr_nz.append(r["train_nonzero"]["acts.0"])
     return {"settings": settings, "sizes": np.array(sizes, dtype=float), "nonzero": np.array(nz),
             "dead": np.array(dead), "train_nonzero": np.array(tr_nz)}
+
+
+@dataclass(frozen=True)
+class TransformerScalingConfig:
+    """Width (``ffs``: MLP hidden sizes) and depth (``depths``: blocks) sweeps of the Transformer of
+    :class:`EmergenceConfig`, each trained as in :func:`run_emergence`."""
+
+    emergence: EmergenceConfig = field(default_factory=EmergenceConfig)
+    ffs: tuple = (64, 128, 256)
+    depths: tuple = (1, 2, 3)
+
+    @classmethod
+    def preset(cls, scale: str) -> "TransformerScalingConfig":
+        check_scale(scale)
+        if scale == "ci":
+            return cls()
+        return cls(emergence=EmergenceConfig.preset("full"), ffs=(128, 256, 512, 1024, 2048), depths=(1, 2, 4, 6, 8))
+
+
+def run_transformer_scaling(cfg: TransformerScalingConfig, seed: int = 0) -> dict:
+    """Held-out nonzero fraction (all units and live units) and dead fraction, mean over layers,
+    against the MLP width ``ff`` and against the number of blocks."""
+    ec = cfg.emergence
+
+    def one(c):
+        model, _, (hx, hy), _, _ = _transformer_run(c, seed, "relu", c == ec)  # the base run is run_emergence's
+        ev = evaluate(model, hx, hy)
+        return _mean(ev["nonzero"]), _mean(ev["nonzero_alive"]), _mean(ev["dead"])
+
+    out = {}
+    for key, values, field_name in (("width", cfg.ffs, "ff"), ("depth", cfg.depths, "layers")):
+        rows = np.array([one(replace(ec, **{field_name: v})) for v in values])
+        out[key] = {"values": np.array(values), "nonzero": rows[:, 0], "alive": rows[:, 1], "dead": rows[:, 2]}
+    return out
 
 
 # ---------------------------------------------------------------------------
