@@ -870,7 +870,7 @@ class DimensionConfig:
         check_scale(scale)
         if scale == "ci":
             return cls()
-        return cls(dims=(2, 4, 8, 16, 32, 64, 128, 256), n_train=256, n_test=256, tasks=20)
+        return cls(dims=(8, 16, 32, 64, 128, 256), n_train=256, n_test=256, tasks=20)
 
 
 def run_dimension(config: DimensionConfig, seed: int = 0) -> dict:
