@@ -43,15 +43,18 @@ def _recorder_bench() -> Benchmark:
                      "forward without hooks", repeats=101, check=_max_err)
 
 
-def _sparse_bench(sparsity: float, d: int = 1024, h: int = 4096) -> Benchmark:
+def _sparse_bench(sparsity: float, fallback: bool, d: int = 1024, h: int = 4096) -> Benchmark:
     rng = seed_everything(0)
     w = torch.as_tensor(rng.standard_normal((d, h)) / np.sqrt(h), dtype=torch.float32)
     wt, b = w.T.contiguous(), torch.zeros(d)
     a = ln.sparse_activation_batch(1, h, sparsity, rng)
-    return Benchmark("lazy_neurons", f"sparse_down, 1 token, {d}×{h}, {int(round(100 * sparsity))}% zeros",
-                     lambda: ln.sparse_down(a, wt, b, dense_above=1.0), lambda: F.linear(a, w, b),
+    kw = {} if fallback else {"dense_above": 1.0}
+    what = "default dense fallback" if fallback else "always gather"
+    return Benchmark("lazy_neurons", f"sparse_down ({what}), 1 token, {d}×{h}, {int(round(100 * sparsity))}% zeros",
+                     lambda: ln.sparse_down(a, wt, b, **kw), lambda: F.linear(a, w, b),
                      "torch.nn.functional.linear (dense)", repeats=51, check=_max_err)
 
 
 def benchmarks() -> list[Benchmark]:
-    return [_recorder_bench()] + [_sparse_bench(s) for s in (0.5, 0.7, 0.9, 0.95)]
+    return ([_recorder_bench()] + [_sparse_bench(s, False) for s in (0.5, 0.7, 0.9, 0.95)]
+            + [_sparse_bench(s, True) for s in (0.5, 0.7)])
