@@ -70,7 +70,7 @@ def _as_tensor(x, name: str) -> torch.Tensor:
         raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray; got {type(x).__name__}")
     if t.ndim < 1 or t.numel() == 0:
         raise ValueError(f"{name} must be a non-empty array with at least 1 dimension; got shape {tuple(t.shape)}")
-    if not (t.is_floating_point() or t.dtype == torch.bool or not t.is_complex()):
+    if t.is_complex():
         raise TypeError(f"{name} must be real-valued; got dtype {t.dtype}")
     return t
 
@@ -1072,7 +1072,7 @@ class ActivationsConfig:
         if scale == "ci":
             return cls()
         return cls(emergence=EmergenceConfig.preset("full"), finetune_steps=2000, finetune_lr=1e-3,
-                   stage_ends=(500, 1000, 1500), ppl_rows=512)
+                   stage_ends=(500, 1000, 1500), ppl_rows=128)
 
 
 @torch.no_grad()

@@ -362,3 +362,16 @@ def test_runners_plumbing_on_a_tiny_config():
     assert len(L.run_scaling(sc)["width_nonzero"]) == 2
     assert len(L.run_data(sc)["nonzero"]) == 2
     assert len(L.run_conditions(L.ConditionsConfig(width=8, steps=10, eval_rows=64))) == len(L.CONDITIONS)
+
+
+def test_statistics_reject_bad_input():
+    with pytest.raises(TypeError, match="activations"):
+        L.nonzero_fraction([0.0, 1.0])
+    with pytest.raises(TypeError, match="activations"):
+        L.nonzero_fraction(torch.ones(2, dtype=torch.complex64))
+    with pytest.raises(ValueError, match="non-empty"):
+        L.dead_fraction(torch.ones(0, 3))
+    with pytest.raises(ValueError, match="tau"):
+        L.nonzero_fraction(torch.ones(2), tau=-1.0)
+    with pytest.raises(ValueError, match="empty dict"):
+        L.nonzero_fraction({})
