@@ -399,6 +399,26 @@ def class_coding_rate(z, labels, eps: float) -> float:
     return float(total)
 
 
+def class_mean_cosine(t, y) -> float:
+    """Cosine between the mean unit-normalized feature vectors of the two classes.
+
+    ``t`` ``(N, d)`` activity, ``y`` ``(N,)`` binary labels.  −1: the classes point in opposite
+    directions of one line (the same subspace, so no rate reduction); 0: orthogonal directions.
+    Rows of zeros are left out.
+    """
+    t = _as_layer(t)
+    y = _as_labels(y, t.shape[0])
+    if len(np.unique(y)) != 2:
+        raise ValueError("y must hold exactly two classes")
+    norm = np.linalg.norm(t, axis=1)
+    keep = norm > 0
+    u = t[keep] / norm[keep, None]
+    yk = y[keep]
+    m = [u[yk == c].mean(0) for c in np.unique(yk)]
+    den = np.linalg.norm(m[0]) * np.linalg.norm(m[1])
+    return float(m[0] @ m[1] / den) if den > 0 else 0.0
+
+
 def rate_reduction(z, labels, eps: float) -> float:
     """``ΔR = R(Z) − R^c(Z | classes)`` in nats: expand the whole, compress each class (MCR²)."""
     return coding_rate(z, eps) - class_coding_rate(z, labels, eps)

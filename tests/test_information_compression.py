@@ -257,6 +257,13 @@ def test_rate_reduction_is_non_negative_and_rotation_invariant(d, n, eps, seed):
     assert ic.class_coding_rate(z, np.zeros(n, int), eps) == pytest.approx(ic.coding_rate(z, eps))
 
 
+def test_class_mean_cosine():
+    assert ic.class_mean_cosine(np.array([[1.0, 0.0], [-2.0, 0.0]]), np.array([0, 1])) == pytest.approx(-1.0)
+    assert ic.class_mean_cosine(np.array([[1.0, 0.0], [0.0, 3.0], [0.0, 0.0]]), np.array([0, 1, 1])) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="two classes"):
+        ic.class_mean_cosine(np.ones((3, 2)), np.zeros(3, int))
+
+
 def test_normalize_columns():
     z = np.array([[3.0, 0.0], [4.0, 0.0]])
     np.testing.assert_allclose(ic.normalize_columns(z), [[0.6, 0.0], [0.8, 0.0]])
