@@ -7,13 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _check_fraction(name: str, x: float, low_open: bool = True) -> float:
-    if not isinstance(x, (int, float)) or isinstance(x, bool):
-        raise TypeError(f"{name} must be a number in (0, 1); got {type(x).__name__}")
-    if not 0 < x < 1:
-        raise ValueError(f"{name} must be in (0, 1); got {x}")
-    return float(x)
+from sparsebook.validate import check_real
 
 
 def digits(test_fraction: float = 0.25, seed: int = 0, standardize: bool = True) -> dict:
@@ -31,7 +25,7 @@ def digits(test_fraction: float = 0.25, seed: int = 0, standardize: bool = True)
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    _check_fraction("test_fraction", test_fraction)
+    check_real(test_fraction, "test_fraction", 0, 1, low_open=True, high_open=True)
     x, y = load_digits(return_X_y=True)
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
     x_tr, x_te = x_tr.astype(np.float32), x_te.astype(np.float32)

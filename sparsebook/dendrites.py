@@ -31,7 +31,7 @@ log space its relative error is a few ``m·ε`` whatever the size of ``N``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from numbers import Integral
 

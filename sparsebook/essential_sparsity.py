@@ -22,7 +22,7 @@ import copy
 import functools
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from sparsebook.nn import mlp
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
 from sparsebook.train import fit
+from sparsebook.validate import check_int, check_real
 
 __all__ = [
     "magnitude_mask", "nm_mask", "random_mask", "erk_densities", "magnitude_mask_jax", "nm_mask_jax",
@@ -51,20 +52,11 @@ KNEE_METHODS = ("hinge", "kneedle", "delta")
 # Argument checks
 # ---------------------------------------------------------------------------
 def _check_sparsity(sparsity, name: str = "sparsity") -> float:
-    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number in [0, 1); got {type(sparsity).__name__}")
-    s = float(sparsity)
-    if not 0.0 <= s < 1.0:
-        raise ValueError(f"{name} must be in [0, 1); got {sparsity}")
-    return s
+    """A fraction of weights to remove, in [0, 1)."""
+    return check_real(sparsity, name, 0, 1, high_open=True)
 
 
-def _check_int(x, name: str, low: int) -> int:
-    if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= {low}; got {type(x).__name__}")
-    if x < low:
-        raise ValueError(f"{name} must be an int >= {low}; got {x}")
-    return int(x)
+_check_int = check_int
 
 
 def _as_items(weights, name: str = "weights"):

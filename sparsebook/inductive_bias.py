@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
-from numbers import Integral, Real
+from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 import torch
@@ -46,6 +46,7 @@ from scipy import optimize, special, stats
 
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
+from sparsebook.validate import check_int, check_real
 
 LN2 = math.log(2.0)
 
@@ -55,20 +56,13 @@ LN2 = math.log(2.0)
 
 
 def _positive(x, name: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, (Real, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a real number > 0; got {type(x).__name__}")
-    x = float(x)
-    if not (x > 0 and math.isfinite(x)):
-        raise ValueError(f"{name} must be a finite number > 0; got {x}")
-    return x
+    """A finite real > 0."""
+    return check_real(x, name, 0, low_open=True)
 
 
 def _pos_int(x, name: str, low: int = 1) -> int:
-    if isinstance(x, bool) or not isinstance(x, Integral):
-        raise TypeError(f"{name} must be an int >= {low}; got {type(x).__name__}")
-    if x < low:
-        raise ValueError(f"{name} must be an int >= {low}; got {x}")
-    return int(x)
+    """An int >= ``low``."""
+    return check_int(x, name, low)
 
 
 def _finite_array(x, name: str, ndim: tuple[int, ...] | None = None) -> np.ndarray:

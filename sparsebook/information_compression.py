@@ -16,7 +16,7 @@ task); labels ``y`` are ``(N,)`` integers.  Information is in bits, coding rates
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ import torch
 from sparsebook.progress import progress
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
+from sparsebook.validate import check_int, check_real
 
 CHAPTER = "information_compression"
 
@@ -132,13 +133,8 @@ def _check_bins(n_bins) -> int:
 
 
 def _check_positive(x, name: str) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number > 0; got {x!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise ValueError(f"{name} must be a finite number > 0; got {x!r}")
-    return v
+    """A finite real > 0."""
+    return check_real(x, name, 0, low_open=True)
 
 
 # ---------------------------------------------------------------------------
@@ -741,9 +737,7 @@ def hidden_coding_rates(nets: TrainedNetworks, eps: float = 0.5, models=None) ->
 # ---------------------------------------------------------------------------
 # Experiments
 # ---------------------------------------------------------------------------
-def _check_int(v, name: str, low: int) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-        raise ValueError(f"{name} must be an int >= {low}; got {v!r}")
+_check_int = check_int
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from numbers import Integral, Real
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -35,6 +34,7 @@ from torch.nn import functional as F
 
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
+from sparsebook.validate import check_int, check_real
 
 # ---------------------------------------------------------------------------
 # argument checks
@@ -42,23 +42,13 @@ from sparsebook.seeding import seed_everything
 
 
 def _check_int(x, name: str, low: int, high: int | None = None) -> int:
-    if isinstance(x, bool) or not isinstance(x, Integral):
-        raise TypeError(f"{name} must be an int in [{low}, {high if high is not None else '∞'}]; got {x!r}")
-    if x < low or (high is not None and x > high):
-        raise ValueError(f"{name} must be an int in [{low}, {high if high is not None else '∞'}]; got {x}")
-    return int(x)
+    """An int in [low, high]."""
+    return check_int(x, name, low, high)
 
 
 def _check_real(x, name: str, low: float, high: float, *, low_open=False, high_open=False) -> float:
-    if isinstance(x, bool) or not isinstance(x, Real):
-        raise TypeError(f"{name} must be a real number; got {x!r}")
-    x = float(x)
-    lo_ok = x > low if low_open else x >= low
-    hi_ok = x < high if high_open else x <= high
-    if math.isnan(x) or not (lo_ok and hi_ok):
-        rng = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must be in {rng}; got {x}")
-    return x
+    """A finite real in the interval [low, high] (open ends when ``*_open``)."""
+    return check_real(x, name, low, high, low_open=low_open, high_open=high_open)
 
 
 def _as_tensor(x, name: str) -> torch.Tensor:

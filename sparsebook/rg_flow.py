@@ -28,9 +28,9 @@ dataclass with ``preset(scale)``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ from jax.scipy.special import erf as _jerf
 
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
+from sparsebook.validate import check_int, check_real
 
 __all__ = [
     "ACTIVATIONS", "activation_fn", "gaussian_expectation", "kernel_flow", "flow_step", "susceptibilities",
@@ -101,22 +102,11 @@ def _name(activation) -> str:
 
 
 def _real(x, name: str, low: float | None = None, strict: bool = False) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number; got {type(x).__name__}")
-    v = float(x)
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite; got {v}")
-    if low is not None and (v <= low if strict else v < low):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {low}; got {v}")
-    return v
+    """A finite real ``>= low`` (``> low`` when ``strict``)."""
+    return check_real(x, name, low, low_open=strict)
 
 
-def _int(x, name: str, low: int) -> int:
-    if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= {low}; got {type(x).__name__}")
-    if x < low:
-        raise ValueError(f"{name} must be an int >= {low}; got {x}")
-    return int(x)
+_int = check_int
 
 
 def _check_flow_args(c_b, c_w, k1, depth):
