@@ -7,7 +7,9 @@ One module per chapter (``sparsebook.<key>``) plus shared parts:
 - :mod:`sparsebook.seeding`  ``seed_everything`` (seeds and thread counts the results depend on)
 - :mod:`sparsebook.scales`   the ``ci`` / ``full`` scale names and their validation
 """
-from sparsebook.seeding import seed_everything
+from sparsebook.seeding import pin_instruction_sets, seed_everything
+
+pin_instruction_sets()   # before torch / XLA load: same numbers on every x86-64 machine
 from sparsebook.scales import SCALES, check_scale
 
 __version__ = "0.1.0"
