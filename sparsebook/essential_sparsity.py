@@ -13,8 +13,9 @@ Kernels (PyTorch; JAX versions of the magnitude and N:M masks with a parity test
 - :func:`average_state_dicts` makes a sparse model soup (models sharing one mask).
 
 Experiment runners ``run_<experiment>(config, seed=0)`` train small MLPs on
-scikit-learn's digits; each takes a frozen config with ``preset(scale)``.  Trained
-parents are cached per (config, seed) so experiments share them.
+scikit-learn's digits, and (:func:`run_transformer_oneshot`) a tiny Transformer on a
+synthetic sorting task (:func:`sort_task`); each takes a frozen config with
+``preset(scale)``.  Trained parents are cached per (config, seed) so experiments share them.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from sparsebook.data import digits
+from sparsebook.lazy_neurons import TinyTransformer
 from sparsebook.nn import mlp
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
@@ -43,6 +45,7 @@ __all__ = [
     "RandomPruningConfig", "GradualConfig", "JourneyConfig", "SoupConfig", "NMTrainConfig",
     "train_parent", "run_oneshot", "run_objectives", "run_data_amount", "run_emergence",
     "run_random_pruning", "run_gradual", "run_journey", "run_soups", "run_nm_training",
+    "sort_task", "TransformerConfig", "transformer_pool", "run_transformer_oneshot",
 ]
 
 KNEE_METHODS = ("hinge", "kneedle", "delta")
@@ -464,7 +467,16 @@ def essential_sparsity_point(sparsities, scores, *, method: str = "hinge", delta
 # Models, masks on models, soups
 # ---------------------------------------------------------------------------
 def prunable(model: nn.Module, include_head: bool = False) -> dict[str, nn.Parameter]:
-    """The weight matrices (ndim >= 2) of ``model`` by name; the last one (the head) only if ``include_head``."""
+    """The weight matrices (ndim >= 2) of ``model`` by name; the last one (the head) only if ``include_head``.
+
+    For a :class:`~sparsebook.lazy_neurons.TinyTransformer` the pool is :func:`transformer_pool`
+    (attention and FFN matrices; embeddings stay dense), plus ``head.weight`` if ``include_head``.
+    """
+    if isinstance(model, TinyTransformer):
+        ws = transformer_pool(model)
+        if include_head:
+            ws["head.weight"] = model.head.weight
+        return ws
     ws = {k: p for k, p in model.named_parameters() if p.ndim >= 2}
     if not ws:
         raise ValueError("model has no weight matrices to prune")
@@ -633,17 +645,29 @@ def _subset(data: dict, fraction: float, seed: int):
     return x[idx], y[idx]
 
 
+def _token_ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy (nats) over every scored target: logits ``(..., C)``, targets ``(...)``;
+    targets equal to -100 are not scored (PyTorch's ``ignore_index``)."""
+    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: dict, metric: str = "accuracy") -> float:
-    """``accuracy`` or ``loss`` (test cross-entropy) of a classifier; ``probe`` (ridge probe accuracy on features)."""
+    """``accuracy`` or ``loss`` (test cross-entropy, nats) of a classifier; ``probe`` (ridge probe accuracy on features).
+
+    Logits ``(n, C)`` against labels ``(n,)``, or per token ``(n, T, C)`` against ``(n, T)``;
+    labels -100 are not scored.
+    """
     model.eval()
     if metric == "probe":
         return ridge_probe_accuracy(_features(model, data["x_train"]), data["y_train"],
                                     _features(model, data["x_test"]), data["y_test"])
     logits = model(data["x_test"])
     if metric == "loss":
-        return float(nn.functional.cross_entropy(logits, data["y_test"]))
-    return float((logits.argmax(1) == data["y_test"]).double().mean())
+        return float(_token_ce(logits, data["y_test"]))
+    y = data["y_test"].reshape(-1)
+    scored = y != -100
+    return float((logits.argmax(-1).reshape(-1)[scored] == y[scored]).double().mean())
 
 
 @torch.no_grad()
@@ -1197,6 +1221,129 @@ def run_nm_training(config: NMTrainConfig, seed: int = 0) -> dict:
 
 
 # ---------------------------------------------------------------------------
+# Experiment 9: a small Transformer on a synthetic sorting task, pruned one-shot
+# ---------------------------------------------------------------------------
+def sort_task(n_seqs: int, length: int, vocab: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token prediction on sorting: ``a_1 … a_n SEP sort(a)_1 … sort(a)_n``.
+
+    The ``a_i`` are drawn uniformly (seeded NumPy generator) from ``{0, …, vocab - 2}``;
+    ``SEP = vocab - 1``.  The model reads the sequence without its last token and predicts
+    the next one; only the ``n`` sorted tokens are scored (the others are random and get
+    target -100, PyTorch's ``ignore_index``).
+
+    Returns ``x`` (n_seqs, 2·length) and ``y`` (n_seqs, 2·length), int64:
+    ``x = s[:, :-1]``, ``y = s[:, 1:]`` with ``y[:, :length] = -100``, for ``s`` of shape (n_seqs, 2·length + 1).
+    """
+    n_seqs = _check_int(n_seqs, "n_seqs", 1)
+    length = _check_int(length, "length", 2)
+    vocab = _check_int(vocab, "vocab", 3)
+    seed = _check_int(seed, "seed", 0)
+    a = np.random.default_rng(seed).integers(0, vocab - 1, (n_seqs, length))
+    s = torch.as_tensor(np.concatenate([a, np.full((n_seqs, 1), vocab - 1), np.sort(a, axis=1)], axis=1))
+    x, y = s[:, :-1].clone(), s[:, 1:].clone()
+    y[:, :length] = -100
+    return x, y
+
+
+def transformer_pool(model: TinyTransformer) -> dict[str, nn.Parameter]:
+    """The pruning pool of Jaiswal et al.'s code: every block's attention and FFN weight matrices.
+
+    Per block: ``qkv`` (3d, d), ``out`` (d, d), ``up`` (ff, d), ``down`` (d, ff).  Token and
+    position embeddings, LayerNorms, biases and the head stay dense.
+    """
+    if not isinstance(model, TinyTransformer):
+        raise TypeError(f"model must be a TinyTransformer; got {type(model).__name__}")
+    return {f"blocks.{i}.{name}.weight": getattr(blk, name).weight
+            for i, blk in enumerate(model.blocks) for name in ("qkv", "out", "up", "down")}
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """A decoder-only :class:`~sparsebook.lazy_neurons.TinyTransformer` (pre-LayerNorm, causal) trained on
+    :func:`sort_task` from scratch, then pruned one-shot over :func:`transformer_pool`."""
+
+    length: int = 8          # numbers to sort (sequence 2·length tokens)
+    vocab: int = 16          # values 0..vocab-2 and the separator
+    d_model: int = 32
+    ff: int = 128
+    layers: int = 2
+    heads: int = 2
+    steps: int = 1000
+    lr: float = 3e-3
+    batch_size: int = 64
+    n_train: int = 20000     # training sequences (fit cycles over them)
+    n_test: int = 500        # held-out sequences (length scored tokens each)
+    sparsities: tuple = field(default_factory=lambda: _grid("ci"))
+
+    @classmethod
+    def preset(cls, scale: str = "ci") -> "TransformerConfig":
+        if check_scale(scale) == "ci":
+            return cls()
+        return cls(length=12, vocab=32, d_model=64, ff=256, layers=2, heads=4, steps=6000, n_train=100000,
+                   n_test=2000, sparsities=_grid(scale))
+
+    def __post_init__(self):
+        for name, low in (("length", 2), ("vocab", 3), ("d_model", 1), ("ff", 1), ("layers", 1), ("heads", 1),
+                          ("steps", 1), ("batch_size", 1), ("n_train", 1), ("n_test", 1)):
+            _check_int(getattr(self, name), name, low)
+        check_real(self.lr, "lr", 0, None, low_open=True)
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model must be divisible by heads; got d_model={self.d_model}, heads={self.heads}")
+        s = np.asarray(self.sparsities, dtype=float)
+        if s.ndim != 1 or s.size < 4 or s[0] != 0.0 or (np.diff(s) <= 0).any() or s[-1] >= 1:
+            raise ValueError("sparsities must start at 0, increase strictly, stay below 1 and have at least 4 points; "
+                             f"got {self.sparsities}")
+
+    def model(self) -> TinyTransformer:
+        """A freshly initialised model (seed first): tokens (B, 2·length) → logits (B, 2·length, vocab)."""
+        return TinyTransformer(self.vocab, 2 * self.length, self.d_model, self.ff, self.layers, heads=self.heads)
+
+
+@functools.lru_cache(maxsize=4)
+def _transformer_data(cfg: TransformerConfig, seed: int) -> dict:
+    x_tr, y_tr = sort_task(cfg.n_train, cfg.length, cfg.vocab, seed=2 * seed + 1)
+    x_te, y_te = sort_task(cfg.n_test, cfg.length, cfg.vocab, seed=2 * seed + 2)
+    return {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}
+
+
+@functools.lru_cache(maxsize=4)
+def _train_transformer_cached(cfg: TransformerConfig, seed: int):
+    seed_everything(seed)
+    data = _transformer_data(cfg, seed)
+    model = cfg.model()
+    hist = fit(model, data["x_train"], data["y_train"], steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size,
+               seed=seed, loss_fn=_token_ce)
+    return copy.deepcopy(model.state_dict()), hist["loss"]
+
+
+def run_transformer_oneshot(config: TransformerConfig, seed: int = 0) -> dict:
+    """Train the dense Transformer, prune its attention + FFN pool one-shot (one global magnitude pool,
+    :func:`magnitude_mask`) at every grid sparsity without retraining, and find the knee.
+
+    Returns ``{"sparsities" (S,), "acc" (S,), "loss" (S,) (held-out per-token accuracy and
+    cross-entropy in nats over the sorted half), "dense_acc", "knees": {method: sparsity},
+    "sharpness": knee_sharpness(...), "n_pool", "n_params", "train_loss" (steps,)}``.
+    """
+    if not isinstance(config, TransformerConfig):
+        raise TypeError(f"config must be a TransformerConfig; got {type(config).__name__}")
+    seed = _check_int(seed, "seed", 0)
+    seed_everything(seed)
+    state, train_loss = _train_transformer_cached(config, seed)
+    model = config.model()
+    model.load_state_dict(state)
+    model.eval()
+    data = _transformer_data(config, seed)
+    s = np.array(config.sparsities, dtype=float)
+    acc = oneshot_curve(model, data, s, "global")
+    loss = oneshot_curve(model, data, s, "global", metric="loss")
+    return {"sparsities": s, "acc": acc, "loss": loss, "dense_acc": float(acc[0]),
+            "knees": {m: essential_sparsity_point(s, acc, method=m) for m in KNEE_METHODS},
+            "sharpness": knee_sharpness(s, acc),
+            "n_pool": sum(p.numel() for p in transformer_pool(model).values()),
+            "n_params": sum(p.numel() for p in model.parameters()), "train_loss": train_loss}
+
+
+# ---------------------------------------------------------------------------
 # Figures and tables (the chapter's cells call these)
 # ---------------------------------------------------------------------------
 def knee_table(sparsities, scores, deltas=(0.005, 0.01, 0.02)) -> str:
@@ -1299,4 +1446,24 @@ def plot_journey(j: dict, config: "JourneyConfig"):
     labels = [f"{row['start']:.0%}-{row['end']:.0%}" for row in j["rows"]]
     b.bar(labels, [row["loss"] for row in j["rows"]], color="#0072B2")
     plotting.label(b, "pruning window (fraction of training)", "final test loss (nats)", "final loss")
+    return plotting.finish(fig)
+
+
+def plot_transformer(r: dict, mlp: dict | None = None):
+    """Left: held-out token accuracy against one-shot sparsity (Transformer, and the MLP's global curve if given),
+    with the Transformer's knees; right: held-out cross-entropy (nats) against sparsity."""
+    from sparsebook import plotting
+
+    fig, (a, b) = plotting.figure(2)
+    s = r["sparsities"]
+    a.plot(s, r["acc"], "o-", label="Transformer, attention + FFN pool")
+    if mlp is not None:
+        a.plot(mlp["sparsities"], mlp["acc_global"], "s--", color="0.5", label="MLP on digits (above)")
+    for (meth, k), ls in zip(r["knees"].items(), (":", "-.", "--")):
+        a.axvline(k, color="0.4", ls=ls, lw=1, label=f"knee ({meth})")
+    plotting.label(a, "sparsity (fraction of the pruning pool removed)", "held-out accuracy",
+                   "sorting Transformer, one shot")
+    b.plot(s, r["loss"], "o-")
+    plotting.label(b, "sparsity (fraction of attention + FFN weights removed)", "held-out cross-entropy (nats/token)",
+                   "held-out loss")
     return plotting.finish(fig)

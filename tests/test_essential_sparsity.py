@@ -328,3 +328,87 @@ def test_small_cnn_shapes_and_prunable_pool_leaves_the_head_out():
     assert len(es.prunable(m, include_head=True)) == 3
     with pytest.raises(ValueError, match="arch"):
         es.ParentConfig(arch="resnet")
+
+
+# ---------------------------------------------------------------------------
+# The small Transformer on sorting
+# ---------------------------------------------------------------------------
+TINY_TF = es.TransformerConfig(length=4, vocab=8, d_model=16, ff=32, layers=2, heads=2, steps=30, n_train=256,
+                               n_test=32, sparsities=(0.0, 0.3, 0.6, 0.8, 0.9, 0.95))
+
+
+def test_sort_task_targets_are_the_sorted_first_half():
+    x, y = es.sort_task(50, 5, 10, seed=3)
+    assert x.shape == y.shape == (50, 10) and x.dtype == y.dtype == torch.int64
+    assert (y[:, :5] == -100).all()
+    assert (x[:, 5] == 9).all()  # the separator
+    assert torch.equal(y[:, 5:], torch.sort(x[:, :5], dim=1).values)
+    assert torch.equal(x[:, 6:], y[:, 5:-1])  # teacher forcing: the input is the target shifted by one
+    assert int(x[:, :5].max()) <= 8
+    x2, _ = es.sort_task(50, 5, 10, seed=3)
+    assert torch.equal(x, x2)
+
+
+def test_transformer_shapes_and_pool_is_exactly_attention_and_ffn():
+    model = TINY_TF.model()
+    assert model(torch.zeros(3, 8, dtype=torch.long)).shape == (3, 8, 8)
+    pool = es.transformer_pool(model)
+    assert list(pool) == [f"blocks.{i}.{n}.weight" for i in range(2) for n in ("qkv", "out", "up", "down")]
+    assert [tuple(p.shape) for p in pool.values()][:4] == [(48, 16), (16, 16), (32, 16), (16, 32)]
+    names = dict(model.named_parameters())
+    assert all(pool[k] is names[k] for k in pool)
+    left_out = {k for k, p in names.items() if p.ndim >= 2} - set(pool)
+    assert left_out == {"emb.weight", "pos", "head.weight"}  # embeddings and head stay dense
+    assert es.prunable(model) == pool
+    assert set(es.prunable(model, include_head=True)) == set(pool) | {"head.weight"}
+
+
+def test_run_transformer_oneshot_prunes_only_the_pool_and_is_deterministic():
+    a = es.run_transformer_oneshot(TINY_TF, seed=2)
+    es._train_transformer_cached.cache_clear()
+    b = es.run_transformer_oneshot(TINY_TF, seed=2)
+    assert np.array_equal(a["acc"], b["acc"]) and np.array_equal(a["loss"], b["loss"])
+    assert np.array_equal(a["train_loss"], b["train_loss"])
+    assert a["acc"].shape == a["loss"].shape == (6,) and a["dense_acc"] == a["acc"][0]
+    assert a["n_pool"] == 2 * (48 * 16 + 16 * 16 + 32 * 16 + 16 * 32)
+    assert set(a["knees"]) == set(es.KNEE_METHODS) and a["sharpness"]["knee"] == a["knees"]["hinge"]
+    # pruning leaves the embeddings and head untouched and the pool at exactly the grid sparsity
+    model = TINY_TF.model()
+    model.load_state_dict(es._train_transformer_cached(TINY_TF, 2)[0])
+    before = {k: p.detach().clone() for k, p in model.named_parameters()}
+    data = es._transformer_data(TINY_TF, 2)
+    masks = es.magnitude_mask({k: p.detach() for k, p in es.transformer_pool(model).items()}, 0.8)
+    es.apply_masks(model, masks)
+    after = dict(model.named_parameters())
+    for k in ("emb.weight", "pos", "head.weight"):
+        assert torch.equal(after[k], before[k])
+    zeros = sum(int((after[k] == 0).sum()) for k in masks)
+    assert zeros == es.n_pruned(0.8, a["n_pool"])
+    assert es.evaluate(model, data) == pytest.approx(a["acc"][3])
+    c = es.run_transformer_oneshot(TINY_TF, seed=3)
+    assert not np.array_equal(a["train_loss"], c["train_loss"])
+
+
+def test_transformer_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="divisible by heads"):
+        es.TransformerConfig(d_model=30, heads=4)
+    with pytest.raises(ValueError, match="steps"):
+        es.TransformerConfig(steps=0)
+    with pytest.raises(TypeError, match="length"):
+        es.TransformerConfig(length=2.5)
+    with pytest.raises(ValueError, match="lr"):
+        es.TransformerConfig(lr=0.0)
+    with pytest.raises(ValueError, match="sparsities"):
+        es.TransformerConfig(sparsities=(0.0, 0.5, 0.4, 0.9))
+    with pytest.raises(ValueError, match="sparsities"):
+        es.TransformerConfig(sparsities=(0.1, 0.5, 0.8, 0.9))
+    with pytest.raises(ValueError, match="vocab"):
+        es.sort_task(10, 4, 2)
+    with pytest.raises(TypeError, match="TransformerConfig"):
+        es.run_transformer_oneshot(es.OneShotConfig())
+    with pytest.raises(TypeError, match="TinyTransformer"):
+        es.transformer_pool(es.small_cnn(8))
+    with pytest.raises(ValueError, match="scale"):
+        es.TransformerConfig.preset("huge")
+    full, ci = es.TransformerConfig.preset("full"), es.TransformerConfig.preset("ci")
+    assert full.d_model > ci.d_model and full.steps > ci.steps and len(full.sparsities) > len(ci.sparsities)
