@@ -474,7 +474,8 @@ def mlp_activation_modules(model: nn.Module) -> dict[str, nn.Module]:
 
 
 def mlp_sites(model: nn.Module) -> dict[str, tuple[nn.Module, nn.Linear]]:
-    """``{name: (activation, down_projection)}`` for :class:`MLP`, :class:`TinyTransformer` and ``nn.Sequential``."""
+    """``{name: (activation, down_projection)}`` for :class:`MLP`, :class:`TinyTransformer`, :class:`TinyMixer`
+    and ``nn.Sequential``."""
     sites = {}
     for name, m in model.named_modules():
         pre = f"{name}." if name else ""
@@ -483,6 +484,9 @@ def mlp_sites(model: nn.Module) -> dict[str, tuple[nn.Module, nn.Linear]]:
                 sites[f"{pre}acts.{i}"] = (act, m.layers[i + 1])
         elif isinstance(m, Block):
             sites[f"{pre}act"] = (m.act, m.down)
+        elif isinstance(m, MixerBlock):
+            sites[f"{pre}token_act"] = (m.token_act, m.token_down)
+            sites[f"{pre}channel_act"] = (m.channel_act, m.channel_down)
         elif isinstance(m, nn.Sequential):
             kids = list(m.named_children())
             for i, (cname, c) in enumerate(kids):
@@ -1181,6 +1185,162 @@ def run_activations(cfg: ActivationsConfig, seed: int = 0) -> dict:
     out["thresholds"] = rows
     out["entropy"] = src.entropy()
     return out
+
+
+# ---------------------------------------------------------------------------
+# experiment 7: an MLP-Mixer on digits
+# ---------------------------------------------------------------------------
+
+
+class MixerBlock(nn.Module):
+    """One MLP-Mixer block (Tolstikhin et al. 2021), pre-LayerNorm, two ReLU MLPs with biases and residuals.
+
+    On ``x`` [b, t, d] (t tokens = patches, d channels):
+
+    - token mixing, across patches for each channel:
+      ``x ← x + (token_down(token_act(token_up(LN(x)ᵀ))))ᵀ``, hidden activation [b, d, token_hidden];
+    - channel mixing, across channels for each patch:
+      ``x ← x + channel_down(channel_act(channel_up(LN(x))))``, hidden activation [b, t, channel_hidden].
+
+    ``token_act`` and ``channel_act`` are :class:`Activation` modules, so the recorder finds both.
+    """
+
+    def __init__(self, tokens: int, d: int, token_hidden: int, channel_hidden: int, activation: str = "relu"):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.token_up, self.token_act, self.token_down = (nn.Linear(tokens, token_hidden), Activation(activation),
+                                                          nn.Linear(token_hidden, tokens))
+        self.channel_up, self.channel_act, self.channel_down = (nn.Linear(d, channel_hidden), Activation(activation),
+                                                                nn.Linear(channel_hidden, d))
+
+    def forward(self, x):
+        h = self.ln1(x).transpose(1, 2)                                  # [b, d, t]
+        x = x + self.token_down(self.token_act(self.token_up(h))).transpose(1, 2)
+        return x + self.channel_down(self.channel_act(self.channel_up(self.ln2(x))))
+
+
+class TinyMixer(nn.Module):
+    """An MLP-Mixer for square images: ``patch × patch`` patches → tokens, ``layers`` :class:`MixerBlock` s,
+    LayerNorm, mean over tokens, a linear head.
+
+    Input ``x`` [b, side²] (flattened images, e.g. digits' 64 pixels) or [b, side, side]; output [b, classes].
+    The image is cut into ``t = (side/patch)²`` patches of ``patch²`` pixels, each embedded linearly to ``d``.
+    """
+
+    def __init__(self, side: int = 8, patch: int = 2, d: int = 32, token_hidden: int = 64,
+                 channel_hidden: int = 128, layers: int = 2, classes: int = 10, activation: str = "relu"):
+        super().__init__()
+        side = _check_int(side, "side", 1)
+        patch = _check_int(patch, "patch", 1, side)
+        if side % patch:
+            raise ValueError(f"patch must divide side; got patch {patch} and side {side}")
+        self.side, self.patch = side, patch
+        self.tokens = (side // patch) ** 2
+        self.embed = nn.Linear(patch * patch, _check_int(d, "d", 1))
+        self.blocks = nn.ModuleList(
+            MixerBlock(self.tokens, d, _check_int(token_hidden, "token_hidden", 1),
+                       _check_int(channel_hidden, "channel_hidden", 1), activation)
+            for _ in range(_check_int(layers, "layers", 1)))
+        self.ln = nn.LayerNorm(d)
+        self.head = nn.Linear(d, _check_int(classes, "classes", 2))
+
+    def patches(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` [b, side²] or [b, side, side] → patches [b, t, patch²] (row-major over the patch grid)."""
+        s, p = self.side, self.patch
+        if not ((x.ndim == 2 and x.shape[1] == s * s) or (x.ndim == 3 and tuple(x.shape[1:]) == (s, s))):
+            raise ValueError(f"x must be [b, {s * s}] or [b, {s}, {s}]; got {tuple(x.shape)}")
+        x = x.reshape(-1, s // p, p, s // p, p)                      # [b, gi, pi, gj, pj]
+        return x.permute(0, 1, 3, 2, 4).reshape(x.shape[0], self.tokens, p * p)
+
+    def forward(self, x):
+        h = self.embed(self.patches(x))                              # [b, t, d]
+        for blk in self.blocks:
+            h = blk(h)
+        return self.head(self.ln(h).mean(1))                         # [b, classes]
+
+
+@dataclass(frozen=True)
+class MixerConfig:
+    """A :class:`TinyMixer` trained on scikit-learn's digits with Adam at ``lr``.
+
+    Each step draws ``batch`` training images and replaces each label by a uniform one with
+    probability ``label_noise``, afresh every step (so the noisy task cannot be memorized; the
+    held-out set keeps its clean labels).  Sparsity is measured every ``every`` steps.
+    """
+
+    patch: int = 2
+    d: int = 32
+    token_hidden: int = 64
+    channel_hidden: int = 128
+    layers: int = 2
+    steps: int = 400
+    batch: int = 128
+    lr: float = 1e-2
+    label_noise: float = 0.5
+    every: int = 50
+    device: str = "cpu"
+
+    def __post_init__(self):
+        _check_int(self.patch, "patch", 1, 8)
+        if 8 % self.patch:
+            raise ValueError(f"patch must divide 8 (the digits' side); got {self.patch}")
+        for name in ("d", "token_hidden", "channel_hidden", "layers", "steps", "batch", "every"):
+            _check_int(getattr(self, name), name, 1)
+        _check_real(self.lr, "lr", 0.0, math.inf, low_open=True)
+        _check_real(self.label_noise, "label_noise", 0.0, 1.0)
+
+    @classmethod
+    def preset(cls, scale: str) -> "MixerConfig":
+        check_scale(scale)
+        if scale == "ci":
+            return cls()
+        return cls(d=128, token_hidden=256, channel_hidden=512, layers=4, steps=5000, every=250,
+                   device=_auto_device())
+
+
+def run_mixer(cfg: MixerConfig, seed: int = 0) -> dict:
+    """Train a ReLU :class:`TinyMixer` on digits (labels noised afresh each step) and record its sparsity.
+
+    Returns
+    -------
+    dict with
+    ``steps`` [p] (probe steps: 0, every ``every``, the last);
+    ``train``, ``held_out``, ``dead`` : ``{MLP name: [p] array}`` — nonzero fraction on the first
+    training images (as many as held-out ones) and on the held-out images, and the held-out dead
+    fraction, per MLP (``blocks.i.token_act`` and ``blocks.i.channel_act``);
+    ``loss`` [steps] (training loss on the noisy labels); ``final``: :func:`evaluate` on the
+    held-out images with their clean labels (loss, accuracy, per-MLP nonzero, dead, nonzero among live units).
+    """
+    if not isinstance(cfg, MixerConfig):
+        raise TypeError(f"cfg must be a MixerConfig; got {type(cfg).__name__}")
+    seed = _check_int(seed, "seed", 0)
+    from sparsebook.data import digits
+
+    rng = seed_everything(seed)
+    dev = torch.device(cfg.device)
+    d = digits(seed=seed)
+    x, y = torch.as_tensor(d["x_train"]).to(dev), torch.as_tensor(d["y_train"]).to(dev)
+    hx, hy = torch.as_tensor(d["x_test"]).to(dev), torch.as_tensor(d["y_test"]).to(dev)
+    model = TinyMixer(8, cfg.patch, cfg.d, cfg.token_hidden, cfg.channel_hidden, cfg.layers).to(dev)
+    names = list(mlp_activation_modules(model))
+    tr = {"step": [], "train": [], "held_out": [], "dead": []}
+
+    def batch(s):
+        i = torch.as_tensor(rng.integers(0, len(x), cfg.batch)).to(dev)
+        flip = torch.as_tensor(rng.random(cfg.batch) < cfg.label_noise).to(dev)
+        noise = torch.as_tensor(rng.integers(0, 10, cfg.batch)).to(dev)
+        return x[i], torch.where(flip, noise, y[i])
+
+    def probe(m, s):
+        held = record_activations(m, hx)
+        tr["step"].append(s)
+        tr["held_out"].append(nonzero_fraction(held))
+        tr["dead"].append(dead_fraction(held))
+        tr["train"].append(nonzero_fraction(record_activations(m, x[:len(hx)])))
+
+    losses = train(model, batch, steps=cfg.steps, lr=cfg.lr, probe=probe, every=cfg.every)
+    trace = {k: {n: np.array([row[n] for row in tr[k]]) for n in names} for k in ("train", "held_out", "dead")}
+    return {"steps": np.array(tr["step"]), **trace, "loss": losses, "final": evaluate(model, hx, hy)}
 
 
 # ---------------------------------------------------------------------------

@@ -320,7 +320,7 @@ def test_penalty_reaches_the_activations():
 
 
 @pytest.mark.parametrize("cls", [L.EmergenceConfig, L.ConditionsConfig, L.ScalingConfig, L.TopKConfig,
-                                 L.ActivationsConfig, L.SpeedConfig])
+                                 L.ActivationsConfig, L.SpeedConfig, L.MixerConfig])
 def test_presets(cls):
     ci, full = cls.preset("ci"), cls.preset("full")
     assert ci != full
@@ -375,3 +375,88 @@ def test_statistics_reject_bad_input():
         L.nonzero_fraction(torch.ones(2), tau=-1.0)
     with pytest.raises(ValueError, match="empty dict"):
         L.nonzero_fraction({})
+
+
+# ---------------------------------------------------------------------------
+# the MLP-Mixer
+# ---------------------------------------------------------------------------
+
+
+def test_mixer_patches_and_shapes():
+    m = L.TinyMixer(side=8, patch=2, d=8, token_hidden=12, channel_hidden=20, layers=2)
+    img = torch.arange(64.0).reshape(1, 8, 8)
+    p = m.patches(img)
+    assert p.shape == (1, 16, 4)
+    assert p[0, 0].tolist() == [0.0, 1.0, 8.0, 9.0]        # top-left 2×2 patch, row-major
+    assert p[0, 1].tolist() == [2.0, 3.0, 10.0, 11.0]      # its right neighbour
+    assert torch.equal(m.patches(img.reshape(1, 64)), p)   # flat and square inputs agree
+    x = torch.randn(5, 64)
+    assert m(x).shape == (5, 10)
+    acts = L.record_activations(m, x)
+    assert acts["blocks.0.token_act"].shape == (5, 8, 12)     # [b, d, token_hidden]
+    assert acts["blocks.1.channel_act"].shape == (5, 16, 20)  # [b, tokens, channel_hidden]
+    with pytest.raises(ValueError, match="x must be"):
+        m(torch.randn(5, 63))
+
+
+def test_recorder_finds_every_mixer_mlp():
+    m = L.TinyMixer(patch=4, d=8, token_hidden=6, channel_hidden=10, layers=3)
+    expected = {f"blocks.{i}.{k}" for i in range(3) for k in ("token_act", "channel_act")}
+    assert set(L.record_activations(m, torch.randn(4, 64))) == expected
+    sites = L.mlp_sites(m)
+    assert set(sites) == expected
+    act, down = sites["blocks.2.token_act"]
+    assert act is m.blocks[2].token_act and down is m.blocks[2].token_down
+    assert sites["blocks.0.channel_act"][1] is m.blocks[0].channel_down
+
+
+def test_mixer_recorder_counts_a_known_pattern():
+    """Token-mixing biases of -100 switch every token unit off: the recorder must see exact zeros there."""
+    m = L.TinyMixer(patch=4, d=4, token_hidden=6, channel_hidden=10, layers=1)
+    with torch.no_grad():
+        m.blocks[0].token_up.bias.fill_(-100.0)
+        m.blocks[0].channel_up.bias.fill_(100.0)
+    acts = L.record_activations(m, torch.randn(3, 64))
+    assert L.nonzero_fraction(acts) == {"blocks.0.token_act": 0.0, "blocks.0.channel_act": 1.0}
+    assert L.dead_fraction(acts)["blocks.0.token_act"] == 1.0
+
+
+def _tiny_mixer_cfg(**kw):
+    return L.MixerConfig(**{**dict(patch=4, d=8, token_hidden=8, channel_hidden=16, layers=1, steps=12, batch=16,
+                                   every=5), **kw})
+
+
+def test_run_mixer_shapes_and_determinism():
+    cfg = _tiny_mixer_cfg()
+    a, b = L.run_mixer(cfg, seed=1), L.run_mixer(cfg, seed=1)
+    assert list(a["steps"]) == [0, 5, 10, 12]
+    assert a["loss"].shape == (12,)
+    names = {"blocks.0.token_act", "blocks.0.channel_act"}
+    for key in ("train", "held_out", "dead"):
+        assert set(a[key]) == names
+        for n in names:
+            assert a[key][n].shape == (4,)
+            assert np.all((0 <= a[key][n]) & (a[key][n] <= 1))
+            np.testing.assert_array_equal(a[key][n], b[key][n])
+    np.testing.assert_array_equal(a["loss"], b["loss"])
+    assert a["final"] == b["final"]
+    c = L.run_mixer(cfg, seed=2)
+    assert not np.array_equal(a["loss"], c["loss"])          # the seed matters
+
+
+@pytest.mark.parametrize("kw, err", [(dict(patch=3), ValueError), (dict(patch=0), ValueError),
+                                     (dict(steps=0), ValueError), (dict(lr=0.0), ValueError),
+                                     (dict(label_noise=1.5), ValueError), (dict(d=2.5), TypeError),
+                                     (dict(layers=True), TypeError)])
+def test_mixer_config_rejects_bad_values(kw, err):
+    with pytest.raises(err, match=next(iter(kw))):
+        _tiny_mixer_cfg(**kw)
+
+
+def test_run_mixer_rejects_bad_arguments():
+    with pytest.raises(TypeError, match="cfg"):
+        L.run_mixer(L.ConditionsConfig())
+    with pytest.raises(ValueError, match="seed"):
+        L.run_mixer(_tiny_mixer_cfg(), seed=-1)
+    with pytest.raises(ValueError, match="patch"):
+        L.TinyMixer(side=8, patch=3)
