@@ -81,15 +81,20 @@ ACTIVATIONS: dict[str, Callable] = {
 }
 
 
-def activation_fn(activation) -> Callable:
-    """The JAX function for ``activation``: a name in :data:`ACTIVATIONS` or a callable ``σ(z)``."""
+def _lookup_activation(activation, table: dict) -> Callable:
+    """``table[activation]`` for a name, the callable itself otherwise; clear errors for anything else."""
     if isinstance(activation, str):
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} or a callable; got {activation!r}")
-        return ACTIVATIONS[activation]
+        if activation not in table:
+            raise ValueError(f"activation must be one of {sorted(table)} or a callable; got {activation!r}")
+        return table[activation]
     if callable(activation):
         return activation
-    raise TypeError(f"activation must be a name in {sorted(ACTIVATIONS)} or a callable; got {type(activation).__name__}")
+    raise TypeError(f"activation must be a name in {sorted(table)} or a callable; got {type(activation).__name__}")
+
+
+def activation_fn(activation) -> Callable:
+    """The JAX function for ``activation``: a name in :data:`ACTIVATIONS` or a callable ``σ(z)``."""
+    return _lookup_activation(activation, ACTIVATIONS)
 
 
 def _name(activation) -> str:
@@ -608,13 +613,8 @@ _TORCH_ACTIVATIONS = {
 
 
 def _torch_activation(activation) -> Callable:
-    if isinstance(activation, str):
-        if activation not in _TORCH_ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_TORCH_ACTIVATIONS)} or a callable; got {activation!r}")
-        return _TORCH_ACTIVATIONS[activation]
-    if callable(activation):
-        return activation
-    raise TypeError(f"activation must be a name in {sorted(_TORCH_ACTIVATIONS)} or a callable; got {type(activation).__name__}")
+    """The PyTorch function for ``activation`` (a name in ``_TORCH_ACTIVATIONS`` or a callable)."""
+    return _lookup_activation(activation, _TORCH_ACTIVATIONS)
 
 
 def sample_layer_moments(activation, c_b: float, c_w: float, width: int, depth: int, n_networks: int,
