@@ -8,10 +8,16 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.sparsebook-installed
 PYTEST := $(PY) -m pytest
+# Optional neural-tangents env (make crosscheck-nt only; never used by book/test/bench).
+NT_VENV  := .venv-nt
+NT_PY    := $(NT_VENV)/bin/python
+NT_STAMP := $(NT_VENV)/.nt-installed
+NT_PINS  := neural-tangents==0.6.5 jax==0.4.30 jaxlib==0.4.30 tf2jax==0.3.6 tensorflow==2.17.1 \
+            numpy==1.26.4 scipy==1.13.1 ml-dtypes==0.4.1
 # Quiet the debugger warning ipykernel prints when notebooks run.
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test unit nbval site bench lab install clean
+.PHONY: book test unit nbval site bench crosscheck-nt lab install clean
 
 install: $(STAMP)
 
@@ -43,6 +49,17 @@ site: install
 ## bench: side-by-side benchmarks against peer implementations -> benchmarks/results.md
 bench: install
 	$(PY) -m benchmarks
+
+## crosscheck-nt: OPTIONAL, needs network once: our kernels vs neural-tangents' analytic NNGP/NTK in its own .venv-nt -> benchmarks/crosscheck_neural_tangents.md
+crosscheck-nt: install $(NT_STAMP)
+	$(PY) -m benchmarks.crosscheck_neural_tangents --main-python $(PY) --nt-python $(NT_PY)
+
+# neural-tangents needs an old JAX and TensorFlow: a separate env that nothing else uses.
+$(NT_STAMP): Makefile
+	test -x $(NT_PY) || $(PYTHON) -m venv $(NT_VENV)
+	$(NT_PY) -m pip install --quiet --upgrade "pip>=24"
+	$(NT_PY) -m pip install --quiet $(NT_PINS)
+	touch $(NT_STAMP)
 
 lab: install
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[lab]"

@@ -1,8 +1,9 @@
 """rg_flow: kernel/vertex recursions (JAX scan) and the Monte Carlo ensemble (batched PyTorch) against
 straightforward NumPy implementations of the same computations.
 
-neural-tangents (analytic NNGP/NTK) would be the natural peer for the kernels, but it cannot be installed
-next to this environment's JAX; the recursions are checked against closed forms in tests/test_rg_flow.py.
+neural-tangents (analytic NNGP/NTK) would be the natural peer for the kernels, but it needs an old JAX and
+TensorFlow, so it is not installed here; the optional ``make crosscheck-nt`` compares against it from a separate
+``.venv-nt`` (benchmarks/crosscheck_neural_tangents.py), and tests/test_rg_flow.py checks closed forms.
 """
 from __future__ import annotations
 
