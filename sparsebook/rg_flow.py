@@ -18,12 +18,18 @@ Kernels (JAX, float64 inside ``jax.enable_x64``):
 :func:`ntk_flow`, :func:`two_input_flow`, :func:`relu_arccos_kernel`,
 :func:`erf_arcsin_kernel`.
 
-Monte Carlo on real random networks (JAX, float32, batched with ``vmap``):
-:func:`sample_layer_moments`, :func:`fourth_cumulant_estimate`, :func:`gradient_norms`.
+The optimal aspect ratio (PDLT appendix A; NumPy): :func:`scale_mixture_entropy`,
+:func:`output_mutual_information`, :func:`lognormal_scales`,
+:func:`mutual_information_coefficients`, :func:`optimal_vertex`, :func:`vertex_slope`,
+:func:`optimal_aspect_ratio`.
+
+Monte Carlo on real random networks (PyTorch, float32, batched ``bmm``):
+:func:`sample_layer_moments`, :func:`sample_output_scales`, :func:`fourth_cumulant_estimate`,
+:func:`gradient_norms`.
 
 Experiments: :func:`run_kernel_flows`, :func:`run_phase_diagram`,
-:func:`run_fourth_cumulant`, :func:`run_gradients`, each configured by a frozen
-dataclass with ``preset(scale)``.
+:func:`run_fourth_cumulant`, :func:`run_aspect_ratio`, :func:`run_gradients`, each
+configured by a frozen dataclass with ``preset(scale)``.
 """
 from __future__ import annotations
 
@@ -48,9 +54,12 @@ __all__ = [
     "chi_parallel", "chi_perp", "CriticalPoint", "NoCriticalPoint", "critical_point",
     "universality_class", "k0_class_constants", "vertex_flow", "fourth_cumulant_theory",
     "exact_fourth_cumulant", "ntk_flow", "two_input_flow", "relu_arccos_kernel",
-    "erf_arcsin_kernel", "sample_layer_moments", "fourth_cumulant_estimate", "gradient_norms",
+    "erf_arcsin_kernel", "sample_layer_moments", "sample_output_scales", "fourth_cumulant_estimate",
+    "gradient_norms", "scale_mixture_entropy", "output_mutual_information", "lognormal_scales",
+    "mutual_information_coefficients", "optimal_vertex", "vertex_slope", "optimal_aspect_ratio",
     "KernelFlowConfig", "PhaseDiagramConfig", "CumulantConfig", "GradientConfig",
     "run_kernel_flows", "run_phase_diagram", "run_fourth_cumulant", "run_gradients",
+    "AspectRatioConfig", "run_aspect_ratio", "plot_aspect_ratio",
 ]
 
 # ---------------------------------------------------------------------------
@@ -511,6 +520,152 @@ def exact_fourth_cumulant(activation: str, width: int, depth: int) -> np.ndarray
 
 
 # ---------------------------------------------------------------------------
+# The optimal aspect ratio (PDLT appendix A): information in nearly-Gaussian outputs
+# ---------------------------------------------------------------------------
+
+
+def _check_scales(scales, weights):
+    s = np.asarray(scales, dtype=float)
+    if s.ndim != 1 or s.size < 1:
+        raise ValueError(f"scales must be a non-empty 1-D array; got shape {s.shape}")
+    if not np.all(np.isfinite(s)) or np.any(s <= 0):
+        raise ValueError("scales must be finite and > 0 (they are variances)")
+    if weights is None:
+        w = np.full(s.size, 1.0 / s.size)
+    else:
+        w = np.asarray(weights, dtype=float)
+        if w.shape != s.shape:
+            raise ValueError(f"weights must have the shape of scales {s.shape}; got {w.shape}")
+        if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+            raise ValueError("weights must be finite, >= 0 and not all 0")
+        w = w / w.sum()
+    keep = w > 0
+    return s[keep], w[keep]
+
+
+#: Points of the trapezoidal rule in ``t = log|z|`` used by :func:`scale_mixture_entropy`.
+N_RADIAL = 400
+
+
+def scale_mixture_entropy(scales, weights=None, dim: int = 1, n_grid: int = N_RADIAL) -> float:
+    """Differential entropy (nats) of ``z ∈ R^dim`` with ``z | s ~ N(0, s I)`` and ``s ~ Σ_i w_i δ_{s_i}``.
+
+    ``p(z) = Σ_i w_i (2π s_i)^{−dim/2} exp(−|z|²/(2 s_i))`` depends on ``|z|`` only, so
+    ``H = −∫ p log p dz`` is a one-dimensional integral; in ``t = log|z|``
+    (``dz = S_{dim−1} e^{dim·t} dt``, ``S_{d−1} = 2π^{d/2}/Γ(d/2)``) the integrand is smooth and
+    decays double-exponentially above and like ``e^{dim·t}`` below, so the trapezoidal rule
+    on ``N_RADIAL`` points is spectrally accurate (≈1e-13 absolute against 30-digit
+    ``mpmath`` quadrature for one and two dimensions).  ``log p`` by log-sum-exp.
+    ``scales``: shape ``(m,)``, > 0; ``weights``: shape ``(m,)``, ≥ 0 (normalized here;
+    uniform if omitted — pass Monte Carlo samples of ``s`` that way).
+    """
+    from scipy.special import gammaln, logsumexp
+
+    s, w = _check_scales(scales, weights)
+    dim = _int(dim, "dim", 1)
+    n_grid = _int(n_grid, "n_grid", 100)
+    t = np.linspace(0.5 * math.log(s.min()) - 40.0 / dim, 0.5 * math.log(s.max() * dim) + 3.5, n_grid)
+    r2 = np.exp(2 * t)
+    log_p = logsumexp(np.log(w) - 0.5 * dim * np.log(2 * np.pi * s) - r2[:, None] / (2 * s), axis=1)
+    log_surface = math.log(2) + 0.5 * dim * math.log(math.pi) - gammaln(dim / 2)
+    density_t = np.exp(log_surface + dim * t + log_p)
+    return float(np.trapezoid(-density_t * log_p, t))
+
+
+def output_mutual_information(scales, weights=None, n_a: int = 1, n_b: int = 1) -> float:
+    """``I(z_A; z_B)`` in nats between two disjoint groups of ``n_a`` and ``n_b`` network outputs.
+
+    The outputs are a Gaussian scale mixture (see :func:`sample_output_scales`), so
+    ``I = H_{n_a} + H_{n_b} − H_{n_a+n_b}`` with :func:`scale_mixture_entropy`.  At infinite
+    width ``s`` is a constant and ``I = 0``: the outputs are independent Gaussians; the
+    information between them is a finite-width effect.
+    """
+    n_a = _int(n_a, "n_a", 1)
+    n_b = _int(n_b, "n_b", 1)
+    s, w = _check_scales(scales, weights)
+    h = {k: scale_mixture_entropy(s, w, k) for k in {n_a, n_b, n_a + n_b}}
+    return h[n_a] + h[n_b] - h[n_a + n_b]
+
+
+def lognormal_scales(x: float, n_nodes: int = 80) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Hermite nodes and weights of a lognormal ``s`` with ``E s = 1`` and ``Var s = x``.
+
+    ``log s ~ N(−σ²/2, σ²)`` with ``σ² = log(1 + x)``.  This is the law of the output scale
+    of a scale-invariant network (ReLU, linear) in the scaling limit ``n, L → ∞`` at fixed
+    ``L/n`` (the log of a product of many independent factors), with ``x = e^{νL/n} − 1``.
+    Returns two arrays of shape ``(n_nodes,)``.
+    """
+    x = _real(x, "x", 0.0)
+    n_nodes = _int(n_nodes, "n_nodes", 2)
+    g, w = np.polynomial.hermite_e.hermegauss(n_nodes)
+    sig2 = math.log1p(x)
+    return np.exp(math.sqrt(sig2) * g - sig2 / 2), w / w.sum()
+
+
+def mutual_information_coefficients(n_a: int, n_b: int) -> tuple[float, float]:
+    """``(c₂, c₃)`` of ``I(z_A; z_B) = c₂ x² + c₃ x³ + O(x⁴)`` for a Gaussian scale mixture.
+
+    ``x = Var(s)/E[s]² = Cov(z_i², z_j²)/K²`` is the normalized four-point vertex
+    ``V/(nK²)`` (PDLT's expansion parameter, ``≈ ν L/n`` for a network of depth ``L``)::
+
+        c₂ = n_a n_b / 8,     c₃ = −n_a n_b (20 + 3 n_L) / 48,   n_L = n_a + n_b.
+
+    Derivation (ours; it reproduces the book's estimate): with ``E s = 1``, ``ε = s − 1`` and
+    ``u = |z|²/2``, ``p(z) = φ(z)[1 + δ(u)]``, ``δ = Σ_{j≥2} E[ε^j] h_j(u)/j!`` with
+    ``h_j = ∂_s^j (s^{−k/2} e^{−u(1/s − 1)})|_{s=1}``.  Then ``H = H_φ + E_φ[δ u] −
+    E_φ[(1+δ) log(1+δ)]``; the middle term is additive over groups and cancels in ``I``, and
+    expanding ``(1+δ)log(1+δ) = δ + δ²/2 − δ³/6 + …`` with ``E_φ[u^j] = (k/2)_j`` (rising
+    factorial) gives the coefficients above.  At order ``x³`` the third and fourth moments of
+    ``s`` cancel, so the result holds for any mixing law.  Checked against
+    :func:`output_mutual_information` in the tests and in the chapter.
+    """
+    n_a = _int(n_a, "n_a", 1)
+    n_b = _int(n_b, "n_b", 1)
+    return n_a * n_b / 8.0, -n_a * n_b * (20.0 + 3.0 * (n_a + n_b)) / 48.0
+
+
+def optimal_vertex(n_out: int) -> float:
+    """``x* = argmax_x (c₂ x² + c₃ x³) = −2c₂/(3c₃) = 4/(20 + 3 n_out)``.
+
+    The normalized four-point vertex at which the mutual information between output groups,
+    truncated at order ``x³`` (:func:`mutual_information_coefficients`), is largest; it does
+    not depend on how the ``n_out ≥ 2`` outputs are split.
+    """
+    n_out = _int(n_out, "n_out", 2)
+    c2, c3 = mutual_information_coefficients(1, n_out - 1)
+    return -2.0 * c2 / (3.0 * c3)
+
+
+def vertex_slope(activation, depth: int = 1000) -> float:
+    """``ν = d/dl [V^(l)/(K^(l))²]`` at ``l = depth``, at the critical point of ``activation``.
+
+    ``V^(l)/(nK²) ≈ ν l/n`` at criticality: ``ν = 5`` for ReLU and ``2`` for the linear
+    network exactly; ``ν → 2/3`` in the ``K* = 0`` class (tanh, sin, erf), approached as
+    ``1/l``.  Half-stable activations (SWISH, GELU) and those without a critical point have
+    no such constant: ``ValueError``.
+    """
+    depth = _int(depth, "depth", 3)
+    cls = universality_class(activation)
+    if cls not in ("scale-invariant", "K*=0"):
+        raise ValueError(f"the vertex grows linearly in depth only in the scale-invariant and K*=0 classes; "
+                         f"{_name(activation)!r} is {cls!r}")
+    cp = critical_point(activation)
+    k, v = vertex_flow(activation, cp.c_b, cp.c_w, cp.c_b + cp.c_w, depth)
+    ratio = v / (k * k)
+    return float(ratio[-1] - ratio[-2])
+
+
+def optimal_aspect_ratio(activation, n_out: int = 2, depth: int = 1000) -> float:
+    """The book's optimal depth-to-width ratio ``r* = x*/ν = 4 / ((20 + 3 n_out) ν)`` (PDLT appendix A).
+
+    ``x*`` from :func:`optimal_vertex`, ``ν`` measured on the vertex recursion
+    (:func:`vertex_slope` at ``depth``).  ``n_out ≥ 2`` outputs (with one output there is no
+    information between outputs to maximize).
+    """
+    return optimal_vertex(n_out) / vertex_slope(activation, depth)
+
+
+# ---------------------------------------------------------------------------
 # Two inputs
 # ---------------------------------------------------------------------------
 
@@ -617,16 +772,14 @@ def _torch_activation(activation) -> Callable:
     return _lookup_activation(activation, _TORCH_ACTIVATIONS)
 
 
-def sample_layer_moments(activation, c_b: float, c_w: float, width: int, depth: int, n_networks: int,
-                         seed: int = 0, n_in: int | None = None, chunk: int = 1000) -> np.ndarray:
-    """Monte Carlo over ``n_networks`` independently initialized MLPs of equal ``width`` (PyTorch).
+def _ensemble_preactivations(activation, c_b, c_w, width, depth, n_networks, seed, n_in, chunk):
+    """Yield ``(start, l, z)`` for ``n_networks`` independently initialized MLPs (PyTorch, float32).
 
-    Each network gets its own weights ``W ~ N(0, C_W/fan_in)`` and biases ``b ~ N(0, C_b)``
-    (float32, batched ``bmm`` over ``chunk`` networks at a time, one seeded generator) and is
-    evaluated on one input ``x = (1, …, 1) ∈ R^{n_in}`` (``n_in = width`` by default), so
-    ``K^(1) = C_b + C_W``.  ``activation``: a name in :data:`ACTIVATIONS` or a callable on
-    torch tensors.  Returns float64 ``(n_networks, depth, 2)``: per network and layer
-    ``Σ_i z_i²`` and ``Σ_i z_i⁴``.
+    Networks come in chunks of ``chunk`` (batched ``bmm``); each has its own weights
+    ``W ~ N(0, C_W/fan_in)`` and biases ``b ~ N(0, C_b)`` from one seeded generator, and is
+    evaluated on ``x = (1, …, 1) ∈ R^{n_in}``.  ``z``: layer ``l``'s preactivations (0-based
+    ``l``) of networks ``start .. start + m − 1``, shape ``(m, width)``.  One random stream,
+    so every sampler built on this sees the same networks for the same seed.
     """
     sigma = _torch_activation(activation)
     c_b = _real(c_b, "c_b", 0.0)
@@ -638,7 +791,6 @@ def sample_layer_moments(activation, c_b: float, c_w: float, width: int, depth: 
     chunk = _int(chunk, "chunk", 1)
     seed_everything(seed)
     gen = torch.Generator().manual_seed(int(seed))
-    out = np.empty((n_networks, depth, 2))
     with torch.no_grad():
         for start in range(0, n_networks, chunk):
             m = min(chunk, n_networks - start)
@@ -648,11 +800,51 @@ def sample_layer_moments(activation, c_b: float, c_w: float, width: int, depth: 
                 W = torch.randn(m, width, fan_in, generator=gen) * math.sqrt(c_w / fan_in)
                 b = torch.randn(m, width, 1, generator=gen) * math.sqrt(c_b)
                 z = torch.bmm(W, h) + b
-                zz = z.squeeze(-1).double() ** 2
-                out[start:start + m, l, 0] = zz.sum(-1).numpy()
-                out[start:start + m, l, 1] = (zz * zz).sum(-1).numpy()
+                yield start, l, z.squeeze(-1)
                 h = sigma(z)
                 fan_in = width
+
+
+def sample_layer_moments(activation, c_b: float, c_w: float, width: int, depth: int, n_networks: int,
+                         seed: int = 0, n_in: int | None = None, chunk: int = 1000) -> np.ndarray:
+    """Monte Carlo over ``n_networks`` independently initialized MLPs of equal ``width`` (PyTorch).
+
+    Each network gets its own weights ``W ~ N(0, C_W/fan_in)`` and biases ``b ~ N(0, C_b)``
+    (float32, batched ``bmm`` over ``chunk`` networks at a time, one seeded generator) and is
+    evaluated on one input ``x = (1, …, 1) ∈ R^{n_in}`` (``n_in = width`` by default), so
+    ``K^(1) = C_b + C_W``.  ``activation``: a name in :data:`ACTIVATIONS` or a callable on
+    torch tensors.  Returns float64 ``(n_networks, depth, 2)``: per network and layer
+    ``Σ_i z_i²`` and ``Σ_i z_i⁴``.
+    """
+    out = np.empty((_int(n_networks, "n_networks", 2), _int(depth, "depth", 1), 2))
+    for start, l, z in _ensemble_preactivations(activation, c_b, c_w, width, depth, n_networks, seed, n_in, chunk):
+        zz = z.double() ** 2
+        out[start:start + len(z), l, 0] = zz.sum(-1).numpy()
+        out[start:start + len(z), l, 1] = (zz * zz).sum(-1).numpy()
+    return out
+
+
+def sample_output_scales(activation, c_b: float, c_w: float, width: int, depth: int, n_networks: int,
+                         seed: int = 0, n_in: int | None = None, chunk: int = 1000) -> np.ndarray:
+    """The conditional variance of the next layer's preactivations, per network and layer (PyTorch MC).
+
+    Given layer ``l``, the preactivations of a linear readout ``z^(l+1) = b + W σ(z^(l))`` are
+    *exactly* i.i.d. Gaussian: ``z^(l+1) | z^(l) ~ N(0, s^(l) I)`` with
+
+        s^(l) = C_b + (C_W / n) Σ_j σ(z_j^(l))².
+
+    So the outputs of a random network are a Gaussian scale mixture whose mixing law is the
+    law of ``s`` over networks, and ``Var(s)/E[s]² = Cov(z_i², z_j²)/K²`` at layer ``l + 1``.
+    Same networks as :func:`sample_layer_moments` for the same arguments.  Returns float64
+    ``(n_networks, depth)``.
+    """
+    sigma = _torch_activation(activation)
+    c_b = _real(c_b, "c_b", 0.0)
+    c_w = _real(c_w, "c_w", 0.0, strict=True)
+    out = np.empty((_int(n_networks, "n_networks", 2), _int(depth, "depth", 1)))
+    for start, l, z in _ensemble_preactivations(activation, c_b, c_w, width, depth, n_networks, seed, n_in, chunk):
+        a = sigma(z).double()
+        out[start:start + len(z), l] = (c_b + c_w * (a * a).mean(-1)).numpy()
     return out
 
 
@@ -925,6 +1117,82 @@ def run_gradients(config: GradientConfig, seed: int = 0) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class AspectRatioConfig:
+    """The optimal aspect ratio: the information between network outputs against ``x = V/(nK²)``.
+
+    ``networks``: ``(activation, width, depth)`` for the Monte Carlo of real networks, chosen
+    so that the layers span ``x`` from 0 to about ``2x*`` (``x ≈ νl/n``).  ``splits``: output
+    groups ``(n_a, n_b)`` whose series coefficients are measured by quadrature at the
+    small ``x_fit`` values.
+    """
+
+    networks: tuple = (("relu", 128, 8), ("tanh", 32, 12))
+    n_networks: int = 4000
+    n_batches: int = 10
+    splits: tuple = ((1, 1), (1, 3), (2, 2), (3, 5))
+    x_fit: tuple = tuple(np.geomspace(0.002, 0.02, 8))
+    x_curve_max: float = 0.6
+    n_curve: int = 61
+    vertex_depth: int = 1000
+
+    @classmethod
+    def preset(cls, scale: str = "ci") -> "AspectRatioConfig":
+        check_scale(scale)
+        return cls() if scale == "ci" else cls(networks=(("relu", 256, 16), ("tanh", 64, 24)),
+                                               n_networks=20000, vertex_depth=10000)
+
+
+def run_aspect_ratio(config: AspectRatioConfig, seed: int = 0) -> dict:
+    """Measure the series ``I(x) = c₂x² + c₃x³ + …`` by quadrature, the book's ``r*`` for ReLU and
+    tanh, the exact ``I(x)`` of the lognormal scaling limit, and ``I`` on real random networks.
+
+    Series: ``I(x)/x²`` of lognormal mixtures at ``x_fit`` is fitted by a cubic in ``x``; its
+    first two coefficients are the measured ``c₂, c₃`` and ``x̂* = −2ĉ₂/(3ĉ₃)``.  Real
+    networks: :func:`sample_output_scales` at criticality; per layer ``x̂ = Var(s)/E[s]²``
+    and ``Î`` for two single outputs (:func:`output_mutual_information` on the sampled
+    ``s``), standard errors by batch means over ``n_batches`` groups of networks.
+    """
+    seed_everything(seed)
+    x_fit = np.asarray(config.x_fit, dtype=float)
+    series = {}
+    for n_a, n_b in config.splits:
+        info = np.array([output_mutual_information(*lognormal_scales(x), n_a, n_b) for x in x_fit])
+        fit = np.polyfit(x_fit, info / x_fit ** 2, 3)
+        c2, c3 = float(fit[-1]), float(fit[-2])
+        series[(n_a, n_b)] = {"c2": c2, "c3": c3, "x_star": -2 * c2 / (3 * c3),
+                              "c2_theory": mutual_information_coefficients(n_a, n_b)[0],
+                              "c3_theory": mutual_information_coefficients(n_a, n_b)[1],
+                              "x_star_book": 4.0 / (20.0 + 3.0 * (n_a + n_b))}
+    x_star = series[(1, 1)]["x_star"]
+    nu = {name: vertex_slope(name, config.vertex_depth) for name in ("relu", "tanh")}
+    x_curve = np.linspace(0.0, config.x_curve_max, config.n_curve)
+    exact = np.array([output_mutual_information(*lognormal_scales(x), 1, 1) for x in x_curve])
+    real = {}
+    for i, (name, width, depth) in enumerate(config.networks):
+        cp = critical_point(name)
+        s = sample_output_scales(name, cp.c_b, cp.c_w, width, depth, config.n_networks, seed=seed + i)
+        x = s.var(axis=0) / s.mean(axis=0) ** 2
+        info = np.array([output_mutual_information(s[:, l], None, 1, 1) for l in range(depth)])
+        m = config.n_networks // config.n_batches
+        parts = np.array([[output_mutual_information(s[j * m:(j + 1) * m, l], None, 1, 1)
+                           for l in range(depth)] for j in range(config.n_batches)])
+        info_se = parts.std(axis=0, ddof=1) / math.sqrt(config.n_batches)
+        l = np.arange(1, depth + 1)
+        # fitted leading coefficient: Î = a·(x̂²/8) + b x̂³ + c x̂⁴ on layers with x̂ <= 2x*
+        sel = x <= 2 * x_star
+        A = np.stack([x[sel] ** 2 / 8, x[sel] ** 3, x[sel] ** 4], axis=1) / info_se[sel, None]
+        coef, *_ = np.linalg.lstsq(A, info[sel] / info_se[sel], rcond=None)
+        cov = np.linalg.inv(A.T @ A)
+        real[name] = {"width": width, "l": l, "r": l / width, "x": x, "info": info, "info_se": info_se,
+                      "lognormal": np.array([output_mutual_information(*lognormal_scales(v), 1, 1) for v in x]),
+                      "leading": float(coef[0]), "leading_se": float(np.sqrt(cov[0, 0])),
+                      "r_star": x_star / nu[name], "increasing": bool(np.all(np.diff(info) > 0))}
+    return {"config": config, "series": series, "x_star": x_star, "nu": nu,
+            "r_star": {name: x_star / v for name, v in nu.items()},
+            "x_curve": x_curve, "exact": exact, "real": real}
+
+
 # ---------------------------------------------------------------------------
 # Figures and tables (house style)
 # ---------------------------------------------------------------------------
@@ -1055,6 +1323,33 @@ def plot_gradients(res: dict):
     cfg = res["config"]
     plotting.label(ax, "layer l", "‖∂z₁^(L)/∂z^(l)‖² (mean over networks)",
                    f"{cfg.activation}, n = {cfg.width}, L = {cfg.depth}, {cfg.n_networks} networks")
+    return plotting.finish(fig)
+
+
+def plot_aspect_ratio(res: dict):
+    """Information between two outputs against the normalized vertex ``x``: the exact lognormal scaling
+    limit, the series truncated at ``x²`` and ``x³`` (whose maximum is ``x*``), and real networks."""
+    from sparsebook import plotting
+
+    fig, (ax1, ax2) = plotting.figure(ncols=2)
+    x = res["x_curve"]
+    c2, c3 = mutual_information_coefficients(1, 1)
+    ax1.plot(x, res["exact"], "k-", lw=1.2, label="exact, lognormal scale (scaling limit)")
+    ax1.plot(x, c2 * x ** 2, "k:", lw=1, label="series to x²")
+    ax1.plot(x, c2 * x ** 2 + c3 * x ** 3, "k--", lw=1, label="series to x³")
+    ax1.axvline(res["x_star"], color="0.6", lw=0.8)
+    for i, (name, e) in enumerate(res["real"].items()):
+        ax1.errorbar(e["x"], e["info"], yerr=2 * e["info_se"], fmt="o", ms=3, color=plotting.COLORS[i],
+                     label=f"{name}, n = {e['width']}: real networks (±2 s.e.)")
+    ax1.set_ylim(-0.1 * res["exact"][-1], 1.1 * res["exact"][-1])
+    plotting.label(ax1, "normalized four-point vertex x = Var(s)/E[s]²", "I(z₁; z₂) (nats)",
+                   f"two outputs; grey line: x* = {res['x_star']:.3f}")
+    for i, (name, e) in enumerate(res["real"].items()):
+        ax2.errorbar(e["r"] / e["r_star"], e["info"], yerr=2 * e["info_se"], fmt="o-", ms=3, lw=1,
+                     color=plotting.COLORS[i], label=f"{name}, n = {e['width']} (r* = {e['r_star']:.3f})")
+    ax2.axvline(1.0, color="0.6", lw=0.8)
+    plotting.label(ax2, "depth-to-width ratio in units of the book's optimum, (l/n) / r*",
+                   "I(z₁; z₂) (nats)", "real networks at criticality; grey line: r*")
     return plotting.finish(fig)
 
 

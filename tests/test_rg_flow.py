@@ -289,6 +289,110 @@ def test_gradient_norms_follow_chi_perp():
 
 
 # ---------------------------------------------------------------------------
+# The optimal aspect ratio: information between outputs
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dim", [1, 2, 5, 40])
+def test_entropy_of_one_scale_is_the_gaussian_entropy(dim):
+    for s in (0.01, 1.0, 30.0):
+        assert rg.scale_mixture_entropy([s], None, dim) == pytest.approx(0.5 * dim * math.log(2 * math.pi * math.e * s),
+                                                                         rel=1e-14, abs=1e-12)
+
+
+def test_entropy_of_a_two_scale_mixture_matches_adaptive_quadrature():
+    s, w = np.array([0.5, 3.0]), np.array([0.3, 0.7])
+
+    def p(z):
+        return float(np.sum(w * np.exp(-z * z / (2 * s)) / np.sqrt(2 * math.pi * s)))
+
+    ref, _ = quad(lambda z: -2 * p(z) * math.log(p(z)), 0, 60, epsabs=1e-14, epsrel=1e-13, limit=400)
+    assert rg.scale_mixture_entropy(s, w, 1) == pytest.approx(ref, abs=1e-11)
+
+
+def test_information_vanishes_when_the_scale_is_fixed():
+    assert abs(rg.output_mutual_information([2.0], None, 1, 3)) < 1e-12
+
+
+@settings(max_examples=25, deadline=None)
+@given(logs=st.lists(st.floats(-3, 3), min_size=2, max_size=6), c=st.floats(0.01, 100.0),
+       n_a=st.integers(1, 3), n_b=st.integers(1, 3))
+def test_information_is_nonnegative_symmetric_and_scale_invariant(logs, c, n_a, n_b):
+    s = np.exp(np.asarray(logs))
+    i_ab = rg.output_mutual_information(s, None, n_a, n_b)
+    assert i_ab >= -1e-11
+    assert rg.output_mutual_information(s, None, n_b, n_a) == pytest.approx(i_ab, abs=1e-11)
+    assert rg.output_mutual_information(c * s, None, n_a, n_b) == pytest.approx(i_ab, abs=1e-10)
+
+
+@pytest.mark.parametrize("n_a,n_b", [(1, 1), (2, 3)])
+def test_series_coefficients_match_the_quadrature_of_lognormal_mixtures(n_a, n_b):
+    """I(x) = c₂x² + c₃x³ + O(x⁴): fit I/x² at small x by a cubic."""
+    x = np.geomspace(0.002, 0.02, 8)
+    info = np.array([rg.output_mutual_information(*rg.lognormal_scales(v), n_a, n_b) for v in x])
+    fit = np.polyfit(x, info / x ** 2, 3)
+    c2, c3 = rg.mutual_information_coefficients(n_a, n_b)
+    assert fit[-1] == pytest.approx(c2, rel=1e-4)
+    assert fit[-2] == pytest.approx(c3, rel=5e-3)
+
+
+def test_series_holds_for_a_non_lognormal_mixing_law():
+    """At order x³ the third moment of s drops out: a symmetric two-point law has the same c₂, c₃."""
+    x = np.geomspace(0.002, 0.02, 8)
+    info = np.array([rg.output_mutual_information([1 - math.sqrt(v), 1 + math.sqrt(v)], None, 1, 1) for v in x])
+    fit = np.polyfit(x, info / x ** 2, 3)
+    assert fit[-1] == pytest.approx(1 / 8, rel=1e-4)
+    assert fit[-2] == pytest.approx(-26 / 48, rel=2e-2)
+
+
+def test_lognormal_scales_have_unit_mean_and_variance_x():
+    s, w = rg.lognormal_scales(0.3)
+    assert np.dot(w, s) == pytest.approx(1.0, rel=1e-12)
+    assert np.dot(w, (s - 1) ** 2) == pytest.approx(0.3, rel=1e-10)
+
+
+@pytest.mark.parametrize("n_out", [2, 3, 10, 100])
+def test_optimal_vertex_is_the_books_four_over_twenty_plus_three_n(n_out):
+    assert rg.optimal_vertex(n_out) == pytest.approx(4 / (20 + 3 * n_out), rel=1e-14)
+
+
+def test_vertex_slopes_are_the_books_nu():
+    assert rg.vertex_slope("relu") == pytest.approx(5.0, rel=1e-12)
+    assert rg.vertex_slope("linear") == pytest.approx(2.0, rel=1e-9)
+    assert rg.vertex_slope("tanh") == pytest.approx(2 / 3, rel=2e-3)
+    assert rg.optimal_aspect_ratio("relu", 2) == pytest.approx(4 / (26 * 5), rel=1e-12)
+    assert rg.optimal_aspect_ratio("tanh", 10) == pytest.approx(4 / (50 * 2 / 3), rel=2e-3)
+
+
+def test_output_scales_are_the_next_layers_variance():
+    """E[Σ_i (z_i^(l+1))²/n] = E[s^(l)]: same networks, same seed; ReLU keeps E s = K = 2 at criticality."""
+    n, L, m = 16, 4, 4000
+    s = rg.sample_output_scales("relu", 0.0, 2.0, n, L, m, seed=5)
+    z2 = rg.sample_layer_moments("relu", 0.0, 2.0, n, L, m, seed=5)[:, :, 0] / n
+    diff = z2[:, 1:] - s[:, :-1]
+    assert np.all(np.abs(diff.mean(0)) < 4 * diff.std(0) / math.sqrt(m))
+    assert np.all(np.abs(s.mean(0) / 2 - 1) < 0.05)
+    # and Var(s)/E[s]² is the exact finite-width fourth cumulant of the next layer
+    x = s.var(0) / s.mean(0) ** 2
+    np.testing.assert_allclose(x, rg.exact_fourth_cumulant("relu", n, L + 1)[1:], rtol=0.1)
+
+
+def test_aspect_ratio_bad_input():
+    with pytest.raises(ValueError, match="n_out must be an int >= 2"):
+        rg.optimal_vertex(1)
+    with pytest.raises(ValueError, match="scales must be finite and > 0"):
+        rg.output_mutual_information([1.0, -1.0])
+    with pytest.raises(ValueError, match="weights must have the shape"):
+        rg.scale_mixture_entropy([1.0, 2.0], [1.0], 1)
+    with pytest.raises(ValueError, match="dim must be an int >= 1"):
+        rg.scale_mixture_entropy([1.0], None, 0)
+    with pytest.raises(ValueError, match="x must be >= 0"):
+        rg.lognormal_scales(-0.1)
+    with pytest.raises(ValueError, match="half-stable"):
+        rg.vertex_slope("swish")
+    with pytest.raises(ValueError, match="'none'"):
+        rg.vertex_slope("sigmoid")
+
+
+# ---------------------------------------------------------------------------
 # Bad input, presets
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs,exc,match", [
@@ -321,7 +425,8 @@ def test_other_bad_inputs():
         rg.susceptibilities("relu", 2.0, -1.0)
 
 
-@pytest.mark.parametrize("cfg", [rg.KernelFlowConfig, rg.PhaseDiagramConfig, rg.CumulantConfig, rg.GradientConfig])
+@pytest.mark.parametrize("cfg", [rg.KernelFlowConfig, rg.PhaseDiagramConfig, rg.CumulantConfig, rg.GradientConfig,
+                                 rg.AspectRatioConfig])
 def test_presets(cfg):
     assert cfg.preset("ci") != cfg.preset("full")
     with pytest.raises(ValueError):
