@@ -58,7 +58,7 @@ __all__ = [
     "gradient_norms", "scale_mixture_entropy", "output_mutual_information", "lognormal_scales",
     "mutual_information_coefficients", "optimal_vertex", "vertex_slope", "optimal_aspect_ratio",
     "KernelFlowConfig", "PhaseDiagramConfig", "CumulantConfig", "GradientConfig",
-    "run_kernel_flows", "run_phase_diagram", "run_fourth_cumulant", "run_gradients",
+    "run_kernel_flows", "run_phase_diagram", "run_fourth_cumulant", "run_gradients", "full_scale_device",
     "AspectRatioConfig", "run_aspect_ratio", "plot_aspect_ratio",
 ]
 
@@ -772,14 +772,31 @@ def _torch_activation(activation) -> Callable:
     return _lookup_activation(activation, _TORCH_ACTIVATIONS)
 
 
-def _ensemble_preactivations(activation, c_b, c_w, width, depth, n_networks, seed, n_in, chunk):
+def _torch_device(device) -> torch.device:
+    """``device`` as a ``torch.device``; ``"cuda"`` must be available (the full-scale runs use it when it is)."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False")
+    return dev
+
+
+def full_scale_device() -> str:
+    """``"cuda"`` when a GPU is visible, else ``"cpu"``: the device of the ``SCALE = "full"`` Monte Carlo.
+
+    The ``"ci"`` presets always use the CPU, whose float32 streams are what the stored notebook
+    outputs were computed with; the GPU draws other random numbers (same seed, different generator).
+    """
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _ensemble_preactivations(activation, c_b, c_w, width, depth, n_networks, seed, n_in, chunk, device="cpu"):
     """Yield ``(start, l, z)`` for ``n_networks`` independently initialized MLPs (PyTorch, float32).
 
     Networks come in chunks of ``chunk`` (batched ``bmm``); each has its own weights
     ``W ~ N(0, C_W/fan_in)`` and biases ``b ~ N(0, C_b)`` from one seeded generator, and is
     evaluated on ``x = (1, …, 1) ∈ R^{n_in}``.  ``z``: layer ``l``'s preactivations (0-based
     ``l``) of networks ``start .. start + m − 1``, shape ``(m, width)``.  One random stream,
-    so every sampler built on this sees the same networks for the same seed.
+    so every sampler built on this sees the same networks for the same seed (and ``device``).
     """
     sigma = _torch_activation(activation)
     c_b = _real(c_b, "c_b", 0.0)
@@ -789,16 +806,17 @@ def _ensemble_preactivations(activation, c_b, c_w, width, depth, n_networks, see
     n_networks = _int(n_networks, "n_networks", 2)
     n_in = width if n_in is None else _int(n_in, "n_in", 1)
     chunk = _int(chunk, "chunk", 1)
+    dev = _torch_device(device)
     seed_everything(seed)
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator(device=dev).manual_seed(int(seed))
     with torch.no_grad():
         for start in range(0, n_networks, chunk):
             m = min(chunk, n_networks - start)
-            h = torch.ones(m, n_in, 1)
+            h = torch.ones(m, n_in, 1, device=dev)
             fan_in = n_in
             for l in range(depth):
-                W = torch.randn(m, width, fan_in, generator=gen) * math.sqrt(c_w / fan_in)
-                b = torch.randn(m, width, 1, generator=gen) * math.sqrt(c_b)
+                W = torch.randn(m, width, fan_in, generator=gen, device=dev) * math.sqrt(c_w / fan_in)
+                b = torch.randn(m, width, 1, generator=gen, device=dev) * math.sqrt(c_b)
                 z = torch.bmm(W, h) + b
                 yield start, l, z.squeeze(-1)
                 h = sigma(z)
@@ -806,7 +824,7 @@ def _ensemble_preactivations(activation, c_b, c_w, width, depth, n_networks, see
 
 
 def sample_layer_moments(activation, c_b: float, c_w: float, width: int, depth: int, n_networks: int,
-                         seed: int = 0, n_in: int | None = None, chunk: int = 1000) -> np.ndarray:
+                         seed: int = 0, n_in: int | None = None, chunk: int = 1000, device: str = "cpu") -> np.ndarray:
     """Monte Carlo over ``n_networks`` independently initialized MLPs of equal ``width`` (PyTorch).
 
     Each network gets its own weights ``W ~ N(0, C_W/fan_in)`` and biases ``b ~ N(0, C_b)``
@@ -814,18 +832,19 @@ def sample_layer_moments(activation, c_b: float, c_w: float, width: int, depth: 
     evaluated on one input ``x = (1, …, 1) ∈ R^{n_in}`` (``n_in = width`` by default), so
     ``K^(1) = C_b + C_W``.  ``activation``: a name in :data:`ACTIVATIONS` or a callable on
     torch tensors.  Returns float64 ``(n_networks, depth, 2)``: per network and layer
-    ``Σ_i z_i²`` and ``Σ_i z_i⁴``.
+    ``Σ_i z_i²`` and ``Σ_i z_i⁴``.  ``device``: where the networks run (``"cpu"`` or ``"cuda"``).
     """
     out = np.empty((_int(n_networks, "n_networks", 2), _int(depth, "depth", 1), 2))
-    for start, l, z in _ensemble_preactivations(activation, c_b, c_w, width, depth, n_networks, seed, n_in, chunk):
+    for start, l, z in _ensemble_preactivations(activation, c_b, c_w, width, depth, n_networks, seed, n_in, chunk,
+                                                device):
         zz = z.double() ** 2
-        out[start:start + len(z), l, 0] = zz.sum(-1).numpy()
-        out[start:start + len(z), l, 1] = (zz * zz).sum(-1).numpy()
+        out[start:start + len(z), l, 0] = zz.sum(-1).cpu().numpy()
+        out[start:start + len(z), l, 1] = (zz * zz).sum(-1).cpu().numpy()
     return out
 
 
 def sample_output_scales(activation, c_b: float, c_w: float, width: int, depth: int, n_networks: int,
-                         seed: int = 0, n_in: int | None = None, chunk: int = 1000) -> np.ndarray:
+                         seed: int = 0, n_in: int | None = None, chunk: int = 1000, device: str = "cpu") -> np.ndarray:
     """The conditional variance of the next layer's preactivations, per network and layer (PyTorch MC).
 
     Given layer ``l``, the preactivations of a linear readout ``z^(l+1) = b + W σ(z^(l))`` are
@@ -842,9 +861,10 @@ def sample_output_scales(activation, c_b: float, c_w: float, width: int, depth: 
     c_b = _real(c_b, "c_b", 0.0)
     c_w = _real(c_w, "c_w", 0.0, strict=True)
     out = np.empty((_int(n_networks, "n_networks", 2), _int(depth, "depth", 1)))
-    for start, l, z in _ensemble_preactivations(activation, c_b, c_w, width, depth, n_networks, seed, n_in, chunk):
+    for start, l, z in _ensemble_preactivations(activation, c_b, c_w, width, depth, n_networks, seed, n_in, chunk,
+                                                device):
         a = sigma(z).double()
-        out[start:start + len(z), l] = (c_b + c_w * (a * a).mean(-1)).numpy()
+        out[start:start + len(z), l] = (c_b + c_w * (a * a).mean(-1)).cpu().numpy()
     return out
 
 
@@ -879,7 +899,7 @@ def fourth_cumulant_estimate(stats: np.ndarray, width: int, n_batches: int = 20)
 
 
 def gradient_norms(activation, c_b: float, c_w: float, width: int, depth: int, n_networks: int,
-                   seed: int = 0, chunk: int = 128) -> dict:
+                   seed: int = 0, chunk: int = 128, device: str = "cpu") -> dict:
     """Backpropagated gradient norms on real random networks (PyTorch autograd, float32, batched).
 
     For each of ``n_networks`` MLPs (input ``x = 1 ∈ R^width``) computes ``‖∂z_1^(L)/∂z^(l)‖²``
@@ -895,26 +915,27 @@ def gradient_norms(activation, c_b: float, c_w: float, width: int, depth: int, n
     depth = _int(depth, "depth", 2)
     n_networks = _int(n_networks, "n_networks", 2)
     chunk = _int(chunk, "chunk", 1)
+    dev = _torch_device(device)
     seed_everything(seed)
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator(device=dev).manual_seed(int(seed))
     g_all = np.empty((n_networks, depth))
     k_all = np.empty((n_networks, depth))
     for start in range(0, n_networks, chunk):
         m = min(chunk, n_networks - start)
-        h = torch.ones(m, width, 1)
+        h = torch.ones(m, width, 1, device=dev)
         zs = []
         for l in range(depth):
-            W = torch.randn(m, width, width, generator=gen) * math.sqrt(c_w / width)
-            b = torch.randn(m, width, 1, generator=gen) * math.sqrt(c_b)
-            eps = torch.zeros(m, width, 1, requires_grad=True)  # ∂/∂eps = ∂/∂z^(l)
+            W = torch.randn(m, width, width, generator=gen, device=dev) * math.sqrt(c_w / width)
+            b = torch.randn(m, width, 1, generator=gen, device=dev) * math.sqrt(c_b)
+            eps = torch.zeros(m, width, 1, requires_grad=True, device=dev)  # ∂/∂eps = ∂/∂z^(l)
             z = torch.bmm(W, h) + b + eps
             zs.append((z, eps))
             h = sigma(z)
         zs[-1][0][:, 0, 0].sum().backward()
         with torch.no_grad():
             for l, (z, eps) in enumerate(zs):
-                g_all[start:start + m, l] = (eps.grad.squeeze(-1).double() ** 2).sum(-1).numpy()
-                k_all[start:start + m, l] = (z.squeeze(-1).double() ** 2).mean(-1).numpy()
+                g_all[start:start + m, l] = (eps.grad.squeeze(-1).double() ** 2).sum(-1).cpu().numpy()
+                k_all[start:start + m, l] = (z.squeeze(-1).double() ** 2).mean(-1).cpu().numpy()
     return {"grad2": g_all.mean(0), "grad2_se": g_all.std(0, ddof=1) / math.sqrt(n_networks),
             "k": k_all.mean(0), "grad2_all": g_all}
 
@@ -1039,6 +1060,7 @@ class CumulantConfig:
     breakdown_width: int = 8  # ReLU at large l/n, against the exact product formula
     breakdown_depth: int = 9
     breakdown_networks: int = 20000
+    device: str = "cpu"       # where the networks run; the full preset uses the GPU when there is one
 
     @classmethod
     def preset(cls, scale: str = "ci") -> "CumulantConfig":
@@ -1046,7 +1068,7 @@ class CumulantConfig:
         if scale == "ci":
             return cls()
         return cls(width=128, depth=33, n_networks=40000, breakdown_width=16,
-                   breakdown_depth=17, breakdown_networks=200000)
+                   breakdown_depth=17, breakdown_networks=200000, device=full_scale_device())
 
 
 def run_fourth_cumulant(config: CumulantConfig, seed: int = 0) -> dict:
@@ -1058,7 +1080,8 @@ def run_fourth_cumulant(config: CumulantConfig, seed: int = 0) -> dict:
     for i, name in enumerate(config.activations):
         cp = critical_point(name)
         c_b, c_w = cp.c_b, cp.c_w
-        stats = sample_layer_moments(name, c_b, c_w, config.width, config.depth, config.n_networks, seed=seed + i)
+        stats = sample_layer_moments(name, c_b, c_w, config.width, config.depth, config.n_networks, seed=seed + i,
+                                     device=config.device)
         est = fourth_cumulant_estimate(stats, config.width)
         theory = fourth_cumulant_theory(name, c_b, c_w, c_b + c_w, config.width, config.depth)
         l = np.arange(1, config.depth + 1)
@@ -1076,7 +1099,8 @@ def run_fourth_cumulant(config: CumulantConfig, seed: int = 0) -> dict:
             entry["exact"] = exact_fourth_cumulant(name, config.width, config.depth)
         res["per_activation"][name] = entry
     n, L = config.breakdown_width, config.breakdown_depth
-    stats = sample_layer_moments("relu", 0.0, 2.0, n, L, config.breakdown_networks, seed=seed + 100)
+    stats = sample_layer_moments("relu", 0.0, 2.0, n, L, config.breakdown_networks, seed=seed + 100,
+                                 device=config.device)
     est = fourth_cumulant_estimate(stats, n)
     l = np.arange(1, L + 1)
     res["breakdown"] = {"l": l, "r": l / n, "est": est, "leading": 5.0 * (l - 1) / n,
@@ -1093,11 +1117,12 @@ class GradientConfig:
     width: int = 64
     depth: int = 24
     n_networks: int = 256
+    device: str = "cpu"
 
     @classmethod
     def preset(cls, scale: str = "ci") -> "GradientConfig":
         check_scale(scale)
-        return cls() if scale == "ci" else cls(width=256, depth=64, n_networks=1024)
+        return cls() if scale == "ci" else cls(width=256, depth=64, n_networks=1024, device=full_scale_device())
 
 
 def run_gradients(config: GradientConfig, seed: int = 0) -> dict:
@@ -1106,7 +1131,8 @@ def run_gradients(config: GradientConfig, seed: int = 0) -> dict:
     seed_everything(seed)
     out = {"config": config, "l": np.arange(1, config.depth + 1), "runs": {}}
     for i, c_w in enumerate(config.c_w_values):
-        m = gradient_norms(config.activation, 0.0, c_w, config.width, config.depth, config.n_networks, seed=seed + i)
+        m = gradient_norms(config.activation, 0.0, c_w, config.width, config.depth, config.n_networks, seed=seed + i,
+                           device=config.device)
         k = kernel_flow(config.activation, 0.0, c_w, c_w, config.depth)
         perp = chi_perp(config.activation, c_w, k)
         pred = np.array([np.prod(perp[l:-1]) for l in range(config.depth)])  # Π_{l'=l}^{L-1} χ⊥
@@ -1135,12 +1161,13 @@ class AspectRatioConfig:
     x_curve_max: float = 0.6
     n_curve: int = 61
     vertex_depth: int = 1000
+    device: str = "cpu"
 
     @classmethod
     def preset(cls, scale: str = "ci") -> "AspectRatioConfig":
         check_scale(scale)
         return cls() if scale == "ci" else cls(networks=(("relu", 256, 16), ("tanh", 64, 24)),
-                                               n_networks=20000, vertex_depth=10000)
+                                               n_networks=20000, vertex_depth=10000, device=full_scale_device())
 
 
 def run_aspect_ratio(config: AspectRatioConfig, seed: int = 0) -> dict:
@@ -1171,7 +1198,8 @@ def run_aspect_ratio(config: AspectRatioConfig, seed: int = 0) -> dict:
     real = {}
     for i, (name, width, depth) in enumerate(config.networks):
         cp = critical_point(name)
-        s = sample_output_scales(name, cp.c_b, cp.c_w, width, depth, config.n_networks, seed=seed + i)
+        s = sample_output_scales(name, cp.c_b, cp.c_w, width, depth, config.n_networks, seed=seed + i,
+                                 device=config.device)
         x = s.var(axis=0) / s.mean(axis=0) ** 2
         info = np.array([output_mutual_information(s[:, l], None, 1, 1) for l in range(depth)])
         m = config.n_networks // config.n_batches

@@ -423,6 +423,10 @@ def test_other_bad_inputs():
         rg.sample_layer_moments("relu", 0.0, 2.0, 1, 3, 10)
     with pytest.raises(ValueError, match="k must be"):
         rg.susceptibilities("relu", 2.0, -1.0)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda"):
+            rg.sample_output_scales("relu", 0.0, 2.0, 4, 2, 10, device="cuda")
+    assert rg.CumulantConfig.preset("ci").device == "cpu"  # stored outputs come from the CPU stream
 
 
 @pytest.mark.parametrize("cfg", [rg.KernelFlowConfig, rg.PhaseDiagramConfig, rg.CumulantConfig, rg.GradientConfig,
