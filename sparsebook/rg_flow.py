@@ -1176,9 +1176,10 @@ def run_aspect_ratio(config: AspectRatioConfig, seed: int = 0) -> dict:
 
     Series: ``I(x)/x²`` of lognormal mixtures at ``x_fit`` is fitted by a cubic in ``x``; its
     first two coefficients are the measured ``c₂, c₃`` and ``x̂* = −2ĉ₂/(3ĉ₃)``.  Real
-    networks: :func:`sample_output_scales` at criticality; per layer ``x̂ = Var(s)/E[s]²``
-    and ``Î`` for two single outputs (:func:`output_mutual_information` on the sampled
-    ``s``), standard errors by batch means over ``n_batches`` groups of networks.
+    networks: :func:`sample_output_scales` at criticality; per layer ``x̂ = Var(s)/E[s]²``,
+    ``Î`` for two single outputs (:func:`output_mutual_information` on the sampled ``s``) and
+    ``Î/(c₂x̂² + c₃x̂³)``, which tends to 1 as ``x̂ → 0`` if the series holds (its corrections
+    are ``O(x²)``); standard errors by batch means over ``n_batches`` groups of networks.
     """
     seed_everything(seed)
     x_fit = np.asarray(config.x_fit, dtype=float)
@@ -1200,21 +1201,21 @@ def run_aspect_ratio(config: AspectRatioConfig, seed: int = 0) -> dict:
         cp = critical_point(name)
         s = sample_output_scales(name, cp.c_b, cp.c_w, width, depth, config.n_networks, seed=seed + i,
                                  device=config.device)
-        x = s.var(axis=0) / s.mean(axis=0) ** 2
-        info = np.array([output_mutual_information(s[:, l], None, 1, 1) for l in range(depth)])
+        c2, c3 = mutual_information_coefficients(1, 1)
+
+        def measure(v):  # per layer: x̂, Î and Î over the universal series c₂x̂² + c₃x̂³
+            x = v.var(axis=0) / v.mean(axis=0) ** 2
+            info = np.array([output_mutual_information(v[:, l], None, 1, 1) for l in range(depth)])
+            return x, info, info / (c2 * x ** 2 + c3 * x ** 3)
+
+        x, info, ratio = measure(s)
         m = config.n_networks // config.n_batches
-        parts = np.array([[output_mutual_information(s[j * m:(j + 1) * m, l], None, 1, 1)
-                           for l in range(depth)] for j in range(config.n_batches)])
-        info_se = parts.std(axis=0, ddof=1) / math.sqrt(config.n_batches)
+        parts = [measure(s[j * m:(j + 1) * m]) for j in range(config.n_batches)]
+        info_se = np.std([p[1] for p in parts], axis=0, ddof=1) / math.sqrt(config.n_batches)
+        ratio_se = np.std([p[2] for p in parts], axis=0, ddof=1) / math.sqrt(config.n_batches)
         l = np.arange(1, depth + 1)
-        # fitted leading coefficient: Î = a·(x̂²/8) + b x̂³ + c x̂⁴ on layers with x̂ <= 2x*
-        sel = x <= 2 * x_star
-        A = np.stack([x[sel] ** 2 / 8, x[sel] ** 3, x[sel] ** 4], axis=1) / info_se[sel, None]
-        coef, *_ = np.linalg.lstsq(A, info[sel] / info_se[sel], rcond=None)
-        cov = np.linalg.inv(A.T @ A)
         real[name] = {"width": width, "l": l, "r": l / width, "x": x, "info": info, "info_se": info_se,
-                      "lognormal": np.array([output_mutual_information(*lognormal_scales(v), 1, 1) for v in x]),
-                      "leading": float(coef[0]), "leading_se": float(np.sqrt(cov[0, 0])),
+                      "ratio": ratio, "ratio_se": ratio_se,
                       "r_star": x_star / nu[name], "increasing": bool(np.all(np.diff(info) > 0))}
     return {"config": config, "series": series, "x_star": x_star, "nu": nu,
             "r_star": {name: x_star / v for name, v in nu.items()},
