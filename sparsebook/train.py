@@ -1,20 +1,95 @@
-"""A deterministic PyTorch training loop shared by chapters.
+"""The one optimisation loop, the minibatch trainer built on it, and the batched multi-seed trainer.
 
-Same seed, same numbers on any machine: :func:`fit` calls
-:func:`sparsebook.seed_everything` (which pins PyTorch to one thread) and
-draws minibatches from its own seeded generator.
+- :func:`run_steps`: ``steps`` gradient steps on an objective ``step -> (total, logged)``; every
+  training in the package goes through it (single networks and stacked ensembles alike).
+- :func:`fit`: minibatch training of one ``nn.Module`` on ``(x, y)`` with a seeded batch order.
+- :func:`fit_seeds`: the same training for K seeds at once, as one computation
+  (``torch.func.stack_module_state`` + ``functional_call`` + ``vmap``); member ``k`` starts from the
+  weights ``make_model()`` draws after ``seed_everything(seeds[k])`` and sees the batch order of
+  ``fit(..., seed=seeds[k])``, so it follows separate training up to floating-point rounding.
+
+Adam, AdamW and SGD act element by element, so one optimiser over parameters stacked along a
+leading seed axis updates every member exactly as K separate optimisers would; the summed loss
+``Σ_k L_k`` gives member ``k`` the gradient of its own ``L_k``.
+
+Same seed, same numbers on one machine: :func:`fit` calls :func:`sparsebook.seed_everything`
+(which pins PyTorch to one thread) and draws minibatches from its own seeded generator.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from sparsebook.seeding import seed_everything
+from sparsebook.validate import check_int, check_real
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
+
+
+def make_optimizer(params: Iterable[torch.Tensor], optimizer: str = "adam", lr: float = 1e-3,
+                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """``OPTIMIZERS[optimizer](params, lr=lr, weight_decay=weight_decay)`` after argument checks."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}; got {optimizer!r}")
+    lr = check_real(lr, "lr", 0, None, low_open=True)
+    weight_decay = check_real(weight_decay, "weight_decay", 0, None)
+    return OPTIMIZERS[optimizer](list(params), lr=lr, weight_decay=weight_decay)
+
+
+def run_steps(opt: torch.optim.Optimizer, objective: Callable[[int], tuple], *, steps: int,
+              on_step: Callable[[int], None] | None = None) -> np.ndarray:
+    """The one optimisation loop: for ``s = 0 … steps−1``: ``total, logged = objective(s)``;
+    ``total.backward()``; ``opt.step()``; then ``on_step(s + 1)``.
+
+    ``total`` is the scalar that is differentiated (loss plus penalties); ``logged`` is what is
+    recorded (a scalar, or a vector of per-member losses for an ensemble).  Returns the logged
+    values, shape ``[steps]`` or ``[steps, K]``, float64.
+    """
+    steps = check_int(steps, "steps", 1)
+    logged_all = None
+    for s in range(steps):
+        total, logged = objective(s)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        val = logged.detach().double().cpu().numpy() if isinstance(logged, torch.Tensor) else np.asarray(logged, float)
+        if logged_all is None:
+            logged_all = np.empty((steps,) + val.shape)
+        logged_all[s] = val
+        if on_step is not None:
+            on_step(s + 1)
+    return logged_all
+
+
+def batch_order(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
+    """Row indices of every minibatch, shape ``[steps, min(batch_size, n)]``.
+
+    Rows are drawn without replacement from ``np.random.default_rng(seed)``, and reshuffled
+    whenever fewer than a full batch remain in the current epoch.
+    """
+    n = check_int(n, "n", 1)
+    bs = min(check_int(batch_size, "batch_size", 1), n)
+    steps = check_int(steps, "steps", 1)
+    rng = np.random.default_rng(seed)
+    order, pos = rng.permutation(n), 0
+    out = np.empty((steps, bs), dtype=np.int64)
+    for s in range(steps):
+        if pos + bs > n:
+            order, pos = rng.permutation(n), 0
+        out[s] = order[pos:pos + bs]
+        pos += bs
+    return out
+
+
+def _check_data(x, y):
+    x = torch.as_tensor(x)
+    y = torch.as_tensor(y)
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"x and y must have the same, non-zero length; got {len(x)} and {len(y)}")
+    return x, y
 
 
 def fit(model: nn.Module, x, y, *, steps: int, lr: float, batch_size: int = 128, seed: int = 0,
@@ -24,54 +99,90 @@ def fit(model: nn.Module, x, y, *, steps: int, lr: float, batch_size: int = 128,
     """Train ``model`` on ``(x, y)`` by minibatch gradient descent for ``steps`` steps.
 
     loss = ``loss_fn(model(x_b), y_b)`` (cross-entropy by default) ``+ penalty(model, step)``.
-    Minibatches are drawn without replacement, reshuffled every epoch, from a
-    generator seeded with ``seed``.  ``callback(model, step)`` runs at step 0 and
-    every ``every`` steps (and after the last step) in eval mode under ``no_grad``.
+    Minibatches follow :func:`batch_order` with ``seed``.  ``callback(model, step)`` runs at
+    step 0 and every ``every`` steps (and after the last step) in eval mode under ``no_grad``.
 
-    Returns ``{"loss": np.ndarray (steps,)}``: the training loss at every step.
+    Returns ``{"loss": np.ndarray (steps,)}``: the training loss (with penalty) at every step.
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1; got {steps!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0; got {lr!r}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}; got {optimizer!r}")
-    x = torch.as_tensor(x)
-    y = torch.as_tensor(y)
-    if len(x) != len(y) or len(x) == 0:
-        raise ValueError(f"x and y must have the same, non-zero length; got {len(x)} and {len(y)}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
+    steps = check_int(steps, "steps", 1)
+    x, y = _check_data(x, y)
+    check_int(batch_size, "batch_size", 1)
     seed_everything(seed)
     loss_fn = loss_fn or nn.functional.cross_entropy
-    opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr, weight_decay=weight_decay)
-    rng = np.random.default_rng(seed)
-    n = len(x)
-    bs = min(batch_size, n)
-    order, pos = rng.permutation(n), 0
-    losses = np.empty(steps)
+    opt = make_optimizer(model.parameters(), optimizer, lr, weight_decay)
+    order = torch.as_tensor(batch_order(len(x), batch_size, steps, seed))
 
     def _cb(step):
-        if callback is not None:
+        if callback is not None and (step == 0 or (every and (step % every == 0 or step == steps))):
             model.eval()
             with torch.no_grad():
                 callback(model, step)
+            model.train()
 
-    _cb(0)
-    for step in range(steps):
-        if pos + bs > n:
-            order, pos = rng.permutation(n), 0
-        idx = torch.as_tensor(order[pos:pos + bs])
-        pos += bs
-        model.train()
+    def objective(s):
+        idx = order[s]
         loss = loss_fn(model(x[idx]), y[idx])
         if penalty is not None:
-            loss = loss + penalty(model, step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses[step] = float(loss.detach())
-        if every and ((step + 1) % every == 0 or step + 1 == steps):
-            _cb(step + 1)
+            loss = loss + penalty(model, s)
+        return loss, loss
+
+    _cb(0)
+    model.train()
+    losses = run_steps(opt, objective, steps=steps, on_step=_cb)
     model.eval()
     return {"loss": losses}
+
+
+def fit_seeds(make_model: Callable[[], nn.Module], x, y, seeds: Sequence[int], *, steps: int, lr: float,
+              batch_size: int = 128, optimizer: str = "adam", weight_decay: float = 0.0,
+              loss_fn: Callable | None = None) -> dict:
+    """Train one network per seed as a single batched computation (``torch.func.vmap``).
+
+    Member ``k``: weights from ``make_model()`` after ``seed_everything(seeds[k])``, minibatches
+    ``batch_order(len(x), batch_size, steps, seeds[k])``, loss ``loss_fn(f_k(x_b), y_b)``; the
+    optimiser runs on the stacked parameters (shape ``[K, ...]``) with the summed loss, which is
+    member-wise the same update as :func:`fit` (up to rounding).  Models must be free of buffers
+    that change in training (no batch norm) and of dropout.
+
+    Returns ``{"params": dict name -> [K, ...] tensor, "loss": [steps, K] array,
+    "model": a template module, "predict": callable x -> [K, rows, ...] outputs}``.
+    """
+    from torch.func import functional_call, stack_module_state, vmap
+
+    seeds = [check_int(s, "seeds[i]", 0) for s in seeds]
+    if len(seeds) < 1:
+        raise ValueError("seeds must hold at least one seed")
+    steps = check_int(steps, "steps", 1)
+    x, y = _check_data(x, y)
+    check_int(batch_size, "batch_size", 1)
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    models = []
+    for s in seeds:
+        seed_everything(s)
+        models.append(make_model())
+    params, buffers = stack_module_state(models)
+    template = models[0]
+    opt = make_optimizer(params.values(), optimizer, lr, weight_decay)
+    order = torch.as_tensor(np.stack([batch_order(len(x), batch_size, steps, s) for s in seeds], axis=1))
+
+    def one(p, b, xb, yb):
+        return loss_fn(functional_call(template, (p, b), (xb,)), yb)
+
+    batched = vmap(one)
+
+    def objective(s):
+        idx = order[s]                       # [K, bs]
+        per = batched(params, buffers, x[idx], y[idx])
+        return per.sum(), per
+
+    template.train()
+    losses = run_steps(opt, objective, steps=steps)
+    template.eval()
+
+    @torch.no_grad()
+    def predict(xe):
+        xe = torch.as_tensor(xe)
+        return vmap(lambda p, b: functional_call(template, (p, b), (xe,)))(params, buffers)
+
+    return {"params": {k: v.detach() for k, v in params.items()}, "loss": losses, "model": template,
+            "predict": predict}
