@@ -1,20 +1,36 @@
-"""Claims: what a paper says, what we measured, and a verdict computed from the two.
+"""Claims: what a paper says, what we measured (with its uncertainty), and a verdict computed from the two.
 
-A :class:`Claim` pairs a paper's statement with a measured value and a
-:class:`Criterion`; its verdict (``reproduced``, ``partial`` or
-``not reproduced``) is computed from the measurement, never typed.  A
-:class:`ClaimSet` holds one chapter's claims, renders the verdict table in a
-notebook and carries the records as JSON under the MIME type
-:data:`CLAIMS_MIME`, which is how the scoreboard page and
-``python -m sparsebook reproduce`` find every chapter's results.
+Two kinds of rows:
+
+- a **reproduction** (:meth:`ClaimSet.add`) tests a paper's statement or printed number, at the
+  paper's parameters where they fit; it records the quantity measured, the paper's value and
+  where it is printed (``source``), and a criterion fixed before the measurement;
+- a **consistency check** (:meth:`ClaimSet.check`) tests the book's own machinery (identities,
+  a simulation against its formula, bounds, invariances).  Checks are shown in a table of their
+  own and never counted as reproductions.
+
+The measurement is a :class:`sparsebook.stats.Estimate` (exact, Monte Carlo with its standard
+error, or a sample over seeds with a 95% interval), a list of estimates (the steps of a sweep),
+or a bool.  A :class:`Criterion` decides on the whole interval (:meth:`Criterion.decide`):
+
+- ``reproduced``: the whole interval meets the criterion;
+- ``not reproduced``: the whole interval fails it;
+- ``inconclusive``: the interval straddles the threshold: the measurement cannot decide at this scale;
+- ``partial``: the criterion fails but a weaker criterion, stated beforehand (``partial=``), holds.
+
+A plain number is taken as one run without an interval (``single``: legacy, shown as ``1 run``).
+A :class:`ClaimSet` renders both tables and carries the records as JSON under
+:data:`CLAIMS_MIME`, which is how the scoreboard, ``python -m sparsebook reproduce`` and the
+notebook regression find them.
 
 Example
 -------
->>> from sparsebook.claims import ClaimSet, AtMost
+>>> from sparsebook.claims import ClaimSet, AtLeast
+>>> from sparsebook.stats import from_seeds
 >>> claims = ClaimSet("demo")
->>> c = claims.add("small-error", paper="ahmad2016", statement="the error is tiny",
-...                quantity="false-match rate", paper_value="< 1e-9",
-...                measured=3e-12, criterion=AtMost(1e-9))
+>>> c = claims.add("beats-chance", paper="ahmad2016", statement="accuracy is far above chance",
+...                quantity="test accuracy", paper_value="> 0.5", source="Fig. 2",
+...                measured=from_seeds([0.71, 0.74, 0.69, 0.73, 0.72]), criterion=AtLeast(0.5))
 >>> c.verdict
 'reproduced'
 """
@@ -30,38 +46,30 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from sparsebook.stats import Estimate, as_estimate
+
 #: MIME type of the JSON claim records a chapter's verdict cell displays.
 CLAIMS_MIME = "application/vnd.sparsebook.claims+json"
 
 REPRODUCED = "reproduced"
 PARTIAL = "partial"
+INCONCLUSIVE = "inconclusive"
 NOT_REPRODUCED = "not reproduced"
-VERDICTS = (REPRODUCED, PARTIAL, NOT_REPRODUCED)
+VERDICTS = (REPRODUCED, PARTIAL, INCONCLUSIVE, NOT_REPRODUCED)
+
+#: The verdicts of a consistency check.
+PASSES, FAILS = "passes", "fails"
+CHECK_VERDICTS = (PASSES, INCONCLUSIVE, FAILS)
+
+REPRODUCTION, CHECK = "reproduction", "check"
 
 _SLUG = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 
 
-def _as_float(x: Any, name: str) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number; got {x!r}") from None
-    if math.isnan(v):
-        raise ValueError(f"{name} must not be NaN")
-    return v
-
-
-def _as_sequence(x: Any, name: str) -> np.ndarray:
-    arr = np.asarray(x, dtype=float)
-    if arr.ndim != 1 or arr.size < 2:
-        raise ValueError(f"{name} must be a 1-D sequence of at least 2 numbers; got shape {arr.shape}")
-    if np.isnan(arr).any():
-        raise ValueError(f"{name} must not contain NaN")
-    return arr
-
-
 def fmt(x: Any, digits: int = 3) -> str:
-    """Format a number (or a sequence of numbers) to ``digits`` significant digits."""
+    """Format a number, an :class:`Estimate` or a sequence of them to ``digits`` significant digits."""
+    if isinstance(x, Estimate):
+        return x.text()
     if isinstance(x, (bool, np.bool_)):
         return str(bool(x))
     if isinstance(x, (int, np.integer)):
@@ -72,20 +80,63 @@ def fmt(x: Any, digits: int = 3) -> str:
             return str(v)
         return f"{v:.{digits}g}"
     if isinstance(x, (list, tuple, np.ndarray)):
-        return "[" + ", ".join(fmt(v, digits) for v in np.asarray(x).ravel().tolist()) + "]"
+        items = list(x) if isinstance(x, (list, tuple)) else np.asarray(x).ravel().tolist()
+        return "[" + ", ".join(fmt(v, digits) for v in items) + "]"
     return str(x)
+
+
+def _point_or_raise(x: Any, name: str = "measured") -> Estimate:
+    if isinstance(x, (bool, np.bool_, str)) or x is None:
+        raise TypeError(f"{name} must be a number or an Estimate; got {type(x).__name__}")
+    if isinstance(x, Estimate):
+        return x
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number or an Estimate; got {type(x).__name__}") from None
+    if math.isnan(v):
+        raise ValueError(f"{name} must not be NaN")
+    return as_estimate(v)
+
+
+def _interval_decision(lo: float, hi: float, ok_lo: float, ok_hi: float,
+                       lo_closed: bool = True, hi_closed: bool = True) -> bool | None:
+    """Is ``[lo, hi]`` inside the accepted set ``{ok_lo ≤ x ≤ ok_hi}`` (True), outside it (False),
+    or across its edge (None)?"""
+    def inside(v):
+        a = v >= ok_lo if lo_closed else v > ok_lo
+        b = v <= ok_hi if hi_closed else v < ok_hi
+        return a and b
+
+    if inside(lo) and inside(hi):
+        return True
+    below = hi < ok_lo or (not lo_closed and hi <= ok_lo)
+    above = lo > ok_hi or (not hi_closed and lo >= ok_hi)
+    if below or above:
+        return False
+    return None
 
 
 # ---------------------------------------------------------------------------
 # Criteria
 # ---------------------------------------------------------------------------
 class Criterion:
-    """Decides whether a measured value supports a claim.
+    """Decides whether a measurement supports a claim.
 
-    Subclasses implement :meth:`holds` (``measured -> bool``) and :meth:`describe`.
+    :meth:`decide` returns True (the whole interval meets it), False (the whole interval fails
+    it) or None (the interval straddles a threshold).  :meth:`thresholds` lists the values at
+    which the decision changes (used by the notebook regression to tell a verdict that may move
+    with the arithmetic from one that must not).
     """
 
-    def holds(self, measured: Any) -> bool:  # pragma: no cover - interface
+    def decide(self, measured: Any) -> bool | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def holds(self, measured: Any) -> bool:
+        """True when :meth:`decide` is True (kept for point measurements)."""
+        return self.decide(measured) is True
+
+    def thresholds(self) -> tuple[float, ...]:  # pragma: no cover - interface
         raise NotImplementedError
 
     def describe(self) -> str:  # pragma: no cover - interface
@@ -97,12 +148,16 @@ class Criterion:
 
 @dataclass(frozen=True)
 class AtLeast(Criterion):
-    """measured >= threshold."""
+    """measured >= threshold (on the whole interval)."""
 
     threshold: float
 
-    def holds(self, measured):
-        return _as_float(measured, "measured") >= self.threshold
+    def decide(self, measured):
+        e = _point_or_raise(measured)
+        return _interval_decision(e.lo, e.hi, self.threshold, math.inf)
+
+    def thresholds(self):
+        return (self.threshold,)
 
     def describe(self):
         return f"≥ {fmt(self.threshold)}"
@@ -110,12 +165,16 @@ class AtLeast(Criterion):
 
 @dataclass(frozen=True)
 class AtMost(Criterion):
-    """measured <= threshold."""
+    """measured <= threshold (on the whole interval)."""
 
     threshold: float
 
-    def holds(self, measured):
-        return _as_float(measured, "measured") <= self.threshold
+    def decide(self, measured):
+        e = _point_or_raise(measured)
+        return _interval_decision(e.lo, e.hi, -math.inf, self.threshold)
+
+    def thresholds(self):
+        return (self.threshold,)
 
     def describe(self):
         return f"≤ {fmt(self.threshold)}"
@@ -123,7 +182,7 @@ class AtMost(Criterion):
 
 @dataclass(frozen=True)
 class Between(Criterion):
-    """low <= measured <= high."""
+    """low <= measured <= high (on the whole interval)."""
 
     low: float
     high: float
@@ -132,8 +191,12 @@ class Between(Criterion):
         if not self.low <= self.high:
             raise ValueError(f"Between needs low <= high; got low={self.low}, high={self.high}")
 
-    def holds(self, measured):
-        return self.low <= _as_float(measured, "measured") <= self.high
+    def decide(self, measured):
+        e = _point_or_raise(measured)
+        return _interval_decision(e.lo, e.hi, self.low, self.high)
+
+    def thresholds(self):
+        return (self.low, self.high)
 
     def describe(self):
         return f"in [{fmt(self.low)}, {fmt(self.high)}]"
@@ -141,7 +204,7 @@ class Between(Criterion):
 
 @dataclass(frozen=True)
 class Within(Criterion):
-    """|measured − target| <= atol + rtol·|target| (agreement with a paper's number)."""
+    """|measured − target| <= atol + rtol·|target| (agreement with a paper's number), on the whole interval."""
 
     target: float
     rtol: float = 0.0
@@ -151,9 +214,16 @@ class Within(Criterion):
         if self.rtol < 0 or self.atol < 0 or (self.rtol == 0 and self.atol == 0):
             raise ValueError("Within needs rtol >= 0 and atol >= 0, not both zero")
 
-    def holds(self, measured):
-        m = _as_float(measured, "measured")
-        return abs(m - self.target) <= self.atol + self.rtol * abs(self.target)
+    @property
+    def tolerance(self) -> float:
+        return self.atol + self.rtol * abs(self.target)
+
+    def decide(self, measured):
+        e = _point_or_raise(measured)
+        return _interval_decision(e.lo, e.hi, self.target - self.tolerance, self.target + self.tolerance)
+
+    def thresholds(self):
+        return (self.target - self.tolerance, self.target + self.tolerance)
 
     def describe(self):
         parts = []
@@ -166,10 +236,12 @@ class Within(Criterion):
 
 @dataclass(frozen=True)
 class Monotone(Criterion):
-    """A measured sequence is monotone: each step changes in ``direction`` by more than ``tol``.
+    """A sweep is monotone: every step changes in ``direction`` by more than ``tol``.
 
-    ``direction`` is ``"increasing"`` or ``"decreasing"``; ``tol`` (>= 0) is the
-    smallest change per step that counts (a relative tolerance when ``relative``).
+    The measurement is either the list of step estimates (:func:`sparsebook.stats.steps`: paired
+    per-seed differences between neighbouring sweep points), decided on each step's interval,
+    or a plain sequence of values (one run, legacy), decided on its differences.  ``relative``
+    (plain sequences only) divides each step by the previous value.
     """
 
     direction: str = "increasing"
@@ -182,14 +254,36 @@ class Monotone(Criterion):
         if self.tol < 0:
             raise ValueError(f"tol must be >= 0; got {self.tol}")
 
-    def holds(self, measured):
-        arr = _as_sequence(measured, "measured")
-        steps = np.diff(arr)
+    def _step_decisions(self, measured) -> list[bool | None]:
+        if isinstance(measured, (list, tuple)) and measured and all(isinstance(m, Estimate) for m in measured):
+            out = []
+            for e in measured:
+                lo, hi = (e.lo, e.hi) if self.direction == "increasing" else (-e.hi, -e.lo)
+                out.append(_interval_decision(lo, hi, self.tol, math.inf, lo_closed=False))
+            return out
+        arr = np.asarray(measured, dtype=float)
+        if arr.ndim != 1 or arr.size < 2:
+            raise ValueError(f"measured must be a 1-D sequence of at least 2 numbers or a list of step "
+                             f"Estimates; got shape {arr.shape}")
+        if np.isnan(arr).any():
+            raise ValueError("measured must not contain NaN")
+        st = np.diff(arr)
         if self.relative:
-            steps = steps / np.maximum(np.abs(arr[:-1]), np.finfo(float).tiny)
+            st = st / np.maximum(np.abs(arr[:-1]), np.finfo(float).tiny)
         if self.direction == "decreasing":
-            steps = -steps
-        return bool(np.all(steps > self.tol))
+            st = -st
+        return [bool(s > self.tol) for s in st]
+
+    def decide(self, measured):
+        d = self._step_decisions(measured)
+        if all(x is True for x in d):
+            return True
+        if any(x is False for x in d):
+            return False
+        return None
+
+    def thresholds(self):
+        return (self.tol if self.direction == "increasing" else -self.tol,)
 
     def describe(self):
         extra = f" (each step > {fmt(self.tol)}{' relative' if self.relative else ''})" if self.tol else ""
@@ -202,10 +296,13 @@ class IsTrue(Criterion):
 
     what: str = "true"
 
-    def holds(self, measured):
+    def decide(self, measured):
         if not isinstance(measured, (bool, np.bool_)):
             raise TypeError(f"IsTrue needs a bool measurement; got {type(measured).__name__}")
         return bool(measured)
+
+    def thresholds(self):
+        return ()
 
     def describe(self):
         return self.what
@@ -214,34 +311,51 @@ class IsTrue(Criterion):
 # ---------------------------------------------------------------------------
 # Claims
 # ---------------------------------------------------------------------------
-def _jsonable(x: Any) -> Any:
+def _measured_record(x: Any) -> Any:
+    if isinstance(x, Estimate):
+        return x.record()
     if isinstance(x, (bool, np.bool_)):
         return bool(x)
+    if isinstance(x, (list, tuple)) and x and all(isinstance(v, Estimate) for v in x):
+        return [v.record() for v in x]
     if isinstance(x, (int, np.integer)):
-        return int(x)
+        return as_estimate(int(x)).record()
     if isinstance(x, (float, np.floating)):
-        return float(f"{float(x):.6g}")
+        return as_estimate(float(x)).record()
     if isinstance(x, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in np.asarray(x).tolist()]
+        return [float(f"{float(v):.9g}") for v in np.asarray(x, dtype=float).ravel()]
     return str(x)
+
+
+def _basis(x: Any) -> str:
+    """What the verdict rests on: ``exact``, ``K seeds``, ``Monte Carlo``, ``1 run`` or ``boolean``."""
+    e = x[0] if isinstance(x, (list, tuple)) and x and isinstance(x[0], Estimate) else x
+    if isinstance(e, Estimate):
+        return {"exact": "exact", "single": "1 run", "monte carlo": "Monte Carlo",
+                "seeds": f"{e.n} seeds"}[e.kind]
+    if isinstance(x, (bool, np.bool_)):
+        return "computed"
+    return "1 run"
 
 
 @dataclass
 class Claim:
-    """One claim of a paper, tested against a measurement.
+    """One claim, tested against a measurement.
 
     Attributes
     ----------
     id : str            ``<chapter>/<slug>``
     paper : str         BibTeX key of the paper in ``book/references.bib``
-    statement : str     what the paper claims, in one sentence
+    statement : str     what the paper claims (reproduction) or what must hold (check), one sentence
     quantity : str      what we measured (with units)
     paper_value : str   the paper's number or statement for that quantity
-    measured : Any      the measured value (number, sequence or bool)
+    measured : Estimate | list[Estimate] | bool | number   the measurement (a number is one run, no interval)
     criterion : Criterion   decides ``reproduced``
     partial : Criterion | None  when the criterion fails but this holds, the verdict is ``partial``
-    note : str          why a claim fails or is partial at our scale (shown in the table)
-    digits : int        significant digits for display
+    note : str          why a claim fails, is partial or inconclusive at our scale (shown in the table)
+    source : str        where the paper prints its value (figure, table, section, equation)
+    kind : str          ``"reproduction"`` or ``"check"``
+    digits : int        significant digits for one-run values
     """
 
     id: str
@@ -253,6 +367,8 @@ class Claim:
     criterion: Criterion
     partial: Criterion | None = None
     note: str = ""
+    source: str = ""
+    kind: str = REPRODUCTION
     digits: int = 3
 
     def __post_init__(self):
@@ -260,6 +376,8 @@ class Claim:
             raise TypeError(f"criterion must be a Criterion; got {type(self.criterion).__name__}")
         if self.partial is not None and not isinstance(self.partial, Criterion):
             raise TypeError(f"partial must be a Criterion or None; got {type(self.partial).__name__}")
+        if self.kind not in (REPRODUCTION, CHECK):
+            raise ValueError(f"kind must be {REPRODUCTION!r} or {CHECK!r}; got {self.kind!r}")
         for name in ("id", "paper", "statement", "quantity", "paper_value"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ValueError(f"{name} must be a non-empty str")
@@ -268,25 +386,45 @@ class Claim:
 
     @property
     def verdict(self) -> str:
-        """``reproduced`` if the criterion holds, ``partial`` if only ``partial`` holds, else ``not reproduced``."""
-        if self.criterion.holds(self.measured):
-            return REPRODUCED
-        if self.partial is not None and self.partial.holds(self.measured):
-            return PARTIAL
-        return NOT_REPRODUCED
+        """Computed from the interval: see the module docstring.  Checks read passes/inconclusive/fails."""
+        main = self.criterion.decide(self.measured)
+        if main is True:
+            v = REPRODUCED
+        elif main is None:
+            v = INCONCLUSIVE
+        elif self.partial is not None and self.partial.decide(self.measured) is True:
+            v = PARTIAL
+        else:
+            v = NOT_REPRODUCED
+        if self.kind == CHECK:
+            return {REPRODUCED: PASSES, INCONCLUSIVE: INCONCLUSIVE}.get(v, FAILS)
+        return v
+
+    def measured_text(self) -> str:
+        m = self.measured
+        if isinstance(m, Estimate):
+            return m.text() if m.kind != "single" else fmt(m.value, self.digits)
+        if isinstance(m, (list, tuple)) and m and all(isinstance(v, Estimate) for v in m):
+            return "steps " + "; ".join(v.text().rsplit(" (", 1)[0] for v in m)
+        return fmt(m, self.digits)
 
     def record(self) -> dict:
         """The claim as a JSON-ready dict."""
         return {
             "id": self.id,
+            "kind": self.kind,
             "paper": self.paper,
             "statement": self.statement,
             "quantity": self.quantity,
             "paper_value": self.paper_value,
-            "measured": _jsonable(self.measured),
-            "measured_text": fmt(self.measured, self.digits),
+            "source": self.source,
+            "measured": _measured_record(self.measured),
+            "measured_text": self.measured_text(),
+            "basis": _basis(self.measured),
             "criterion": self.criterion.describe(),
+            "thresholds": [float(t) for t in self.criterion.thresholds()],
             "partial_criterion": self.partial.describe() if self.partial else None,
+            "partial_thresholds": [float(t) for t in self.partial.thresholds()] if self.partial else [],
             "verdict": self.verdict,
             "note": self.note,
         }
@@ -294,58 +432,85 @@ class Claim:
 
 _VERDICT_STYLE = {
     REPRODUCED: "color:#1b7837;font-weight:bold",
+    PASSES: "color:#1b7837;font-weight:bold",
     PARTIAL: "color:#b35806;font-weight:bold",
+    INCONCLUSIVE: "color:#5e3c99;font-weight:bold",
     NOT_REPRODUCED: "color:#b2182b;font-weight:bold",
+    FAILS: "color:#b2182b;font-weight:bold",
 }
 
-_COLUMNS = ("id", "statement", "paper_value", "measured_text", "criterion", "verdict")
-_HEADERS = ("claim", "statement", "paper", "measured", "criterion", "verdict")
+_REPRO_COLUMNS = (("claim", "id"), ("quantity", "quantity"), ("paper", "paper_value"),
+                  ("measured (95% interval)", "measured_text"), ("basis", "basis"),
+                  ("criterion", "criterion"), ("verdict", "verdict"))
+_CHECK_COLUMNS = (("check", "id"), ("quantity", "quantity"), ("measured", "measured_text"),
+                  ("basis", "basis"), ("criterion", "criterion"), ("verdict", "verdict"))
 
 
-def _render_html(records: Sequence[dict], with_paper: bool = True) -> str:
+def _render_html(records: Sequence[dict], columns=_REPRO_COLUMNS, caption: str = "") -> str:
     rows = []
     for r in records:
         cells = []
-        for col in _COLUMNS:
-            text = html.escape(str(r[col]))
-            if col == "statement" and with_paper:
-                text += f" <small>[{html.escape(r['paper'])}]</small>"
+        for _, col in columns:
+            text = html.escape(str(r.get(col, "")))
+            if col == "id":
+                text = (f"<b>{html.escape(r['id'].split('/', 1)[-1])}</b><br>{html.escape(r['statement'])}"
+                        f" <small>[{html.escape(r['paper'])}]</small>")
+            if col == "paper_value" and r.get("source"):
+                text += f"<br><small>{html.escape(r['source'])}</small>"
             if col == "verdict":
                 text = f'<span style="{_VERDICT_STYLE[r["verdict"]]}">{text}</span>'
                 if r.get("note"):
                     text += f"<br><small>{html.escape(r['note'])}</small>"
             cells.append(f"<td>{text}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    head = "".join(f"<th>{h}</th>" for h in _HEADERS)
-    return (
-        '<table class="sparsebook-claims">'
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
+    head = "".join(f"<th>{h}</th>" for h, _ in columns)
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return (f'<table class="sparsebook-claims">{cap}'
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
 def _render_text(records: Sequence[dict]) -> str:
     lines = []
     for r in records:
-        lines.append(f"[{r['verdict']}] {r['id']}: measured {r['measured_text']} (criterion {r['criterion']}; paper: {r['paper_value']})")
+        src = f", {r['source']}" if r.get("source") else ""
+        lines.append(f"[{r['verdict']}] {r['id']}: measured {r['measured_text']} [{r['basis']}] "
+                     f"(criterion {r['criterion']}; paper: {r['paper_value']}{src})")
         if r.get("note"):
             lines.append(f"    note: {r['note']}")
     return "\n".join(lines)
 
 
 def summarize(records: Iterable[dict]) -> dict:
-    """Count verdicts: ``{"reproduced": n1, "partial": n2, "not reproduced": n3, "total": n}``."""
+    """Count the verdicts of reproductions, and checks apart.
+
+    ``{"reproduced": n, "partial": n, "inconclusive": n, "not reproduced": n, "total": n,
+    "checks": n, "checks passing": n}``.
+    """
     counts = {v: 0 for v in VERDICTS}
+    checks = passing = 0
     for r in records:
-        counts[r["verdict"]] += 1
+        if r.get("kind", REPRODUCTION) == CHECK:
+            checks += 1
+            passing += r["verdict"] == PASSES
+        else:
+            counts[r["verdict"]] += 1
     counts["total"] = sum(counts[v] for v in VERDICTS)
+    counts["checks"] = checks
+    counts["checks passing"] = passing
     return counts
+
+
+def _summary_line(s: dict) -> str:
+    return (f"{s['reproduced']} reproduced, {s['partial']} partial, {s['inconclusive']} inconclusive, "
+            f"{s['not reproduced']} not reproduced (of {s['total']}); "
+            f"checks: {s['checks passing']} of {s['checks']} pass")
 
 
 class ClaimSet:
     """One chapter's claims, in the order they are tested.
 
-    Display it (last expression of a cell) to show the verdict table; the display
-    also carries the JSON records under :data:`CLAIMS_MIME` for the scoreboard.
+    Display it (last expression of a cell) to show the reproduction table, then the
+    consistency-check table; the display also carries the JSON records under :data:`CLAIMS_MIME`.
     """
 
     def __init__(self, chapter: str):
@@ -354,8 +519,7 @@ class ClaimSet:
         self.chapter = chapter
         self.claims: list[Claim] = []
 
-    def add(self, slug: str, **kwargs) -> Claim:
-        """Create, store and return the claim ``<chapter>/<slug>`` (keyword arguments as in :class:`Claim`)."""
+    def _new(self, slug: str, **kwargs) -> Claim:
         if not isinstance(slug, str) or not _SLUG.match(slug):
             raise ValueError(f"slug must be lower-case words joined by '-' or '_'; got {slug!r}")
         cid = f"{self.chapter}/{slug}"
@@ -364,6 +528,21 @@ class ClaimSet:
         claim = Claim(id=cid, **kwargs)
         self.claims.append(claim)
         return claim
+
+    def add(self, slug: str, **kwargs) -> Claim:
+        """Create, store and return the reproduction ``<chapter>/<slug>`` (keywords as in :class:`Claim`)."""
+        kwargs.setdefault("kind", REPRODUCTION)
+        return self._new(slug, **kwargs)
+
+    def check(self, slug: str, *, statement: str, quantity: str, measured: Any, criterion: Criterion,
+              paper: str = "sparsebook", expected: str = "", note: str = "", digits: int = 3) -> Claim:
+        """Create, store and return the consistency check ``<chapter>/<slug>``.
+
+        ``expected`` is what theory says the quantity should be (shown as its paper value).
+        """
+        return self._new(slug, paper=paper, statement=statement, quantity=quantity,
+                         paper_value=expected or criterion.describe(), measured=measured,
+                         criterion=criterion, note=note, kind=CHECK, digits=digits)
 
     def records(self) -> list[dict]:
         return [c.record() for c in self.claims]
@@ -382,17 +561,19 @@ class ClaimSet:
         return len(self.claims)
 
     def __repr__(self):
-        s = summarize(self.records())
-        return (f"{self.chapter}: {s['reproduced']} reproduced, {s['partial']} partial, "
-                f"{s['not reproduced']} not reproduced (of {s['total']})\n" + _render_text(self.records()))
+        recs = self.records()
+        s = summarize(recs)
+        return f"{self.chapter}: {_summary_line(s)}\n" + _render_text(recs)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         recs = self.records()
-        return {
-            "text/plain": repr(self),
-            "text/html": _render_html(recs, with_paper=True),
-            CLAIMS_MIME: {"chapter": self.chapter, "claims": recs},
-        }
+        repro = [r for r in recs if r["kind"] == REPRODUCTION]
+        checks = [r for r in recs if r["kind"] == CHECK]
+        body = _render_html(repro, _REPRO_COLUMNS, "Reproductions") if repro else ""
+        if checks:
+            body += _render_html(checks, _CHECK_COLUMNS, "Consistency checks (the book's own machinery)")
+        return {"text/plain": repr(self), "text/html": body,
+                CLAIMS_MIME: {"chapter": self.chapter, "claims": recs}}
 
 
 # ---------------------------------------------------------------------------
@@ -422,8 +603,23 @@ def scoreboard(notebooks: Iterable[str | Path]) -> "Scoreboard":
     return Scoreboard(per_chapter)
 
 
+def basis_counts(records: Iterable[dict]) -> dict:
+    """How many reproductions rest on what: ``{"≥ 5 seeds": n, "2-4 seeds": n, "Monte Carlo": n,
+    "exact": n, "1 run": n, "computed": n}``."""
+    out = {"≥ 5 seeds": 0, "2-4 seeds": 0, "Monte Carlo": 0, "exact": 0, "1 run": 0, "computed": 0}
+    for r in records:
+        if r.get("kind", REPRODUCTION) != REPRODUCTION:
+            continue
+        b = r.get("basis", "1 run")
+        if b.endswith("seeds"):
+            out["≥ 5 seeds" if int(b.split()[0]) >= 5 else "2-4 seeds"] += 1
+        else:
+            out[b] = out.get(b, 0) + 1
+    return out
+
+
 class Scoreboard:
-    """Every chapter's claims; displays a summary line per chapter and the full table."""
+    """Every chapter's claims: reproductions by verdict, checks apart, and what each verdict rests on."""
 
     def __init__(self, per_chapter: dict[str, list[dict]]):
         self.per_chapter = per_chapter
@@ -435,20 +631,30 @@ class Scoreboard:
         return {k: summarize(v) for k, v in self.per_chapter.items()}
 
     def __repr__(self):
-        lines = []
-        for k, s in self.summary().items():
-            lines.append(f"{k}: {s['reproduced']} reproduced, {s['partial']} partial, "
-                         f"{s['not reproduced']} not reproduced (of {s['total']})")
-        tot = summarize(self.records())
-        lines.append(f"all chapters: {tot['reproduced']} reproduced, {tot['partial']} partial, "
-                     f"{tot['not reproduced']} not reproduced (of {tot['total']})")
+        lines = [f"{k}: {_summary_line(s)}" for k, s in self.summary().items()]
+        lines.append(f"all chapters: {_summary_line(summarize(self.records()))}")
+        b = basis_counts(self.records())
+        lines.append("reproductions rest on: " + ", ".join(f"{k} {v}" for k, v in b.items()))
         return "\n".join(lines)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
+        cols = VERDICTS + ("total",)
         rows = []
-        for k, s in self.summary().items():
-            rows.append(f"<tr><td><a href=\"{k}.html\">{html.escape(k)}</a></td><td>{s['reproduced']}</td>"
-                        f"<td>{s['partial']}</td><td>{s['not reproduced']}</td><td>{s['total']}</td></tr>")
-        head = "<tr><th>chapter</th><th>reproduced</th><th>partial</th><th>not reproduced</th><th>claims</th></tr>"
+        for k, s in list(self.summary().items()) + [("all chapters", summarize(self.records()))]:
+            name = html.escape(k) if k == "all chapters" else f'<a href="{k}.html">{html.escape(k)}</a>'
+            b = basis_counts(self.per_chapter.get(k, self.records()))
+            rows.append(f"<tr><td>{name}</td>" + "".join(f"<td>{s[c]}</td>" for c in cols)
+                        + f"<td>{s['checks passing']} / {s['checks']}</td>"
+                        + f"<td>{b['≥ 5 seeds']}</td><td>{b['Monte Carlo'] + b['exact'] + b['computed']}</td>"
+                        + f"<td>{b['1 run'] + b['2-4 seeds']}</td></tr>")
+        head = ("<tr><th>chapter</th>" + "".join(f"<th>{c}</th>" for c in cols)
+                + "<th>checks passing</th><th>on ≥ 5 seeds</th><th>exact or Monte Carlo</th>"
+                  "<th>on fewer than 5 runs</th></tr>")
         summary = f'<table class="sparsebook-summary"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
-        return {"text/plain": repr(self), "text/html": summary + _render_html(self.records())}
+        recs = self.records()
+        repro = [r for r in recs if r.get("kind", REPRODUCTION) == REPRODUCTION]
+        checks = [r for r in recs if r.get("kind") == CHECK]
+        body = summary + _render_html(repro, _REPRO_COLUMNS, "Reproductions")
+        if checks:
+            body += _render_html(checks, _CHECK_COLUMNS, "Consistency checks")
+        return {"text/plain": repr(self), "text/html": body}

@@ -82,5 +82,74 @@ def test_scoreboard_collects_claims_from_stored_notebook_outputs(tmp_path):
     recs = claims_from_notebook(path)
     assert [r["id"] for r in recs] == ["demo/a"]
     board = scoreboard([path])
-    assert summarize(board.records()) == {"reproduced": 0, "partial": 0, "not reproduced": 1, "total": 1}
-    assert "demo: 0 reproduced, 0 partial, 1 not reproduced" in repr(board)
+    assert summarize(board.records()) == {"reproduced": 0, "partial": 0, "inconclusive": 0, "not reproduced": 1,
+                                          "total": 1, "checks": 0, "checks passing": 0}
+    assert "demo: 0 reproduced, 0 partial, 0 inconclusive, 1 not reproduced" in repr(board)
+
+
+# ---------------------------------------------------------------------------
+# verdicts on intervals
+# ---------------------------------------------------------------------------
+from sparsebook.claims import INCONCLUSIVE, PARTIAL, REPRODUCED, NOT_REPRODUCED, basis_counts  # noqa: E402
+from sparsebook.stats import exact, from_seeds, monte_carlo, steps  # noqa: E402
+
+
+@pytest.mark.parametrize("criterion,above,straddle,below", [
+    (AtLeast(0.5), [0.6, 0.62, 0.61, 0.63, 0.6], [0.4, 0.6, 0.5, 0.55, 0.45], [0.3, 0.32, 0.31, 0.33, 0.3]),
+    (AtMost(0.5), [0.3, 0.32, 0.31, 0.33, 0.3], [0.4, 0.6, 0.5, 0.55, 0.45], [0.6, 0.62, 0.61, 0.63, 0.6]),
+    (Within(0.5, atol=0.1), [0.5, 0.52, 0.49, 0.51, 0.5], [0.55, 0.65, 0.6, 0.62, 0.58], [0.9, 0.92, 0.91, 0.93, 0.9]),
+])
+def test_verdict_reads_the_whole_interval(criterion, above, straddle, below):
+    assert _claim(from_seeds(above), criterion).verdict == REPRODUCED
+    assert _claim(from_seeds(straddle), criterion).verdict == INCONCLUSIVE
+    assert _claim(from_seeds(below), criterion).verdict == NOT_REPRODUCED
+
+
+def test_the_same_mean_is_reproduced_with_a_narrow_interval_and_inconclusive_with_a_wide_one():
+    narrow = from_seeds([0.54, 0.55, 0.56, 0.55, 0.55])
+    wide = from_seeds([0.35, 0.75, 0.55, 0.45, 0.65])
+    assert narrow.value == pytest.approx(wide.value)
+    assert _claim(narrow, AtLeast(0.5)).verdict == REPRODUCED
+    assert _claim(wide, AtLeast(0.5)).verdict == INCONCLUSIVE
+
+
+def test_monte_carlo_interval_straddling_a_threshold_is_inconclusive():
+    assert _claim(monte_carlo(1.0, 0.1), AtMost(1.1)).verdict == INCONCLUSIVE
+    assert _claim(monte_carlo(1.0, 0.01), AtMost(1.1)).verdict == REPRODUCED
+
+
+def test_exact_values_are_never_inconclusive():
+    assert _claim(exact(0.5), AtLeast(0.5)).verdict == REPRODUCED
+    assert _claim(exact(0.4999999), AtLeast(0.5)).verdict == NOT_REPRODUCED
+
+
+def test_partial_needs_the_weaker_criterion_to_hold_on_the_whole_interval():
+    m = from_seeds([0.42, 0.43, 0.44, 0.43, 0.42])
+    assert _claim(m, AtLeast(0.5), partial=AtLeast(0.4)).verdict == PARTIAL
+    assert _claim(m, AtLeast(0.5), partial=AtLeast(0.43)).verdict == NOT_REPRODUCED
+
+
+def test_trend_is_decided_on_every_step_of_the_sweep():
+    clear = steps([[3, 2, 1], [3.1, 2.0, 1.1], [2.9, 2.1, 0.9], [3.0, 1.9, 1.0], [3.2, 2.0, 1.0]])
+    assert _claim(clear, Monotone("decreasing")).verdict == REPRODUCED
+    flat_step = steps([[3, 2, 2.1], [3.1, 2.0, 1.9], [2.9, 2.1, 2.2], [3.0, 1.9, 1.8], [3.2, 2.0, 2.0]])
+    assert _claim(flat_step, Monotone("decreasing")).verdict == INCONCLUSIVE
+    rising = steps([[1, 2, 1], [1.1, 2.0, 1.1], [0.9, 2.1, 0.9], [1.0, 1.9, 1.0], [1.2, 2.0, 1.0]])
+    assert _claim(rising, Monotone("decreasing")).verdict == NOT_REPRODUCED
+
+
+def test_checks_are_kept_apart_from_reproductions():
+    cs = ClaimSet("demo")
+    cs.add("r", paper="p", statement="s", quantity="q", paper_value="v", source="Table 1",
+           measured=from_seeds([1, 2, 3, 2, 2]), criterion=AtLeast(0))
+    cs.check("identity", statement="a formula equals itself", quantity="difference",
+             measured=exact(0.0), criterion=AtMost(1e-12))
+    recs = cs.records()
+    assert [r["kind"] for r in recs] == ["reproduction", "check"]
+    assert recs[1]["verdict"] == "passes"
+    s = summarize(recs)
+    assert (s["total"], s["reproduced"], s["checks"], s["checks passing"]) == (1, 1, 1, 1)
+    html_table = cs._repr_mimebundle_()["text/html"]
+    assert html_table.index("Reproductions") < html_table.index("Consistency checks")
+    assert recs[0]["basis"] == "5 seeds" and recs[0]["measured"]["n"] == 5
+    assert basis_counts(recs)["≥ 5 seeds"] == 1
