@@ -1,0 +1,345 @@
+"""Pure math of the dendrites chapter: exact hypergeometric error probabilities and their Monte Carlo estimates.
+
+The exact probabilities are hypergeometric tails computed in log space (form (H) of
+:mod:`sparsebook.dendrites`); the Monte Carlo estimators draw random subsets in JAX and
+count overlaps with one 0/1 matrix product per block.  No experiments, no plotting.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+from scipy.special import gammaln, logsumexp
+
+from sparsebook.validate import check_int
+
+# ---------------------------------------------------------------------------
+# argument checks
+# ---------------------------------------------------------------------------
+
+
+def _int_array(x, name: str) -> np.ndarray:
+    """``x`` as an int64 array; raises TypeError for non-integers, ValueError for negatives."""
+    arr = np.asarray(x)
+    if arr.dtype == bool or arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a non-negative integer (or an array of them); got {x!r}")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise TypeError(f"{name} must hold integer values; got {x!r}")
+    arr = arr.astype(np.int64)
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be >= 0; got {x!r}")
+    return arr
+
+
+def _check_le(small, big, small_name: str, big_name: str) -> None:
+    if np.any(small > big):
+        raise ValueError(f"{small_name} must be <= {big_name}; got {small_name}={small.tolist()} "
+                         f"and {big_name}={big.tolist()}")
+
+
+def _scalar_or_array(x: np.ndarray):
+    return float(x) if np.ndim(x) == 0 else x
+
+
+# ---------------------------------------------------------------------------
+# exact probabilities
+# ---------------------------------------------------------------------------
+
+
+def _log_falling(x: np.ndarray, kmax: int) -> np.ndarray:
+    """``log (x)_k`` for k = 0..kmax, shape ``x.shape + (kmax + 1,)``; −inf where (x)_k = 0."""
+    i = np.arange(kmax, dtype=np.float64)
+    factors = x[..., None].astype(np.float64) - i            # x, x−1, …, x−kmax+1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.where(factors > 0, np.log(np.where(factors > 0, factors, 1.0)), -np.inf)
+    out = np.zeros(x.shape + (kmax + 1,))
+    out[..., 1:] = np.cumsum(logs, axis=-1)
+    return out
+
+
+def hypergeom_log_sf(k, population, marked, draws) -> np.ndarray:
+    """``log P(X ≥ k)`` for ``X`` ~ Hypergeometric(population N, marked K, draws m), exactly.
+
+    Uses form (H) of the :mod:`sparsebook.dendrites` docstring with ``m ← min(K, m)`` (the law is
+    symmetric in K and m), in log space: no overflow, no underflow (values far
+    below 1e-308 come back as finite logs), relative error ~1e-13.
+
+    Arguments broadcast against each other; all are non-negative integers with
+    ``K <= N`` and ``m <= N``.  Returns an array of the broadcast shape (−inf
+    where the probability is exactly 0).
+    """
+    k, N, K, m = np.broadcast_arrays(*(_int_array(v, nm) for v, nm in
+                                       ((k, "k"), (population, "population"), (marked, "marked"), (draws, "draws"))))
+    _check_le(K, N, "marked", "population")
+    _check_le(m, N, "draws", "population")
+    K, m = np.minimum(K, m), np.maximum(K, m)   # symmetry: fewer terms
+    # X = b marked among m draws ⇔ by symmetry b draws among K marked; use K (the smaller) terms:
+    # P(X = b) = C(K, b) (m)_b (N − m)_{K−b} / (N)_K.
+    kmax = int(K.max()) if K.size else 0
+    b = np.arange(kmax + 1)
+    lf_m = _log_falling(m, kmax)                     # log (m)_b
+    lf_rest = _log_falling(N - m, kmax)              # log (N − m)_j
+    lf_N = _log_falling(N, kmax)                     # log (N)_j
+    Kb = K[..., None]
+    valid = b <= Kb
+    j = np.where(valid, Kb - b, 0)
+    log_choose = gammaln(Kb + 1.0) - gammaln(b + 1.0) - gammaln(np.where(valid, Kb - b, 0) + 1.0)
+    log_rest = np.take_along_axis(lf_rest, j, axis=-1)
+    log_norm = np.take_along_axis(lf_N, np.broadcast_to(Kb, K.shape + (1,)), axis=-1)
+    logpmf = log_choose + lf_m + log_rest - log_norm
+    logpmf = np.where(valid & (b >= k[..., None]), logpmf, -np.inf)
+    with np.errstate(divide="ignore"):
+        out = logsumexp(logpmf, axis=-1)
+    out = np.where(k <= 0, 0.0, out)                  # P(X ≥ 0) = 1 exactly
+    return np.minimum(out, 0.0)
+
+
+def log_false_match_probability(n, a, s, theta):
+    """Natural log of :func:`false_match_probability` (finite far below 1e-308)."""
+    n, a, s, theta = (_int_array(v, nm) for v, nm in ((n, "n"), (a, "a"), (s, "s"), (theta, "theta")))
+    n, a, s, theta = np.broadcast_arrays(n, a, s, theta)
+    _check_le(a, n, "a", "n")
+    _check_le(s, n, "s", "n")
+    _check_le(theta, s, "theta", "s")
+    return _scalar_or_array(hypergeom_log_sf(theta, n, a, s))
+
+
+def false_match_probability(n, a, s, theta):
+    """Probability that a random pattern of ``a`` active cells out of ``n`` activates at least
+    ``theta`` of a segment's ``s`` synapses (Ahmad & Hawkins 2016, eq. 1):
+
+        P = Σ_{b=θ}^{s} C(s, b) C(n − s, a − b) / C(n, a).
+
+    Exact to relative ~1e-12 for every representable value (computed in log
+    space; values below the smallest double return 0.0: use
+    :func:`log_false_match_probability` for those).  Vectorised: arguments
+    broadcast; a scalar in gives a float out.
+
+    Raises ``TypeError`` for non-integers and ``ValueError`` unless
+    ``0 <= a <= n``, ``0 <= s <= n``, ``0 <= theta <= s``.
+    """
+    return _scalar_or_array(np.exp(log_false_match_probability(n, a, s, theta)))
+
+
+def false_negative_probability(a, s, theta, v):
+    """Probability that a segment stops recognising its pattern when ``v`` of the pattern's ``a``
+    active cells are replaced by random cells outside it (Ahmad & Hawkins 2016, noise robustness).
+
+    The segment's ``s`` synapses sit on ``s`` of the ``a`` cells; it keeps firing while at
+    least ``theta`` of those cells stay active, so it misses when more than ``s − θ`` of them
+    are among the ``v`` replaced:
+
+        P = Σ_{b=s−θ+1}^{s} C(s, b) C(a − s, v − b) / C(a, v)        (independent of n).
+
+    Raises ``ValueError`` unless ``s <= a``, ``theta <= s`` and ``v <= a`` (all >= 0).
+    """
+    a, s, theta, v = (_int_array(x, nm) for x, nm in ((a, "a"), (s, "s"), (theta, "theta"), (v, "v")))
+    a, s, theta, v = np.broadcast_arrays(a, s, theta, v)
+    _check_le(s, a, "s", "a")
+    _check_le(theta, s, "theta", "s")
+    _check_le(v, a, "v", "a")
+    logp = hypergeom_log_sf(s - theta + 1, a, s, v)
+    return _scalar_or_array(np.exp(logp))
+
+
+def union_synapse_count(n, s, m):
+    """Expected number of distinct synapses on a segment storing ``m`` patterns of ``s`` synapses
+    each, every pattern's synapses drawn uniformly from ``n`` cells (the union property):
+
+        E[|union|] = n (1 − (1 − s/n)^m).
+
+    Returns a float (or array).  Raises ``ValueError`` unless ``0 <= s <= n`` and ``m >= 0``.
+    """
+    n, s, m = (_int_array(x, nm) for x, nm in ((n, "n"), (s, "s"), (m, "m")))
+    n, s, m = np.broadcast_arrays(n, s, m)
+    _check_le(s, n, "s", "n")
+    if np.any(n == 0):
+        raise ValueError("n must be >= 1")
+    out = n * -np.expm1(m * np.log1p(-s / n))
+    return _scalar_or_array(out)
+
+
+def union_false_match_probability(n, a, s, m, theta):
+    """False-match rate of a segment that stores the union of ``m`` patterns of ``s`` synapses:
+    :func:`false_match_probability` with ``s`` replaced by the union's expected size
+    :func:`union_synapse_count` rounded to the nearest integer.
+    """
+    su = np.rint(np.asarray(union_synapse_count(n, s, m))).astype(np.int64)
+    theta = _int_array(theta, "theta")
+    _check_le(theta, np.maximum(su, theta * 0 + np.asarray(s)), "theta", "s")
+    return false_match_probability(n, a, su, theta)
+
+
+# ---------------------------------------------------------------------------
+# Monte Carlo (JAX)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MonteCarloResult:
+    """Outcome of a Monte Carlo estimate of a probability.
+
+    ``hits`` of ``trials`` random trials succeeded; ``estimate = hits / trials`` with
+    binomial standard error ``stderr``; ``exact`` is the formula's value and
+    ``z = (estimate − exact) / sqrt(exact (1 − exact) / trials)``.
+    """
+
+    hits: int
+    trials: int
+    exact: float
+
+    @property
+    def estimate(self) -> float:
+        return self.hits / self.trials
+
+    @property
+    def stderr(self) -> float:
+        p = self.estimate
+        return math.sqrt(max(p * (1 - p), 1e-300) / self.trials)
+
+    @property
+    def z(self) -> float:
+        sd = math.sqrt(self.exact * (1 - self.exact) / self.trials)
+        return (self.estimate - self.exact) / sd if sd > 0 else 0.0
+
+
+def _random_subsets(key, rows: int, population: int, size: int):
+    """A ``(rows, population)`` 0/1 float32 matrix whose rows are uniform random ``size``-subsets."""
+    import jax
+    import jax.numpy as jnp
+
+    u = jax.random.uniform(key, (rows, population))
+    idx = jax.lax.top_k(u, size)[1] if size > 0 else jnp.zeros((rows, 0), jnp.int32)
+    return jnp.zeros((rows, population), jnp.float32).at[jnp.arange(rows)[:, None], idx].set(1.0)
+
+
+def _count_hits(key, population: int, size_x: int, size_y: int, rows_x: int, rows_y: int, lo: int, hi: int):
+    """Count pairs (x, y) of random subsets (``rows_x`` of size ``size_x``, ``rows_y`` of size ``size_y``)
+    whose overlap |x ∩ y| lies in [lo, hi].  Overlaps of all pairs at once: one 0/1 matrix product."""
+    import jax
+    import jax.numpy as jnp
+
+    kx, ky = jax.random.split(key)
+    x = _random_subsets(kx, rows_x, population, size_x)
+    y = _random_subsets(ky, rows_y, population, size_y)
+    overlap = x @ y.T                      # exact: integers < 2**24 in float32
+    return jnp.sum((overlap >= lo) & (overlap <= hi), dtype=jnp.int32)
+
+
+_count_hits_jit = None
+
+
+def _hits(key, population, size_x, size_y, rows_x, rows_y, lo, hi):
+    global _count_hits_jit
+    if _count_hits_jit is None:
+        import jax
+
+        _count_hits_jit = jax.jit(_count_hits, static_argnums=(1, 2, 3, 4, 5, 6, 7))
+    return int(_count_hits_jit(key, population, size_x, size_y, rows_x, rows_y, lo, hi))
+
+
+def _mc_blocks(trials: int, population: int) -> tuple[int, int, int]:
+    """Split ``trials`` into blocks of rows_x × rows_y pairs with a bounded matrix size."""
+    trials = check_int(trials, "trials", 1)
+    side = int(max(1, min(1024, math.isqrt(trials), (2**25 // max(population, 1)))))
+    per_block = side * side
+    blocks = max(1, -(-trials // per_block))
+    return side, side, blocks
+
+
+def _simulate(population, size_x, size_y, lo, hi, trials, seed):
+    import jax
+
+    rx, ry, blocks = _mc_blocks(trials, population)
+    key = jax.random.key(int(seed))
+    hits = 0
+    for kb in jax.random.split(key, blocks):
+        hits += _hits(kb, population, size_x, size_y, rx, ry, lo, hi)
+    return hits, rx * ry * blocks
+
+
+def simulate_false_match(n: int, a: int, s: int, theta: int, trials: int = 1_000_000, seed: int = 0) -> MonteCarloResult:
+    """Monte Carlo estimate of :func:`false_match_probability`.
+
+    Draws random segments (``s`` synapses on distinct cells out of ``n``) and random
+    patterns (``a`` active cells out of ``n``) and counts the pairs whose overlap is at
+    least ``theta``.  Overlaps of ``R × R`` pairs come from one product of 0/1 matrices
+    (``R ≤ 1024``), so a million trials cost one matmul.  Pairs that share a pattern
+    are independent given it (every fixed pattern has the same overlap law), so the
+    binomial standard error holds.  ``trials`` is rounded up to whole blocks.
+    """
+    n, a, s, theta = (int(_int_array(v, nm)) for v, nm in ((n, "n"), (a, "a"), (s, "s"), (theta, "theta")))
+    exact = false_match_probability(n, a, s, theta)  # validates the arguments
+    hits, total = _simulate(n, s, a, theta, s, trials, seed)
+    return MonteCarloResult(hits=hits, trials=total, exact=float(exact))
+
+
+def simulate_false_negative(a: int, s: int, theta: int, v: int, trials: int = 1_000_000, seed: int = 0) -> MonteCarloResult:
+    """Monte Carlo estimate of :func:`false_negative_probability`.
+
+    Draws random segments (``s`` of the pattern's ``a`` cells) and random noise (``v``
+    of the ``a`` cells replaced) and counts the pairs where more than ``s − θ`` of the
+    segment's cells were replaced (the replacements lie outside the pattern, so no
+    synapse sees them).
+    """
+    a, s, theta, v = (int(_int_array(x, nm)) for x, nm in ((a, "a"), (s, "s"), (theta, "theta"), (v, "v")))
+    exact = false_negative_probability(a, s, theta, v)
+    hits, total = _simulate(a, s, v, s - theta + 1, s, trials, seed)
+    return MonteCarloResult(hits=hits, trials=total, exact=float(exact))
+
+
+def simulate_false_match_numpy(n: int, a: int, s: int, theta: int, trials: int, seed: int = 0) -> float:
+    """The same Monte Carlo in plain NumPy, one trial at a time (the benchmark's peer)."""
+    rng = np.random.default_rng(seed)
+    segment = np.zeros(n, bool)
+    hits = 0
+    for _ in range(trials):
+        segment[:] = False
+        segment[rng.choice(n, s, replace=False)] = True
+        pattern = rng.choice(n, a, replace=False)
+        hits += int(segment[pattern].sum() >= theta)
+    return hits / trials
+
+
+def simulate_union_false_match(n: int, a: int, s: int, m: int, theta: int, trials: int = 1_000_000,
+                               seed: int = 0) -> MonteCarloResult:
+    """Monte Carlo false-match rate of a segment storing the union of ``m`` random patterns of ``s``
+    synapses (the union's size is random here, not its mean); ``exact`` holds the
+    mean-size approximation :func:`union_false_match_probability` it is compared with."""
+    import jax
+    import jax.numpy as jnp
+
+    n, a, s, m, theta = (int(_int_array(x, nm)) for x, nm in ((n, "n"), (a, "a"), (s, "s"), (m, "m"), (theta, "theta")))
+    check_int(m, "m", 1)
+    approx = union_false_match_probability(n, a, s, m, theta)
+    rx, ry, blocks = _mc_blocks(trials, n)
+
+    @partial(jax.jit, static_argnums=())
+    def block(key):
+        ks = jax.random.split(key, m + 1)
+        seg = sum(_random_subsets(k, ry, n, s) for k in ks[:m])
+        seg = jnp.minimum(seg, 1.0)
+        pat = _random_subsets(ks[m], rx, n, a)
+        return jnp.sum(pat @ seg.T >= theta, dtype=jnp.int32)
+
+    hits = sum(int(block(k)) for k in jax.random.split(jax.random.key(int(seed)), blocks))
+    return MonteCarloResult(hits=hits, trials=rx * ry * blocks, exact=float(approx))
+
+
+# ---------------------------------------------------------------------------
+# fits
+# ---------------------------------------------------------------------------
+
+
+def loglog_slope(x, y) -> float:
+    """Least-squares slope of log y against log x (the exponent of a power law y ∝ x^k)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
+        raise ValueError("x and y must be 1-D arrays of the same length >= 2")
+    if np.any(x <= 0) or np.any(y <= 0):
+        raise ValueError("x and y must be > 0 for a log-log fit")
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
