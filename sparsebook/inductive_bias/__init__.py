@@ -1,0 +1,114 @@
+"""Inductive bias in bits (Boopathy et al. 2024) and guidance by representational alignment
+(Subramaniam et al. 2024).
+
+**Inductive bias.**  For a task with training set ``(X, Y)``, a test set and an error
+level ``ε``, the inductive bias a hypothesis space needs is the information it takes
+to pick a well-generalizing hypothesis out of the hypotheses that fit the data:
+
+    I(ε) = −log₂ P_h( e(h) ≤ ε ),   h ~ p(h | h fits (X, Y)),                   (1)
+
+in **bits** (the authors' code returns nats; divide by ln 2).  ``e(h)`` is the test
+mean squared error ``e = ‖f(X_test) − Y_test‖² / (n_test·k)`` for ``k`` outputs.
+
+**Kernel hypotheses.**  Take the noise-free Gaussian-process posterior under a kernel
+``κ`` (hypotheses that interpolate the training set):
+
+    μ = K_{*X} K_{XX}⁻¹ Y,   Σ = K_{**} − K_{*X} K_{XX}⁻¹ K_{X*}.                 (2)
+
+With ``Σ = U diag(λ) Uᵀ`` and ``f = μ + U diag(√λ) z`` (``z`` standard normal), the
+test error of a random hypothesis is exactly a *generalized χ²*
+
+    e = Σ_j w_j (z_j + δ_j)²,   w_j = λ_j / (n_test·k),   δ_j = u_jᵀ(μ − y)/√λ_j,   (3)
+
+one term per eigenvector and output.  :func:`generalized_chi2_logcdf` computes
+``log P(e ≤ x)`` far into the lower tail with a saddlepoint approximation.
+
+**Practical estimator.**  For hypothesis spaces without a closed form (trained
+networks), the paper samples hypotheses, records their test errors and fits a
+scaled noncentral χ² ``e ≈ s·χ²_ν(λ)`` (:func:`fit_scaled_ncx2`), then reads
+``I(ε)`` from the fitted lower tail.
+
+**Guidance.**  Linear centred kernel alignment between representations
+``X (n×p)`` and ``Y (n×q)`` of the same ``n`` examples (:func:`linear_cka`), and a
+target network trained on ``CE + α Σ_l (1 − CKA(target_l, guide_l))`` against a
+frozen guide (:func:`guidance_penalty`, :func:`run_guidance`).
+
+**Where each part lives.**
+
+- :mod:`sparsebook.inductive_bias.kernels`: the math: the generalized χ² tail, cumulants and
+  sampler, the scaled-χ² fit, the RBF kernel, the GP posterior and its test-loss distribution
+  (:class:`~sparsebook.inductive_bias.kernels.KernelLoss`), linear CKA, layer pairing and the
+  guidance penalty.
+- :mod:`sparsebook.inductive_bias.experiments`: the configs (``preset("ci"|"full")``) and
+  runners ``run_estimator``, ``run_dimension``, ``run_network_bias``, ``run_guidance``; the
+  chapter's tasks (``single_index_task``, ``gp_task``), the batched MLP ensemble trainer
+  (:func:`train_mlp_ensemble`, on :func:`sparsebook.train.run_steps`) and the guidance networks.
+- :mod:`sparsebook.inductive_bias.figures`: one plotting function per figure.
+
+This module only re-exports the names the notebook, the tests and the benchmarks use.
+"""
+from sparsebook.inductive_bias.experiments import (
+    DimensionConfig,
+    EstimatorConfig,
+    GuidanceConfig,
+    NetworkConfig,
+    run_dimension,
+    run_estimator,
+    run_guidance,
+    run_network_bias,
+    train_mlp_ensemble,
+)
+from sparsebook.inductive_bias.figures import (
+    plot_dimension,
+    plot_estimator,
+    plot_guidance,
+    plot_network_bias,
+)
+from sparsebook.inductive_bias.kernels import (
+    ScaledNcx2,
+    fit_scaled_ncx2,
+    gaussian_test_loss,
+    generalized_chi2_cumulants,
+    generalized_chi2_logcdf,
+    gp_posterior,
+    guidance_penalty,
+    kernel_test_loss,
+    layer_pairs,
+    linear_cka,
+    median_lengthscale,
+    ncx2_from_cumulants,
+    ncx2_moment_fit,
+    rbf_kernel,
+    sample_generalized_chi2,
+)
+
+__all__ = [
+    "generalized_chi2_logcdf",
+    "generalized_chi2_cumulants",
+    "sample_generalized_chi2",
+    "ScaledNcx2",
+    "ncx2_moment_fit",
+    "ncx2_from_cumulants",
+    "fit_scaled_ncx2",
+    "rbf_kernel",
+    "median_lengthscale",
+    "gp_posterior",
+    "gaussian_test_loss",
+    "kernel_test_loss",
+    "linear_cka",
+    "layer_pairs",
+    "guidance_penalty",
+    "train_mlp_ensemble",
+    "EstimatorConfig",
+    "run_estimator",
+    "DimensionConfig",
+    "run_dimension",
+    "NetworkConfig",
+    "run_network_bias",
+    "GuidanceConfig",
+    "run_guidance",
+    "plot_estimator",
+    "plot_dimension",
+    "plot_network_bias",
+    "plot_guidance",
+]
