@@ -1,19 +1,28 @@
-"""Seeding and thread pinning: one call makes an experiment reproducible on any machine.
+"""Seeding, thread pinning, and running an experiment over several seeds.
 
 The same seeded PyTorch training gives different numbers with 1 and with 2
 intra-op threads (floating-point reductions are split differently), so the
 thread count is part of the seed.  ``seed_everything`` pins it to one thread.
+That makes a re-run on the same machine identical; it does not make another
+machine (another CPU, instruction set or BLAS) give the same bits, which nothing
+can promise: results are compared across machines within their uncertainty
+(:mod:`sparsebook.stats`).
+
+:func:`over_seeds` runs ``fn(seed)`` for K seeds on a pool of single-thread worker
+processes; the results do not depend on the number of workers.
 """
 from __future__ import annotations
 
 import os
 import random
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 #: Intra-op threads used for every experiment (results depend on this number).
 TORCH_THREADS = 1
 
+# TEMPORARY (removed once the regression compares measurements): see issue 11.
 #: Instruction sets pinned before PyTorch and XLA load, so that floating-point reductions
 #: (matrix products, sums) take the same code path on every x86-64 machine with AVX2:
 #: an AVX-512 machine would otherwise split reductions differently and a trained
@@ -86,3 +95,81 @@ def jax_key(seed: int):
     import jax
 
     return jax.random.key(int(seed))
+
+
+# ---------------------------------------------------------------------------
+# several seeds at once
+# ---------------------------------------------------------------------------
+_POOLS: dict = {}
+
+
+def default_workers() -> int:
+    """Worker processes for :func:`over_seeds`: ``SPARSEBOOK_WORKERS`` if set, else the CPU count.
+
+    The notebook regression runs two chapters at once and sets ``SPARSEBOOK_WORKERS=1``.
+    """
+    env = os.environ.get("SPARSEBOOK_WORKERS")
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ValueError(f"SPARSEBOOK_WORKERS must be an int >= 1; got {env!r}") from None
+        if n < 1:
+            raise ValueError(f"SPARSEBOOK_WORKERS must be an int >= 1; got {n}")
+        return n
+    return max(1, os.cpu_count() or 1)
+
+
+def _worker_init():
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        import torch
+
+        torch.set_num_threads(TORCH_THREADS)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _pool(workers: int):
+    """A persistent pool of ``workers`` spawned single-thread processes (started once per session)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = _POOLS.get(workers)
+    if pool is None:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                   initializer=_worker_init)
+        _POOLS[workers] = pool
+    return pool
+
+
+def over_seeds(fn: Callable[..., Any], seeds: Sequence[int], *args, workers: int | None = None,
+               **kwargs) -> list:
+    """``[fn(seed, *args, **kwargs) for seed in seeds]``, computed on a pool of worker processes.
+
+    ``fn`` must seed itself from its first argument (the runners ``run_<experiment>(config, seed)``
+    call :func:`seed_everything`) and be importable (a module-level function of the package, not
+    a lambda or a notebook function) so that spawned workers can load it.  Each worker runs one
+    PyTorch thread, so a seed's result is the same whatever the number of workers, and the same
+    as a sequential call in a process pinned by :func:`seed_everything`.
+
+    ``workers``: processes to use (default :func:`default_workers`); with 1, or with a single
+    seed, everything runs here, sequentially.  The list is in the order of ``seeds``.
+    A distributed engine (e.g. Ray) can take this function's place for full-scale sweeps: the
+    contract is only ``fn(seed, ...)`` -> picklable result.
+    """
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise ValueError(f"every seed must be an int >= 0; got {s!r}")
+    workers = default_workers() if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1; got {workers!r}")
+    workers = min(workers, len(seeds))
+    if workers == 1:
+        return [fn(int(s), *args, **kwargs) for s in seeds]
+    pool = _pool(workers)
+    futures = [pool.submit(fn, int(s), *args, **kwargs) for s in seeds]
+    return [f.result() for f in futures]
