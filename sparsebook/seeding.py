@@ -19,8 +19,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-#: Intra-op threads used for every experiment (results depend on this number).
-TORCH_THREADS = 1
+#: Intra-op threads used for every experiment (results depend on this number).  The portability
+#: test sets ``SPARSEBOOK_TORCH_THREADS=2`` to perturb the order of sums as another machine would.
+TORCH_THREADS = int(os.environ.get("SPARSEBOOK_TORCH_THREADS", "1"))
 
 # TEMPORARY (removed once the regression compares measurements): see issue 11.
 #: Instruction sets pinned before PyTorch and XLA load, so that floating-point reductions
