@@ -1,17 +1,7 @@
-"""Information compression: the information plane of a small tanh/ReLU network, measured with
-fixed and adaptive estimators, and the coding rate of its representations.
-
-Chapter ``information_compression``.  Papers:
-
-- Shwartz-Ziv & Tishby (2017), the 12-bit task and the information plane;
-- Saxe et al. (2018) {saxe2018}: with fixed binning, tanh networks compress and ReLU networks do not;
-- Chelombiev, Houghton & O'Donnell (2019) {chelombiev2019}: with adaptive estimators (entropy-based
-  binning, a KDE whose noise scales with the layer's activity) non-saturating networks compress too,
-  L2 regularization increases compression, and only the last layer's compression tracks generalization;
-- Yu et al. (2023) (CRATE): the coding rate ``R(Z) = ½ logdet(I + d/(N ε²) Z Zᵀ)``.
-
-Shapes: a layer's activity ``t`` is ``(N, d)`` (one row per input, ``N = 4096`` for the whole 12-bit
-task); labels ``y`` are ``(N,)`` integers.  Information is in bits, coding rates in nats.
+"""Experiments of the information_compression chapter: the 12-bit data set, the 12-10-7-5-4-3-2 network
+trained as a seeded ensemble, information and coding-rate trajectories of the trained networks, the
+frozen configs with ``preset("ci"|"full")`` and their ``run_<experiment>(config, seed)`` runners, and
+the checks and tables the chapter prints.
 """
 from __future__ import annotations
 
@@ -21,9 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sparsebook.information_compression.kernels import (
+    ESTIMATORS, _entropy_from_counts, adaptive_kde_information, class_coding_rate, coding_rate, compression,
+    hidden_compression, kde_information, layer_information, normalize_columns, pearson_with_ci,
+)
 from sparsebook.progress import progress
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
+from sparsebook.train import make_optimizer, run_steps
 from sparsebook.validate import check_int, check_real
 
 CHAPTER = "information_compression"
@@ -88,343 +83,6 @@ def train_test_split(n: int = N_INPUTS, train_fraction: float = 0.8, seed: int =
     n_train = min(max(n_train, 1), n - 1)
     order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
     return np.sort(order[:n_train]), np.sort(order[n_train:])
-
-
-# ---------------------------------------------------------------------------
-# Input checks
-# ---------------------------------------------------------------------------
-def _as_layer(t, name: str = "t") -> np.ndarray:
-    if isinstance(t, torch.Tensor):
-        t = t.detach().cpu().numpy()
-    try:
-        arr = np.asarray(t, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real array of shape (N, d); got {type(t).__name__}") from None
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise ValueError(f"{name} must have shape (N, d) with N, d >= 1; got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} must be finite (no NaN or inf activations)")
-    return arr
-
-
-def _as_labels(y, n: int, name: str = "y") -> np.ndarray:
-    arr = np.asarray(y)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of integer labels; got shape {arr.shape}")
-    if arr.shape[0] != n:
-        raise ValueError(f"{name} must have one label per row of t: {n} rows but {arr.shape[0]} labels")
-    if arr.dtype.kind not in "iub":
-        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.int64)
-        else:
-            raise TypeError(f"{name} must hold integer class labels; got dtype {arr.dtype}")
-    arr = arr.astype(np.int64)
-    if arr.size and (arr.min() < 0 or arr.max() >= max(n, 2)):
-        _, arr = np.unique(arr, return_inverse=True)
-    return arr.reshape(-1).astype(np.int64)
-
-
-def _check_bins(n_bins) -> int:
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 2:
-        raise ValueError(f"n_bins must be an int >= 2; got {n_bins!r}")
-    return int(n_bins)
-
-
-def _check_positive(x, name: str) -> float:
-    """A finite real > 0."""
-    return check_real(x, name, 0, low_open=True)
-
-
-# ---------------------------------------------------------------------------
-# Discrete entropies and binning estimators
-# ---------------------------------------------------------------------------
-def entropy_bits(codes) -> float:
-    """Plug-in entropy ``H = −Σ_k p_k log2 p_k`` (bits) of the empirical distribution of ``codes`` (N,) ints."""
-    codes = np.asarray(codes).reshape(-1)
-    if codes.size == 0:
-        raise ValueError("codes must be non-empty")
-    _, counts = np.unique(codes, return_counts=True)
-    p = counts / counts.sum()
-    return float(max(0.0, -(p * np.log2(p)).sum()))
-
-
-def _raw_codes(d: np.ndarray) -> np.ndarray:
-    """Integer codes ``(N,)`` of the rows of a non-negative int64 array ``d`` ``(N, k)``: equal rows ↔ equal
-    codes (mixed radix, re-ranked with ``np.unique`` whenever the code could overflow int64)."""
-    code = np.zeros(d.shape[0], dtype=np.int64)
-    n_codes = 1
-    for j in range(d.shape[1]):
-        radix = int(d[:, j].max()) + 1
-        if n_codes * radix >= 2 ** 62:
-            _, code = np.unique(code, return_inverse=True)
-            code = code.reshape(-1).astype(np.int64)
-            n_codes = int(code.max()) + 1
-        code = code * radix + d[:, j]
-        n_codes *= radix
-    return code
-
-
-def _as_digitized(digitized) -> np.ndarray:
-    d = np.asarray(digitized)
-    if d.ndim == 1:
-        d = d[:, None]
-    if d.ndim != 2 or d.dtype.kind not in "iub" or d.shape[0] < 1:
-        raise ValueError(f"digitized must be an (N, d) integer array; got shape {d.shape}, dtype {d.dtype}")
-    d = d.astype(np.int64)
-    return d - d.min(axis=0, keepdims=True)
-
-
-def joint_codes(digitized) -> np.ndarray:
-    """Dense integer codes ``(N,)`` in ``0 … K−1`` of the rows of ``digitized`` ``(N, d)``: equal rows ↔
-    equal codes, ``K`` the number of distinct rows."""
-    _, code = np.unique(_raw_codes(_as_digitized(digitized)), return_inverse=True)
-    return code.reshape(-1).astype(np.int64)
-
-
-def _entropy_from_counts(counts: np.ndarray) -> float:
-    counts = counts[counts > 0]
-    p = counts / counts.sum()
-    return float(max(0.0, -(p * np.log2(p)).sum()))
-
-
-def fixed_bins(t, n_bins: int = 30, value_range: tuple[float, float] | None = None) -> np.ndarray:
-    """Bin index ``(N, d)`` of every activation in ``n_bins`` equal-width bins over ``value_range``.
-
-    ``value_range = (lo, hi)``; ``None`` uses the layer's own ``(min t, max t)``.  Values outside are
-    put in the end bins.  This is the binning of Shwartz-Ziv & Tishby and of Saxe et al. (2018).
-    A constant layer falls in one bin.
-    """
-    t = _as_layer(t)
-    n_bins = _check_bins(n_bins)
-    if value_range is None:
-        lo, hi = float(t.min()), float(t.max())
-    else:
-        try:
-            lo, hi = (float(v) for v in value_range)
-        except (TypeError, ValueError):
-            raise TypeError(f"value_range must be a pair (lo, hi) of numbers; got {value_range!r}") from None
-        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-            raise ValueError(f"value_range must be finite with hi > lo; got {value_range!r}")
-    if hi <= lo:
-        return np.zeros(t.shape, dtype=np.int64)
-    idx = np.floor((t - lo) / (hi - lo) * n_bins).astype(np.int64)
-    return np.clip(idx, 0, n_bins - 1)
-
-
-def adaptive_bins(t, n_bins: int = 30) -> np.ndarray:
-    """Entropy-based (adaptive) bin index ``(N, d)`` of every activation (Chelombiev et al. 2019, Sec. 3).
-
-    The bin edges sit at equally spaced ranks of the layer's distinct activation values
-    ``u_(0) < … < u_(M−1)`` (all neurons pooled): edge ``k`` is ``u_(⌊k M / n_bins⌋)``, so every bin
-    holds about the same number of distinct values.  Bin membership depends only on the order of
-    the values, so the binning is invariant to any strictly increasing transform of ``t``.
-    """
-    t = _as_layer(t)
-    n_bins = _check_bins(n_bins)
-    u, rank = np.unique(t, return_inverse=True)
-    rank = rank.reshape(t.shape).astype(np.int64)
-    m = u.size
-    # bin of rank r = the largest k with ⌊k m / n_bins⌋ <= r, i.e. ⌈(r + 1) n_bins / m⌉ − 1
-    return np.minimum(((rank + 1) * n_bins + m - 1) // m - 1, n_bins - 1)
-
-
-def binned_information(digitized, y) -> tuple[float, float]:
-    """``(I(X;T), I(T;Y))`` in bits of a binned layer ``digitized`` ``(N, d)`` over all N distinct inputs.
-
-    With one row per input, ``p(x) = 1/N`` and ``T`` a deterministic function of ``X``:
-    ``I(X;T) = H(T)`` and ``I(T;Y) = H(T) + H(Y) − H(T, Y)`` (plug-in entropies of the binned codes).
-    """
-    d = _as_digitized(digitized)
-    y = _as_labels(y, d.shape[0])
-    _, inv, counts = np.unique(_raw_codes(d), return_inverse=True, return_counts=True)
-    n_y = int(y.max()) + 1
-    h_t = _entropy_from_counts(counts)
-    h_y = _entropy_from_counts(np.bincount(y))
-    h_ty = _entropy_from_counts(np.bincount(inv.reshape(-1) * n_y + y))
-    return h_t, float(min(max(0.0, h_t + h_y - h_ty), h_y))
-
-
-def layer_information(t, y, n_bins: int = 30, strategy: str = "fixed", *,
-                      value_range: tuple[float, float] | None = None) -> tuple[float, float]:
-    """``(I(X;T), I(T;Y))`` in bits for a layer's activations ``t`` ``(N, d)`` on all N inputs.
-
-    ``strategy="fixed"``: ``n_bins`` equal-width bins over ``value_range`` (default the layer's own
-    range), as in Saxe et al. (2018).  ``strategy="adaptive"``: entropy-based binning (bins of equal
-    mass of distinct values, Chelombiev et al. 2019).  ``I(X;T)`` is the entropy of the binned layer
-    (``≤ log2 N``, 12 bits on the 12-bit task); ``I(T;Y) ≤ H(Y)``.  A constant layer carries zero
-    information.
-    """
-    if strategy not in ("fixed", "adaptive"):
-        raise ValueError(f"strategy must be 'fixed' or 'adaptive'; got {strategy!r}")
-    t = _as_layer(t)
-    y = _as_labels(y, t.shape[0])
-    if strategy == "fixed":
-        dig = fixed_bins(t, n_bins, value_range)
-    else:
-        if value_range is not None:
-            raise ValueError("value_range applies to strategy='fixed' only")
-        dig = adaptive_bins(t, n_bins)
-    return binned_information(dig, y)
-
-
-def pair_information(u, v, n_bins: int = 30, strategy: str = "adaptive") -> float:
-    """Plug-in ``I(U;V) = H(U) + H(V) − H(U,V)`` in bits between two samples ``u`` ``(N, d_u)`` and
-    ``v`` ``(N, d_v)``, each binned with ``strategy`` ("fixed": equal width over its own range,
-    "adaptive": equal mass).  For benchmarks against continuous estimators (e.g. KSG)."""
-    if strategy not in ("fixed", "adaptive"):
-        raise ValueError(f"strategy must be 'fixed' or 'adaptive'; got {strategy!r}")
-    u = _as_layer(u, "u")
-    v = _as_layer(v, "v")
-    if u.shape[0] != v.shape[0]:
-        raise ValueError(f"u and v must have the same number of rows; got {u.shape[0]} and {v.shape[0]}")
-    binner = fixed_bins if strategy == "fixed" else adaptive_bins
-    cu = joint_codes(binner(u, n_bins))
-    cv = joint_codes(binner(v, n_bins))
-    h_u = _entropy_from_counts(np.bincount(cu))
-    h_v = _entropy_from_counts(np.bincount(cv))
-    _, counts = np.unique(cu * (int(cv.max()) + 1) + cv, return_counts=True)
-    return float(max(0.0, h_u + h_v - _entropy_from_counts(counts)))
-
-
-# ---------------------------------------------------------------------------
-# Kernel density estimators (Kolchinsky & Tracey upper bound)
-# ---------------------------------------------------------------------------
-def _mean_log_kernel(t: np.ndarray, noise_var: float, block: int = 512) -> float:
-    """``mean_i log( (1/N) Σ_j exp(−‖t_i − t_j‖² / (2σ²)) )`` (nats), in row blocks."""
-    n = t.shape[0]
-    sq = (t * t).sum(1)
-    total = 0.0
-    for s in range(0, n, block):
-        tb = t[s:s + block]
-        d2 = sq[s:s + block, None] + sq[None, :] - 2.0 * (tb @ t.T)
-        np.maximum(d2, 0.0, out=d2)
-        a = d2 * (-0.5 / noise_var)
-        m = a.max(1, keepdims=True)
-        total += float((np.log(np.exp(a - m).sum(1)) + m[:, 0]).sum())
-    return total / n - math.log(n)
-
-
-def kde_information(t, y, noise_var: float = 1e-3) -> tuple[float, float]:
-    """``(I(X;T), I(T;Y))`` in bits from the Kolchinsky–Tracey KDE upper bound (Saxe et al. 2018, App. C).
-
-    ``T = h(X) + ε``, ``ε ~ N(0, σ² I)`` with ``σ² = noise_var``; the pairwise-distance bound
-    ``H(T) ≤ d/2 − mean_i log (1/N) Σ_j N(t_i; t_j, σ² I)`` minus ``H(T|X) = d/2 log(2πeσ²)`` gives
-    ``I(X;T) = −mean_i log (1/N) Σ_j exp(−‖t_i − t_j‖²/(2σ²))``, at most ``log N``; ``I(T;Y)`` is the
-    same bound on ``H(T)`` minus ``Σ_y p(y) H(T|Y=y)`` estimated class by class.
-    """
-    t = _as_layer(t)
-    y = _as_labels(y, t.shape[0])
-    noise_var = _check_positive(noise_var, "noise_var")
-    h = -_mean_log_kernel(t, noise_var)
-    h_cond = 0.0
-    for c in np.unique(y):
-        tc = t[y == c]
-        h_cond += tc.shape[0] / t.shape[0] * -_mean_log_kernel(tc, noise_var)
-    ln2 = math.log(2.0)
-    ixt = max(0.0, h) / ln2
-    ity = max(0.0, h - h_cond) / ln2
-    return float(ixt), float(ity)
-
-
-def adaptive_kde_information(t, y, rel_noise: float = 0.1) -> tuple[float, float]:
-    """KDE information with the noise scaled to the layer's activity (Chelombiev et al. 2019, Sec. 3).
-
-    ``σ = rel_noise · max_{i,k} |t_ik|`` (our reading of "noise proportional to the layer's activity"),
-    then :func:`kde_information`.  Rescaling the layer by a constant leaves the estimate unchanged.
-    A layer that is identically zero carries zero information.
-    """
-    t = _as_layer(t)
-    rel_noise = _check_positive(rel_noise, "rel_noise")
-    scale = float(np.abs(t).max())
-    if scale == 0.0:
-        _as_labels(y, t.shape[0])
-        return 0.0, 0.0
-    return kde_information(t, y, noise_var=(rel_noise * scale) ** 2)
-
-
-ESTIMATORS = ("fixed", "adaptive", "kde", "adaptive_kde")
-
-
-# ---------------------------------------------------------------------------
-# Coding rate (CRATE / MCR²)
-# ---------------------------------------------------------------------------
-def _as_features(z, name: str = "z") -> np.ndarray:
-    if isinstance(z, torch.Tensor):
-        z = z.detach().cpu().numpy()
-    try:
-        arr = np.asarray(z, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real array of shape (d, N)") from None
-    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise ValueError(f"{name} must have shape (d, N) with d, N >= 1; got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} must be finite (no NaN or inf)")
-    return arr
-
-
-def coding_rate(z, eps: float) -> float:
-    """Coding rate ``R(Z) = ½ logdet(I_d + d/(N ε²) Z Zᵀ)`` in nats, ``z`` of shape ``(d, N)``.
-
-    Yu et al. (2023), CRATE, Eq. (2) (the rate of Ma et al. 2007 / MCR²): the number of nats needed to
-    code the N columns of Z up to distortion ε.  ``Z Zᵀ = c I`` gives ``d/2 · log(1 + d c/(N ε²))``.
-    """
-    z = _as_features(z)
-    eps = _check_positive(eps, "eps")
-    d, n = z.shape
-    gram = z @ z.T
-    sign, logdet = np.linalg.slogdet(np.eye(d) + (d / (n * eps ** 2)) * gram)
-    return float(0.5 * logdet)
-
-
-def class_coding_rate(z, labels, eps: float) -> float:
-    """Class-conditional coding rate ``R^c = Σ_j N_j/(2N) logdet(I + d/(N_j ε²) Z_j Z_jᵀ)`` (nats).
-
-    ``Z_j`` holds the columns of class ``j`` (MCR², Yu et al. 2020, Eq. 8; the compression term of
-    CRATE's sparse rate reduction when the subspaces are the classes).  ``labels`` ``(N,)``.
-    """
-    z = _as_features(z)
-    eps = _check_positive(eps, "eps")
-    lab = _as_labels(labels, z.shape[1], "labels")
-    n = z.shape[1]
-    total = 0.0
-    for c in np.unique(lab):
-        zc = z[:, lab == c]
-        total += zc.shape[1] / n * coding_rate(zc, eps)
-    return float(total)
-
-
-def class_mean_cosine(t, y) -> float:
-    """Cosine between the mean unit-normalized feature vectors of the two classes.
-
-    ``t`` ``(N, d)`` activity, ``y`` ``(N,)`` binary labels.  −1: the classes point in opposite
-    directions of one line (the same subspace, so no rate reduction); 0: orthogonal directions.
-    Rows of zeros are left out.
-    """
-    t = _as_layer(t)
-    y = _as_labels(y, t.shape[0])
-    if len(np.unique(y)) != 2:
-        raise ValueError("y must hold exactly two classes")
-    norm = np.linalg.norm(t, axis=1)
-    keep = norm > 0
-    u = t[keep] / norm[keep, None]
-    yk = y[keep]
-    m = [u[yk == c].mean(0) for c in np.unique(yk)]
-    den = np.linalg.norm(m[0]) * np.linalg.norm(m[1])
-    return float(m[0] @ m[1] / den) if den > 0 else 0.0
-
-
-def rate_reduction(z, labels, eps: float) -> float:
-    """``ΔR = R(Z) − R^c(Z | classes)`` in nats: expand the whole, compress each class (MCR²)."""
-    return coding_rate(z, eps) - class_coding_rate(z, labels, eps)
-
-
-def normalize_columns(z) -> np.ndarray:
-    """Columns of ``z`` ``(d, N)`` scaled to unit norm (zero columns stay zero), as CRATE's LayerNorm/sphere."""
-    z = _as_features(z)
-    norm = np.linalg.norm(z, axis=0, keepdims=True)
-    return z / np.where(norm > 0, norm, 1.0)
 
 
 # ---------------------------------------------------------------------------
@@ -571,7 +229,7 @@ def train_networks(activations, seeds, epochs: int, lr: float, l2=0.0, n_records
         raise ValueError(f"activations and seeds must have the same length >= 1; got {n_models} and {seeds.shape[0]}")
     for a in set(activations):
         activation_fn(a)
-    lr = _check_positive(lr, "lr")
+    lr = check_real(lr, "lr", 0, low_open=True)
     l2 = np.broadcast_to(np.asarray(l2, dtype=np.float64), (n_models,)).copy()
     if not (np.isfinite(l2).all() and (l2 >= 0).all()):
         raise ValueError(f"l2 must be finite and >= 0; got {l2}")
@@ -586,11 +244,10 @@ def train_networks(activations, seeds, epochs: int, lr: float, l2=0.0, n_records
     params = [(torch.stack([m[l][0] for m in inits]).requires_grad_(True),
                torch.stack([m[l][1] for m in inits]).requires_grad_(True)) for l in range(len(inits[0]))]
     flat = [p for wb in params for p in wb]
-    opt = torch.optim.Adam(flat, lr=lr)
+    opt = make_optimizer(flat, "adam", lr)
     l2_t = torch.from_numpy(l2.astype(np.float32))
     use_l2 = bool((l2 > 0).any())
     layers = [np.empty((n_models, len(record), N_INPUTS, n), dtype=np.float32) for n in LAYER_SIZES[1:]]
-    losses = np.empty((n_models, epochs), dtype=np.float64)
 
     def snapshot(pos):
         with torch.no_grad():
@@ -603,19 +260,23 @@ def train_networks(activations, seeds, epochs: int, lr: float, l2=0.0, n_records
     if record[0] == 0:
         snapshot(0)
         rec_pos = 1
-    for ep in range(epochs):
+
+    def objective(ep):
         logits = forward(params, x_tr, activations)[-1]
         ce = -torch.log_softmax(logits, 1).gather(1, y_tr).mean((1, 2))
         loss = ce.sum()
         if use_l2:
             loss = loss + (l2_t * sum((w * w).sum((1, 2)) for w, _ in params)).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses[:, ep] = ce.detach().numpy()
-        if rec_pos < len(record) and record[rec_pos] == ep + 1:
+        return loss, ce
+
+    def on_step(done):
+        nonlocal rec_pos
+        if rec_pos < len(record) and record[rec_pos] == done:
             snapshot(rec_pos)
             rec_pos += 1
+
+    # (epochs, S) per-network cross-entropies -> (S, epochs)
+    losses = np.ascontiguousarray(run_steps(opt, objective, steps=epochs, on_step=on_step).T)
     with torch.no_grad():
         pred = forward(params, x_all, activations)[-1].argmax(1).numpy()
     correct = pred == y[None, :]
@@ -676,48 +337,6 @@ def information_trajectory(nets: TrainedNetworks, estimator: str = "adaptive", n
     return out
 
 
-def compression(ixt) -> np.ndarray:
-    """Compression of each trajectory: ``max over epochs of I(X;T) − final I(X;T)`` (bits, ≥ 0; below
-    1e-9 counts as 0).
-
-    ``ixt`` ``(..., R, L)``: I(X;T) along the records axis ``-2``; returns ``(..., L)``.
-    """
-    ixt = np.asarray(ixt, dtype=float)
-    if ixt.ndim < 2:
-        raise ValueError(f"ixt must have shape (..., R, L); got {ixt.shape}")
-    c = ixt.max(axis=-2) - ixt[..., -1, :]
-    return np.where(c < 1e-9, 0.0, c)             # rounding residue of equal values is no compression
-
-
-def pearson_with_ci(x, y, n_boot: int = 2000, level: float = 0.9, seed: int = 0) -> tuple[float, float, float]:
-    """Pearson correlation of paired samples with a percentile bootstrap interval ``(r, lo, hi)``.
-
-    Resamples in which a coordinate is constant have no correlation and are dropped; NaN if ``x`` or
-    ``y`` is constant.
-    """
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if x.ndim != 1 or x.shape != y.shape or x.size < 3:
-        raise ValueError(f"x and y must be 1-D of the same length >= 3; got {x.shape} and {y.shape}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1); got {level!r}")
-
-    def r_of(a, b):
-        da = a - a.mean(-1, keepdims=True)
-        db = b - b.mean(-1, keepdims=True)
-        den = np.sqrt((da * da).sum(-1) * (db * db).sum(-1))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(den > 1e-12, (da * db).sum(-1) / np.where(den > 1e-12, den, 1.0), np.nan)
-
-    r = float(r_of(x, y))
-    idx = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))
-    rb = r_of(x[idx], y[idx])
-    rb = rb[np.isfinite(rb)]
-    if rb.size == 0 or not np.isfinite(r):
-        return r, float("nan"), float("nan")
-    lo, hi = np.quantile(rb, [(1 - level) / 2, (1 + level) / 2])
-    return r, float(lo), float(hi)
-
 
 def hidden_coding_rates(nets: TrainedNetworks, eps: float = 0.5, models=None) -> np.ndarray:
     """``(S', R, L−1, 2)``: coding rate ``R(Z)`` and class rate ``R^c(Z)`` (nats) of every hidden layer,
@@ -737,9 +356,6 @@ def hidden_coding_rates(nets: TrainedNetworks, eps: float = 0.5, models=None) ->
 # ---------------------------------------------------------------------------
 # Experiments
 # ---------------------------------------------------------------------------
-_check_int = check_int
-
-
 @dataclass(frozen=True)
 class PlaneConfig:
     """Information-plane experiment.
@@ -781,18 +397,18 @@ class PlaneConfig:
         for a in self.kde_activations:
             if a not in self.activations:
                 raise ValueError(f"kde_activations must be among activations; got {a!r}")
-        _check_int(self.n_models, "n_models", 1)
-        _check_int(self.epochs, "epochs", 1)
-        _check_int(self.n_records, "n_records", 2)
-        _check_int(self.n_bins, "n_bins", 2)
-        _check_int(self.kde_points, "kde_points", 2)
-        _check_int(self.kde_records, "kde_records", 2)
+        check_int(self.n_models, "n_models", 1)
+        check_int(self.epochs, "epochs", 1)
+        check_int(self.n_records, "n_records", 2)
+        check_int(self.n_bins, "n_bins", 2)
+        check_int(self.kde_points, "kde_points", 2)
+        check_int(self.kde_records, "kde_records", 2)
         if self.kde_points > N_INPUTS:
             raise ValueError(f"kde_points must be <= {N_INPUTS}; got {self.kde_points}")
         if not self.l2 > 0:
             raise ValueError(f"l2 must be > 0; got {self.l2!r}")
         for name in ("lr", "noise_var", "rel_noise", "eps"):
-            _check_positive(getattr(self, name), name)
+            check_real(getattr(self, name), name, 0, low_open=True)
         return self
 
 
@@ -874,12 +490,12 @@ class GeneralizationConfig:
 
     def validate(self) -> "GeneralizationConfig":
         activation_fn(self.activation)
-        _check_int(self.n_models, "n_models", 3)
-        _check_int(self.epochs, "epochs", 1)
-        _check_int(self.n_records, "n_records", 2)
-        _check_int(self.n_bins, "n_bins", 2)
-        _check_int(self.n_boot, "n_boot", 10)
-        _check_positive(self.lr, "lr")
+        check_int(self.n_models, "n_models", 3)
+        check_int(self.epochs, "epochs", 1)
+        check_int(self.n_records, "n_records", 2)
+        check_int(self.n_bins, "n_bins", 2)
+        check_int(self.n_boot, "n_boot", 10)
+        check_real(self.lr, "lr", 0, low_open=True)
         if not (self.l2 >= 0):
             raise ValueError(f"l2 must be >= 0; got {self.l2!r}")
         if not 0 < self.level < 1:
@@ -909,22 +525,11 @@ def run_generalization(config: GeneralizationConfig, seed: int = 0) -> dict:
             "r": stats[:, 0], "lo": stats[:, 1], "hi": stats[:, 2]}
 
 
+
 # ---------------------------------------------------------------------------
-# Summaries and figures for the chapter
+# Summaries and checks for the chapter
 # ---------------------------------------------------------------------------
 LAYER_NAMES = ("10", "7", "5", "4", "3", "softmax")
-
-
-def hidden_compression(info) -> np.ndarray:
-    """Mean compression (bits) of the hidden layers, per seed: ``info`` ``(S, R, L, 2)`` -> ``(S,)``.
-
-    Compression of a layer is ``max_epochs I(X;T) − final I(X;T)`` (:func:`compression`); the softmax
-    layer (the last) is left out, since it is bounded and saturates whatever the activation.
-    """
-    info = np.asarray(info, dtype=float)
-    if info.ndim != 4 or info.shape[-1] != 2:
-        raise ValueError(f"info must have shape (S, R, L, 2); got {info.shape}")
-    return compression(info[..., 0])[:, :-1].mean(-1)
 
 
 def compression_table(res: PlaneResult) -> str:
@@ -938,108 +543,6 @@ def compression_table(res: PlaneResult) -> str:
         lines.append(f"{act:<18}{f:>14.2f}{a:>17.2f}{acc:>10.3f}")
     return "\n".join(lines)
 
-
-def _plane_axis(ax, info, title=""):
-    from sparsebook import plotting
-
-    mean = info.mean(0)                               # (R, L, 2), mean over seeds
-    for l in range(mean.shape[1]):
-        c = plotting.COLORS[l % len(plotting.COLORS)]
-        ax.plot(mean[:, l, 0], mean[:, l, 1], "-", color=c, label=f"layer {LAYER_NAMES[l]}", lw=1.2)
-        ax.plot(mean[0, l, 0], mean[0, l, 1], "o", color=c, mfc="none", ms=5)
-        ax.plot(mean[-1, l, 0], mean[-1, l, 1], "o", color=c, ms=5)
-    plotting.label(ax, "I(X;T) (bits)", "I(T;Y) (bits)", title)
-
-
-def plot_planes(res: PlaneResult, activations=("tanh", "relu"), estimators=("fixed", "adaptive")):
-    """Information planes (mean over seeds): rows ``estimators``, columns ``activations``; one line per
-    layer from the first record (open circle) to the last (filled)."""
-    from sparsebook import plotting
-
-    fig, axes = plotting.figure(len(activations), len(estimators))
-    names = {"fixed": "fixed binning", "adaptive": "adaptive binning", "kde": "KDE, σ² = 1e-3",
-             "adaptive_kde": "adaptive KDE"}
-    for i, est in enumerate(estimators):
-        for j, act in enumerate(activations):
-            ax = axes[i * len(activations) + j]
-            _plane_axis(ax, res.info[(est, act, 0.0)], title=f"{act}, {names[est]}")
-    fig = plotting.finish(fig, legend=False)
-    axes[0].legend(fontsize=7)
-    return fig
-
-
-def plot_compression(res: PlaneResult):
-    """Hidden-layer compression per activation, fixed against adaptive binning (bars: mean over seeds,
-    dots: seeds)."""
-    from sparsebook import plotting
-
-    fig, axes = plotting.figure(1, 1)
-    ax = axes[0]
-    acts = res.config.activations
-    x = np.arange(len(acts))
-    for k, (est, off) in enumerate((("fixed", -0.2), ("adaptive", 0.2))):
-        vals = np.array([hidden_compression(res.info[(est, a, 0.0)]) for a in acts])   # (A, S)
-        ax.bar(x + off, vals.mean(1), width=0.38, color=plotting.COLORS[k], label=f"{est} binning")
-        for s in range(vals.shape[1]):
-            ax.plot(x + off, vals[:, s], "k.", ms=3)
-    ax.set_xticks(x, [a.replace("centred_softplus", "c-softplus").replace("leaky_relu", "leaky") for a in acts],
-                  rotation=30)
-    plotting.label(ax, "activation", "hidden-layer compression (bits)", "compression by activation")
-    return plotting.finish(fig)
-
-
-def plot_l2(res: PlaneResult):
-    """Per-layer compression (adaptive binning, mean over seeds) with and without L2."""
-    from sparsebook import plotting
-
-    acts = res.config.l2_activations
-    fig, axes = plotting.figure(len(acts), 1)
-    layers = np.arange(len(LAYER_NAMES))
-    for ax, act in zip(axes, acts):
-        for k, l2 in enumerate((0.0, float(res.config.l2))):
-            comp = compression(res.info[("adaptive", act, l2)][..., 0]).mean(0)
-            ax.plot(layers, comp, "o-", color=plotting.COLORS[k], label=f"L2 = {l2:g}")
-        ax.set_xticks(layers, LAYER_NAMES)
-        plotting.label(ax, "layer (width)", "compression (bits)", f"{act}, adaptive binning")
-    return plotting.finish(fig)
-
-
-def plot_generalization(gen: dict):
-    """Left: softmax-layer compression against test accuracy, one point per seed.  Right: Pearson r
-    of each layer's compression with test accuracy, with its bootstrap interval."""
-    from sparsebook import plotting
-
-    fig, axes = plotting.figure(2, 1)
-    axes[0].plot(gen["compression"][:, -1], 100 * gen["test_acc"], "o", color=plotting.COLORS[0])
-    plotting.label(axes[0], "softmax-layer compression (bits)", "test accuracy (%)", "one point per seed")
-    layers = np.arange(len(gen["r"]))
-    axes[1].errorbar(layers, gen["r"], yerr=[gen["r"] - gen["lo"], gen["hi"] - gen["r"]], fmt="o",
-                     color=plotting.COLORS[1], capsize=3)
-    axes[1].axhline(0, color="k", lw=0.8)
-    axes[1].set_xticks(layers, LAYER_NAMES)
-    plotting.label(axes[1], "layer (width)", "Pearson r with test accuracy", "90% bootstrap intervals")
-    return plotting.finish(fig, legend=False)
-
-
-def plot_coding_rate(res: PlaneResult, layer: int = -1):
-    """Class-conditional coding rate ``R^c`` and rate reduction ``ΔR`` of one hidden layer (default the
-    last) over training, per activation (mean over seeds)."""
-    from sparsebook import plotting
-
-    fig, axes = plotting.figure(2, 1)
-    ep = np.maximum(res.epochs, 0.5)
-    for k, act in enumerate(res.config.activations):
-        r = res.rates[act][:, :, layer].mean(0)          # (R, 2)
-        c = plotting.COLORS[k % len(plotting.COLORS)]
-        axes[0].plot(ep, r[:, 1], "-", color=c, label=act)
-        axes[1].plot(ep, r[:, 0] - r[:, 1], "-", color=c, label=act)
-    for ax in axes:
-        ax.set_xscale("log")
-    plotting.label(axes[0], "epoch (0 drawn at 0.5)", "$R^c(Z)$ (nats)", "class-conditional coding rate")
-    plotting.label(axes[1], "epoch (0 drawn at 0.5)", r"$\Delta R = R - R^c$ (nats)", "rate reduction")
-    fig = plotting.finish(fig, legend=False)
-    axes[0].legend(fontsize=7)
-    return fig
 
 
 def invariance_check(layers, warp=np.sinh, n_bins: int = 30) -> dict:
