@@ -14,10 +14,20 @@ NT_PY    := $(NT_VENV)/bin/python
 NT_STAMP := $(NT_VENV)/.nt-installed
 NT_PINS  := neural-tangents==0.6.5 jax==0.4.30 jaxlib==0.4.30 tf2jax==0.3.6 tensorflow==2.17.1 \
             numpy==1.26.4 scipy==1.13.1 ml-dtypes==0.4.1
+# The notebook regression runs two chapters at once (pytest-xdist, one notebook per worker, each
+# kernel on one thread): worker pools inside a chapter stay at one process.
+NBVAL      := $(PYTEST) -n 2 --dist loadfile --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
+# Chapters whose every stochastic result carries its uncertainty: the portability test re-executes
+# them under perturbed arithmetic and compares with the outputs stored on an ordinary run.
+PORTABLE   := book/dendrites.ipynb book/inductive_bias.ipynb
+# What another machine changes: PyTorch's kernels without vectorisation, MKL's compatible code path,
+# XLA restricted to SSE4.2, two intra-op threads instead of one.
+PERTURBED  := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE XLA_FLAGS=--xla_cpu_max_isa=SSE4_2 \
+              SPARSEBOOK_TORCH_THREADS=2 ONEDNN_MAX_CPU_ISA=SSE41
 # Quiet the debugger warning ipykernel prints when notebooks run.
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test unit nbval site bench crosscheck-nt lab install clean
+.PHONY: book test unit nbval portability site bench crosscheck-nt lab install clean
 
 install: $(STAMP)
 
@@ -34,14 +44,18 @@ book: install
 	$(PY) -m sparsebook execute --all
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
-## test: unit tests, nbval on every chapter (re-executed, compared with stored outputs), site test
-test: unit nbval site
+## test: unit tests, nbval on every chapter (re-executed, compared with stored outputs), portability, site test
+test: unit nbval portability site
 
 unit: install
-	$(PYTEST) tests -m "not site"
+	$(PYTEST) -n 2 tests -m "not site"
 
 nbval: install
-	$(PYTEST) --nbval book --nbval-sanitize-with tests/nbval_sanitize.cfg
+	SPARSEBOOK_WORKERS=1 $(NBVAL) book
+
+## portability: the model chapters re-executed under perturbed arithmetic (a stand-in for another machine)
+portability: install
+	$(PERTURBED) SPARSEBOOK_WORKERS=1 $(NBVAL) $(PORTABLE)
 
 site: install
 	$(PYTEST) tests -m site

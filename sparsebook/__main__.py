@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from sparsebook.claims import CLAIMS_MIME, claims_from_notebook, summarize
+from sparsebook.claims import CLAIMS_MIME, summary_line, claims_from_notebook, summarize
 from sparsebook.scales import SCALES
 
 #: Pages of the book that are not chapters (they hold no experiments).
@@ -89,8 +89,7 @@ def cmd_list(args) -> int:
         nb = root / "book" / f"{key}.ipynb"
         s = summarize(claims_from_notebook(nb))
         print(f"{key:26s} {_title(nb)}")
-        print(f"{'':26s} claims: {s['total']} ({s['reproduced']} reproduced, {s['partial']} partial, "
-              f"{s['not reproduced']} not reproduced)")
+        print(f"{'':26s} claims: {summary_line(s)}")
     return 0
 
 
@@ -132,8 +131,8 @@ def cmd_reproduce(args) -> int:
     claims_path.write_text(json.dumps({"chapter": args.key, "scale": args.scale, "seed": args.seed,
                                        "seconds": round(elapsed, 1), "claims": records}, indent=2) + "\n")
     s = summarize(records)
-    print(f"done in {elapsed:.1f} s: {len(figures)} figures in {out / 'figures'}, {s['total']} claims in {claims_path} "
-          f"({s['reproduced']} reproduced, {s['partial']} partial, {s['not reproduced']} not reproduced)")
+    print(f"done in {elapsed:.1f} s: {len(figures)} figures in {out / 'figures'}, claims in {claims_path}: "
+          f"{summary_line(s)}")
     return 0
 
 

@@ -500,7 +500,7 @@ def summarize(records: Iterable[dict]) -> dict:
     return counts
 
 
-def _summary_line(s: dict) -> str:
+def summary_line(s: dict) -> str:
     return (f"{s['reproduced']} reproduced, {s['partial']} partial, {s['inconclusive']} inconclusive, "
             f"{s['not reproduced']} not reproduced (of {s['total']}); "
             f"checks: {s['checks passing']} of {s['checks']} pass")
@@ -563,7 +563,7 @@ class ClaimSet:
     def __repr__(self):
         recs = self.records()
         s = summarize(recs)
-        return f"{self.chapter}: {_summary_line(s)}\n" + _render_text(recs)
+        return f"{self.chapter}: {summary_line(s)}\n" + _render_text(recs)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         recs = self.records()
@@ -631,8 +631,8 @@ class Scoreboard:
         return {k: summarize(v) for k, v in self.per_chapter.items()}
 
     def __repr__(self):
-        lines = [f"{k}: {_summary_line(s)}" for k, s in self.summary().items()]
-        lines.append(f"all chapters: {_summary_line(summarize(self.records()))}")
+        lines = [f"{k}: {summary_line(s)}" for k, s in self.summary().items()]
+        lines.append(f"all chapters: {summary_line(summarize(self.records()))}")
         b = basis_counts(self.records())
         lines.append("reproductions rest on: " + ", ".join(f"{k} {v}" for k, v in b.items()))
         return "\n".join(lines)
