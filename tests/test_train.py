@@ -1,0 +1,101 @@
+"""Tests of the one training loop and the two multi-seed paths (worker pool, batched vmap)."""
+import numpy as np
+import pytest
+import torch
+
+from sparsebook.models import mlp
+from sparsebook.seeding import over_seeds, seed_everything
+from sparsebook.train import batch_order, fit, fit_seeds, make_optimizer, run_steps
+
+SEEDS = (0, 1, 2)
+
+
+def _data(n=96, d=8, classes=3):
+    g = np.random.default_rng(7)
+    x = g.normal(size=(n, d)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0.5)
+    return x, y
+
+
+def _make():
+    return mlp((8, 16, 3))
+
+
+def test_batch_order_draws_without_replacement_and_reshuffles_each_epoch():
+    order = batch_order(10, 4, 6, seed=3)
+    assert order.shape == (6, 4)
+    assert len(set(order[:2].ravel())) == 8           # first epoch: 2 full batches, no repeats
+    assert np.array_equal(order, batch_order(10, 4, 6, seed=3))
+    assert batch_order(3, 8, 2, seed=0).shape == (2, 3)  # batch larger than the data: the whole set
+
+
+def test_run_steps_logs_each_step_and_minimises_a_quadratic():
+    w = torch.tensor([3.0, -2.0], requires_grad=True)
+    opt = make_optimizer([w], "sgd", lr=0.1)
+    seen = []
+    log = run_steps(opt, lambda s: ((w ** 2).sum(),) * 2, steps=50, on_step=seen.append)
+    assert log.shape == (50,) and seen == list(range(1, 51))
+    assert log[-1] < 1e-6 * log[0]
+
+
+def test_run_steps_logs_vectors_for_ensembles():
+    w = torch.ones(4, requires_grad=True)
+    opt = make_optimizer([w], "adam", lr=0.01)
+    log = run_steps(opt, lambda s: ((w ** 2).sum(), w ** 2), steps=3)
+    assert log.shape == (3, 4)
+
+
+def test_fit_seeds_follows_separate_fits_to_float_tolerance():
+    x, y = _data()
+    batched = fit_seeds(_make, x, y, SEEDS, steps=5, lr=1e-2, batch_size=32)
+    assert batched["loss"].shape == (5, len(SEEDS))
+    for k, s in enumerate(SEEDS):
+        seed_everything(s)
+        m = _make()
+        out = fit(m, x, y, steps=5, lr=1e-2, batch_size=32, seed=s)
+        np.testing.assert_allclose(batched["loss"][:, k], out["loss"], rtol=1e-5, atol=1e-6)
+        for name, p in m.named_parameters():
+            np.testing.assert_allclose(batched["params"][name][k].numpy(), p.detach().numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(batched["predict"](x)[k].numpy(), m(torch.as_tensor(x)).detach().numpy(),
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_members_of_a_batch_differ_by_seed():
+    x, y = _data()
+    b = fit_seeds(_make, x, y, (0, 1), steps=2, lr=1e-2, batch_size=32)
+    assert not np.allclose(b["loss"][:, 0], b["loss"][:, 1])
+
+
+def _final_loss(seed: int) -> float:
+    x, y = _data()
+    seed_everything(seed)
+    return float(fit(_make(), x, y, steps=20, lr=1e-2, batch_size=32, seed=seed)["loss"][-1])
+
+
+def test_over_seeds_gives_the_same_results_whatever_the_number_of_workers():
+    one = over_seeds(_final_loss, SEEDS, workers=1)
+    two = over_seeds(_final_loss, SEEDS, workers=2)
+    assert one == two                     # bit-identical: every worker runs one thread
+    assert len(set(one)) == len(SEEDS)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    ({"seeds": []}, ValueError, "seeds"), ({"seeds": [-1]}, ValueError, "seed"),
+    ({"seeds": [0], "workers": 0}, ValueError, "workers"),
+])
+def test_over_seeds_validates_arguments(kwargs, exc, match):
+    seeds = kwargs.pop("seeds")
+    with pytest.raises(exc, match=match):
+        over_seeds(_final_loss, seeds, **kwargs)
+
+
+def test_training_arguments_are_validated():
+    x, y = _data()
+    with pytest.raises(ValueError, match="optimizer"):
+        make_optimizer([torch.zeros(1, requires_grad=True)], "rmsprop")
+    with pytest.raises(ValueError, match="lr"):
+        fit_seeds(_make, x, y, SEEDS, steps=1, lr=0.0)
+    with pytest.raises(ValueError, match="seeds"):
+        fit_seeds(_make, x, y, [], steps=1, lr=0.1)
+    with pytest.raises(ValueError, match="same, non-zero length"):
+        fit_seeds(_make, x, y[:-1], SEEDS, steps=1, lr=0.1)
