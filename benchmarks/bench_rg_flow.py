@@ -14,6 +14,7 @@ from scipy.special import erf as sp_erf
 
 from benchmarks.harness import Benchmark
 from sparsebook import rg_flow as rg
+from sparsebook.rg_flow.kernels import _flows, _gh
 
 DEPTH = 1000
 
@@ -21,7 +22,7 @@ DEPTH = 1000
 def _numpy_flow(sigma, dsigma, c_b, c_w, k1, depth, n_nodes=rg.N_NODES):
     """The same recursions (K, V and the NTK, so χ∥ and χ⊥ too) with the same trapezoidal nodes, as a
     plain NumPy loop; ``dsigma`` is σ' written by hand (ours uses autodiff)."""
-    x, w = rg._gh(n_nodes)
+    x, w = _gh(n_nodes)
     k, v, th = k1, 0.0, (k1 - c_b) / c_w
     ks, vs, ths = np.empty(depth), np.empty(depth), np.empty(depth)
     for l in range(depth):
@@ -73,7 +74,7 @@ def benchmarks() -> list[Benchmark]:
     derf = lambda z: 2 / math.sqrt(math.pi) * np.exp(-z * z)  # noqa: E731
     return [
         Benchmark("rg_flow", f"K, V and NTK flows (erf, {DEPTH} layers, {rg.N_NODES} nodes)",
-                  ours=lambda: rg._flows("erf", 0.0, math.pi / 4, 1.0, DEPTH),
+                  ours=lambda: _flows("erf", 0.0, math.pi / 4, 1.0, DEPTH),
                   peer=lambda: _numpy_flow(erf, derf, 0.0, math.pi / 4, 1.0, DEPTH),
                   peer_name="NumPy loop (same nodes)", repeats=5, check=_agree_flow),
         Benchmark("rg_flow", "sample_layer_moments (tanh, 2000 networks, n=32, L=8)",

@@ -8,7 +8,11 @@ from hypothesis import given, settings, strategies as st
 from scipy.integrate import quad
 from scipy.special import erf as sp_erf, expit
 
+import jax
+import jax.numpy as jnp
+
 from sparsebook import rg_flow as rg
+from sparsebook.rg_flow.experiments import _TORCH_ACTIVATIONS
 
 
 def quad_gauss(f, k):
@@ -136,7 +140,7 @@ def test_trivial_critical_points():
     assert rg.critical_point("linear")[:2] == pytest.approx((0.0, 1.0))
     assert tuple(rg.critical_point("tanh")) == pytest.approx((0.0, 1.0, 0.0))
     assert tuple(rg.critical_point("erf")) == pytest.approx((0.0, math.pi / 4, 0.0))
-    leaky = lambda z: rg.jnp.where(z > 0, z, 0.1 * z)  # noqa: E731
+    leaky = lambda z: jnp.where(z > 0, z, 0.1 * z)  # noqa: E731
     assert rg.critical_point(leaky).c_w == pytest.approx(2 / 1.01, rel=1e-12)
 
 
@@ -254,9 +258,9 @@ def test_relu_angle_closes_as_three_pi_over_l():
 # ---------------------------------------------------------------------------
 def test_torch_and_jax_activations_agree():
     z = np.linspace(-6, 6, 241)
-    for name, f in rg._TORCH_ACTIVATIONS.items():
-        with rg.jax.enable_x64(True):
-            ref = np.asarray(rg.ACTIVATIONS[name](rg.jnp.asarray(z)))
+    for name, f in _TORCH_ACTIVATIONS.items():
+        with jax.enable_x64(True):
+            ref = np.asarray(rg.ACTIVATIONS[name](jnp.asarray(z)))
         got = f(torch.tensor(z)).numpy()
         np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-7, err_msg=name)
 

@@ -1,0 +1,66 @@
+"""RG flow of a deep MLP at initialization: criticality, universality classes, finite-width corrections.
+
+Everything here follows *The Principles of Deep Learning Theory* (Roberts, Yaida &
+Hanin 2022; "PDLT" below), chapters 3–5 and 8–9, in the book's conventions:
+
+* biases ``b ~ N(0, C_b)``, weights ``W ~ N(0, C_W / n_{l-1})``, preactivations
+  ``z^(l+1) = b^(l+1) + W^(l+1) σ(z^(l))`` and ``z^(1) = b^(1) + W^(1) x``;
+* ``⟨f⟩_K = E f(z)`` with ``z ~ N(0, K)`` (one input), computed by the trapezoidal rule
+  in standardized units (4000 nodes, float64; see :data:`N_NODES`);
+* the kernel ``K^(l) = E[z_i^(l) z_i^(l)]`` at infinite width, the four-point vertex
+  ``V^(l)`` at leading order in ``1/n`` (normalized so that the connected four-point
+  function of one input is ``(1/n_{l-1}) [δδ + δδ + δδ] V^(l)``), and the NTK ``Θ^(l)``.
+
+Where each part lives:
+
+* :mod:`sparsebook.rg_flow.kernels`, the pure math.  Kernels (JAX, float64 inside
+  ``jax.enable_x64``): :func:`gaussian_expectation`, :func:`kernel_flow`, :func:`susceptibilities`,
+  :func:`critical_point`, :func:`universality_class`, :func:`k0_class_constants`,
+  :func:`vertex_flow`, :func:`fourth_cumulant_theory`, :func:`exact_fourth_cumulant`,
+  :func:`ntk_flow`, :func:`two_input_flow`, :func:`relu_arccos_kernel`,
+  :func:`erf_arcsin_kernel`.  The optimal aspect ratio (PDLT appendix A; NumPy):
+  :func:`scale_mixture_entropy`, :func:`output_mutual_information`, :func:`lognormal_scales`,
+  :func:`mutual_information_coefficients`, :func:`optimal_vertex`, :func:`vertex_slope`,
+  :func:`optimal_aspect_ratio`.  The estimator :func:`fourth_cumulant_estimate`.
+* :mod:`sparsebook.rg_flow.experiments`, Monte Carlo on real random networks (PyTorch, float32,
+  batched ``bmm``): :func:`sample_layer_moments`, :func:`sample_output_scales`,
+  :func:`gradient_norms`, :func:`full_scale_device`; and the experiments
+  :func:`run_kernel_flows`, :func:`run_phase_diagram`, :func:`run_fourth_cumulant`,
+  :func:`run_aspect_ratio`, :func:`run_gradients`, each configured by a frozen dataclass with
+  ``preset(scale)``.
+* :mod:`sparsebook.rg_flow.figures`, one plotting function per figure (house style) and
+  :func:`cumulant_table`.
+"""
+from sparsebook.rg_flow.experiments import (
+    AspectRatioConfig, CumulantConfig, GradientConfig, KernelFlowConfig, PhaseDiagramConfig, full_scale_device,
+    gradient_norms, run_aspect_ratio, run_fourth_cumulant, run_gradients, run_kernel_flows, run_phase_diagram,
+    sample_layer_moments, sample_output_scales,
+)
+from sparsebook.rg_flow.figures import (
+    cumulant_table, plot_angles, plot_aspect_ratio, plot_fourth_cumulant, plot_gradients, plot_half_stable,
+    plot_kernel_flows, plot_phase_diagram, plot_vertex_and_ntk,
+)
+from sparsebook.rg_flow.kernels import (
+    ACTIVATIONS, N_NODES, CriticalPoint, NoCriticalPoint, activation_fn, chi_parallel, chi_perp, critical_point,
+    erf_arcsin_kernel, exact_fourth_cumulant, flow_step, fourth_cumulant_estimate, fourth_cumulant_theory,
+    gaussian_expectation, k0_class_constants, kernel_flow, lognormal_scales, mutual_information_coefficients,
+    ntk_flow, optimal_aspect_ratio, optimal_vertex, output_mutual_information, relu_arccos_kernel,
+    scale_mixture_entropy, susceptibilities, two_input_flow, universality_class, vertex_flow, vertex_slope,
+)
+
+__all__ = [
+    # kernels
+    "ACTIVATIONS", "N_NODES", "activation_fn", "gaussian_expectation", "kernel_flow", "flow_step",
+    "susceptibilities", "chi_parallel", "chi_perp", "CriticalPoint", "NoCriticalPoint", "critical_point",
+    "universality_class", "k0_class_constants", "vertex_flow", "fourth_cumulant_theory",
+    "exact_fourth_cumulant", "ntk_flow", "two_input_flow", "relu_arccos_kernel", "erf_arcsin_kernel",
+    "fourth_cumulant_estimate", "scale_mixture_entropy", "output_mutual_information", "lognormal_scales",
+    "mutual_information_coefficients", "optimal_vertex", "vertex_slope", "optimal_aspect_ratio",
+    # experiments
+    "sample_layer_moments", "sample_output_scales", "gradient_norms", "full_scale_device",
+    "KernelFlowConfig", "PhaseDiagramConfig", "CumulantConfig", "GradientConfig", "AspectRatioConfig",
+    "run_kernel_flows", "run_phase_diagram", "run_fourth_cumulant", "run_gradients", "run_aspect_ratio",
+    # figures
+    "plot_kernel_flows", "plot_half_stable", "plot_phase_diagram", "plot_vertex_and_ntk", "plot_angles",
+    "plot_fourth_cumulant", "plot_gradients", "plot_aspect_ratio", "cumulant_table",
+]

@@ -1,0 +1,470 @@
+"""Experiments of the RG-flow chapter: Monte Carlo ensembles of real random networks (PyTorch,
+float32, batched ``bmm``), the frozen config dataclasses with ``preset(scale)`` and the
+``run_<experiment>(config, seed)`` runners.  The math they call is in :mod:`sparsebook.rg_flow.kernels`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+import jax
+import jax.numpy as jnp
+
+from sparsebook.rg_flow.kernels import (
+    _EXACT_NU, _OFFSETS, NoCriticalPoint, _analysis, _gh, _lookup_activation, _moments, activation_fn, chi_perp,
+    critical_point, exact_fourth_cumulant, fourth_cumulant_estimate, fourth_cumulant_theory, k0_class_constants,
+    kernel_flow, lognormal_scales, mutual_information_coefficients, output_mutual_information, vertex_slope,
+)
+from sparsebook.scales import check_scale
+from sparsebook.seeding import seed_everything
+from sparsebook.validate import check_int, check_real
+
+
+# ---------------------------------------------------------------------------
+# Monte Carlo: ensembles of real random networks
+# ---------------------------------------------------------------------------
+
+
+#: Torch versions of the named activations, for the Monte Carlo of real networks.
+_TORCH_ACTIVATIONS = {
+    "linear": lambda z: z,
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "erf": torch.erf,
+    "sin": torch.sin,
+    "sigmoid": torch.sigmoid,
+    "softplus": torch.nn.functional.softplus,
+    "swish": torch.nn.functional.silu,
+    "gelu": torch.nn.functional.gelu,
+}
+
+
+def _torch_activation(activation) -> Callable:
+    """The PyTorch function for ``activation`` (a name in ``_TORCH_ACTIVATIONS`` or a callable)."""
+    return _lookup_activation(activation, _TORCH_ACTIVATIONS)
+
+
+def _torch_device(device) -> torch.device:
+    """``device`` as a ``torch.device``; ``"cuda"`` must be available (the full-scale runs use it when it is)."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False")
+    return dev
+
+
+def full_scale_device() -> str:
+    """``"cuda"`` when a GPU is visible, else ``"cpu"``: the device of the ``SCALE = "full"`` Monte Carlo.
+
+    The ``"ci"`` presets always use the CPU, whose float32 streams are what the stored notebook
+    outputs were computed with; the GPU draws other random numbers (same seed, different generator).
+    """
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _ensemble_preactivations(activation, c_b, c_w, width, depth, n_networks, seed, n_in, chunk, device="cpu"):
+    """Yield ``(start, l, z)`` for ``n_networks`` independently initialized MLPs (PyTorch, float32).
+
+    Networks come in chunks of ``chunk`` (batched ``bmm``); each has its own weights
+    ``W ~ N(0, C_W/fan_in)`` and biases ``b ~ N(0, C_b)`` from one seeded generator, and is
+    evaluated on ``x = (1, …, 1) ∈ R^{n_in}``.  ``z``: layer ``l``'s preactivations (0-based
+    ``l``) of networks ``start .. start + m − 1``, shape ``(m, width)``.  One random stream,
+    so every sampler built on this sees the same networks for the same seed (and ``device``).
+    """
+    sigma = _torch_activation(activation)
+    c_b = check_real(c_b, "c_b", 0.0)
+    c_w = check_real(c_w, "c_w", 0.0, low_open=True)
+    width = check_int(width, "width", 2)
+    depth = check_int(depth, "depth", 1)
+    n_networks = check_int(n_networks, "n_networks", 2)
+    n_in = width if n_in is None else check_int(n_in, "n_in", 1)
+    chunk = check_int(chunk, "chunk", 1)
+    dev = _torch_device(device)
+    seed_everything(seed)
+    gen = torch.Generator(device=dev).manual_seed(int(seed))
+    with torch.no_grad():
+        for start in range(0, n_networks, chunk):
+            m = min(chunk, n_networks - start)
+            h = torch.ones(m, n_in, 1, device=dev)
+            fan_in = n_in
+            for l in range(depth):
+                W = torch.randn(m, width, fan_in, generator=gen, device=dev) * math.sqrt(c_w / fan_in)
+                b = torch.randn(m, width, 1, generator=gen, device=dev) * math.sqrt(c_b)
+                z = torch.bmm(W, h) + b
+                yield start, l, z.squeeze(-1)
+                h = sigma(z)
+                fan_in = width
+
+
+def sample_layer_moments(activation, c_b: float, c_w: float, width: int, depth: int, n_networks: int,
+                         seed: int = 0, n_in: int | None = None, chunk: int = 1000, device: str = "cpu") -> np.ndarray:
+    """Monte Carlo over ``n_networks`` independently initialized MLPs of equal ``width`` (PyTorch).
+
+    Each network gets its own weights ``W ~ N(0, C_W/fan_in)`` and biases ``b ~ N(0, C_b)``
+    (float32, batched ``bmm`` over ``chunk`` networks at a time, one seeded generator) and is
+    evaluated on one input ``x = (1, …, 1) ∈ R^{n_in}`` (``n_in = width`` by default), so
+    ``K^(1) = C_b + C_W``.  ``activation``: a name in :data:`ACTIVATIONS` or a callable on
+    torch tensors.  Returns float64 ``(n_networks, depth, 2)``: per network and layer
+    ``Σ_i z_i²`` and ``Σ_i z_i⁴``.  ``device``: where the networks run (``"cpu"`` or ``"cuda"``).
+    """
+    out = np.empty((check_int(n_networks, "n_networks", 2), check_int(depth, "depth", 1), 2))
+    for start, l, z in _ensemble_preactivations(activation, c_b, c_w, width, depth, n_networks, seed, n_in, chunk,
+                                                device):
+        zz = z.double() ** 2
+        out[start:start + len(z), l, 0] = zz.sum(-1).cpu().numpy()
+        out[start:start + len(z), l, 1] = (zz * zz).sum(-1).cpu().numpy()
+    return out
+
+
+def sample_output_scales(activation, c_b: float, c_w: float, width: int, depth: int, n_networks: int,
+                         seed: int = 0, n_in: int | None = None, chunk: int = 1000, device: str = "cpu") -> np.ndarray:
+    """The conditional variance of the next layer's preactivations, per network and layer (PyTorch MC).
+
+    Given layer ``l``, the preactivations of a linear readout ``z^(l+1) = b + W σ(z^(l))`` are
+    *exactly* i.i.d. Gaussian: ``z^(l+1) | z^(l) ~ N(0, s^(l) I)`` with
+
+        s^(l) = C_b + (C_W / n) Σ_j σ(z_j^(l))².
+
+    So the outputs of a random network are a Gaussian scale mixture whose mixing law is the
+    law of ``s`` over networks, and ``Var(s)/E[s]² = Cov(z_i², z_j²)/K²`` at layer ``l + 1``.
+    Same networks as :func:`sample_layer_moments` for the same arguments.  Returns float64
+    ``(n_networks, depth)``.
+    """
+    sigma = _torch_activation(activation)
+    c_b = check_real(c_b, "c_b", 0.0)
+    c_w = check_real(c_w, "c_w", 0.0, low_open=True)
+    out = np.empty((check_int(n_networks, "n_networks", 2), check_int(depth, "depth", 1)))
+    for start, l, z in _ensemble_preactivations(activation, c_b, c_w, width, depth, n_networks, seed, n_in, chunk,
+                                                device):
+        a = sigma(z).double()
+        out[start:start + len(z), l] = (c_b + c_w * (a * a).mean(-1)).cpu().numpy()
+    return out
+
+
+
+
+def gradient_norms(activation, c_b: float, c_w: float, width: int, depth: int, n_networks: int,
+                   seed: int = 0, chunk: int = 128, device: str = "cpu") -> dict:
+    """Backpropagated gradient norms on real random networks (PyTorch autograd, float32, batched).
+
+    For each of ``n_networks`` MLPs (input ``x = 1 ∈ R^width``) computes ``‖∂z_1^(L)/∂z^(l)‖²``
+    and ``‖z^(l)‖²/n`` for ``l = 1..L``; returns their means over networks (``grad2``, ``k``),
+    the standard error of ``grad2`` and the per-network values (``grad2_all``).
+    At infinite width ``E‖∂z_1^(L)/∂z^(l)‖² = Π_{l'=l}^{L−1} χ⊥(K^(l'))``: depth-independent
+    at criticality, exponential in ``L − l`` off it.  Arrays of shape ``(depth,)``.
+    """
+    sigma = _torch_activation(activation)
+    c_b = check_real(c_b, "c_b", 0.0)
+    c_w = check_real(c_w, "c_w", 0.0, low_open=True)
+    width = check_int(width, "width", 2)
+    depth = check_int(depth, "depth", 2)
+    n_networks = check_int(n_networks, "n_networks", 2)
+    chunk = check_int(chunk, "chunk", 1)
+    dev = _torch_device(device)
+    seed_everything(seed)
+    gen = torch.Generator(device=dev).manual_seed(int(seed))
+    g_all = np.empty((n_networks, depth))
+    k_all = np.empty((n_networks, depth))
+    for start in range(0, n_networks, chunk):
+        m = min(chunk, n_networks - start)
+        h = torch.ones(m, width, 1, device=dev)
+        zs = []
+        for l in range(depth):
+            W = torch.randn(m, width, width, generator=gen, device=dev) * math.sqrt(c_w / width)
+            b = torch.randn(m, width, 1, generator=gen, device=dev) * math.sqrt(c_b)
+            eps = torch.zeros(m, width, 1, requires_grad=True, device=dev)  # ∂/∂eps = ∂/∂z^(l)
+            z = torch.bmm(W, h) + b + eps
+            zs.append((z, eps))
+            h = sigma(z)
+        zs[-1][0][:, 0, 0].sum().backward()
+        with torch.no_grad():
+            for l, (z, eps) in enumerate(zs):
+                g_all[start:start + m, l] = (eps.grad.squeeze(-1).double() ** 2).sum(-1).cpu().numpy()
+                k_all[start:start + m, l] = (z.squeeze(-1).double() ** 2).mean(-1).cpu().numpy()
+    return {"grad2": g_all.mean(0), "grad2_se": g_all.std(0, ddof=1) / math.sqrt(n_networks),
+            "k": k_all.mean(0), "grad2_all": g_all}
+
+
+# ---------------------------------------------------------------------------
+# Experiments
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KernelFlowConfig:
+    """Kernel flows of every class at and off criticality (no randomness)."""
+
+    depth: int = 1000
+    k1: float = 1.0
+    off_critical: tuple = (0.9, 1.1)  # multiples of the critical C_W
+    k0_activations: tuple = ("tanh", "erf", "sin")
+    half_stable: tuple = ("swish", "gelu")
+    no_critical: tuple = ("sigmoid", "softplus")
+
+    @classmethod
+    def preset(cls, scale: str = "ci") -> "KernelFlowConfig":
+        check_scale(scale)
+        return cls() if scale == "ci" else cls(depth=10000)
+
+
+def run_kernel_flows(config: KernelFlowConfig, seed: int = 0) -> dict:
+    """K^(l) for ReLU/linear (scale-invariant), tanh/erf/sin (K* = 0) at and off criticality,
+    the SWISH/GELU critical points with their half-stability, and sigmoid/softplus's absence of one.
+
+    Half-stability: with ``χ∥(K*) = 1`` the map ``F(K) = C_b + C_W⟨σ²⟩_K`` is tangent to the
+    identity, so ``F(K) − K`` has the same sign on both sides of K* when ``F''(K*) ≠ 0``: the
+    flow approaches K* from one side and leaves it on the other.  We evaluate ``F(K) − K`` at
+    ``K*(1 ± HALF_STABLE_DELTA)``."""
+    seed_everything(seed)
+    L, k1 = config.depth, config.k1
+    out: dict = {"depth": L, "l": np.arange(1, L + 1)}
+    flows = {}
+    for name in ("relu", "linear"):
+        cp = critical_point(name)
+        flows[name] = {f: kernel_flow(name, 0.0, f * cp.c_w, k1, L) for f in (1.0,) + tuple(config.off_critical)}
+    for name in config.k0_activations:
+        cp = critical_point(name)
+        flows[name] = {f: kernel_flow(name, 0.0, f * cp.c_w, k1, L) for f in (1.0,) + tuple(config.off_critical)}
+    out["flows"] = flows
+    out["k0"] = {name: k0_class_constants(name) for name in config.k0_activations}
+    out["critical"] = {name: critical_point(name) for name in ("relu", "linear") + tuple(config.k0_activations)}
+    half = {}
+    for name in config.half_stable:
+        cp = critical_point(name)
+        an = _analysis(activation_fn(name))   # ⟨σ²⟩ at K*·_OFFSETS, computed with the root
+        ks = cp.k_star * _OFFSETS
+        moved = cp.c_b + cp.c_w * an["m2_offsets"] - ks
+        step = moved[:3]
+        half[name] = {"point": cp, "chi_par": cp.c_w * an["dk_root"], "chi_perp": cp.c_w * an["dp_root"],
+                      "fixed_point_residual": abs(step[1]) / cp.k_star, "step_minus": step[0], "step_plus": step[2],
+                      "half_stable": bool(step[0] * step[2] > 0),
+                      "stable_side": "below" if step[0] > 0 else "above",
+                      "k_grid": ks[3:], "map_minus_identity": moved[3:]}
+    out["half_stable"] = half
+    none = {}
+    for name in config.no_critical:
+        try:
+            critical_point(name)
+            none[name] = None
+        except NoCriticalPoint as e:
+            none[name] = str(e)
+    out["no_critical"] = none
+    return out
+
+
+@dataclass(frozen=True)
+class PhaseDiagramConfig:
+    """Fixed point K* and χ⊥(K*) of tanh on a (C_b, C_W) grid, after ``iterations`` layers."""
+
+    activation: str = "tanh"
+    c_b_max: float = 0.5
+    c_w_range: tuple = (0.5, 2.0)
+    n_grid: int = 41
+    iterations: int = 300
+    k1: float = 1.0
+
+    @classmethod
+    def preset(cls, scale: str = "ci") -> "PhaseDiagramConfig":
+        check_scale(scale)
+        return cls() if scale == "ci" else cls(n_grid=161, iterations=3000)
+
+
+def run_phase_diagram(config: PhaseDiagramConfig, seed: int = 0) -> dict:
+    """χ⊥(K^(L)) and χ∥(K^(L)) with ``L = iterations`` over the (C_b, C_W) grid (vectorized in JAX)."""
+    seed_everything(seed)
+    sigma = activation_fn(config.activation)
+    c_b = np.linspace(0.0, config.c_b_max, config.n_grid)
+    c_w = np.linspace(*config.c_w_range, config.n_grid)
+    CB, CW = np.meshgrid(c_b, c_w, indexing="ij")
+    x, w = _gh(200)
+    with jax.enable_x64(True):
+        xj, wj = jnp.asarray(x), jnp.asarray(w)
+
+        def one(cb, cw):
+            def body(_, k):
+                return cb + cw * jnp.sum(wj * sigma(jnp.sqrt(k) * xj) ** 2)
+            k = jax.lax.fori_loop(0, config.iterations, body, jnp.asarray(config.k1, jnp.float64))
+            k = jnp.maximum(k, 1e-300)
+            _, _, dk, dp = _moments(sigma, k, xj, wj)
+            return k, cw * dk, cw * dp
+
+        k, par, perp = jax.jit(jax.vmap(one))(jnp.asarray(CB.ravel()), jnp.asarray(CW.ravel()))
+        shape = CB.shape
+        return {"c_b": c_b, "c_w": c_w, "k": np.asarray(k).reshape(shape),
+                "chi_par": np.asarray(par).reshape(shape), "chi_perp": np.asarray(perp).reshape(shape)}
+
+
+@dataclass(frozen=True)
+class CumulantConfig:
+    """Fourth cumulant of the preactivations of real random networks against depth and width."""
+
+    activations: tuple = ("relu", "linear", "tanh")
+    width: int = 32
+    depth: int = 9           # small-l/n range: l/n <= depth/width
+    n_networks: int = 4000
+    breakdown_width: int = 8  # ReLU at large l/n, against the exact product formula
+    breakdown_depth: int = 9
+    breakdown_networks: int = 20000
+    device: str = "cpu"       # where the networks run; the full preset uses the GPU when there is one
+
+    @classmethod
+    def preset(cls, scale: str = "ci") -> "CumulantConfig":
+        check_scale(scale)
+        if scale == "ci":
+            return cls()
+        return cls(width=128, depth=33, n_networks=40000, breakdown_width=16,
+                   breakdown_depth=17, breakdown_networks=200000, device=full_scale_device())
+
+
+def run_fourth_cumulant(config: CumulantConfig, seed: int = 0) -> dict:
+    """MC estimates of ``Cov(z_i², z_j²)/K²`` per layer against :func:`fourth_cumulant_theory`
+    (and :func:`exact_fourth_cumulant` for ReLU/linear), at criticality; plus a ReLU run at
+    large ``l/n`` where the leading order breaks down."""
+    seed_everything(seed)
+    res = {"config": config, "per_activation": {}}
+    for i, name in enumerate(config.activations):
+        cp = critical_point(name)
+        c_b, c_w = cp.c_b, cp.c_w
+        stats = sample_layer_moments(name, c_b, c_w, config.width, config.depth, config.n_networks, seed=seed + i,
+                                     device=config.device)
+        est = fourth_cumulant_estimate(stats, config.width)
+        theory = fourth_cumulant_theory(name, c_b, c_w, c_b + c_w, config.width, config.depth)
+        l = np.arange(1, config.depth + 1)
+        # ε̂ = a·θ + b·θ² with θ the leading-order prediction (weighted least squares, layers 2..L):
+        # ``a`` is the measured leading-order coefficient relative to the theory (1 if it holds),
+        # ``b`` absorbs the O(1/n²) terms that grow like (l/n)².
+        sel = l >= 2
+        wts = 1.0 / est["eps_se"][sel]
+        A = np.stack([theory[sel], theory[sel] ** 2], axis=1) * wts[:, None]
+        coef, *_ = np.linalg.lstsq(A, est["eps"][sel] * wts, rcond=None)
+        cov = np.linalg.inv(A.T @ A)
+        slope, slope_se = float(coef[0]), float(np.sqrt(cov[0, 0]))
+        entry = {"l": l, "r": l / config.width, "est": est, "theory": theory, "slope": slope, "slope_se": slope_se}
+        if name in _EXACT_NU:
+            entry["exact"] = exact_fourth_cumulant(name, config.width, config.depth)
+        res["per_activation"][name] = entry
+    n, L = config.breakdown_width, config.breakdown_depth
+    stats = sample_layer_moments("relu", 0.0, 2.0, n, L, config.breakdown_networks, seed=seed + 100,
+                                 device=config.device)
+    est = fourth_cumulant_estimate(stats, n)
+    l = np.arange(1, L + 1)
+    res["breakdown"] = {"l": l, "r": l / n, "est": est, "leading": 5.0 * (l - 1) / n,
+                        "exact": exact_fourth_cumulant("relu", n, L), "width": n}
+    return res
+
+
+@dataclass(frozen=True)
+class GradientConfig:
+    """Gradient norms ‖∂z_1^(L)/∂z^(l)‖² on real ReLU networks at and off criticality."""
+
+    activation: str = "relu"
+    c_w_values: tuple = (1.6, 2.0, 2.4)
+    width: int = 64
+    depth: int = 24
+    n_networks: int = 256
+    device: str = "cpu"
+
+    @classmethod
+    def preset(cls, scale: str = "ci") -> "GradientConfig":
+        check_scale(scale)
+        return cls() if scale == "ci" else cls(width=256, depth=64, n_networks=1024, device=full_scale_device())
+
+
+def run_gradients(config: GradientConfig, seed: int = 0) -> dict:
+    """Per-layer mean ‖∂z_1^(L)/∂z^(l)‖² and ‖z^(l)‖²/n for each C_W (C_b = 0), with the
+    infinite-width predictions ``Π χ⊥`` and ``K^(l)``."""
+    seed_everything(seed)
+    out = {"config": config, "l": np.arange(1, config.depth + 1), "runs": {}}
+    for i, c_w in enumerate(config.c_w_values):
+        m = gradient_norms(config.activation, 0.0, c_w, config.width, config.depth, config.n_networks, seed=seed + i,
+                           device=config.device)
+        k = kernel_flow(config.activation, 0.0, c_w, c_w, config.depth)
+        perp = chi_perp(config.activation, c_w, k)
+        pred = np.array([np.prod(perp[l:-1]) for l in range(config.depth)])  # Π_{l'=l}^{L-1} χ⊥
+        # measured per-layer growth rate of the gradient: fit log grad2 against l
+        slope = float(np.polyfit(out["l"], np.log(m["grad2"]), 1)[0])
+        kslope = float(np.polyfit(out["l"], np.log(m["k"]), 1)[0])
+        out["runs"][c_w] = {**m, "k_theory": k, "grad2_theory": pred, "log_rate": -slope, "k_log_rate": kslope}
+    return out
+
+
+@dataclass(frozen=True)
+class AspectRatioConfig:
+    """The optimal aspect ratio: the information between network outputs against ``x = V/(nK²)``.
+
+    ``networks``: ``(activation, width, depth)`` for the Monte Carlo of real networks, chosen
+    so that the layers span ``x`` from 0 to about ``2x*`` (``x ≈ νl/n``).  ``splits``: output
+    groups ``(n_a, n_b)`` whose series coefficients are measured by quadrature at the
+    small ``x_fit`` values.
+    """
+
+    networks: tuple = (("relu", 128, 8), ("tanh", 32, 12))
+    n_networks: int = 4000
+    n_batches: int = 10
+    splits: tuple = ((1, 1), (1, 3), (2, 2), (3, 5))
+    x_fit: tuple = tuple(np.geomspace(0.002, 0.02, 8))
+    x_curve_max: float = 0.6
+    n_curve: int = 61
+    vertex_depth: int = 1000
+    device: str = "cpu"
+
+    @classmethod
+    def preset(cls, scale: str = "ci") -> "AspectRatioConfig":
+        check_scale(scale)
+        return cls() if scale == "ci" else cls(networks=(("relu", 256, 16), ("tanh", 64, 24)),
+                                               n_networks=20000, vertex_depth=10000, device=full_scale_device())
+
+
+def run_aspect_ratio(config: AspectRatioConfig, seed: int = 0) -> dict:
+    """Measure the series ``I(x) = c₂x² + c₃x³ + …`` by quadrature, the book's ``r*`` for ReLU and
+    tanh, the exact ``I(x)`` of the lognormal scaling limit, and ``I`` on real random networks.
+
+    Series: ``I(x)/x²`` of lognormal mixtures at ``x_fit`` is fitted by a cubic in ``x``; its
+    first two coefficients are the measured ``c₂, c₃`` and ``x̂* = −2ĉ₂/(3ĉ₃)``.  Real
+    networks: :func:`sample_output_scales` at criticality; per layer ``x̂ = Var(s)/E[s]²``,
+    ``Î`` for two single outputs (:func:`output_mutual_information` on the sampled ``s``) and
+    ``Î/(c₂x̂² + c₃x̂³)``, which tends to 1 as ``x̂ → 0`` if the series holds (its corrections
+    are ``O(x²)``); standard errors by batch means over ``n_batches`` groups of networks.
+    """
+    seed_everything(seed)
+    x_fit = np.asarray(config.x_fit, dtype=float)
+    series = {}
+    for n_a, n_b in config.splits:
+        info = np.array([output_mutual_information(*lognormal_scales(x), n_a, n_b) for x in x_fit])
+        fit = np.polyfit(x_fit, info / x_fit ** 2, 3)
+        c2, c3 = float(fit[-1]), float(fit[-2])
+        series[(n_a, n_b)] = {"c2": c2, "c3": c3, "x_star": -2 * c2 / (3 * c3),
+                              "c2_theory": mutual_information_coefficients(n_a, n_b)[0],
+                              "c3_theory": mutual_information_coefficients(n_a, n_b)[1],
+                              "x_star_book": 4.0 / (20.0 + 3.0 * (n_a + n_b))}
+    x_star = series[(1, 1)]["x_star"]
+    nu = {name: vertex_slope(name, config.vertex_depth) for name in ("relu", "tanh")}
+    x_curve = np.linspace(0.0, config.x_curve_max, config.n_curve)
+    exact = np.array([output_mutual_information(*lognormal_scales(x), 1, 1) for x in x_curve])
+    real = {}
+    for i, (name, width, depth) in enumerate(config.networks):
+        cp = critical_point(name)
+        s = sample_output_scales(name, cp.c_b, cp.c_w, width, depth, config.n_networks, seed=seed + i,
+                                 device=config.device)
+        c2, c3 = mutual_information_coefficients(1, 1)
+
+        def measure(v):  # per layer: x̂, Î and Î over the universal series c₂x̂² + c₃x̂³
+            x = v.var(axis=0) / v.mean(axis=0) ** 2
+            info = np.array([output_mutual_information(v[:, l], None, 1, 1) for l in range(depth)])
+            return x, info, info / (c2 * x ** 2 + c3 * x ** 3)
+
+        x, info, ratio = measure(s)
+        m = config.n_networks // config.n_batches
+        parts = [measure(s[j * m:(j + 1) * m]) for j in range(config.n_batches)]
+        info_se = np.std([p[1] for p in parts], axis=0, ddof=1) / math.sqrt(config.n_batches)
+        ratio_se = np.std([p[2] for p in parts], axis=0, ddof=1) / math.sqrt(config.n_batches)
+        l = np.arange(1, depth + 1)
+        real[name] = {"width": width, "l": l, "r": l / width, "x": x, "info": info, "info_se": info_se,
+                      "ratio": ratio, "ratio_se": ratio_se,
+                      "r_star": x_star / nu[name], "increasing": bool(np.all(np.diff(info) > 0))}
+    return {"config": config, "series": series, "x_star": x_star, "nu": nu,
+            "r_star": {name: x_star / v for name, v in nu.items()},
+            "x_curve": x_curve, "exact": exact, "real": real}

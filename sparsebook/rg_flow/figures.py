@@ -1,0 +1,181 @@
+"""Figures and tables of the RG-flow chapter (house style from :mod:`sparsebook.plotting`)."""
+from __future__ import annotations
+
+import numpy as np
+
+from sparsebook.rg_flow.kernels import mutual_information_coefficients
+
+
+# ---------------------------------------------------------------------------
+# Figures and tables (house style)
+# ---------------------------------------------------------------------------
+
+
+def plot_kernel_flows(res: dict):
+    """K^(l) against l for each class at criticality (solid) and at 0.9/1.1 × the critical C_W (dashed)."""
+    from sparsebook import plotting
+
+    fig, (ax1, ax2) = plotting.figure(ncols=2)
+    l = res["l"]
+    colors = plotting.COLORS
+    for i, name in enumerate(("relu", "linear")):
+        for f, style in zip(sorted(res["flows"][name]), (":", "-", "--")):
+            ax1.loglog(l, res["flows"][name][f], style, color=colors[i],
+                       label=f"{name}, C_W = {f:g}·critical" if f != 1.0 else f"{name}, critical")
+    plotting.label(ax1, "layer l", "kernel K^(l)", "scale-invariant class")
+    for i, name in enumerate(res["k0"]):
+        a1 = res["k0"][name]["a1"]
+        for f, style in zip(sorted(res["flows"][name]), (":", "-", "--")):
+            ax2.loglog(l, res["flows"][name][f], style, color=colors[i + 2],
+                       label=f"{name}, critical" if f == 1.0 else None)
+        ax2.loglog(l, 1 / (-a1 * l), color="grey", lw=0.8)
+    ax2.plot([], [], color="grey", lw=0.8, label="1/(−a₁ l)")
+    ax2.plot([], [], "k:", label="C_W = 0.9·critical")
+    ax2.plot([], [], "k--", label="C_W = 1.1·critical")
+    plotting.label(ax2, "layer l", "kernel K^(l)", "K* = 0 class (C_b = 0)")
+    return plotting.finish(fig)
+
+
+def plot_half_stable(res: dict):
+    """F(K) − K around the SWISH and GELU critical points: tangent to zero, one-sided stability."""
+    from sparsebook import plotting
+
+    fig, axes = plotting.figure(ncols=len(res["half_stable"]))
+    for ax, (name, h) in zip(axes, res["half_stable"].items()):
+        cp = h["point"]
+        ax.plot(h["k_grid"], h["map_minus_identity"], color=plotting.COLORS[0])
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.axvline(cp.k_star, color="grey", lw=0.8, ls="--")
+        plotting.label(ax, "kernel K", "F(K) − K, one layer's change",
+                       f"{name}: C_b = {cp.c_b:.4g}, C_W = {cp.c_w:.5g}, K* = {cp.k_star:.4g}")
+    return plotting.finish(fig, legend=False)
+
+
+def plot_phase_diagram(res: dict):
+    """log χ⊥ and log χ∥ at the layer-L kernel over the (C_b, C_W) plane, with the χ = 1 contours."""
+    from sparsebook import plotting
+
+    fig, axes = plotting.figure(ncols=2)
+    for ax, key, title in zip(axes, ("chi_perp", "chi_par"), ("χ⊥ at K^(L)", "χ∥ at K^(L)")):
+        z = np.log(np.maximum(res[key], 1e-300))
+        lim = float(np.max(np.abs(z)))
+        im = ax.pcolormesh(res["c_w"], res["c_b"], z, cmap="RdBu_r", vmin=-lim, vmax=lim, shading="auto")
+        ax.contour(res["c_w"], res["c_b"], z, levels=[0.0], colors="k", linewidths=1)
+        ax.plot([1.0], [0.0], "o", color="k", ms=6, clip_on=False, label="critical (0, 1)")
+        fig.colorbar(im, ax=ax, label=f"log {title.split(' ')[0]}")
+        plotting.label(ax, "weight variance C_W", "bias variance C_b", f"tanh: {title}")
+    return plotting.finish(fig)
+
+
+def plot_vertex_and_ntk(vertex: dict, ntk: dict):
+    """V^(l)/(l (K^(l))²) against l (→ 5, 2, 2/3) and the NTK Θ^(l) at and off criticality."""
+    from sparsebook import plotting
+
+    fig, (ax1, ax2) = plotting.figure(ncols=2)
+    for i, (name, (l, ratio, target)) in enumerate(vertex.items()):
+        ax1.semilogx(l, ratio, color=plotting.COLORS[i], label=f"{name} (→ {target:.3g})")
+        ax1.axhline(target, color=plotting.COLORS[i], lw=0.8, ls=":")
+    plotting.label(ax1, "layer l", "V^(l) / (l·K^(l)²)", "four-point vertex at criticality")
+    for i, (label, (l, th)) in enumerate(ntk.items()):
+        ax2.loglog(l, th, color=plotting.COLORS[i], label=label)
+    plotting.label(ax2, "layer l", "NTK Θ^(l) (λ_b = 0, λ_W = 1)", "neural tangent kernel")
+    return plotting.finish(fig)
+
+
+def plot_angles(angles: dict):
+    """The angle between two inputs against depth, at criticality."""
+    from sparsebook import plotting
+
+    fig, (ax,) = plotting.figure(ncols=1)
+    for i, (name, (l, theta)) in enumerate(angles.items()):
+        ax.loglog(l, theta, color=plotting.COLORS[i], label=name)
+    l = next(iter(angles.values()))[0]
+    ax.loglog(l, 3 * np.pi / l, color="grey", lw=0.8, ls="--", label="3π/l")
+    plotting.label(ax, "layer l", "angle θ^(l) between the inputs (rad)", "two inputs, orthogonal at l = 1")
+    return plotting.finish(fig)
+
+
+def plot_fourth_cumulant(res: dict):
+    """Measured Cov(z_i², z_j²)/K² against l/n with the leading order (and the exact result where known);
+    right: ReLU at large l/n, where the leading order fails."""
+    from sparsebook import plotting
+
+    fig, (ax1, ax2) = plotting.figure(ncols=2)
+    for i, (name, e) in enumerate(res["per_activation"].items()):
+        c = plotting.COLORS[i]
+        ax1.errorbar(e["r"], e["est"]["eps"], yerr=2 * e["est"]["eps_se"], fmt="o", color=c, ms=3,
+                     label=f"{name}: real networks (±2 s.e.)")
+        ax1.plot(e["r"], e["theory"], "-", color=c, lw=1, label=f"{name}: leading order V/(nK²)")
+        if "exact" in e:
+            ax1.plot(e["r"], e["exact"], ":", color=c, lw=1)
+    ax1.plot([], [], "k:", lw=1, label="exact (1 + ν/n)^(l−1) − 1")
+    n = res["config"].width
+    plotting.label(ax1, "depth-to-width ratio l/n", "Cov(z_i², z_j²) / K²", f"width n = {n}, at criticality")
+    b = res["breakdown"]
+    s = slice(1, None)  # layer 1 is exactly Gaussian (0), which a log axis cannot show
+    ax2.errorbar(b["r"][s], b["est"]["eps"][s], yerr=2 * b["est"]["eps_se"][s], fmt="o", color=plotting.COLORS[0],
+                 ms=3, label="ReLU real networks (±2 s.e.)")
+    ax2.plot(b["r"][s], b["leading"][s], "-", color="k", lw=1, label="leading order 5(l−1)/n")
+    ax2.plot(b["r"][s], b["exact"][s], ":", color="k", lw=1, label="exact (1 + 5/n)^(l−1) − 1")
+    ax2.set_yscale("log")
+    plotting.label(ax2, "depth-to-width ratio l/n", "Cov(z_i², z_j²) / K²", f"ReLU, width n = {b['width']}")
+    return plotting.finish(fig)
+
+
+def plot_gradients(res: dict):
+    """Mean ‖∂z_1^(L)/∂z^(l)‖² against l on real networks, with Π χ⊥ (lines)."""
+    from sparsebook import plotting
+
+    fig, (ax,) = plotting.figure(ncols=1)
+    for i, (c_w, run) in enumerate(res["runs"].items()):
+        c = plotting.COLORS[i]
+        ax.errorbar(res["l"], run["grad2"], yerr=2 * run["grad2_se"], fmt="o", ms=3, color=c,
+                    label=f"C_W = {c_w:g} (measured)")
+        ax.semilogy(res["l"], run["grad2_theory"], "-", lw=1, color=c)
+    ax.plot([], [], "k-", lw=1, label="Π χ⊥ (infinite width)")
+    cfg = res["config"]
+    plotting.label(ax, "layer l", "‖∂z₁^(L)/∂z^(l)‖² (mean over networks)",
+                   f"{cfg.activation}, n = {cfg.width}, L = {cfg.depth}, {cfg.n_networks} networks")
+    return plotting.finish(fig)
+
+
+def plot_aspect_ratio(res: dict):
+    """Information between two outputs against the normalized vertex ``x``: the exact lognormal scaling
+    limit, the series truncated at ``x²`` and ``x³`` (whose maximum is ``x*``), and real networks."""
+    from sparsebook import plotting
+
+    fig, (ax1, ax2) = plotting.figure(ncols=2)
+    x = res["x_curve"]
+    c2, c3 = mutual_information_coefficients(1, 1)
+    ax1.plot(x, res["exact"], "k-", lw=1.2, label="exact, lognormal scale (scaling limit)")
+    ax1.plot(x, c2 * x ** 2, "k:", lw=1, label="series to x²")
+    ax1.plot(x, c2 * x ** 2 + c3 * x ** 3, "k--", lw=1, label="series to x³")
+    ax1.axvline(res["x_star"], color="0.6", lw=0.8)
+    for i, (name, e) in enumerate(res["real"].items()):
+        ax1.errorbar(e["x"], e["info"], yerr=2 * e["info_se"], fmt="o", ms=3, color=plotting.COLORS[i],
+                     label=f"{name}, n = {e['width']}: real networks (±2 s.e.)")
+    ax1.set_ylim(-0.1 * res["exact"][-1], 1.1 * res["exact"][-1])
+    plotting.label(ax1, "normalized four-point vertex x = Var(s)/E[s]²", "I(z₁; z₂) (nats)",
+                   f"two outputs; grey line: x* = {res['x_star']:.3f}")
+    for i, (name, e) in enumerate(res["real"].items()):
+        ax2.errorbar(e["r"] / e["r_star"], e["info"], yerr=2 * e["info_se"], fmt="o-", ms=3, lw=1,
+                     color=plotting.COLORS[i], label=f"{name}, n = {e['width']} (r* = {e['r_star']:.3f})")
+    ax2.axvline(1.0, color="0.6", lw=0.8)
+    plotting.label(ax2, "depth-to-width ratio in units of the book's optimum, (l/n) / r*",
+                   "I(z₁; z₂) (nats)", "real networks at criticality; grey line: r*")
+    return plotting.finish(fig)
+
+
+def cumulant_table(res: dict) -> str:
+    """Measured and predicted Cov(z_i², z_j²)/K² per layer, rounded (text)."""
+    lines = []
+    for name, e in res["per_activation"].items():
+        lines.append(f"{name}: fitted leading coefficient a = {e['slope']:.2f} ± {e['slope_se']:.2f} (1 if the 1/n theory holds)")
+        hdr = "  l/n    measured ± s.e.     leading order" + ("   exact" if "exact" in e else "")
+        lines.append(hdr)
+        for j in range(1, len(e["l"]), 2):
+            row = f"  {e['r'][j]:.3f}  {e['est']['eps'][j]:8.3g} ± {e['est']['eps_se'][j]:.2g}   {e['theory'][j]:10.3g}"
+            if "exact" in e:
+                row += f"   {e['exact'][j]:.3g}"
+            lines.append(row)
+    return "\n".join(lines)
