@@ -21,7 +21,7 @@ from torch.nn.utils import prune
 
 from benchmarks.harness import Benchmark
 from sparsebook import essential_sparsity as es
-from sparsebook.nn import mlp
+from sparsebook.models import mlp
 from sparsebook.seeding import seed_everything
 
 SPARSITY = 0.9
@@ -41,7 +41,7 @@ import sys
 import torch
 from torch.nn.utils import prune
 from sparsebook import essential_sparsity as es
-from sparsebook.nn import mlp
+from sparsebook.models import mlp
 from sparsebook.seeding import seed_everything
 seed_everything(0)
 model = mlp([64, 4096, 4096, 4096, 10])  # 34M weights, so that pruning dominates the peak

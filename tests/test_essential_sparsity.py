@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparsebook import essential_sparsity as es
+from sparsebook.essential_sparsity.experiments import _train_parent_cached, _train_transformer_cached, _transformer_data
 
 FAST = settings(max_examples=30, deadline=None)
 
@@ -294,7 +295,7 @@ TINY = es.ParentConfig(width=32, depth=2, steps=150)
 def test_run_oneshot_is_deterministic_and_prunes_to_chance_at_the_end():
     cfg = es.OneShotConfig(parent=TINY, sparsities=(0.0, 0.5, 0.8, 0.9, 0.99), nm_patterns=((2, 4), (1, 8)))
     a = es.run_oneshot(cfg, seed=1)
-    es._train_parent_cached.cache_clear()
+    _train_parent_cached.cache_clear()
     b = es.run_oneshot(cfg, seed=1)
     assert np.array_equal(a["acc_global"], b["acc_global"])
     assert a["acc_global"][0] == pytest.approx(a["dense_acc"])
@@ -365,7 +366,7 @@ def test_transformer_shapes_and_pool_is_exactly_attention_and_ffn():
 
 def test_run_transformer_oneshot_prunes_only_the_pool_and_is_deterministic():
     a = es.run_transformer_oneshot(TINY_TF, seed=2)
-    es._train_transformer_cached.cache_clear()
+    _train_transformer_cached.cache_clear()
     b = es.run_transformer_oneshot(TINY_TF, seed=2)
     assert np.array_equal(a["acc"], b["acc"]) and np.array_equal(a["loss"], b["loss"])
     assert np.array_equal(a["train_loss"], b["train_loss"])
@@ -374,9 +375,9 @@ def test_run_transformer_oneshot_prunes_only_the_pool_and_is_deterministic():
     assert set(a["knees"]) == set(es.KNEE_METHODS) and a["sharpness"]["knee"] == a["knees"]["hinge"]
     # pruning leaves the embeddings and head untouched and the pool at exactly the grid sparsity
     model = TINY_TF.model()
-    model.load_state_dict(es._train_transformer_cached(TINY_TF, 2)[0])
+    model.load_state_dict(_train_transformer_cached(TINY_TF, 2)[0])
     before = {k: p.detach().clone() for k, p in model.named_parameters()}
-    data = es._transformer_data(TINY_TF, 2)
+    data = _transformer_data(TINY_TF, 2)
     masks = es.magnitude_mask({k: p.detach() for k, p in es.transformer_pool(model).items()}, 0.8)
     es.apply_masks(model, masks)
     after = dict(model.named_parameters())

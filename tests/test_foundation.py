@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sparsebook import check_scale, seed_everything
-from sparsebook import data, nn as snn, plotting, train
+from sparsebook import data, models as snn, plotting, train
 
 
 def test_seed_everything_makes_draws_repeatable_and_pins_threads():

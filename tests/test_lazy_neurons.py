@@ -11,7 +11,9 @@ from hypothesis.extra.numpy import arrays
 from torch import nn
 
 from sparsebook import lazy_neurons as L
-from sparsebook.nn import mlp
+from sparsebook.lazy_neurons.experiments import _mlp_run
+from sparsebook.models import mlp
+from sparsebook.seeding import seed_everything
 
 finite = st.floats(-10, 10, allow_nan=False, width=32)
 
@@ -290,7 +292,7 @@ def test_markov_source_shapes_and_entropy():
 
 def test_training_is_deterministic_and_lowers_the_loss():
     def once():
-        L.seed_everything(0)
+        seed_everything(0)
         teacher = L.NoisyTeacher(noise=0.0)
         rng = np.random.default_rng(0)
         m = L.MLP(teacher.d, 32, teacher.classes)
@@ -303,7 +305,7 @@ def test_training_is_deterministic_and_lowers_the_loss():
 def test_penalty_reaches_the_activations():
     """A large L1 penalty on recorded activations must make the MLP sparser than none."""
     def run(weight):
-        L.seed_everything(0)
+        seed_everything(0)
         teacher = L.NoisyTeacher(noise=0.0)
         rng = np.random.default_rng(0)
         m = L.MLP(teacher.d, 32, teacher.classes)
@@ -331,8 +333,8 @@ def test_presets(cls):
 def test_sparsity_emerges_in_a_small_mlp_run():
     """The chapter's central effect at a fraction of its size: the noisy teacher, lr 1e-2, fresh data."""
     cfg = L.ConditionsConfig(width=256, steps=300, eval_rows=1000)
-    sparse = L._mlp_run(cfg, 0, "teacher", 1e-2)["held_out"]
-    dense = L._mlp_run(cfg, 0, "teacher", 1e-3)["held_out"]
+    sparse = _mlp_run(cfg, 0, "teacher", 1e-2)["held_out"]
+    dense = _mlp_run(cfg, 0, "teacher", 1e-3)["held_out"]
     assert sparse["nonzero"]["acts.0"] < 0.3 and sparse["dead"]["acts.0"] < 0.05
     assert dense["nonzero"]["acts.0"] > 0.45
 

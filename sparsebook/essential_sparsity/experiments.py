@@ -1,27 +1,9 @@
-"""Essential sparsity: one-shot magnitude pruning, its sharp knee, and sparse training.
-
-Kernels (PyTorch; JAX versions of the magnitude and N:M masks with a parity test):
-
-- :func:`magnitude_mask` keeps the largest ``|w|`` (one global pool or per layer),
-  :func:`nm_mask` keeps N of every M consecutive input weights, :func:`random_mask`
-  draws a random mask with uniform or ERK layer-wise densities (:func:`erk_densities`).
-  Masks are explicit boolean tensors of the weights' shapes (no
-  ``torch.nn.utils.prune`` re-parametrization).
-- :func:`cubic_sparsity_schedule` is the gradual-pruning schedule of Zhu & Gupta;
-  :func:`pruning_window` turns start/end fractions of training into its ``t0``, ``n_steps``.
-- :func:`essential_sparsity_point` finds the knee of a performance-versus-sparsity curve.
-- :func:`average_state_dicts` makes a sparse model soup (models sharing one mask).
-
-Experiment runners ``run_<experiment>(config, seed=0)`` train small MLPs on
-scikit-learn's digits, and (:func:`run_transformer_oneshot`) a tiny Transformer on a
-synthetic sorting task (:func:`sort_task`); each takes a frozen config with
-``preset(scale)``.  Trained parents are cached per (config, seed) so experiments share them.
-"""
+"""Essential sparsity, experiments: the models (MLPs, a small CNN, a masked autoencoder, a tiny Transformer),
+data, frozen configs with ``preset(scale)`` and the runners ``run_<experiment>(config, seed)``."""
 from __future__ import annotations
 
 import copy
 import functools
-import math
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
@@ -30,437 +12,15 @@ import torch
 from torch import nn
 
 from sparsebook.data import digits
-from sparsebook.lazy_neurons import TinyTransformer
-from sparsebook.nn import mlp
+from sparsebook.essential_sparsity.kernels import (KNEE_METHODS, apply_masks, average_state_dicts,
+                                                   cubic_sparsity_schedule, essential_sparsity_point, hinge_fit,
+                                                   knee_sharpness, magnitude_mask, n_pruned, nm_mask, pruning_window,
+                                                   random_mask, ridge_probe_accuracy)
+from sparsebook.models import TinyTransformer, mlp
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
 from sparsebook.train import fit
 from sparsebook.validate import check_int, check_real
-
-__all__ = [
-    "magnitude_mask", "nm_mask", "random_mask", "erk_densities", "magnitude_mask_jax", "nm_mask_jax",
-    "cubic_sparsity_schedule", "pruning_window", "essential_sparsity_point", "hinge_fit", "knee_sharpness",
-    "average_state_dicts", "n_pruned", "KNEE_METHODS",
-    "ParentConfig", "OneShotConfig", "ArchitectureConfig", "run_architecture", "small_cnn", "ObjectiveConfig", "DataAmountConfig", "EmergenceConfig",
-    "RandomPruningConfig", "GradualConfig", "JourneyConfig", "SoupConfig", "NMTrainConfig",
-    "train_parent", "run_oneshot", "run_objectives", "run_data_amount", "run_emergence",
-    "run_random_pruning", "run_gradual", "run_journey", "run_soups", "run_nm_training",
-    "sort_task", "TransformerConfig", "transformer_pool", "run_transformer_oneshot",
-]
-
-KNEE_METHODS = ("hinge", "kneedle", "delta")
-
-
-# ---------------------------------------------------------------------------
-# Argument checks
-# ---------------------------------------------------------------------------
-def _check_sparsity(sparsity, name: str = "sparsity") -> float:
-    """A fraction of weights to remove, in [0, 1)."""
-    return check_real(sparsity, name, 0, 1, high_open=True)
-
-
-_check_int = check_int
-
-
-def _as_items(weights, name: str = "weights"):
-    """(keys, list of tensors, rebuild) for a dict or list/tuple of tensors."""
-    if isinstance(weights, dict):
-        keys = list(weights.keys())
-        tensors = [weights[k] for k in keys]
-        rebuild = lambda ts: dict(zip(keys, ts))  # noqa: E731
-    elif isinstance(weights, (list, tuple)):
-        keys = list(range(len(weights)))
-        tensors = list(weights)
-        kind = type(weights)
-        rebuild = lambda ts: kind(ts)  # noqa: E731
-    else:
-        raise TypeError(f"{name} must be a dict or a list/tuple of tensors; got {type(weights).__name__}")
-    if not tensors:
-        raise ValueError(f"{name} is empty: there is nothing to prune")
-    for k, t in zip(keys, tensors):
-        if not hasattr(t, "shape") or not hasattr(t, "dtype"):
-            raise TypeError(f"{name}[{k!r}] must be a tensor; got {type(t).__name__}")
-        if int(np.prod(t.shape)) == 0:
-            raise ValueError(f"{name}[{k!r}] has no elements")
-    return keys, tensors, rebuild
-
-
-def n_pruned(sparsity: float, count: int) -> int:
-    """Number of weights a mask at ``sparsity`` removes from ``count``: ``floor(s·count + 1/2)``.
-
-    (round half up, so that ``n_pruned(0.5, 5) == 3`` on every backend.)
-    """
-    s = _check_sparsity(sparsity)
-    count = _check_int(count, "count", 0)
-    return int(math.floor(s * count + 0.5))
-
-
-# ---------------------------------------------------------------------------
-# Masks (PyTorch)
-# ---------------------------------------------------------------------------
-@torch.no_grad()
-def magnitude_mask(weights, sparsity: float, scope: str = "global"):
-    """Boolean masks that keep the largest-magnitude weights.
-
-    With ``scope="global"`` (Jaiswal et al. 2023, authors' code) all tensors form one
-    pool and the ``k = floor(s·N + 1/2)`` smallest ``|w|`` of the ``N`` weights are
-    removed; with ``scope="layer"`` each tensor ``l`` loses its own
-    ``floor(s·N_l + 1/2)`` smallest.  Ties: weights are ranked by ``|w|`` with a
-    stable sort over the concatenation (tensors in the given order, each
-    flattened row-major), so among equal magnitudes the earlier weight is removed
-    first; the count removed is always exactly ``k``.
-
-    Parameters
-    ----------
-    weights : dict[str, Tensor] or list/tuple of Tensor (any shapes)
-    sparsity : float in [0, 1)
-    scope : "global" | "layer"
-
-    Returns
-    -------
-    masks of the same structure: bool tensors of the weights' shapes (True = kept).
-    """
-    _, tensors, rebuild = _as_items(weights)
-    s = _check_sparsity(sparsity)
-    if scope not in ("global", "layer"):
-        raise ValueError(f"scope must be 'global' or 'layer'; got {scope!r}")
-    for t in tensors:
-        if not torch.is_tensor(t):
-            raise TypeError(f"weights must be torch tensors; got {type(t).__name__}")
-        if not torch.isfinite(t).all():
-            raise ValueError("weights must be finite (no NaN or inf)")
-    if scope == "layer":
-        return rebuild([_layer_mask(t, s) for t in tensors])
-    flat = torch.cat([t.detach().reshape(-1).abs().float() for t in tensors])
-    keep = _keep_largest(flat, n_pruned(s, flat.numel()))
-    out, pos = [], 0
-    for t in tensors:
-        out.append(keep[pos:pos + t.numel()].reshape(t.shape))
-        pos += t.numel()
-    return rebuild(out)
-
-
-def _keep_largest(flat: torch.Tensor, k: int) -> torch.Tensor:
-    """Bool mask removing the ``k`` smallest entries of 1-D ``flat``, ties by position (as a stable sort).
-
-    O(N) selection instead of a sort: with ``t`` the k-th smallest value, remove every
-    entry ``< t`` and then the first ``k - #{< t}`` entries equal to ``t``.
-    """
-    keep = torch.ones(flat.numel(), dtype=torch.bool)
-    if k <= 0:
-        return keep
-    if k >= flat.numel():
-        return ~keep
-    t = torch.kthvalue(flat, k).values
-    below = flat < t
-    keep &= ~below
-    rest = k - int(below.sum())
-    if rest:
-        keep[torch.nonzero(flat == t).reshape(-1)[:rest]] = False
-    return keep
-
-
-def _layer_mask(t: torch.Tensor, s: float) -> torch.Tensor:
-    flat = t.detach().reshape(-1).abs().float()
-    return _keep_largest(flat, n_pruned(s, flat.numel())).reshape(t.shape)
-
-
-def _nm_groups_shape(shape, n, m, name="weight"):
-    if len(shape) < 2:
-        raise ValueError(f"{name} must have at least 2 dimensions (out, in, ...); got shape {tuple(shape)}")
-    n = _check_int(n, "n", 1)
-    m = _check_int(m, "m", 2)
-    if n >= m:
-        raise ValueError(f"n must be < m (N:M keeps N of every M); got n={n}, m={m}")
-    if shape[1] % m:
-        raise ValueError(f"the input dimension of {name} (shape[1] = {shape[1]}) must be divisible by m = {m}")
-    return n, m
-
-
-@torch.no_grad()
-def nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
-    """N:M mask: in each group of ``m`` consecutive input weights keep the ``n`` largest ``|w|``.
-
-    ``weight`` has shape ``(out, in)`` (``nn.Linear``) or ``(out, in, k1, ...)``
-    (convolutions; groups run along ``in`` at each kernel position).  Requires
-    ``1 <= n < m`` and ``in % m == 0``.  Sparsity is ``1 - n/m`` exactly.  Ties:
-    among equal magnitudes the earlier input (lower index) is kept (stable sort).
-
-    Returns a bool tensor of ``weight``'s shape (True = kept).
-    """
-    if not torch.is_tensor(weight):
-        raise TypeError(f"weight must be a torch tensor; got {type(weight).__name__}")
-    n, m = _nm_groups_shape(tuple(weight.shape), n, m)
-    w = weight.detach().abs().float()
-    w = w.movedim(1, -1)  # (out, k..., in)
-    moved_shape = w.shape
-    g = w.reshape(-1, m)
-    top = g.topk(n + 1, dim=1)
-    keep = torch.zeros_like(g, dtype=torch.bool)
-    keep.scatter_(1, top.indices[:, :n], True)
-    # topk's order among equal values is unspecified: redo groups with a tie at the boundary by a stable sort
-    tied = torch.nonzero(top.values[:, n - 1] == top.values[:, n]).reshape(-1)
-    if tied.numel():
-        order = torch.argsort(g[tied], dim=-1, descending=True, stable=True)
-        fix = torch.zeros(len(tied), m, dtype=torch.bool)
-        fix.scatter_(1, order[:, :n], True)
-        keep[tied] = fix
-    return keep.reshape(moved_shape).movedim(-1, 1)
-
-
-# ---------------------------------------------------------------------------
-# Masks (JAX)
-# ---------------------------------------------------------------------------
-def magnitude_mask_jax(weights, sparsity: float, scope: str = "global"):
-    """JAX version of :func:`magnitude_mask` (same ranking and ties; arrays in, bool arrays out)."""
-    import jax.numpy as jnp
-
-    _, tensors, rebuild = _as_items(weights)
-    s = _check_sparsity(sparsity)
-    if scope not in ("global", "layer"):
-        raise ValueError(f"scope must be 'global' or 'layer'; got {scope!r}")
-    arrs = [jnp.asarray(t) for t in tensors]
-
-    def one(flat, k):
-        keep = jnp.ones(flat.shape[0], dtype=bool)
-        if k:
-            keep = keep.at[jnp.argsort(flat, stable=True)[:k]].set(False)
-        return keep
-
-    if scope == "layer":
-        return rebuild([one(jnp.abs(a).reshape(-1).astype(jnp.float32), n_pruned(s, a.size)).reshape(a.shape)
-                        for a in arrs])
-    flat = jnp.concatenate([jnp.abs(a).reshape(-1).astype(jnp.float32) for a in arrs])
-    keep = one(flat, n_pruned(s, flat.shape[0]))
-    out, pos = [], 0
-    for a in arrs:
-        out.append(keep[pos:pos + a.size].reshape(a.shape))
-        pos += a.size
-    return rebuild(out)
-
-
-def nm_mask_jax(weight, n: int, m: int):
-    """JAX version of :func:`nm_mask` (same groups and ties)."""
-    import jax.numpy as jnp
-
-    w = jnp.asarray(weight)
-    n, m = _nm_groups_shape(tuple(w.shape), n, m)
-    a = jnp.moveaxis(jnp.abs(w).astype(jnp.float32), 1, -1)
-    moved_shape = a.shape
-    g = a.reshape(-1, m)
-    order = jnp.argsort(-g, axis=-1, stable=True)
-    ranks = jnp.argsort(order, axis=-1, stable=True)  # rank of each entry within its group
-    keep = ranks < n
-    return jnp.moveaxis(keep.reshape(moved_shape), -1, 1)
-
-
-# ---------------------------------------------------------------------------
-# Random masks with layer-wise densities
-# ---------------------------------------------------------------------------
-def erk_densities(shapes: Sequence[Sequence[int]], density: float) -> list[float]:
-    """Erdős–Rényi–Kernel layer densities with a global budget (Liu et al. 2022, after Evci et al. 2020).
-
-    Layer ``l`` with shape ``(n_out, n_in, k_1, ...)`` gets density
-    ``d_l = min(1, ε·(n_out + n_in + Σk)/(n_out·n_in·Πk))``; ``ε`` solves
-    ``Σ_l d_l·N_l = D·Σ_l N_l`` (``N_l`` weights in layer ``l``), layers whose
-    density would exceed 1 are kept dense and ε is solved again.
-
-    Returns the list of densities, one per shape; ``Σ d_l N_l = D Σ N_l`` up to rounding.
-    """
-    if not isinstance(shapes, (list, tuple)) or not shapes:
-        raise ValueError("shapes must be a non-empty list of tensor shapes")
-    d = float(density) if not isinstance(density, bool) and isinstance(density, (int, float, np.floating)) else None
-    if d is None:
-        raise TypeError(f"density must be a number in (0, 1]; got {type(density).__name__}")
-    if not 0.0 < d <= 1.0:
-        raise ValueError(f"density must be in (0, 1]; got {density}")
-    shapes = [tuple(int(v) for v in s) for s in shapes]
-    for s in shapes:
-        if len(s) < 1 or any(v < 1 for v in s):
-            raise ValueError(f"every shape must have positive dimensions; got {s}")
-    counts = np.array([float(np.prod(s)) for s in shapes])
-    raw = np.array([sum(s) / np.prod(s) if len(s) > 1 else 1.0 for s in shapes])
-    budget = d * counts.sum()
-    dense = np.zeros(len(shapes), dtype=bool)
-    while True:
-        rest = budget - counts[dense].sum()
-        eps = rest / (raw[~dense] * counts[~dense]).sum() if (~dense).any() else 0.0
-        over = (~dense) & (eps * raw > 1.0)
-        if not over.any():
-            break
-        dense |= over
-    return [1.0 if dense[i] else float(eps * raw[i]) for i in range(len(shapes))]
-
-
-def random_mask(weights, density: float, distribution: str = "uniform", seed: int = 0):
-    """A random mask keeping ``density`` of the weights, with uniform or ERK layer densities.
-
-    The global count kept is exactly ``K = floor(D·N + 1/2)``: layer counts
-    ``d_l·N_l`` are rounded by largest remainder so that they sum to ``K``; each
-    layer then keeps a uniformly random subset of its ``K_l`` weights (a seeded
-    ``torch.randperm``).  ``distribution="uniform"`` gives every layer density ``D``;
-    ``"erk"`` uses :func:`erk_densities` (Liu et al. 2022).
-
-    Returns masks of the same structure as ``weights`` (bool tensors, True = kept).
-    """
-    _, tensors, rebuild = _as_items(weights)
-    if distribution not in ("uniform", "erk"):
-        raise ValueError(f"distribution must be 'uniform' or 'erk'; got {distribution!r}")
-    seed = _check_int(seed, "seed", 0)
-    shapes = [tuple(t.shape) for t in tensors]
-    dens = erk_densities(shapes, density)  # validates density; ERK densities
-    if distribution == "uniform":
-        dens = [float(density)] * len(shapes)
-    counts = np.array([int(np.prod(s)) for s in shapes])
-    target = int(math.floor(float(density) * counts.sum() + 0.5))
-    exact = np.minimum(np.array(dens) * counts, counts)
-    kept = np.floor(exact).astype(int)
-    short = target - kept.sum()
-    if short > 0:
-        rem = exact - kept
-        for i in np.argsort(-rem, kind="stable")[:short]:
-            kept[i] += 1
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    for t, k in zip(tensors, kept):
-        flat = torch.zeros(t.numel(), dtype=torch.bool)
-        flat[torch.randperm(t.numel(), generator=gen)[:int(k)]] = True
-        out.append(flat.reshape(t.shape))
-    return rebuild(out)
-
-
-# ---------------------------------------------------------------------------
-# Schedules
-# ---------------------------------------------------------------------------
-def cubic_sparsity_schedule(step: int, s_initial: float, s_final: float, t0: int, n_steps: int, dt: int) -> float:
-    """Gradual-pruning sparsity at training step ``step`` (Zhu & Gupta 2017, Eq. 1).
-
-    ``s_t = s_f + (s_i - s_f)·(1 - (t - t0)/(n·Δt))³`` for ``t`` in
-    ``{t0, t0 + Δt, …, t0 + n·Δt}``; the sparsity is updated only at those steps,
-    so between them it holds its last value: ``t`` is replaced by
-    ``t0 + Δt·floor((t - t0)/Δt)``.  Before ``t0`` it is ``s_i``, after
-    ``t0 + n·Δt`` it is ``s_f``.
-    """
-    step = _check_int(step, "step", 0)
-    si = _check_sparsity(s_initial, "s_initial")
-    sf = _check_sparsity(s_final, "s_final")
-    if sf < si:
-        raise ValueError(f"s_final must be >= s_initial; got s_initial={s_initial}, s_final={s_final}")
-    t0 = _check_int(t0, "t0", 0)
-    n_steps = _check_int(n_steps, "n_steps", 1)
-    dt = _check_int(dt, "dt", 1)
-    if step < t0:
-        return si
-    k = min((step - t0) // dt, n_steps)
-    return sf + (si - sf) * (1.0 - k / n_steps) ** 3
-
-
-def pruning_window(total_steps: int, start: float, end: float, dt: int) -> tuple[int, int]:
-    """``(t0, n_steps)`` for pruning from fraction ``start`` to fraction ``end`` of ``total_steps``.
-
-    ``t0 = round(start·T)``, ``n_steps = max(1, round((end - start)·T/Δt))``, so the
-    final sparsity is reached at ``t0 + n_steps·Δt ≈ end·T`` (The Journey Matters
-    expresses pruning schedules this way; its best window is 25% → 75%).
-    """
-    total_steps = _check_int(total_steps, "total_steps", 1)
-    dt = _check_int(dt, "dt", 1)
-    for name, v in (("start", start), ("end", end)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-            raise ValueError(f"{name} must be a fraction in [0, 1]; got {v!r}")
-    if not start < end:
-        raise ValueError(f"start must be < end; got start={start}, end={end}")
-    t0 = int(round(start * total_steps))
-    n = max(1, int(round((end - start) * total_steps / dt)))
-    return t0, n
-
-
-# ---------------------------------------------------------------------------
-# The knee
-# ---------------------------------------------------------------------------
-def _check_curve(sparsities, scores, min_len: int = 4):
-    x = np.asarray(sparsities, dtype=float)
-    y = np.asarray(scores, dtype=float)
-    if x.ndim != 1 or y.ndim != 1 or x.shape != y.shape:
-        raise ValueError(f"sparsities and scores must be 1-D of equal length; got {x.shape} and {y.shape}")
-    if x.size < min_len:
-        raise ValueError(f"need at least {min_len} points; got {x.size}")
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError("sparsities and scores must be finite")
-    if (x < 0).any() or (x >= 1).any():
-        raise ValueError("sparsities must be in [0, 1)")
-    if (np.diff(x) <= 0).any():
-        raise ValueError("sparsities must be strictly increasing")
-    return x, y
-
-
-def hinge_fit(sparsities, scores, knee: float) -> dict:
-    """Least-squares hinge ``y ≈ a + b·s + c·max(0, s - knee)``.
-
-    Returns ``{"a", "b", "c", "slope_before": b, "slope_after": b + c, "sse"}``.
-    """
-    x, y = _check_curve(sparsities, scores, min_len=3)
-    A = np.stack([np.ones_like(x), x, np.maximum(0.0, x - float(knee))], axis=1)
-    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
-    sse = float(((A @ coef - y) ** 2).sum())
-    a, b, c = (float(v) for v in coef)
-    return {"a": a, "b": b, "c": c, "slope_before": b, "slope_after": b + c, "sse": sse}
-
-
-def knee_sharpness(sparsities, scores, *, method: str = "hinge", flat: float = 0.01) -> dict:
-    """How much faster performance falls after the knee than before it.
-
-    The knee ``s*`` is :func:`essential_sparsity_point` (``method``); the slopes are
-    those of the least-squares hinge :func:`hinge_fit` at ``s*``, and
-    ``ratio = |slope_after| / max(|slope_before|, flat)`` (slopes below ``flat``,
-    in score per unit sparsity, count as flat).
-
-    Returns ``{"knee", "slope_before", "slope_after", "ratio"}``.
-    """
-    knee = essential_sparsity_point(sparsities, scores, method=method)
-    h = hinge_fit(sparsities, scores, knee)
-    ratio = abs(h["slope_after"]) / max(abs(h["slope_before"]), float(flat))
-    return {"knee": knee, "slope_before": h["slope_before"], "slope_after": h["slope_after"], "ratio": ratio}
-
-
-def essential_sparsity_point(sparsities, scores, *, method: str = "hinge", delta: float = 0.01) -> float:
-    """The essential sparsity: the sparsity beyond which performance falls much faster than before.
-
-    Jaiswal et al. (2023) define it as the "sharp dropping point" of performance
-    against one-shot magnitude-pruning sparsity.  Definitions (all deterministic;
-    ties go to the smallest sparsity):
-
-    - ``"hinge"`` (default): fit ``a + b·s + c·max(0, s - s_k)`` by least squares
-      for every interior grid point ``s_k`` and return the ``s_k`` with the
-      smallest squared error: the best two-segment (continuous) linear fit.
-    - ``"kneedle"``: normalise both axes to [0, 1]
-      (``x̂ = (s - s_0)/(s_L - s_0)``, ``ŷ = (y - min y)/(max y - min y)``) and return
-      the ``s`` maximising ``ŷ - (1 - x̂)``, the distance above the chord.
-    - ``"delta"``: the largest grid sparsity ``s_i`` with ``y_j >= y_0 - delta`` for
-      every ``j <= i`` (the last point still within ``delta`` of the first).
-
-    ``sparsities`` must be strictly increasing in [0, 1); ``scores`` are higher-is-better.
-    """
-    x, y = _check_curve(sparsities, scores)
-    if method not in KNEE_METHODS:
-        raise ValueError(f"method must be one of {KNEE_METHODS}; got {method!r}")
-    if method == "hinge":
-        sse = np.array([hinge_fit(x, y, x[k])["sse"] for k in range(1, x.size - 1)])
-        scale = max(float(((y - y.mean()) ** 2).sum()), 1e-300)
-        sse = np.round(sse / scale, 12)  # make ties exact so argmin picks the smallest sparsity
-        return float(x[1 + int(np.argmin(sse))])
-    if method == "kneedle":
-        span = y.max() - y.min()
-        if span == 0:
-            return float(x[-1])
-        xn = (x - x[0]) / (x[-1] - x[0])
-        yn = (y - y.min()) / span
-        return float(x[int(np.argmax(np.round(yn - (1 - xn), 12)))])
-    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not delta >= 0:
-        raise ValueError(f"delta must be a number >= 0; got {delta!r}")
-    ok = y >= y[0] - delta
-    bad = np.flatnonzero(~ok)
-    last = (bad[0] - 1) if bad.size else x.size - 1
-    return float(x[last])
 
 
 # ---------------------------------------------------------------------------
@@ -469,7 +29,7 @@ def essential_sparsity_point(sparsities, scores, *, method: str = "hinge", delta
 def prunable(model: nn.Module, include_head: bool = False) -> dict[str, nn.Parameter]:
     """The weight matrices (ndim >= 2) of ``model`` by name; the last one (the head) only if ``include_head``.
 
-    For a :class:`~sparsebook.lazy_neurons.TinyTransformer` the pool is :func:`transformer_pool`
+    For a :class:`~sparsebook.models.TinyTransformer` the pool is :func:`transformer_pool`
     (attention and FFN matrices; embeddings stay dense), plus ``head.weight`` if ``include_head``.
     """
     if isinstance(model, TinyTransformer):
@@ -485,36 +45,6 @@ def prunable(model: nn.Module, include_head: bool = False) -> dict[str, nn.Param
         if not ws:
             raise ValueError("model has only a head; nothing to prune with include_head=False")
     return ws
-
-
-@torch.no_grad()
-def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
-    """Zero the pruned weights of ``model`` in place (``w ← w ⊙ m``) and return it."""
-    params = dict(model.named_parameters())
-    for k, m in masks.items():
-        params[k].mul_(m.to(params[k].dtype))
-    return model
-
-
-def average_state_dicts(states: Sequence[dict]) -> dict:
-    """The uniform soup ``θ̄ = (1/K) Σ_k θ_k`` (Wortsman et al. 2022; Zimmer et al. 2024).
-
-    Models retrained from one pruned parent with one shared mask keep their zeros in
-    the same places, so the soup has the parent's sparsity.
-    """
-    if not isinstance(states, (list, tuple)) or not states:
-        raise ValueError("states must be a non-empty list of state dicts")
-    keys = list(states[0])
-    for s in states[1:]:
-        if list(s) != keys:
-            raise ValueError("all state dicts must have the same keys")
-    return {k: torch.stack([s[k].float() for s in states]).mean(0) for k in keys}
-
-
-def sparsity_of(masks: dict[str, torch.Tensor]) -> float:
-    """Fraction of zeros over all masks."""
-    tot = sum(m.numel() for m in masks.values())
-    return 1.0 - sum(int(m.sum()) for m in masks.values()) / tot
 
 
 class MaskedReconstruction(nn.Module):
@@ -548,19 +78,6 @@ def _features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if isinstance(model, MaskedReconstruction):
         return model.features(x)
     return model[:-1](x)  # an nn.Sequential MLP: everything before the head
-
-
-@torch.no_grad()
-def ridge_probe_accuracy(f_tr, y_tr, f_te, y_te, n_classes: int = 10, lam: float = 1e-2) -> float:
-    """Test accuracy of a ridge-regression linear probe on features (one-hot targets, bias, float64)."""
-    def aug(f):
-        f = f.double()
-        return torch.cat([f, torch.ones(len(f), 1, dtype=f.dtype)], 1)
-    A, B = aug(f_tr), aug(f_te)
-    Y = torch.nn.functional.one_hot(y_tr, n_classes).double()
-    G = A.T @ A + lam * len(A) * torch.eye(A.shape[1], dtype=A.dtype)
-    W = torch.linalg.solve(G, A.T @ Y)
-    return float(((B @ W).argmax(1) == y_te).double().mean())
 
 
 # ---------------------------------------------------------------------------
@@ -597,9 +114,9 @@ class ParentConfig:
         return cls(width=512, depth=3, steps=3000)
 
     def __post_init__(self):
-        _check_int(self.width, "width", 1)
-        _check_int(self.depth, "depth", 1)
-        _check_int(self.steps, "steps", 1)
+        check_int(self.width, "width", 1)
+        check_int(self.depth, "depth", 1)
+        check_int(self.steps, "steps", 1)
         if self.objective not in ("supervised", "masked"):
             raise ValueError(f"objective must be 'supervised' or 'masked'; got {self.objective!r}")
         if self.arch not in ("mlp", "cnn"):
@@ -619,7 +136,7 @@ def _data(seed: int) -> dict:
 def small_cnn(channels: int = 16) -> nn.Sequential:
     """A small CNN for 8×8 digits given as 64-vectors: ``conv3×3(1→c/2) → ReLU → conv3×3(c/2→c) → ReLU →
     maxpool 2 → linear(16c → 10)``."""
-    c = _check_int(channels, "channels", 2)
+    c = check_int(channels, "channels", 2)
     return nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, c // 2, 3, padding=1), nn.ReLU(),
                          nn.Conv2d(c // 2, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                          nn.Linear(16 * c, 10))
@@ -719,7 +236,7 @@ def train_parent(cfg: ParentConfig, seed: int = 0) -> tuple[nn.Module, dict]:
     """A trained dense parent (a fresh copy; training is cached per ``(cfg, seed)``) and its info."""
     if not isinstance(cfg, ParentConfig):
         raise TypeError(f"cfg must be a ParentConfig; got {type(cfg).__name__}")
-    seed = _check_int(seed, "seed", 0)
+    seed = check_int(seed, "seed", 0)
     state, loss, track = _train_parent_cached(cfg, seed)
     model = _new_model(cfg)
     model.load_state_dict(state)
@@ -1234,10 +751,10 @@ def sort_task(n_seqs: int, length: int, vocab: int, seed: int = 0) -> tuple[torc
     Returns ``x`` (n_seqs, 2·length) and ``y`` (n_seqs, 2·length), int64:
     ``x = s[:, :-1]``, ``y = s[:, 1:]`` with ``y[:, :length] = -100``, for ``s`` of shape (n_seqs, 2·length + 1).
     """
-    n_seqs = _check_int(n_seqs, "n_seqs", 1)
-    length = _check_int(length, "length", 2)
-    vocab = _check_int(vocab, "vocab", 3)
-    seed = _check_int(seed, "seed", 0)
+    n_seqs = check_int(n_seqs, "n_seqs", 1)
+    length = check_int(length, "length", 2)
+    vocab = check_int(vocab, "vocab", 3)
+    seed = check_int(seed, "seed", 0)
     a = np.random.default_rng(seed).integers(0, vocab - 1, (n_seqs, length))
     s = torch.as_tensor(np.concatenate([a, np.full((n_seqs, 1), vocab - 1), np.sort(a, axis=1)], axis=1))
     x, y = s[:, :-1].clone(), s[:, 1:].clone()
@@ -1259,7 +776,7 @@ def transformer_pool(model: TinyTransformer) -> dict[str, nn.Parameter]:
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    """A decoder-only :class:`~sparsebook.lazy_neurons.TinyTransformer` (pre-LayerNorm, causal) trained on
+    """A decoder-only :class:`~sparsebook.models.TinyTransformer` (pre-LayerNorm, causal) trained on
     :func:`sort_task` from scratch, then pruned one-shot over :func:`transformer_pool`."""
 
     length: int = 8          # numbers to sort (sequence 2·length tokens)
@@ -1285,7 +802,7 @@ class TransformerConfig:
     def __post_init__(self):
         for name, low in (("length", 2), ("vocab", 3), ("d_model", 1), ("ff", 1), ("layers", 1), ("heads", 1),
                           ("steps", 1), ("batch_size", 1), ("n_train", 1), ("n_test", 1)):
-            _check_int(getattr(self, name), name, low)
+            check_int(getattr(self, name), name, low)
         check_real(self.lr, "lr", 0, None, low_open=True)
         if self.d_model % self.heads:
             raise ValueError(f"d_model must be divisible by heads; got d_model={self.d_model}, heads={self.heads}")
@@ -1326,7 +843,7 @@ def run_transformer_oneshot(config: TransformerConfig, seed: int = 0) -> dict:
     """
     if not isinstance(config, TransformerConfig):
         raise TypeError(f"config must be a TransformerConfig; got {type(config).__name__}")
-    seed = _check_int(seed, "seed", 0)
+    seed = check_int(seed, "seed", 0)
     seed_everything(seed)
     state, train_loss = _train_transformer_cached(config, seed)
     model = config.model()
@@ -1341,129 +858,3 @@ def run_transformer_oneshot(config: TransformerConfig, seed: int = 0) -> dict:
             "sharpness": knee_sharpness(s, acc),
             "n_pool": sum(p.numel() for p in transformer_pool(model).values()),
             "n_params": sum(p.numel() for p in model.parameters()), "train_loss": train_loss}
-
-
-# ---------------------------------------------------------------------------
-# Figures and tables (the chapter's cells call these)
-# ---------------------------------------------------------------------------
-def knee_table(sparsities, scores, deltas=(0.005, 0.01, 0.02)) -> str:
-    """The knee under every definition (and several ``delta``) as rounded text, one line."""
-    parts = [f"hinge {essential_sparsity_point(sparsities, scores):.3g}",
-             f"kneedle {essential_sparsity_point(sparsities, scores, method='kneedle'):.3g}"]
-    parts += [f"delta={d:g} {essential_sparsity_point(sparsities, scores, method='delta', delta=d):.3g}" for d in deltas]
-    return ", ".join(parts)
-
-
-def plot_oneshot(r: dict, cnn: dict | None = None):
-    """Left: accuracy against one-shot sparsity (global, layer-wise, CNN) with the knees; right: N:M patterns."""
-    from sparsebook import plotting
-
-    fig, (a, b) = plotting.figure(2)
-    s = r["sparsities"]
-    a.plot(s, r["acc_global"], "o-", label="MLP, global pool")
-    a.plot(s, r["acc_layer"], "s--", label="MLP, layer-wise")
-    if cnn is not None:
-        a.plot(cnn["sparsities"], cnn["acc"], "^-", label="CNN, global pool")
-    for (meth, k), ls in zip(r["knees"].items(), (":", "-.", "--")):
-        a.axvline(k, color="0.4", ls=ls, lw=1, label=f"MLP knee ({meth})")
-    plotting.label(a, "sparsity (fraction of weights removed)", "test accuracy", "one-shot magnitude pruning")
-    x = [row[2] for row in r["nm"]]
-    b.plot(x, [row[3] for row in r["nm"]], "o", label="N:M")
-    groups: dict = {}
-    for n, m, sp, acc, _ in r["nm"]:
-        groups.setdefault(round(sp, 6), []).append((f"{n}:{m}", acc))
-    for sp, items in groups.items():
-        b.annotate(", ".join(name for name, _ in items), (sp, min(a for _, a in items)), textcoords="offset points",
-                   xytext=(3, -12), fontsize=7)
-    b.plot(s, r["acc_layer"], "--", color="0.5", label="unstructured, layer-wise")
-    b.set_xlim(0.4, 1.0)
-    plotting.label(b, "sparsity (fraction of weights removed)", "test accuracy", "N:M patterns, one shot")
-    return plotting.finish(fig)
-
-
-def plot_objectives(obj: dict, amount: dict):
-    """Left: probe accuracy (relative to dense) for both objectives; right: accuracy per data fraction."""
-    from sparsebook import plotting
-
-    fig, (a, b) = plotting.figure(2)
-    s = obj["sparsities"]
-    for name, lab in (("supervised", "supervised"), ("masked", "masked reconstruction")):
-        p = obj[name]["probe"]
-        a.plot(s, p / p[0], "o-", label=lab)
-    a.set_xlim(0.5, 1.0)
-    plotting.label(a, "sparsity of the encoder", "probe accuracy / dense probe accuracy", "objective")
-    for row in amount["rows"]:
-        b.plot(amount["sparsities"], row["acc"], "o-", label=f"{row['fraction']:.0%} of the data")
-    b.set_xlim(0.5, 1.0)
-    plotting.label(b, "sparsity (fraction of weights removed)", "test accuracy", "amount of training data")
-    return plotting.finish(fig)
-
-
-def plot_emergence(r: dict):
-    """Dense accuracy and essential sparsity of the checkpoints against training step."""
-    from sparsebook import plotting
-
-    fig, (a, b) = plotting.figure(2)
-    a.plot(r["steps"], r["dense_acc"], "o-")
-    plotting.label(a, "training step", "dense test accuracy", "learning")
-    sc = r["scored"]
-    b.plot(r["steps"][sc], r["essential"][sc], "o-", label="scored checkpoints")
-    b.plot(r["steps"][~sc], r["essential"][~sc], "x", color="0.6", label="dense accuracy < threshold")
-    plotting.label(b, "training step", "essential sparsity (1-point knee)", "sparsification")
-    return plotting.finish(fig)
-
-
-def plot_sparse_training(rand: dict, grad: dict):
-    """Left: random pruning per width; right: gradual vs one-shot vs small-dense per sparsity."""
-    from sparsebook import plotting
-
-    fig, (a, b) = plotting.figure(2)
-    w = [row["width"] for row in rand["rows"]]
-    for key, mk in (("dense", "o-"), ("uniform", "s--"), ("erk", "^-")):
-        a.plot(w, [row[key] for row in rand["rows"]], mk, label=key if key == "dense" else f"random, {key}")
-    a.set_xscale("log", base=2)
-    plotting.label(a, "hidden width (units)", "test accuracy", f"random masks, density {rand['density']:g}")
-    s = [row["sparsity"] for row in grad["rows"]]
-    for key, mk, lab in (("oneshot_noretrain", "x:", "one shot, no retraining"), ("oneshot", "s--", "one shot + retraining"),
-                         ("gradual", "o-", "gradual (cubic)"), ("small_dense", "^-", "small dense, equal nonzeros")):
-        b.plot(s, [row[key] for row in grad["rows"]], mk, label=lab)
-    plotting.label(b, "sparsity (fraction of weights removed)", "test accuracy", "pruning schedule")
-    return plotting.finish(fig)
-
-
-def plot_journey(j: dict, config: "JourneyConfig"):
-    """Left: the cubic schedules of each window; right: final test loss per window."""
-    from sparsebook import plotting
-
-    fig, (a, b) = plotting.figure(2)
-    t = np.arange(config.steps)
-    for row in j["rows"]:
-        t0, n = pruning_window(config.steps, row["start"], row["end"], config.dt)
-        dt = min(config.dt, max(1, (config.steps - 1 - t0) // n))
-        a.plot(t, [cubic_sparsity_schedule(int(k), 0.0, config.sparsity, t0, n, dt) for k in t],
-               label=f"{row['start']:.0%} to {row['end']:.0%}")
-    plotting.label(a, "training step", "target sparsity", "pruning windows")
-    labels = [f"{row['start']:.0%}-{row['end']:.0%}" for row in j["rows"]]
-    b.bar(labels, [row["loss"] for row in j["rows"]], color="#0072B2")
-    plotting.label(b, "pruning window (fraction of training)", "final test loss (nats)", "final loss")
-    return plotting.finish(fig)
-
-
-def plot_transformer(r: dict, mlp: dict | None = None):
-    """Left: held-out token accuracy against one-shot sparsity (Transformer, and the MLP's global curve if given),
-    with the Transformer's knees; right: held-out cross-entropy (nats) against sparsity."""
-    from sparsebook import plotting
-
-    fig, (a, b) = plotting.figure(2)
-    s = r["sparsities"]
-    a.plot(s, r["acc"], "o-", label="Transformer, attention + FFN pool")
-    if mlp is not None:
-        a.plot(mlp["sparsities"], mlp["acc_global"], "s--", color="0.5", label="MLP on digits (above)")
-    for (meth, k), ls in zip(r["knees"].items(), (":", "-.", "--")):
-        a.axvline(k, color="0.4", ls=ls, lw=1, label=f"knee ({meth})")
-    plotting.label(a, "sparsity (fraction of the pruning pool removed)", "held-out accuracy",
-                   "sorting Transformer, one shot")
-    b.plot(s, r["loss"], "o-")
-    plotting.label(b, "sparsity (fraction of attention + FFN weights removed)", "held-out cross-entropy (nats/token)",
-                   "held-out loss")
-    return plotting.finish(fig)

@@ -1,401 +1,31 @@
-"""Lazy neurons: activation sparsity that emerges in trained ReLU networks, and its use.
-
-Li et al. (2023) observe that the hidden activation ``a = ReLU(x W_upᵀ + b)`` of a
-trained Transformer's MLP has very few nonzero entries (3% for T5-Base), fewer
-in wider and deeper models, with random labels, random inputs and infinite
-data.  Its family puts sparsity to use: Top-k thresholding (Li et al.), ReLU
-substitution with a progressive L1 penalty (ProSparse), magnitude thresholds
-calibrated on data (CATS, per layer; CHESS, per channel), a differentiable
-density loss (DEFT), and a performance-aware metric (Sparsing Law's PPL-p%).
-
-Notation (shapes in brackets, ``…`` = any leading dims, ``h`` = MLP width)
-
-- ``a`` [… , h]: an MLP's hidden activation (after the nonlinearity).
-- nonzero fraction ``ρ = mean 1[|a| > τ]`` (``τ = 0``: the paper's "% nonzero").
-- dead fraction: units with ``|a_i| ≤ τ`` on every row of the evaluation set.
-- ``W_down`` [d, h]: the MLP's down projection (``torch.nn.Linear.weight``).
-
-Everything trains in PyTorch on CPU with one thread (see
-:func:`sparsebook.seed_everything`), from seeded data generated here or
-scikit-learn's digits.
-"""
+"""Lazy neurons, experiments: the activation recorder, data sources, the training loop, the frozen
+configs with ``preset(scale)`` and the runners ``run_<experiment>(config, seed)``."""
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sparsebook.lazy_neurons.kernels import (cats_threshold, cett_threshold, chess_thresholds, dead_fraction,
+                                             deft_density_loss, expected_calibration_error, nonzero_fraction,
+                                             prosparse_lambda, sparse_down)
+from sparsebook.models import Activation, Block, TinyTransformer
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
+from sparsebook.train import make_optimizer, run_steps
 from sparsebook.validate import check_int, check_real
-
-# ---------------------------------------------------------------------------
-# argument checks
-# ---------------------------------------------------------------------------
-
-
-def _check_int(x, name: str, low: int, high: int | None = None) -> int:
-    """An int in [low, high]."""
-    return check_int(x, name, low, high)
-
-
-def _check_real(x, name: str, low: float, high: float, *, low_open=False, high_open=False) -> float:
-    """A finite real in the interval [low, high] (open ends when ``*_open``)."""
-    return check_real(x, name, low, high, low_open=low_open, high_open=high_open)
-
-
-def _as_tensor(x, name: str) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        t = x
-    elif isinstance(x, np.ndarray):
-        t = torch.from_numpy(x)
-    else:
-        raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray; got {type(x).__name__}")
-    if t.ndim < 1 or t.numel() == 0:
-        raise ValueError(f"{name} must be a non-empty array with at least 1 dimension; got shape {tuple(t.shape)}")
-    if t.is_complex():
-        raise TypeError(f"{name} must be real-valued; got dtype {t.dtype}")
-    return t
-
-
-def _rows(a: torch.Tensor) -> torch.Tensor:
-    """``a`` [… , h] as a matrix [rows, h] (a 1-D ``a`` is one row)."""
-    return a.reshape(1, -1) if a.ndim == 1 else a.reshape(-1, a.shape[-1])
-
-
-# ---------------------------------------------------------------------------
-# activation statistics
-# ---------------------------------------------------------------------------
-
-
-def nonzero_fraction(activations, tau: float = 0.0, per_token: bool = False):
-    """Fraction of activation entries with ``|a| > tau`` (Li et al. 2023, Sec. 2: "% nonzero").
-
-    ``ρ = (1 / (rows·h)) Σ_{r,i} 1[|a_{r,i}| > τ]``; with ``per_token`` the
-    fraction of each row (token) instead, ``ρ_r = (1/h) Σ_i 1[|a_{r,i}| > τ]``.
-
-    Parameters
-    ----------
-    activations : Tensor | ndarray [… , h], or a dict ``{layer: array}``
-        e.g. the output of :func:`record_activations`.
-    tau : float >= 0
-        magnitude threshold (``0``: exact nonzeros).
-    per_token : bool
-        return the per-row fractions (a tensor of shape ``[…]``) instead of the mean.
-
-    Returns
-    -------
-    float (or tensor with ``per_token``), or a dict of them for a dict input.
-    """
-    tau = _check_real(tau, "tau", 0.0, math.inf)
-    if isinstance(activations, Mapping):
-        if not activations:
-            raise ValueError("activations must not be an empty dict")
-        return {k: nonzero_fraction(v, tau, per_token) for k, v in activations.items()}
-    a = _as_tensor(activations, "activations")
-    active = (a.abs() > tau) if a.dtype != torch.bool else a
-    if per_token:
-        return active.float().mean(-1)
-    return float(active.double().mean())
-
-
-def dead_fraction(activations, tau: float = 0.0):
-    """Fraction of units never active on the given rows: ``(1/h) Σ_i 1[max_r |a_{r,i}| ≤ τ]``.
-
-    A unit that is dead on the evaluation set contributes zeros to every row: report
-    this beside :func:`nonzero_fraction` so that collapse is not mistaken for laziness.
-
-    activations : Tensor | ndarray [… , h] (all leading dims are rows), or a dict of them.
-    Returns a float, or a dict of floats for a dict input.
-    """
-    tau = _check_real(tau, "tau", 0.0, math.inf)
-    if isinstance(activations, Mapping):
-        if not activations:
-            raise ValueError("activations must not be an empty dict")
-        return {k: dead_fraction(v, tau) for k, v in activations.items()}
-    a = _rows(_as_tensor(activations, "activations"))
-    return float((~(a.abs() > tau).any(0)).double().mean())
-
-
-# ---------------------------------------------------------------------------
-# sparsifying activations
-# ---------------------------------------------------------------------------
-
-
-def topk_activation(x, k: int):
-    """Keep the ``k`` largest entries of each row of ``x`` (last dim), zero the rest.
-
-    Top-k thresholding of Li et al. (2023, Sec. 4): ``topk(x)_i = x_i·1[x_i ≥ x_(k)]``
-    with ``x_(k)`` the row's k-th largest entry (ties broken by position, so that
-    exactly ``k`` entries per row are kept).  Gradients flow to the kept entries
-    only (the mask is a constant of the backward pass).
-
-    x : Tensor | ndarray [… , h];  k : int in [1, h].  Returns the same type and shape.
-    """
-    is_np = isinstance(x, np.ndarray)
-    t = _as_tensor(x, "x")
-    if not t.is_floating_point():
-        raise TypeError(f"x must be a floating-point array; got dtype {t.dtype}")
-    k = _check_int(k, "k", 1, t.shape[-1])
-    if k == t.shape[-1]:
-        out = t.clone()
-    else:
-        idx = t.topk(k, dim=-1, sorted=False).indices
-        mask = torch.zeros_like(t, dtype=torch.bool).scatter_(-1, idx, True)
-        out = t * mask
-    return out.numpy() if is_np else out
-
-
-def _quantile(v: torch.Tensor, q: float, dim=None) -> torch.Tensor:
-    """Quantile of ``v`` (linear interpolation) for any size (``torch.quantile`` caps the size)."""
-    v = v.double()
-    if dim is None:
-        v = v.reshape(-1)
-        dim = 0
-    s = v.sort(dim=dim).values
-    n = s.shape[dim]
-    pos = q * (n - 1)
-    lo, hi = int(math.floor(pos)), int(math.ceil(pos))
-    w = pos - lo
-    return s.select(dim, lo) * (1 - w) + s.select(dim, hi) * w
-
-
-def cats_threshold(activations, sparsity: float):
-    """CATS threshold: the ``sparsity``-quantile of ``|a|`` on calibration data (Lee et al. 2024).
-
-    ``t = Quantile_s(|a|)`` so that ``CATS(a) = a·1[|a| ≥ t]`` zeroes a fraction ``s`` of
-    the calibration entries (one threshold per layer).
-
-    activations : Tensor | ndarray [… , h] or a dict ``{layer: array}``;
-    sparsity : float in [0, 1).  Returns a float (``0.0`` for sparsity 0), or a dict.
-    """
-    sparsity = _check_real(sparsity, "sparsity", 0.0, 1.0, high_open=True)
-    if isinstance(activations, Mapping):
-        if not activations:
-            raise ValueError("activations must not be an empty dict")
-        return {k: cats_threshold(v, sparsity) for k, v in activations.items()}
-    a = _as_tensor(activations, "activations")
-    if sparsity == 0.0:
-        return 0.0
-    return float(_quantile(a.abs(), sparsity))
-
-
-def chess_thresholds(activations, sparsity: float) -> torch.Tensor:
-    """CHESS channel-wise thresholds: one ``sparsity``-quantile of ``|a_i|`` per channel i (He et al. 2024).
-
-    ``t_i = Quantile_s(|a_{:,i}|)`` over the calibration rows, so each channel is
-    cut to the same fraction ``s`` (reconstruction of the paper's channel-wise
-    thresholding for a non-gated MLP).
-
-    activations : [… , h];  sparsity in [0, 1).  Returns a float tensor [h].
-    """
-    sparsity = _check_real(sparsity, "sparsity", 0.0, 1.0, high_open=True)
-    a = _rows(_as_tensor(activations, "activations")).abs()
-    if sparsity == 0.0:
-        return torch.zeros(a.shape[-1])
-    return _quantile(a, sparsity, dim=0).float()
-
-
-def apply_threshold(a, threshold):
-    """``a·1[|a| ≥ t]`` with a scalar (CATS) or per-channel [h] (CHESS) threshold ``t``."""
-    t = torch.as_tensor(threshold, dtype=a.dtype)
-    if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != a.shape[-1]):
-        raise ValueError(f"threshold must be a scalar or have shape [{a.shape[-1]}]; got {tuple(t.shape)}")
-    if torch.any(t < 0):
-        raise ValueError("threshold must be >= 0")
-    return a * (a.abs() >= t)
-
-
-def fatrelu(x: torch.Tensor, threshold: float) -> torch.Tensor:
-    """FATReLU (ProSparse, Song et al. 2024): ``x·1[x ≥ T]``, a ReLU with a raised cut ``T ≥ 0``."""
-    threshold = _check_real(threshold, "threshold", 0.0, math.inf)
-    return x * (x >= threshold) if threshold > 0 else F.relu(x)
-
-
-def prosparse_lambda(step: int, boundaries: Sequence[int], values: Sequence[float]) -> float:
-    """ProSparse's progressive L1 factor, rising along quarter-sines in stages (Song et al. 2024, Sec. 3.2).
-
-    With stage ends ``T_1 < … < T_m`` (``T_0 = 0``) and factors ``λ_1 ≤ … ≤ λ_m`` (``λ_0 = 0``),
-    for ``T_{i−1} ≤ t < T_i``:  ``λ(t) = λ_{i−1} + (λ_i − λ_{i−1})·sin(π/2·(t − T_{i−1})/(T_i − T_{i−1}))``;
-    ``λ(t) = λ_m`` after the last stage.  (Schedule reconstructed from the paper's description.)
-    """
-    step = _check_int(step, "step", 0)
-    b = [int(v) for v in boundaries]
-    lam = [float(v) for v in values]
-    if len(b) == 0 or len(b) != len(lam):
-        raise ValueError(f"boundaries and values must be non-empty and of equal length; got {len(b)} and {len(lam)}")
-    if b[0] <= 0 or any(b2 <= b1 for b1, b2 in zip(b, b[1:])):
-        raise ValueError(f"boundaries must be strictly increasing positive steps; got {b}")
-    if any(v < 0 for v in lam):
-        raise ValueError(f"values must be >= 0; got {lam}")
-    t_prev, l_prev = 0, 0.0
-    for t_i, l_i in zip(b, lam):
-        if step < t_i:
-            return l_prev + (l_i - l_prev) * math.sin(0.5 * math.pi * (step - t_prev) / (t_i - t_prev))
-        t_prev, l_prev = t_i, l_i
-    return lam[-1]
-
-
-def deft_density_loss(a: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
-    """DEFT's differentiable density: ``mean(a² / (a² + ε))`` (≈ fraction nonzero as ε → 0)."""
-    eps = _check_real(eps, "eps", 0.0, math.inf, low_open=True)
-    a2 = a * a
-    return (a2 / (a2 + eps)).mean()
-
-
-def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:
-    """ECE = Σ_b (|B_b|/n)·|acc(B_b) − conf(B_b)| over equal-width confidence bins (Guo et al. 2017).
-
-    probs : [n, classes] predicted probabilities;  labels : [n] ints;  n_bins : int >= 1.
-    """
-    n_bins = _check_int(n_bins, "n_bins", 1)
-    p = torch.as_tensor(probs, dtype=torch.float64)
-    y = torch.as_tensor(labels)
-    if p.ndim != 2 or y.shape != (p.shape[0],):
-        raise ValueError(f"probs must be [n, classes] and labels [n]; got {tuple(p.shape)} and {tuple(y.shape)}")
-    conf, pred = p.max(-1)
-    correct = (pred == y).double()
-    bins = torch.clamp((conf * n_bins).long(), max=n_bins - 1)
-    ece = 0.0
-    for b in range(n_bins):
-        m = bins == b
-        if m.any():
-            ece += float(m.double().mean()) * abs(float(correct[m].mean()) - float(conf[m].mean()))
-    return ece
-
-
-# ---------------------------------------------------------------------------
-# Sparsing Law: CETT and PPL-p% sparsity
-# ---------------------------------------------------------------------------
-
-
-def neuron_importance(a: torch.Tensor, w_down: torch.Tensor) -> torch.Tensor:
-    """``n_i = |a_i|·‖W_down[:, i]‖₂`` (Luo et al. 2024, Sparsing Law), shape of ``a``."""
-    return a.abs() * w_down.norm(dim=0)
-
-
-@torch.no_grad()
-def cett(a: torch.Tensor, w_down: torch.Tensor, t: float) -> float:
-    """Cumulative errors of tail truncation (Sparsing Law):
-
-    ``CETT(t) = mean_rows ‖W_down (a ⊙ 1[n ≤ t])‖₂ / ‖W_down a‖₂``, ``n`` from :func:`neuron_importance`.
-
-    a : [… , h];  w_down : [d, h].  Rows with ``W_down a = 0`` are skipped.
-    """
-    a = _rows(a).double()
-    w = w_down.double()
-    cut = a * (neuron_importance(a, w) <= t)
-    num = (cut @ w.T).norm(dim=-1)
-    den = (a @ w.T).norm(dim=-1)
-    ok = den > 0
-    return float((num[ok] / den[ok]).mean()) if ok.any() else 0.0
-
-
-@torch.no_grad()
-def cett_threshold(a: torch.Tensor, w_down: torch.Tensor, target: float, iters: int = 30) -> float:
-    """The largest ``t`` with ``CETT(t) ≤ target`` (bisection; CETT is non-decreasing in ``t``)."""
-    target = _check_real(target, "target", 0.0, 1.0)
-    a = _rows(a).double()
-    w = w_down.double()
-    n = neuron_importance(a, w)
-    lo, hi = 0.0, float(n.max()) + 1e-12
-    den = (a @ w.T).norm(dim=-1)
-    ok = den > 0
-
-    def f(t):
-        cut = a * (n <= t)
-        return float(((cut @ w.T).norm(dim=-1)[ok] / den[ok]).mean()) if ok.any() else 0.0
-
-    if f(lo) > target:
-        return 0.0
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        if f(mid) <= target:
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
-# ---------------------------------------------------------------------------
-# sparse MLP forward
-# ---------------------------------------------------------------------------
-
-
-def dense_mlp_forward(x, w_up, b_up, w_down, b_down):
-    """``ReLU(x W_upᵀ + b_up) W_downᵀ + b_down``; x [n, d], w_up [h, d], w_down [d, h]."""
-    return F.linear(F.relu(F.linear(x, w_up, b_up)), w_down, b_down)
-
-
-def sparse_down(a: torch.Tensor, w_down_t: torch.Tensor, b_down: torch.Tensor | None = None,
-                dense_above: float = 0.25) -> torch.Tensor:
-    """``a W_downᵀ + b`` computed from the active neurons only.
-
-    Gathers the rows of ``W_downᵀ`` [h, d] (stored transposed, so rows are contiguous)
-    for the units active in any row of ``a`` [n, h] and multiplies ``a[:, S] W_downᵀ[S]``;
-    exact (zeros contribute nothing).  Falls back to the dense product when the active
-    set is larger than ``dense_above·h`` (gathering would cost more than it saves; the default 0.25
-    follows the CPU crossover measured in ``benchmarks/bench_lazy_neurons.py``, between 70% and 90%
-    sparsity for a 1024 × 4096 layer).
-    """
-    dense_above = _check_real(dense_above, "dense_above", 0.0, 1.0)
-    if a.ndim != 2 or w_down_t.ndim != 2 or a.shape[1] != w_down_t.shape[0]:
-        raise ValueError(f"a must be [n, h] and w_down_t [h, d]; got {tuple(a.shape)} and {tuple(w_down_t.shape)}")
-    active = (a != 0).any(0).nonzero().squeeze(1)
-    if active.numel() > dense_above * a.shape[1]:
-        out = a @ w_down_t
-    else:
-        out = a.index_select(1, active) @ w_down_t.index_select(0, active)
-    return out + b_down if b_down is not None else out
-
-
-def sparse_mlp_forward(x, w_up, b_up, w_down_t, b_down, dense_above: float = 0.25):
-    """MLP forward ``ReLU(x W_upᵀ + b_up) W_downᵀ + b_down`` skipping inactive neurons in the down projection.
-
-    x [n, d];  w_up [h, d];  b_up [h];  w_down_t [h, d] (``W_down`` transposed);  b_down [d].
-    Equal to :func:`dense_mlp_forward` up to floating-point summation order.
-    """
-    return sparse_down(F.relu(F.linear(x, w_up, b_up)), w_down_t, b_down, dense_above)
 
 
 # ---------------------------------------------------------------------------
 # models
 # ---------------------------------------------------------------------------
-
-_NONLIN = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}
-
-
-class Activation(nn.Module):
-    """An MLP's nonlinearity, optionally sparsified: ``σ(x)``, then Top-k or a magnitude threshold.
-
-    name : "relu" | "gelu" | "silu";  k : keep the k largest per row (Top-k);
-    threshold : scalar (CATS) or per-channel [h] tensor (CHESS): ``a·1[|a| ≥ t]``.
-    The recorder (:func:`record_activations`) hooks these modules' outputs.
-    """
-
-    def __init__(self, name: str = "relu", k: int | None = None, threshold=None):
-        super().__init__()
-        if name not in _NONLIN:
-            raise ValueError(f"name must be one of {sorted(_NONLIN)}; got {name!r}")
-        self.name, self.k, self.threshold = name, k, threshold
-
-    def forward(self, x):
-        a = _NONLIN[self.name](x)
-        if self.k is not None:
-            a = topk_activation(a, min(self.k, a.shape[-1]))
-        if self.threshold is not None:
-            a = apply_threshold(a, self.threshold)
-        return a
-
-    def extra_repr(self):
-        return f"{self.name}, k={self.k}, threshold={'set' if self.threshold is not None else None}"
 
 
 class MLP(nn.Module):
@@ -412,45 +42,6 @@ class MLP(nn.Module):
         for lin, act in zip(self.layers, self.acts):
             x = act(lin(x))
         return self.layers[-1](x)
-
-
-class Block(nn.Module):
-    """Pre-LayerNorm Transformer block: causal multi-head attention, then the MLP ``down(act(up(·)))``."""
-
-    def __init__(self, d: int, ff: int, heads: int, activation: str = "relu"):
-        super().__init__()
-        self.heads = heads
-        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
-        self.up, self.act, self.down = nn.Linear(d, ff), Activation(activation), nn.Linear(ff, d)
-
-    def forward(self, x):
-        b, t, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        att = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # softmax(q kᵀ/√d_h + causal mask) v
-        x = x + self.out(att.transpose(1, 2).reshape(b, t, d))
-        return x + self.down(self.act(self.up(self.ln2(x))))
-
-
-class TinyTransformer(nn.Module):
-    """A decoder-only Transformer: token + learned position embeddings, ``layers`` blocks, a linear head."""
-
-    def __init__(self, vocab: int, seq_len: int, d_model: int = 32, ff: int = 128, layers: int = 2,
-                 heads: int = 2, activation: str = "relu"):
-        super().__init__()
-        if d_model % heads:
-            raise ValueError(f"d_model must be divisible by heads; got {d_model} and {heads}")
-        self.emb = nn.Embedding(vocab, d_model)
-        self.pos = nn.Parameter(0.02 * torch.randn(seq_len, d_model))
-        self.blocks = nn.ModuleList(Block(d_model, ff, heads, activation) for _ in range(layers))
-        self.ln = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, vocab)
-
-    def forward(self, x):
-        h = self.emb(x) + self.pos[: x.shape[1]]
-        for blk in self.blocks:
-            h = blk(h)
-        return self.head(self.ln(h))
 
 
 # ---------------------------------------------------------------------------
@@ -624,9 +215,8 @@ def train(model: nn.Module, batch: Callable[[int], tuple], *, steps: int, lr: fl
     ``probe(model, step)`` runs (no grad, eval mode) at step 0, every ``every`` steps and at the end.
     Returns the training loss per step (without the penalty), shape [steps].
     """
-    steps = _check_int(steps, "steps", 1)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    losses = np.empty(steps)
+    steps = check_int(steps, "steps", 1)
+    opt = make_optimizer(model.parameters(), "adam", lr)
 
     def _probe(s):
         if probe is not None:
@@ -635,23 +225,24 @@ def train(model: nn.Module, batch: Callable[[int], tuple], *, steps: int, lr: fl
                 probe(model, s)
             model.train()
 
+    def _on_step(s):
+        if every and (s % every == 0 or s == steps):
+            _probe(s)
+
     rec = ActivationRecorder(model, detach=False) if penalty is not None else None  # keep the graph
-    _probe(0)
-    model.train()
-    for s in range(steps):
+
+    def objective(s):
         x, y = batch(s)
         if rec is not None:
             with rec:
                 loss = _ce(model(x), y)
-            total = loss + penalty(rec.activations, s)
-        else:
-            loss = total = _ce(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
-        losses[s] = float(loss.detach())
-        if every and ((s + 1) % every == 0 or s + 1 == steps):
-            _probe(s + 1)
+            return loss + penalty(rec.activations, s), loss
+        loss = _ce(model(x), y)
+        return loss, loss
+
+    _probe(0)
+    model.train()
+    losses = run_steps(opt, objective, steps=steps, on_step=_on_step)
     model.eval()
     return losses
 
@@ -1098,7 +689,7 @@ def ppl_p_sparsity(model: nn.Module, x, y, p: float = 1.0, iters: int = 14) -> d
     with ``exp(L_sparse − L_dense) ≤ 1 + p/100``.  Sparsity = mean over layers of the fraction
     of entries cut (exact zeros included).  Returns ``{"sparsity", "cett", "loss_ratio"}``.
     """
-    p = _check_real(p, "p", 0.0, math.inf, low_open=True)
+    p = check_real(p, "p", 0.0, math.inf, low_open=True)
     model.eval()
     sites = mlp_sites(model)
     with torch.no_grad():
@@ -1230,19 +821,19 @@ class TinyMixer(nn.Module):
     def __init__(self, side: int = 8, patch: int = 2, d: int = 32, token_hidden: int = 64,
                  channel_hidden: int = 128, layers: int = 2, classes: int = 10, activation: str = "relu"):
         super().__init__()
-        side = _check_int(side, "side", 1)
-        patch = _check_int(patch, "patch", 1, side)
+        side = check_int(side, "side", 1)
+        patch = check_int(patch, "patch", 1, side)
         if side % patch:
             raise ValueError(f"patch must divide side; got patch {patch} and side {side}")
         self.side, self.patch = side, patch
         self.tokens = (side // patch) ** 2
-        self.embed = nn.Linear(patch * patch, _check_int(d, "d", 1))
+        self.embed = nn.Linear(patch * patch, check_int(d, "d", 1))
         self.blocks = nn.ModuleList(
-            MixerBlock(self.tokens, d, _check_int(token_hidden, "token_hidden", 1),
-                       _check_int(channel_hidden, "channel_hidden", 1), activation)
-            for _ in range(_check_int(layers, "layers", 1)))
+            MixerBlock(self.tokens, d, check_int(token_hidden, "token_hidden", 1),
+                       check_int(channel_hidden, "channel_hidden", 1), activation)
+            for _ in range(check_int(layers, "layers", 1)))
         self.ln = nn.LayerNorm(d)
-        self.head = nn.Linear(d, _check_int(classes, "classes", 2))
+        self.head = nn.Linear(d, check_int(classes, "classes", 2))
 
     def patches(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` [b, side²] or [b, side, side] → patches [b, t, patch²] (row-major over the patch grid)."""
@@ -1281,13 +872,13 @@ class MixerConfig:
     device: str = "cpu"
 
     def __post_init__(self):
-        _check_int(self.patch, "patch", 1, 8)
+        check_int(self.patch, "patch", 1, 8)
         if 8 % self.patch:
             raise ValueError(f"patch must divide 8 (the digits' side); got {self.patch}")
         for name in ("d", "token_hidden", "channel_hidden", "layers", "steps", "batch", "every"):
-            _check_int(getattr(self, name), name, 1)
-        _check_real(self.lr, "lr", 0.0, math.inf, low_open=True)
-        _check_real(self.label_noise, "label_noise", 0.0, 1.0)
+            check_int(getattr(self, name), name, 1)
+        check_real(self.lr, "lr", 0.0, math.inf, low_open=True)
+        check_real(self.label_noise, "label_noise", 0.0, 1.0)
 
     @classmethod
     def preset(cls, scale: str) -> "MixerConfig":
@@ -1313,7 +904,7 @@ def run_mixer(cfg: MixerConfig, seed: int = 0) -> dict:
     """
     if not isinstance(cfg, MixerConfig):
         raise TypeError(f"cfg must be a MixerConfig; got {type(cfg).__name__}")
-    seed = _check_int(seed, "seed", 0)
+    seed = check_int(seed, "seed", 0)
     from sparsebook.data import digits
 
     rng = seed_everything(seed)
@@ -1377,7 +968,7 @@ def _median_time(fn, repeats):
 
 def sparse_activation_batch(rows: int, h: int, sparsity: float, rng: np.random.Generator) -> torch.Tensor:
     """ReLU-like activations [rows, h] with exactly ``round(sparsity·h)`` zeros per row (same set in every row)."""
-    sparsity = _check_real(sparsity, "sparsity", 0.0, 1.0, high_open=True)
+    sparsity = check_real(sparsity, "sparsity", 0.0, 1.0, high_open=True)
     a = torch.as_tensor(np.abs(rng.standard_normal((rows, h))), dtype=torch.float32)
     off = rng.permutation(h)[: int(round(sparsity * h))]
     a[:, torch.as_tensor(off, dtype=torch.long)] = 0.0

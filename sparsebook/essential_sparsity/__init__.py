@@ -1,0 +1,64 @@
+"""Essential sparsity: one-shot magnitude pruning, its sharp knee, and sparse training.
+
+Kernels (PyTorch; JAX versions of the magnitude and N:M masks with a parity test):
+
+- :func:`magnitude_mask` keeps the largest ``|w|`` (one global pool or per layer),
+  :func:`nm_mask` keeps N of every M consecutive input weights, :func:`random_mask`
+  draws a random mask with uniform or ERK layer-wise densities (:func:`erk_densities`).
+  Masks are explicit boolean tensors of the weights' shapes (no
+  ``torch.nn.utils.prune`` re-parametrization).
+- :func:`cubic_sparsity_schedule` is the gradual-pruning schedule of Zhu & Gupta;
+  :func:`pruning_window` turns start/end fractions of training into its ``t0``, ``n_steps``.
+- :func:`essential_sparsity_point` finds the knee of a performance-versus-sparsity curve.
+- :func:`average_state_dicts` makes a sparse model soup (models sharing one mask).
+
+Experiment runners ``run_<experiment>(config, seed=0)`` train small MLPs on
+scikit-learn's digits, and (:func:`run_transformer_oneshot`) a tiny Transformer on a
+synthetic sorting task (:func:`sort_task`); each takes a frozen config with
+``preset(scale)``.  Trained parents are cached per (config, seed) so experiments share them.
+
+Where each part lives:
+
+- :mod:`sparsebook.essential_sparsity.kernels`: the masks, densities, schedule, knee
+  finders, masks on models, soups and the ridge probe (pure math).
+- :mod:`sparsebook.essential_sparsity.experiments`: the models (``small_cnn``, the masked
+  autoencoder, the pruning pool of the shared :class:`~sparsebook.models.TinyTransformer`),
+  data, the frozen configs and the runners.
+- :mod:`sparsebook.essential_sparsity.figures`: one plotting function per figure, and
+  ``knee_table``.
+
+This module only re-exports the chapter's public names (and ``_data``, the cached digits
+split, which the chapter's notebook reads).
+"""
+from sparsebook.essential_sparsity.experiments import (
+    ArchitectureConfig, DataAmountConfig, EmergenceConfig, GradualConfig, JourneyConfig, NMTrainConfig,
+    ObjectiveConfig, OneShotConfig, ParentConfig, RandomPruningConfig, SoupConfig, TransformerConfig, _data,
+    evaluate, prunable, run_architecture, run_data_amount, run_emergence, run_gradual, run_journey,
+    run_nm_training, run_objectives, run_oneshot, run_random_pruning, run_soups, run_transformer_oneshot,
+    small_cnn, sort_task, train_parent, transformer_pool,
+)
+from sparsebook.essential_sparsity.figures import (
+    knee_table, plot_emergence, plot_journey, plot_objectives, plot_oneshot, plot_sparse_training, plot_transformer,
+)
+from sparsebook.essential_sparsity.kernels import (
+    KNEE_METHODS, apply_masks, average_state_dicts, cubic_sparsity_schedule, erk_densities,
+    essential_sparsity_point, hinge_fit, knee_sharpness, magnitude_mask, magnitude_mask_jax, n_pruned, nm_mask,
+    nm_mask_jax, pruning_window, random_mask,
+)
+
+__all__ = [
+    # kernels
+    "magnitude_mask", "nm_mask", "random_mask", "erk_densities", "magnitude_mask_jax", "nm_mask_jax",
+    "cubic_sparsity_schedule", "pruning_window", "essential_sparsity_point", "hinge_fit", "knee_sharpness",
+    "average_state_dicts", "n_pruned", "KNEE_METHODS", "apply_masks",
+    # experiments
+    "ParentConfig", "OneShotConfig", "ArchitectureConfig", "run_architecture", "small_cnn", "ObjectiveConfig",
+    "DataAmountConfig", "EmergenceConfig", "RandomPruningConfig", "GradualConfig", "JourneyConfig", "SoupConfig",
+    "NMTrainConfig", "train_parent", "run_oneshot", "run_objectives", "run_data_amount", "run_emergence",
+    "run_random_pruning", "run_gradual", "run_journey", "run_soups", "run_nm_training",
+    "sort_task", "TransformerConfig", "transformer_pool", "run_transformer_oneshot", "prunable", "evaluate",
+    "_data",  # private, but the notebook (which must not be edited) reads es._data
+    # figures and tables
+    "knee_table", "plot_oneshot", "plot_objectives", "plot_emergence", "plot_sparse_training", "plot_journey",
+    "plot_transformer",
+]

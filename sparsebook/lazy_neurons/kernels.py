@@ -1,0 +1,278 @@
+"""Lazy neurons, pure math: activation statistics, thresholds (CATS, CHESS, FATReLU), ProSparse and
+DEFT penalties, calibration error, CETT and the sparse MLP forward."""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import torch
+from torch.nn import functional as F
+
+from sparsebook.models import _as_tensor
+from sparsebook.validate import check_int, check_real
+
+
+def _rows(a: torch.Tensor) -> torch.Tensor:
+    """``a`` [… , h] as a matrix [rows, h] (a 1-D ``a`` is one row)."""
+    return a.reshape(1, -1) if a.ndim == 1 else a.reshape(-1, a.shape[-1])
+
+
+# ---------------------------------------------------------------------------
+# activation statistics
+# ---------------------------------------------------------------------------
+
+
+def nonzero_fraction(activations, tau: float = 0.0, per_token: bool = False):
+    """Fraction of activation entries with ``|a| > tau`` (Li et al. 2023, Sec. 2: "% nonzero").
+
+    ``ρ = (1 / (rows·h)) Σ_{r,i} 1[|a_{r,i}| > τ]``; with ``per_token`` the
+    fraction of each row (token) instead, ``ρ_r = (1/h) Σ_i 1[|a_{r,i}| > τ]``.
+
+    Parameters
+    ----------
+    activations : Tensor | ndarray [… , h], or a dict ``{layer: array}``
+        e.g. the output of :func:`record_activations`.
+    tau : float >= 0
+        magnitude threshold (``0``: exact nonzeros).
+    per_token : bool
+        return the per-row fractions (a tensor of shape ``[…]``) instead of the mean.
+
+    Returns
+    -------
+    float (or tensor with ``per_token``), or a dict of them for a dict input.
+    """
+    tau = check_real(tau, "tau", 0.0, math.inf)
+    if isinstance(activations, Mapping):
+        if not activations:
+            raise ValueError("activations must not be an empty dict")
+        return {k: nonzero_fraction(v, tau, per_token) for k, v in activations.items()}
+    a = _as_tensor(activations, "activations")
+    active = (a.abs() > tau) if a.dtype != torch.bool else a
+    if per_token:
+        return active.float().mean(-1)
+    return float(active.double().mean())
+
+
+def dead_fraction(activations, tau: float = 0.0):
+    """Fraction of units never active on the given rows: ``(1/h) Σ_i 1[max_r |a_{r,i}| ≤ τ]``.
+
+    A unit that is dead on the evaluation set contributes zeros to every row: report
+    this beside :func:`nonzero_fraction` so that collapse is not mistaken for laziness.
+
+    activations : Tensor | ndarray [… , h] (all leading dims are rows), or a dict of them.
+    Returns a float, or a dict of floats for a dict input.
+    """
+    tau = check_real(tau, "tau", 0.0, math.inf)
+    if isinstance(activations, Mapping):
+        if not activations:
+            raise ValueError("activations must not be an empty dict")
+        return {k: dead_fraction(v, tau) for k, v in activations.items()}
+    a = _rows(_as_tensor(activations, "activations"))
+    return float((~(a.abs() > tau).any(0)).double().mean())
+
+
+# ---------------------------------------------------------------------------
+# sparsifying activations
+# ---------------------------------------------------------------------------
+
+
+def _quantile(v: torch.Tensor, q: float, dim=None) -> torch.Tensor:
+    """Quantile of ``v`` (linear interpolation) for any size (``torch.quantile`` caps the size)."""
+    v = v.double()
+    if dim is None:
+        v = v.reshape(-1)
+        dim = 0
+    s = v.sort(dim=dim).values
+    n = s.shape[dim]
+    pos = q * (n - 1)
+    lo, hi = int(math.floor(pos)), int(math.ceil(pos))
+    w = pos - lo
+    return s.select(dim, lo) * (1 - w) + s.select(dim, hi) * w
+
+
+def cats_threshold(activations, sparsity: float):
+    """CATS threshold: the ``sparsity``-quantile of ``|a|`` on calibration data (Lee et al. 2024).
+
+    ``t = Quantile_s(|a|)`` so that ``CATS(a) = a·1[|a| ≥ t]`` zeroes a fraction ``s`` of
+    the calibration entries (one threshold per layer).
+
+    activations : Tensor | ndarray [… , h] or a dict ``{layer: array}``;
+    sparsity : float in [0, 1).  Returns a float (``0.0`` for sparsity 0), or a dict.
+    """
+    sparsity = check_real(sparsity, "sparsity", 0.0, 1.0, high_open=True)
+    if isinstance(activations, Mapping):
+        if not activations:
+            raise ValueError("activations must not be an empty dict")
+        return {k: cats_threshold(v, sparsity) for k, v in activations.items()}
+    a = _as_tensor(activations, "activations")
+    if sparsity == 0.0:
+        return 0.0
+    return float(_quantile(a.abs(), sparsity))
+
+
+def chess_thresholds(activations, sparsity: float) -> torch.Tensor:
+    """CHESS channel-wise thresholds: one ``sparsity``-quantile of ``|a_i|`` per channel i (He et al. 2024).
+
+    ``t_i = Quantile_s(|a_{:,i}|)`` over the calibration rows, so each channel is
+    cut to the same fraction ``s`` (reconstruction of the paper's channel-wise
+    thresholding for a non-gated MLP).
+
+    activations : [… , h];  sparsity in [0, 1).  Returns a float tensor [h].
+    """
+    sparsity = check_real(sparsity, "sparsity", 0.0, 1.0, high_open=True)
+    a = _rows(_as_tensor(activations, "activations")).abs()
+    if sparsity == 0.0:
+        return torch.zeros(a.shape[-1])
+    return _quantile(a, sparsity, dim=0).float()
+
+
+def fatrelu(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    """FATReLU (ProSparse, Song et al. 2024): ``x·1[x ≥ T]``, a ReLU with a raised cut ``T ≥ 0``."""
+    threshold = check_real(threshold, "threshold", 0.0, math.inf)
+    return x * (x >= threshold) if threshold > 0 else F.relu(x)
+
+
+def prosparse_lambda(step: int, boundaries: Sequence[int], values: Sequence[float]) -> float:
+    """ProSparse's progressive L1 factor, rising along quarter-sines in stages (Song et al. 2024, Sec. 3.2).
+
+    With stage ends ``T_1 < … < T_m`` (``T_0 = 0``) and factors ``λ_1 ≤ … ≤ λ_m`` (``λ_0 = 0``),
+    for ``T_{i−1} ≤ t < T_i``:  ``λ(t) = λ_{i−1} + (λ_i − λ_{i−1})·sin(π/2·(t − T_{i−1})/(T_i − T_{i−1}))``;
+    ``λ(t) = λ_m`` after the last stage.  (Schedule reconstructed from the paper's description.)
+    """
+    step = check_int(step, "step", 0)
+    b = [int(v) for v in boundaries]
+    lam = [float(v) for v in values]
+    if len(b) == 0 or len(b) != len(lam):
+        raise ValueError(f"boundaries and values must be non-empty and of equal length; got {len(b)} and {len(lam)}")
+    if b[0] <= 0 or any(b2 <= b1 for b1, b2 in zip(b, b[1:])):
+        raise ValueError(f"boundaries must be strictly increasing positive steps; got {b}")
+    if any(v < 0 for v in lam):
+        raise ValueError(f"values must be >= 0; got {lam}")
+    t_prev, l_prev = 0, 0.0
+    for t_i, l_i in zip(b, lam):
+        if step < t_i:
+            return l_prev + (l_i - l_prev) * math.sin(0.5 * math.pi * (step - t_prev) / (t_i - t_prev))
+        t_prev, l_prev = t_i, l_i
+    return lam[-1]
+
+
+def deft_density_loss(a: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """DEFT's differentiable density: ``mean(a² / (a² + ε))`` (≈ fraction nonzero as ε → 0)."""
+    eps = check_real(eps, "eps", 0.0, math.inf, low_open=True)
+    a2 = a * a
+    return (a2 / (a2 + eps)).mean()
+
+
+def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:
+    """ECE = Σ_b (|B_b|/n)·|acc(B_b) − conf(B_b)| over equal-width confidence bins (Guo et al. 2017).
+
+    probs : [n, classes] predicted probabilities;  labels : [n] ints;  n_bins : int >= 1.
+    """
+    n_bins = check_int(n_bins, "n_bins", 1)
+    p = torch.as_tensor(probs, dtype=torch.float64)
+    y = torch.as_tensor(labels)
+    if p.ndim != 2 or y.shape != (p.shape[0],):
+        raise ValueError(f"probs must be [n, classes] and labels [n]; got {tuple(p.shape)} and {tuple(y.shape)}")
+    conf, pred = p.max(-1)
+    correct = (pred == y).double()
+    bins = torch.clamp((conf * n_bins).long(), max=n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        m = bins == b
+        if m.any():
+            ece += float(m.double().mean()) * abs(float(correct[m].mean()) - float(conf[m].mean()))
+    return ece
+
+
+# ---------------------------------------------------------------------------
+# Sparsing Law: CETT and PPL-p% sparsity
+# ---------------------------------------------------------------------------
+
+
+def neuron_importance(a: torch.Tensor, w_down: torch.Tensor) -> torch.Tensor:
+    """``n_i = |a_i|·‖W_down[:, i]‖₂`` (Luo et al. 2024, Sparsing Law), shape of ``a``."""
+    return a.abs() * w_down.norm(dim=0)
+
+
+@torch.no_grad()
+def cett(a: torch.Tensor, w_down: torch.Tensor, t: float) -> float:
+    """Cumulative errors of tail truncation (Sparsing Law):
+
+    ``CETT(t) = mean_rows ‖W_down (a ⊙ 1[n ≤ t])‖₂ / ‖W_down a‖₂``, ``n`` from :func:`neuron_importance`.
+
+    a : [… , h];  w_down : [d, h].  Rows with ``W_down a = 0`` are skipped.
+    """
+    a = _rows(a).double()
+    w = w_down.double()
+    cut = a * (neuron_importance(a, w) <= t)
+    num = (cut @ w.T).norm(dim=-1)
+    den = (a @ w.T).norm(dim=-1)
+    ok = den > 0
+    return float((num[ok] / den[ok]).mean()) if ok.any() else 0.0
+
+
+@torch.no_grad()
+def cett_threshold(a: torch.Tensor, w_down: torch.Tensor, target: float, iters: int = 30) -> float:
+    """The largest ``t`` with ``CETT(t) ≤ target`` (bisection; CETT is non-decreasing in ``t``)."""
+    target = check_real(target, "target", 0.0, 1.0)
+    a = _rows(a).double()
+    w = w_down.double()
+    n = neuron_importance(a, w)
+    lo, hi = 0.0, float(n.max()) + 1e-12
+    den = (a @ w.T).norm(dim=-1)
+    ok = den > 0
+
+    def f(t):
+        cut = a * (n <= t)
+        return float(((cut @ w.T).norm(dim=-1)[ok] / den[ok]).mean()) if ok.any() else 0.0
+
+    if f(lo) > target:
+        return 0.0
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if f(mid) <= target:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+# ---------------------------------------------------------------------------
+# sparse MLP forward
+# ---------------------------------------------------------------------------
+
+
+def dense_mlp_forward(x, w_up, b_up, w_down, b_down):
+    """``ReLU(x W_upᵀ + b_up) W_downᵀ + b_down``; x [n, d], w_up [h, d], w_down [d, h]."""
+    return F.linear(F.relu(F.linear(x, w_up, b_up)), w_down, b_down)
+
+
+def sparse_down(a: torch.Tensor, w_down_t: torch.Tensor, b_down: torch.Tensor | None = None,
+                dense_above: float = 0.25) -> torch.Tensor:
+    """``a W_downᵀ + b`` computed from the active neurons only.
+
+    Gathers the rows of ``W_downᵀ`` [h, d] (stored transposed, so rows are contiguous)
+    for the units active in any row of ``a`` [n, h] and multiplies ``a[:, S] W_downᵀ[S]``;
+    exact (zeros contribute nothing).  Falls back to the dense product when the active
+    set is larger than ``dense_above·h`` (gathering would cost more than it saves; the default 0.25
+    follows the CPU crossover measured in ``benchmarks/bench_lazy_neurons.py``, between 70% and 90%
+    sparsity for a 1024 × 4096 layer).
+    """
+    dense_above = check_real(dense_above, "dense_above", 0.0, 1.0)
+    if a.ndim != 2 or w_down_t.ndim != 2 or a.shape[1] != w_down_t.shape[0]:
+        raise ValueError(f"a must be [n, h] and w_down_t [h, d]; got {tuple(a.shape)} and {tuple(w_down_t.shape)}")
+    active = (a != 0).any(0).nonzero().squeeze(1)
+    if active.numel() > dense_above * a.shape[1]:
+        out = a @ w_down_t
+    else:
+        out = a.index_select(1, active) @ w_down_t.index_select(0, active)
+    return out + b_down if b_down is not None else out
+
+
+def sparse_mlp_forward(x, w_up, b_up, w_down_t, b_down, dense_above: float = 0.25):
+    """MLP forward ``ReLU(x W_upᵀ + b_up) W_downᵀ + b_down`` skipping inactive neurons in the down projection.
+
+    x [n, d];  w_up [h, d];  b_up [h];  w_down_t [h, d] (``W_down`` transposed);  b_down [d].
+    Equal to :func:`dense_mlp_forward` up to floating-point summation order.
+    """
+    return sparse_down(F.relu(F.linear(x, w_up, b_up)), w_down_t, b_down, dense_above)
