@@ -4,18 +4,19 @@ A dendritic segment with ``s`` synapses onto a population of ``n`` cells fires a
 NMDA spike when at least ``theta`` of its synapses see an active cell.  Patterns
 are sparse: ``a`` of the ``n`` cells are active.  This package computes the
 paper's error probabilities exactly (to relative 1e-12 in double precision, in
-log space, far below the underflow of a naive evaluation), simulates them by
-Monte Carlo in JAX, and runs the chapter's experiments.
+log space, far below the underflow of a naive evaluation; or in rational arithmetic),
+simulates them by Monte Carlo in JAX, and runs the chapter's experiments.
 
 Where each part lives:
 
 - :mod:`sparsebook.dendrites.kernels`: the exact probabilities (false match, false
   negative, union), the Monte Carlo estimators and ``loglog_slope`` (pure math).
 - :mod:`sparsebook.dendrites.experiments`: ``DendritesConfig`` with
-  ``preset("ci"|"full")`` and the runners ``run_scaling``, ``run_noise``,
-  ``run_union``, ``run_optimal_threshold``, ``run_monte_carlo``.
-- :mod:`sparsebook.dendrites.figures`: one plotting function per figure, and
-  ``monte_carlo_table``.
+  ``preset("ci"|"full")``, the authors' printed numbers (``AUTHORS_*``), the runners
+  ``run_scaling``, ``run_noise``, ``run_union``, ``run_optimal_threshold``,
+  ``run_authors_value``, ``run_monte_carlo``, and the Monte Carlo checks
+  (``monte_carlo_estimates``, ``add_monte_carlo_checks``).
+- :mod:`sparsebook.dendrites.figures`: one plotting function per figure.
 
 This module only re-exports the chapter's public names.
 
@@ -40,25 +41,29 @@ log space its relative error is a few ``m·ε`` whatever the size of ``N``.
 - Union (paper, "the union property"): ``M`` patterns of ``s`` synapses each on
   one segment give on average ``n (1 − (1 − s/n)^M)`` distinct synapses.
 """
-from sparsebook.dendrites.experiments import (DendritesConfig, run_monte_carlo, run_noise,
+from sparsebook.dendrites.experiments import (DendritesConfig, add_monte_carlo_checks, monte_carlo_estimates,
+                                              run_authors_value, run_monte_carlo, run_noise,
                                               run_optimal_threshold, run_scaling, run_union)
-from sparsebook.dendrites.figures import (monte_carlo_table, plot_monte_carlo, plot_noise,
-                                          plot_optimal_threshold, plot_scaling, plot_union)
-from sparsebook.dendrites.kernels import (MonteCarloResult, false_match_probability,
+from sparsebook.dendrites.figures import (plot_monte_carlo, plot_noise, plot_optimal_threshold, plot_scaling,
+                                          plot_union)
+from sparsebook.dendrites.kernels import (MonteCarloResult, false_match_probability, false_match_probability_exact,
                                           false_negative_probability, hypergeom_log_sf,
-                                          log_false_match_probability, loglog_slope, simulate_false_match,
-                                          simulate_false_match_numpy, simulate_false_negative,
-                                          simulate_union_false_match, union_false_match_probability,
-                                          union_synapse_count)
+                                          log_false_match_probability, loglog_slope, printed_deviation,
+                                          simulate_false_match, simulate_false_match_numpy,
+                                          simulate_false_negative, simulate_union_false_match,
+                                          union_false_match_exact, union_false_match_probability,
+                                          union_size_distribution, union_synapse_count)
 
 __all__ = [
     "DendritesConfig",
+    "add_monte_carlo_checks",
+    "monte_carlo_estimates",
+    "run_authors_value",
     "run_monte_carlo",
     "run_noise",
     "run_optimal_threshold",
     "run_scaling",
     "run_union",
-    "monte_carlo_table",
     "plot_monte_carlo",
     "plot_noise",
     "plot_optimal_threshold",
@@ -66,14 +71,18 @@ __all__ = [
     "plot_union",
     "MonteCarloResult",
     "false_match_probability",
+    "false_match_probability_exact",
     "false_negative_probability",
     "hypergeom_log_sf",
     "log_false_match_probability",
     "loglog_slope",
+    "printed_deviation",
     "simulate_false_match",
     "simulate_false_match_numpy",
     "simulate_false_negative",
     "simulate_union_false_match",
+    "union_false_match_exact",
     "union_false_match_probability",
+    "union_size_distribution",
     "union_synapse_count",
 ]

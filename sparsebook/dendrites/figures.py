@@ -1,104 +1,125 @@
-"""Figures of the dendrites chapter (house style from :mod:`sparsebook.plotting`; one function per figure)
-and the Monte Carlo table."""
+"""Figures of the dendrites chapter (house style from :mod:`sparsebook.plotting`; one function per figure)."""
 from __future__ import annotations
 
 import numpy as np
 
 from sparsebook.dendrites.experiments import DendritesConfig
 
-# ---------------------------------------------------------------------------
-# Figures (house style; one function per figure of the chapter)
-# ---------------------------------------------------------------------------
+
+def _integer_ticks(ax):
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plot_scaling(res: dict, cfg: DendritesConfig):
-    """Three panels: false match against n, against s (θ = s/2), and under subsampling."""
+    """Three panels: false match against n (the paper's effect-of-n figure), against s with θ = s/2
+    (the paper's effect-of-s cases, sparse and dense), and under subsampling (Table 1's n)."""
     from sparsebook import plotting
 
     fig, (ax1, ax2, ax3) = plotting.figure(ncols=3)
     for a, y in res["fm_vs_n"].items():
         ax1.loglog(res["n"], y, label=f"a = {a}")
-    ax1.loglog(res["n_dense"], res["fm_dense"], "k--", label=f"a = {cfg.dense_fraction:.0%} of n")
+    ax1.loglog(res["n_dense"], res["fm_dense"], "k--",
+               label=f"a = n/{round(1 / cfg.dense_fraction)} (paper's dashed curve, labelled n/2)")
+    ax1.loglog(res["n_half"], res["fm_half"], "k-.", label="a = n/2")
     ax1.loglog(res["n_sparse"], res["fm_sparse"], "k:", label=f"a = {cfg.sparse_fraction:.0%} of n")
     plotting.label(ax1, "population size n (cells)", "P(false match)", f"s = {cfg.s}, θ = {cfg.theta}")
-    ax2.semilogy(res["s"], 10.0 ** res["log10_fm_vs_s"], "o-")
-    plotting.label(ax2, "synapses on the segment s", "P(false match)",
-                   f"θ = s/2, n = {cfg.n_for_s:,}, a = {cfg.a_for_s}")
+    for (a, n), y in res["log10_fm_vs_s"].items():
+        ok = np.isfinite(y)
+        style = "--" if a / n >= 0.1 else "-"
+        ax2.semilogy(res["s"][ok], 10.0 ** y[ok], style, label=f"a = {a:,}, n = {n:,}")
+    plotting.label(ax2, "synapses on the segment s", "P(false match)", "θ = s/2 (dashed: dense, 25%)")
     for a, y in res["fm_sub"].items():
-        ax3.semilogy(res["s_sub"], y, "o-", label=f"a = {a:,}")
-    ax3.axhline(cfg.sub_tolerance, color="grey", lw=0.8)
+        ax3.semilogy(res["s_sub"], y, "o-", ms=3, label=f"a = {a:,}")
+    ax3.axhline(cfg.sub_tolerance, color="grey", lw=0.8, label=f"{cfg.sub_tolerance:.0e}")
     plotting.label(ax3, "synapses on the segment s (s < a)", "P(false match)",
                    f"subsampling, θ = s/2, n = {cfg.n_sub:,}")
     return plotting.finish(fig)
 
 
-def plot_noise(res: dict, cfg: DendritesConfig):
-    """P(miss) against the fraction of the pattern replaced, one curve per θ."""
+def plot_noise(res: dict, cfg: DendritesConfig, mc: dict | None = None):
+    """P(miss) against the fraction of the pattern replaced, one curve per θ (log axis), with the
+    Monte Carlo points (±2 standard errors) at the same a and s where ``mc`` is given."""
     from sparsebook import plotting
 
     fig, (ax,) = plotting.figure(ncols=1)
-    for th, row, fm in zip(res["thetas"], res["fn"], res["fm"]):
-        ax.plot(res["noise"], row, label=f"θ = {th} (false match {fm:.1e})")
-    ax.axvline(0.5, color="grey", lw=0.8)
+    colors = {}
+    for i, (th, row, fm) in enumerate(zip(res["thetas"], res["fn"], res["fm"])):
+        ok = row > 0
+        line, = ax.semilogy(res["noise"][ok], row[ok], label=f"θ = {th} (false match {fm:.1e} at n = {cfg.n_noise:,})")
+        colors[int(th)] = line.get_color()
+    if mc is not None:
+        first = True
+        for kind, p, r, exact in mc["rows"]:
+            a, s, th, v = p if kind == "false negative" else (None,) * 4
+            if kind != "false negative" or a != cfg.a_noise or s != cfg.s_noise:
+                continue
+            ax.errorbar([v / a], [r.estimate], yerr=[2 * r.stderr], fmt="o", ms=4, color=colors.get(th, "k"),
+                        mec="k", label="Monte Carlo (±2 SE)" if first else None)
+            first = False
+    ax.axvline(0.5, color="grey", lw=0.8, label="half the pattern replaced")
+    ax.set_ylim(1e-12, 2)
     plotting.label(ax, "fraction of the pattern's cells replaced v/a", "P(false negative)",
-                   f"a = {cfg.a_noise}, s = {cfg.s_noise}, n = {cfg.n_noise:,}")
+                   f"a = {cfg.a_noise}, s = {cfg.s_noise}")
     return plotting.finish(fig)
 
 
 def plot_union(res: dict, cfg: DendritesConfig):
-    """Distinct synapses and false match against the number of stored patterns."""
+    """False match against the number of stored patterns M, one curve per n (the authors' union figure)."""
     from sparsebook import plotting
 
-    fig, (ax1, ax2) = plotting.figure(ncols=2)
-    ax1.plot(res["m"], res["synapses"], label="expected distinct synapses")
-    ax1.plot(res["m"], res["m"] * cfg.s_union, "k:", label="m·s (no overlaps)")
-    plotting.label(ax1, "patterns stored m", "synapses on the segment")
-    ax2.semilogy(res["m"], res["fm"], "o-", ms=3)
-    ax2.axhline(cfg.union_tolerance, color="grey", lw=0.8, label=f"{cfg.union_tolerance:.0e}")
-    plotting.label(ax2, "patterns stored m", "P(false match)",
-                   f"n = {cfg.n_union:,}, a = {cfg.a_union}, s = {cfg.s_union}, θ = {cfg.theta_union}")
+    fig, (ax,) = plotting.figure(ncols=1)
+    for n, fm in res["fm"].items():
+        ax.semilogy(res["m"], fm, "o-", ms=3, label=f"n = {n:,} (M ≤ {res['m_max'][n]} below the line)")
+    ax.axhline(cfg.union_tolerance, color="grey", lw=0.8, label=f"{cfg.union_tolerance:.0e}")
+    _integer_ticks(ax)
+    plotting.label(ax, "patterns stored on the segment M", "P(false match)",
+                   f"a = {cfg.a_union}, s = {cfg.s_union}, θ = {cfg.theta_union}")
     return plotting.finish(fig)
 
 
 def plot_optimal_threshold(res: dict, cfg: DendritesConfig):
-    """Median false match over the grid against θ, and median false match + false negative per noise level."""
+    """Median false match over the authors' grid against θ (with their printed medians), and, as a
+    sensitivity study, the median of false match + false negative for several noise levels."""
     from sparsebook import plotting
 
     fig, (ax1, ax2) = plotting.figure(ncols=2)
-    ax1.semilogy(res["theta"], res["median_fm"], "o-")
+    ax1.semilogy(res["theta"], res["median_fm"], "o-", ms=3, label="median over the grid (exact)")
+    pts = [(k, float(p)) for k, (_, p) in res["authors"].items() if isinstance(k, int)]
+    ax1.semilogy([k for k, _ in pts], [v for _, v in pts], "kx", ms=8, label="authors' printed medians")
+    ax1.axhline(cfg.optimum_error, color="grey", lw=0.8, label=f"error rate {cfg.optimum_error:.0e}")
     plotting.label(ax1, "NMDA threshold θ (synapses)", "median P(false match)", "over the (n, a/n, s) grid")
     for noise, total in res["median_total"].items():
         ax2.semilogy(res["theta"], total, label=f"{noise:.0%} noise (θ* = {res['optimum'][noise]})")
     for ax in (ax1, ax2):
         ax.axvspan(8, 20, color="grey", alpha=0.15, lw=0)
-    plotting.label(ax2, "NMDA threshold θ (synapses)", "median P(false match) + P(false negative)",
-                   "shaded: measured NMDA thresholds")
+        _integer_ticks(ax)
+    plotting.label(ax2, "NMDA threshold θ (synapses)", "median of [P(false match) + P(false negative)]",
+                   "shaded: measured NMDA thresholds (8-20)")
     return plotting.finish(fig)
 
 
 def plot_monte_carlo(res: dict):
-    """Monte Carlo estimates (±2 standard errors) against the exact values."""
+    """Residuals of the Monte Carlo estimates: (estimate − exact) / standard error, with the ±2 band."""
     from sparsebook import plotting
 
     fig, (ax,) = plotting.figure(ncols=1)
-    for kind, color in (("false match", plotting.COLORS[0]), ("false negative", plotting.COLORS[1]),
-                        ("union", plotting.COLORS[2])):
-        rows = [r for k, _, r in res["rows"] if k == kind]
+    kinds = (("false match", plotting.COLORS[0]), ("false negative", plotting.COLORS[1]), ("union", plotting.COLORS[2]))
+    labels = []
+    i = 0
+    for kind, color in kinds:
+        rows = [(p, r, ex) for k, p, r, ex in res["rows"] if k == kind]
         if not rows:
             continue
-        x = np.array([r.exact for r in rows])
-        y = np.array([r.estimate for r in rows])
-        e = np.array([2 * r.stderr for r in rows])
-        ax.errorbar(x, y, yerr=e, fmt="o", color=color, label=kind)
-    lims = np.array([1e-8, 1.0])
-    ax.loglog(lims, lims, "k:", lw=0.8, label="estimate = exact")
-    plotting.label(ax, "exact probability", "Monte Carlo estimate")
+        x = np.arange(i, i + len(rows))
+        z = [(r.estimate - ex) / r.stderr for _, r, ex in rows]
+        ax.plot(x, z, "o", color=color, label=kind)
+        labels += [str(p) for p, _, _ in rows]
+        i += len(rows)
+    ax.axhspan(-2, 2, color="grey", alpha=0.15, lw=0)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+    plotting.label(ax, "point (parameters)", "(estimate − exact) / SE")
     return plotting.finish(fig)
-
-
-def monte_carlo_table(res: dict) -> str:
-    """The Monte Carlo rows as aligned text (3 significant digits)."""
-    lines = [f"{'kind':15s} {'parameters':28s} {'trials':>9s} {'hits':>9s} {'estimate':>10s} {'exact':>10s} {'z':>6s}"]
-    for kind, p, r in res["rows"]:
-        lines.append(f"{kind:15s} {str(p):28s} {r.trials:9d} {r.hits:9d} {r.estimate:10.3g} {r.exact:10.3g} {r.z:6.2f}")
-    return "\n".join(lines)

@@ -173,6 +173,103 @@ def union_false_match_probability(n, a, s, m, theta):
     return false_match_probability(n, a, su, theta)
 
 
+def false_match_probability_exact(n: int, a: int, s: int, theta: int):
+    """:func:`false_match_probability` in exact rational arithmetic (``fractions.Fraction``):
+
+        P = Σ_{b=θ}^{s} C(s, b) C(n − s, a − b) / C(n, a)       (Ahmad & Hawkins 2016, eq. 1).
+
+    Slow for large ``a`` and ``n`` (big integers), exact to the last digit: the reference against
+    which printed values with many digits are compared.  Same argument checks as the float version.
+    """
+    from fractions import Fraction
+    from math import comb
+
+    n, a, s, theta = (int(_int_array(v, nm)) for v, nm in ((n, "n"), (a, "a"), (s, "s"), (theta, "theta")))
+    _check_le(np.asarray(a), np.asarray(n), "a", "n")
+    _check_le(np.asarray(s), np.asarray(n), "s", "n")
+    _check_le(np.asarray(theta), np.asarray(s), "theta", "s")
+    num = sum(comb(s, b) * comb(n - s, a - b) for b in range(theta, min(s, a) + 1) if a - b <= n - s)
+    return Fraction(num, comb(n, a))
+
+
+def union_size_distribution(n, s, m) -> np.ndarray:
+    """Exact law of the number of distinct synapses after storing ``m`` patterns of ``s`` synapses,
+    each pattern's ``s`` cells drawn uniformly (without replacement) from ``n``.
+
+    A Markov chain on the union size ``u``: a new pattern overlaps the current union in
+    ``k`` ~ Hypergeometric(N = n, K = u, draws = s) cells, so ``u → u + s − k``.  Returns the pmf
+    ``p[u]`` for ``u = 0 … min(n, m·s)`` (float64, sums to 1).  Its mean is
+    :func:`union_synapse_count`.  Raises ``ValueError`` unless ``0 <= s <= n``, ``n >= 1``, ``m >= 0``.
+    """
+    from scipy.stats import hypergeom
+
+    n, s, m = (int(_int_array(x, nm)) for x, nm in ((n, "n"), (s, "s"), (m, "m")))
+    if n == 0:
+        raise ValueError("n must be >= 1")
+    _check_le(np.asarray(s), np.asarray(n), "s", "n")
+    umax = min(n, m * s)
+    p = np.zeros(umax + 1)
+    p[0] = 1.0
+    k = np.arange(s + 1)
+    for _ in range(m):
+        q = np.zeros_like(p)
+        for u in np.nonzero(p > 0)[0]:
+            w = hypergeom.pmf(k, n, u, s)            # overlap of the new pattern with the union
+            new = u + s - k
+            ok = (w > 0) & (new <= umax)
+            np.add.at(q, new[ok], p[u] * w[ok])
+        p = q / q.sum()
+    return p
+
+
+def union_false_match_exact(n, a, s, m, theta) -> float:
+    """False-match rate of a segment storing the union of ``m`` random patterns of ``s`` synapses,
+    averaged over the exact law of the union's size (:func:`union_size_distribution`):
+
+        P = Σ_u P(U = u) · P_FM(n, a, u, θ).
+
+    This is what a simulation of real random unions estimates; :func:`union_false_match_probability`
+    is the paper's approximation (the mean size, rounded, in place of the random size).
+    """
+    n, a, s, m, theta = (int(_int_array(x, nm)) for x, nm in ((n, "n"), (a, "a"), (s, "s"), (m, "m"),
+                                                                 (theta, "theta")))
+    check_int(m, "m", 1)
+    _check_le(np.asarray(a), np.asarray(n), "a", "n")
+    _check_le(np.asarray(theta), np.asarray(s), "theta", "s")
+    p = union_size_distribution(n, s, m)
+    u = np.arange(p.size)
+    ok = (p > 0) & (u >= theta)
+    return float(np.sum(p[ok] * false_match_probability(n, a, u[ok], theta)))
+
+
+def printed_deviation(value: float, printed: str) -> float:
+    """``|value − printed|`` in units of half the last printed digit of ``printed`` (a decimal string
+    such as ``"2.041e-9"`` or ``"0.0716985"``): at most 1 when ``value`` rounds to the printed number.
+    ``value`` may be a float or an exact ``Fraction`` (compared exactly).
+
+    Raises ``TypeError`` unless ``printed`` is a str, ``ValueError`` if it is not a decimal number.
+    """
+    from decimal import Decimal, InvalidOperation
+
+    if not isinstance(printed, str):
+        raise TypeError(f"printed must be a str holding the printed decimal; got {type(printed).__name__}")
+    try:
+        d = Decimal(printed.strip())
+    except InvalidOperation:
+        raise ValueError(f"printed must be a decimal number; got {printed!r}") from None
+    if not d.is_finite():
+        raise ValueError(f"printed must be finite; got {printed!r}")
+    from fractions import Fraction
+
+    half_unit = Fraction(Decimal(1).scaleb(d.as_tuple().exponent)) / 2
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, Fraction, np.integer, np.floating)):
+        raise TypeError(f"value must be a real number or a Fraction; got {type(value).__name__}")
+    if not np.isfinite(float(value)):
+        raise ValueError(f"value must be finite; got {value}")
+    exact_value = value if isinstance(value, Fraction) else Fraction(float(value))
+    return float(abs(exact_value - Fraction(d)) / half_unit)
+
+
 # ---------------------------------------------------------------------------
 # Monte Carlo (JAX)
 # ---------------------------------------------------------------------------
