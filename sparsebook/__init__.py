@@ -1,16 +1,16 @@
 """SparseBook: small, tested kernels behind an executable book on sparsity in neural networks.
 
-One module per chapter (``sparsebook.<key>``) plus shared parts:
+One package per chapter (``sparsebook.<key>``: kernels, experiments, figures) plus shared parts:
 
-- :mod:`sparsebook.claims`   claim records, verdicts computed from measurements, tables, JSON export
+- :mod:`sparsebook.stats`    estimates with uncertainty (exact, Monte Carlo, over seeds), paired differences
+- :mod:`sparsebook.claims`   reproductions and consistency checks, verdicts on intervals, tables, scoreboard
+- :mod:`sparsebook.models`, :mod:`sparsebook.train`   shared networks; the one training loop, fit, fit_seeds
+- :mod:`sparsebook.seeding`  ``seed_everything`` (seeds and thread counts), ``over_seeds`` (worker pool)
 - :mod:`sparsebook.plotting` the house style for figures
-- :mod:`sparsebook.seeding`  ``seed_everything`` (seeds and thread counts the results depend on)
 - :mod:`sparsebook.scales`   the ``ci`` / ``full`` scale names and their validation
 """
-from sparsebook.seeding import over_seeds, pin_instruction_sets, seed_everything
-
-pin_instruction_sets()  # TEMPORARY
-from sparsebook.scales import SCALES, check_scale  # noqa: E402
+from sparsebook.scales import SCALES, check_scale
+from sparsebook.seeding import over_seeds, seed_everything
 
 __version__ = "0.1.0"
 

@@ -23,36 +23,6 @@ import numpy as np
 #: test sets ``SPARSEBOOK_TORCH_THREADS=2`` to perturb the order of sums as another machine would.
 TORCH_THREADS = int(os.environ.get("SPARSEBOOK_TORCH_THREADS", "1"))
 
-# TEMPORARY (removed once the regression compares measurements): see issue 11.
-#: Instruction sets pinned before PyTorch and XLA load, so that floating-point reductions
-#: (matrix products, sums) take the same code path on every x86-64 machine with AVX2:
-#: an AVX-512 machine would otherwise split reductions differently and a trained
-#: network's numbers would drift in the last digits, then further over training.
-ISA_ENV = {
-    "ATEN_CPU_CAPABILITY": "avx2",     # PyTorch's own vectorised kernels
-    "MKL_CBWR": "AVX2",                # MKL's conditional numerical reproducibility
-    "ONEDNN_MAX_CPU_ISA": "AVX2",      # oneDNN (convolutions, some matmuls)
-}
-XLA_ISA_FLAG = "--xla_cpu_max_isa=AVX2"
-
-
-def pin_instruction_sets() -> None:
-    """Set :data:`ISA_ENV` and the XLA flag (x86-64 only), unless the user already chose values.
-
-    Takes effect only for libraries not yet loaded: ``import sparsebook`` before ``torch`` and
-    before JAX's first computation (``sparsebook/__init__`` calls this at import).
-    """
-    import platform
-
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return
-    for key, value in ISA_ENV.items():
-        os.environ.setdefault(key, value)
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_max_isa" not in flags:
-        os.environ["XLA_FLAGS"] = (flags + " " + XLA_ISA_FLAG).strip()
-
-
 def seed_everything(seed: int) -> "np.random.Generator":
     """Seed Python, NumPy and PyTorch, pin PyTorch to one thread, and return a NumPy Generator.
 

@@ -79,17 +79,13 @@ def test_fit_and_mlp_validate_arguments():
         train.fit(m, np.zeros((3, 4), np.float32), np.zeros(2, np.int64), steps=1, lr=0.1)
 
 
-def test_import_pins_torch_and_xla_to_avx2_on_x86():
-    import platform
+def test_import_leaves_the_arithmetic_to_the_machine():
+    """No import-time ISA pinning: results are compared within their uncertainty instead (README)."""
     import subprocess
     import sys
-    from pathlib import Path
 
-    if platform.machine().lower() not in ("x86_64", "amd64") or "avx2" not in Path("/proc/cpuinfo").read_text():
-        pytest.skip("pinning applies to x86-64 machines with AVX2")
-    code = ("import os, sparsebook, torch; "
-            "print(torch.backends.cpu.get_cpu_capability(), os.environ['MKL_CBWR'], os.environ['XLA_FLAGS'])")
+    code = "import os, sparsebook; print(sorted(k for k in ('ATEN_CPU_CAPABILITY', 'MKL_CBWR', 'XLA_FLAGS') if k in os.environ))"
     env = {k: v for k, v in __import__("os").environ.items()
            if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "XLA_FLAGS")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
-    assert out.split() == ["AVX2", "AVX2", "--xla_cpu_max_isa=AVX2"]
+    assert out.strip() == "[]"
