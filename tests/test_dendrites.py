@@ -189,6 +189,149 @@ def test_ci_preset_experiments_support_the_paper():
     cfg = dd.DendritesConfig.preset("ci")
     scaling = dd.run_scaling(cfg)
     assert scaling["slope_vs_n"][64] == pytest.approx(-cfg.theta, rel=0.05)
-    assert dd.run_optimal_threshold(cfg)["theta_star"] == 11
+    opt = dd.run_optimal_threshold(cfg)
+    assert opt["theta_first_below"] == 10                      # the authors' 1e-9 annotation is reached at θ = 10
+    assert opt["optimum"][0.25] == 11
     with pytest.raises(ValueError, match="scale"):
         dd.DendritesConfig.preset("huge")
+
+
+# ---------------------------------------------------------------------------
+# the authors' printed numbers (numenta/htmresearch, projects/sdr_paper)
+# ---------------------------------------------------------------------------
+def test_authors_printed_value_matches_exact_rational_to_all_printed_digits():
+    exact = dd.false_match_probability_exact(10_000, 300, 24, 12)
+    assert exact == exact_false_match(10_000, 300, 24, 12)
+    assert dd.printed_deviation(exact, "8.37584522709849e-13") <= 1.0
+    assert dd.printed_deviation(exact, "8.37584522709850e-13") > 1.0     # one unit off in the 15th digit
+
+
+def test_authors_optimal_threshold_medians():
+    opt = dd.run_optimal_threshold(dd.DendritesConfig.preset("ci"))
+    for theta, printed in ((9, "2.041e-9"), (10, "7.400e-11"), (12, "7.631e-14")):
+        assert dd.printed_deviation(float(opt["median_fm"][theta - 1]), printed) <= 1.0
+    assert dd.printed_deviation(float(opt["mean_fm"][2]), "0.03666") <= 1.0
+
+
+def test_authors_union_lists_and_the_union_claim_at_their_n():
+    f = dd.union_false_match_probability
+    for (n, m), printed in {(10_000, 6): "2.69e-7", (10_000, 7): "1.98e-6", (10_000, 10): "1.27e-4",
+                            (20_000, 13): "9.53e-7"}.items():
+        assert dd.printed_deviation(f(n, 200, 25, m, 15), printed) <= 1.0
+    res = dd.run_union(dd.DendritesConfig.preset("ci"))
+    assert res["m_max"] == {1_000: 0, 10_000: 6, 20_000: 13}
+
+
+def test_authors_noise_value_and_dense_curve():
+    assert dd.printed_deviation(dd.false_negative_probability(128, 30, 12, 64), "0.0716985") <= 1.0
+    # the effect-of-n "dense" curve is a = n/4 (0.0052 ... 0.0072), not n/2 (0.58)
+    assert dd.printed_deviation(dd.false_match_probability(100_000, 25_000, 24, 12), "0.0072") <= 1.0
+    assert dd.false_match_probability(100_000, 50_000, 24, 12) == pytest.approx(0.58, abs=0.005)
+
+
+# ---------------------------------------------------------------------------
+# printed_deviation, exact rational evaluation, union size law
+# ---------------------------------------------------------------------------
+def test_printed_deviation_known_values():
+    assert dd.printed_deviation(0.0125, "0.012") == pytest.approx(1.0)
+    assert dd.printed_deviation(2.0e-9, "2.041e-9") == pytest.approx(82.0)
+    assert dd.printed_deviation(Fraction(1, 3), "0.333") == pytest.approx(2 / 3 * 1e-3 / 1e-3 * 1.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("value,printed,err", [(1.0, 1.0, TypeError), (1.0, "abc", ValueError),
+                                               ("1", "1.0", TypeError), (float("nan"), "1.0", ValueError)])
+def test_printed_deviation_bad_input(value, printed, err):
+    with pytest.raises(err, match="printed|value"):
+        dd.printed_deviation(value, printed)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(2, 120), data=st.data())
+def test_exact_rational_agrees_with_log_space(n, data):
+    a = data.draw(st.integers(0, n))
+    s = data.draw(st.integers(0, n))
+    theta = data.draw(st.integers(0, s))
+    ex = dd.false_match_probability_exact(n, a, s, theta)
+    assert ex == exact_false_match(n, a, s, theta) or (theta == 0 and ex == 1)
+    assert dd.false_match_probability(n, a, s, theta) == pytest.approx(float(ex), rel=1e-10, abs=1e-300)
+
+
+def _brute_union_sizes(n, s, m):
+    from itertools import combinations, product
+    subsets = list(combinations(range(n), s))
+    counts = np.zeros(m * s + 1)
+    for combo in product(subsets, repeat=m):
+        counts[len(set().union(*combo))] += 1
+    return counts / counts.sum()
+
+
+@pytest.mark.parametrize("n,s,m", [(6, 2, 2), (5, 2, 3), (7, 3, 2)])
+def test_union_size_distribution_matches_enumeration(n, s, m):
+    p = dd.union_size_distribution(n, s, m)
+    brute = _brute_union_sizes(n, s, m)[: p.size]
+    np.testing.assert_allclose(p, brute, atol=1e-14)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 300), data=st.data())
+def test_union_size_distribution_mean_is_the_closed_form(n, data):
+    s = data.draw(st.integers(0, n))
+    m = data.draw(st.integers(0, 12))
+    p = dd.union_size_distribution(n, s, m)
+    assert p.sum() == pytest.approx(1.0, abs=1e-12)
+    assert np.sum(np.arange(p.size) * p) == pytest.approx(dd.union_synapse_count(n, s, m), rel=1e-9, abs=1e-9)
+
+
+def test_union_exact_mixture_matches_simulation_and_differs_from_rounding():
+    n, a, s, m, theta = 2000, 40, 20, 10, 8
+    exact = dd.union_false_match_exact(n, a, s, m, theta)
+    r = dd.simulate_union_false_match(n, a, s, m, theta, trials=1_000_000, seed=5)
+    assert abs(r.estimate - exact) < 4 * r.stderr
+    # the authors' rounded mean-size approximation is about 1% low here
+    assert 0.002 < 1 - dd.union_false_match_probability(n, a, s, m, theta) / exact < 0.05
+    assert dd.union_false_match_exact(n, a, s, 1, theta) == pytest.approx(dd.false_match_probability(n, a, s, theta))
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: dd.union_size_distribution(0, 0, 1), "n must be >= 1"),
+    (lambda: dd.union_size_distribution(10, 11, 1), "s must be <= n"),
+    (lambda: dd.union_size_distribution(10, 3, -1), "m must be >= 0"),
+    (lambda: dd.union_false_match_exact(100, 10, 5, 0, 2), "m must be"),
+    (lambda: dd.false_match_probability_exact(100, 10, 5, 6), "theta must be <= s"),
+    (lambda: dd.false_match_probability_exact(100, 101, 5, 2), "a must be <= n"),
+])
+def test_new_kernels_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# ---------------------------------------------------------------------------
+# Monte Carlo checks: estimates with their standard errors, verdicts on the interval
+# ---------------------------------------------------------------------------
+def _mc_config(trials):
+    return dd.DendritesConfig(mc_trials=trials, mc_false_match=((1000, 100, 24, 8),), mc_false_negative=(),
+                              mc_union=())
+
+
+def test_monte_carlo_checks_pass_with_the_ci_budget_and_are_inconclusive_with_a_tiny_one():
+    from sparsebook.claims import ClaimSet
+
+    big = dd.run_monte_carlo(_mc_config(4_000_000), seed=0)
+    (c,) = dd.add_monte_carlo_checks(ClaimSet("dendrites"), big, rtol=0.05)
+    assert c.kind == "check" and c.verdict == "passes"
+    assert c.measured.kind == "monte carlo" and c.measured.se > 0
+    small = dd.run_monte_carlo(_mc_config(10_000), seed=0)     # ~15 hits: relative SE ~25%
+    (c,) = dd.add_monte_carlo_checks(ClaimSet("dendrites"), small, rtol=0.05)
+    assert c.verdict == "inconclusive"
+
+
+def test_monte_carlo_checks_fail_against_a_wrong_reference():
+    from sparsebook.claims import ClaimSet
+
+    mc = dd.run_monte_carlo(_mc_config(4_000_000), seed=0)
+    kind, p, r, _ = mc["rows"][0]
+    wrong = {"rows": [(kind, p, r, float(dd.false_match_probability(1000, 100, 24, 7)))]}   # θ − 1
+    (c,) = dd.add_monte_carlo_checks(ClaimSet("dendrites"), wrong, rtol=0.05)
+    assert c.verdict == "fails"
+    with pytest.raises(ValueError, match="rtol"):
+        dd.add_monte_carlo_checks(ClaimSet("dendrites"), mc, rtol=0.0)

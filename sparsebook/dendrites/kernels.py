@@ -158,7 +158,10 @@ def union_synapse_count(n, s, m):
     _check_le(s, n, "s", "n")
     if np.any(n == 0):
         raise ValueError("n must be >= 1")
-    out = n * -np.expm1(m * np.log1p(-s / n))
+    full = s == n                                       # every cell is a synapse: log1p(−1) = −inf
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = n * -np.expm1(m * np.log1p(-np.where(full, 0, s) / n))
+    out = np.where(full, np.where(m > 0, n, 0), out).astype(float)
     return _scalar_or_array(out)
 
 
