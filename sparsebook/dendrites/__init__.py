@@ -43,7 +43,7 @@ log space its relative error is a few ``m·ε`` whatever the size of ``N``.
 """
 from sparsebook.dendrites.experiments import (DendritesConfig, add_monte_carlo_checks, monte_carlo_estimates,
                                               run_authors_value, run_monte_carlo, run_noise,
-                                              run_optimal_threshold, run_scaling, run_union)
+                                              results_table, run_optimal_threshold, run_scaling, run_union)
 from sparsebook.dendrites.figures import (plot_monte_carlo, plot_noise, plot_optimal_threshold, plot_scaling,
                                           plot_union)
 from sparsebook.dendrites.kernels import (MonteCarloResult, false_match_probability, false_match_probability_exact,
@@ -58,6 +58,7 @@ __all__ = [
     "DendritesConfig",
     "add_monte_carlo_checks",
     "monte_carlo_estimates",
+    "results_table",
     "run_authors_value",
     "run_monte_carlo",
     "run_noise",
