@@ -53,3 +53,9 @@ def test_exact_values_change_only_in_rounding(stored, new):
     a = Results({"x": stored})._repr_mimebundle_()[ESTIMATE_MIME]
     b = Results({"x": new})._repr_mimebundle_()[ESTIMATE_MIME]
     assert compare_payloads(ESTIMATE_MIME, a, b)[0]
+
+
+def test_order_of_names_does_not_matter_because_notebooks_store_sorted_json():
+    a = Results({"b": exact(1.0), "a": exact(2.0)})._repr_mimebundle_()[ESTIMATE_MIME]
+    b = {"title": "", "estimates": dict(sorted(a["estimates"].items()))}
+    assert compare_payloads(ESTIMATE_MIME, b, a) == ([], [])
