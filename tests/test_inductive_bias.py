@@ -396,6 +396,10 @@ def test_ensemble_is_deterministic_and_matches_separate_training():
     b = ib.train_mlp_ensemble(x, y, xt, yt, n_models=4, width=8, depth=2, steps=20, seed=1)
     assert a.shape == (4,) and np.array_equal(a, b) and np.all(np.isfinite(a))
     assert len(set(np.round(a, 6))) == 4                       # different initializations
+    c, tr = ib.train_mlp_ensemble(x, y, xt, yt, n_models=4, width=8, depth=2, steps=20, seed=1, with_train=True)
+    assert np.array_equal(a, c) and tr.shape == (4,) and np.all(tr >= 0)
+    with pytest.raises(TypeError, match="with_train"):
+        ib.train_mlp_ensemble(x, y, xt, yt, n_models=2, width=4, depth=1, steps=1, with_train=1)
     with pytest.raises(ValueError):
         ib.train_mlp_ensemble(x, y, xt[:, :4], yt, n_models=2, width=4, depth=1, steps=1)
     with pytest.raises(ValueError):
@@ -424,12 +428,22 @@ def test_dimension_runner_small():
 
 
 def test_estimator_runner_small():
-    cfg = ib.EstimatorConfig(n_train=16, n_test=16, n_mc=20_000, n_fit=300, tail_bits=10.0,
-                             sample_sizes=(50, 200), repeats=20, min_hits=500)
+    cfg = ib.EstimatorConfig(n_train=16, n_test=16, n_mc=20_000, n_fit=300, tail_bits=10.0, tail_levels=(10.0, 20.0),
+                             check_bits=(3.0,), sample_sizes=(50, 200), repeats=20)
     r = ib.run_estimator(cfg)
-    assert r["mc_gap_bits"] < 0.2
+    (c,) = r["mc_checks"]
+    assert c["exact_bits"] == pytest.approx(3.0, abs=1e-6)
+    assert abs(c["mc_bits"] - c["exact_bits"]) < 5 * c["se_bits"] + 0.03
     assert r["exact_tail_bits"] == pytest.approx(10.0, abs=1e-6)
+    assert r["exact_level_bits"] == pytest.approx([10.0, 20.0], abs=1e-6)
+    assert r["depth_rel_err"].shape == (20, 2) and r["sq_err"].shape == (2, 20)
     assert r["spread_bits"][1] < r["spread_bits"][0]
+    e = ib.estimator_estimates(r)
+    assert set(e["mc_minus_exact"]) == {3} and e["mc_minus_exact"][3].kind == "monte carlo"
+    assert len(e["rmse"]) == 2 and len(e["rmse_steps"]) == 1
+    assert e["rmse"][0].value == pytest.approx(r["rmse_bits"][0])
+    with pytest.raises(ValueError, match="convergence_method"):
+        ib.run_estimator(ib.EstimatorConfig(convergence_method="bogus"))
 
 
 def test_guidance_runner_small():
@@ -438,6 +452,116 @@ def test_guidance_runner_small():
     r = ib.run_guidance(cfg)
     assert set(r["runs"]) == {"none", "untrained", "trained"}
     for v in r["runs"].values():
-        assert 0 <= v["test_acc"] <= 1 and 0 <= v["cka_untrained"] <= 1 and v["curve"].shape == (3, 2)
+        assert 0 <= v["test_acc"] <= 1 and 0 <= v["cka_untrained"] <= 1 and v["curve"].shape == (3, 3)
+        assert v["rise"] >= 0 and v["min_test_loss"] <= v["test_loss"]
+        assert v["rise"] == pytest.approx(v["test_loss"] - v["min_test_loss"])
+        assert np.all((v["curve"][:, 2] >= 0) & (v["curve"][:, 2] <= 1))
     again = ib.run_guidance(cfg)
     assert again["runs"]["trained"]["test_loss"] == r["runs"]["trained"]["test_loss"]
+
+
+def test_guidance_seeds_feed_paired_estimates():
+    cfg = ib.GuidanceConfig(n_train=40, n_test=40, width=8, depth=2, channels=2, steps=4, guide_steps=4,
+                            batch_size=20, every=2, seeds=2)
+    res = ib.run_guidance_seeds(cfg, seed=3, workers=1)
+    assert len(res) == 2
+    one = ib.run_guidance(cfg, seed=4)
+    assert res[1]["runs"]["none"]["test_loss"] == one["runs"]["none"]["test_loss"]
+    e = ib.guidance_estimates(res)
+    d = [r["runs"]["none"]["rise"] - r["runs"]["untrained"]["rise"] for r in res]
+    assert e["rise_reduction"].kind == "seeds" and e["rise_reduction"].n == 2
+    assert e["rise_reduction"].value == pytest.approx(np.mean(d))
+    assert e["per_run"]["trained"]["test_acc"].samples == tuple(r["runs"]["trained"]["test_acc"] for r in res)
+    with pytest.raises(ValueError):
+        ib.guidance_estimates([])
+
+
+def test_network_runner_small_and_estimates():
+    cfg = ib.NetworkConfig(n_train=40, n_test=30, n_models=6, steps=5, base=(8, 1), archs=((8, 1),),
+                           amplitudes=(0.1, 1.0), seeds=2)
+    res = ib.run_network_bias_seeds(cfg, seed=0, workers=1)
+    r = res[0]
+    row = r["rows"][0]
+    assert r["amplitude_bits"][1] == pytest.approx(row["kernel_bits"], rel=1e-9)
+    assert row["train_mse"] > 0 and r["ml_amplitude"] > 0
+    e = ib.network_estimates(res)
+    gaps = [x["rows"][0]["kernel_bits"] - x["rows"][0]["network_bits"] for x in res]
+    assert e["gap"].n == 2 and e["gap"].value == pytest.approx(np.mean(gaps))
+    assert set(e["amplitude_gap"]) == {0.1, 1.0}
+
+
+def test_inconclusive_verdict_from_straddling_seeds():
+    from sparsebook.claims import AtLeast, ClaimSet
+
+    # per-seed results whose paired difference straddles the criterion: 5 seeds cannot decide
+    res = [{"runs": {k: {"test_loss": 1.0, "min_test_loss": 0.5, "rise": r, "test_acc": acc,
+                         "cka_untrained": 0.5, "cka_trained": 0.5} for k, r, acc in
+                     (("none", 0.4, 0.80), ("untrained", 0.4 - dr, 0.80), ("trained", 0.3, 0.80 + da))},
+            "guide_test_acc": 0.8}
+           for dr, da in ((0.1, 0.02), (-0.05, -0.01), (0.2, 0.03), (-0.1, 0.0), (0.05, 0.01))]
+    e = ib.guidance_estimates(res)
+    cs = ClaimSet("inductive_bias")
+    c = cs.add("x", paper="p", statement="s", quantity="q", paper_value="v", measured=e["rise_reduction"],
+               criterion=AtLeast(0))
+    assert c.verdict == "inconclusive"
+    c2 = cs.add("y", paper="p", statement="s", quantity="q", paper_value="v", measured=e["acc_gain_trained"],
+                criterion=AtLeast(0.01))
+    assert c2.verdict == "inconclusive"
+
+
+def test_ml_amplitude_closed_form_and_rescaled_loss():
+    rng = np.random.default_rng(0)
+    x, xt = rng.standard_normal((20, 3)), rng.standard_normal((15, 3))
+    y, yt = rng.standard_normal((20, 2)), rng.standard_normal((15, 2))
+    k1 = ib.rbf_kernel(x, x, 1.5)
+    a = ib.ml_amplitude(k1, y)
+    # the closed form maximises the Gaussian log marginal likelihood over the amplitude
+    def loglik(s):
+        kk = s * (k1 + 1e-8 * np.eye(20))
+        sign, logdet = np.linalg.slogdet(kk)
+        return -0.5 * np.sum(y * np.linalg.solve(kk, y)) - y.shape[1] / 2 * logdet
+    assert loglik(a) >= max(loglik(0.9 * a), loglik(1.1 * a))
+    # a GP draw of known amplitude: the estimate is near it
+    big = rng.standard_normal((200, 2))
+    kb = ib.rbf_kernel(big, big, 2.0)
+    kb = kb + 1e-6 * np.eye(200)
+    draws = np.linalg.cholesky(kb) @ rng.standard_normal((200, 3)) * np.sqrt(0.3)
+    # tr(Yᵀ K⁻¹ Y)/(a·n·k) is χ²_{nk}/(nk): relative sd √(2/600) ≈ 0.06
+    assert ib.ml_amplitude(kb, draws, jitter=0.0) == pytest.approx(0.3, rel=0.25)
+    # rescaling the loss distribution equals recomputing it at that amplitude
+    base = ib.kernel_test_loss(x, y, xt, yt, lengthscale=1.5)
+    for s in (0.05, 0.3, 2.0):
+        direct = ib.kernel_test_loss(x, y, xt, yt, lengthscale=1.5, amplitude=s)
+        eps = 0.6 * direct.cumulants()[0]
+        assert base.rescaled(s).bits(eps) == pytest.approx(direct.bits(eps), rel=1e-5, abs=1e-8)
+    with pytest.raises(ValueError, match="factor"):
+        base.rescaled(0.0)
+    with pytest.raises(ValueError, match="y_train"):
+        ib.ml_amplitude(k1, y[:5])
+
+
+def test_monte_carlo_summaries():
+    # RMS: delta-method se against the spread of the RMS over many independent replications
+    rng = np.random.default_rng(1)
+    reps = [ib.rms_estimate(rng.standard_normal(400) ** 2) for _ in range(400)]
+    vals = np.array([r.value for r in reps])
+    assert np.mean([r.se for r in reps]) == pytest.approx(vals.std(), rel=0.15)
+    assert vals.mean() == pytest.approx(1.0, abs=0.01)
+    d = ib.independent_difference(reps[0], reps[1])
+    assert d.value == pytest.approx(reps[0].value - reps[1].value) and d.se == pytest.approx(np.hypot(reps[0].se, reps[1].se))
+    # slope of the sd of a mean against n: -1/2, se matching its spread over replications
+    ns = np.array([50, 100, 200, 400])
+    slopes, ses = [], []
+    for _ in range(100):
+        sd = [np.std([rng.standard_normal(n).mean() for _ in range(60)], ddof=1) for n in ns]
+        e = ib.log_slope_estimate(ns, sd, 60)
+        slopes.append(e.value)
+        ses.append(e.se)
+    assert np.mean(slopes) == pytest.approx(-0.5, abs=0.03)
+    assert np.mean(ses) == pytest.approx(np.std(slopes), rel=0.3)
+    with pytest.raises(ValueError, match="sq_errors"):
+        ib.rms_estimate([1.0])
+    with pytest.raises(ValueError, match="spread"):
+        ib.log_slope_estimate(ns, [1, 1, 0, 1], 10)
+    with pytest.raises(TypeError):
+        ib.independent_difference(reps[0], 1.0)

@@ -40,7 +40,9 @@ frozen guide (:func:`guidance_penalty`, :func:`run_guidance`).
   (:class:`~sparsebook.inductive_bias.kernels.KernelLoss`), linear CKA, layer pairing and the
   guidance penalty.
 - :mod:`sparsebook.inductive_bias.experiments`: the configs (``preset("ci"|"full")``) and
-  runners ``run_estimator``, ``run_dimension``, ``run_network_bias``, ``run_guidance``; the
+  runners ``run_estimator``, ``run_dimension``, ``run_network_bias``, ``run_guidance`` (and their
+  multi-seed forms on :func:`sparsebook.seeding.over_seeds`), the ``*_estimates`` functions that
+  turn their outputs into the estimates (with uncertainty) the claims rest on; the
   chapter's tasks (``single_index_task``, ``gp_task``), the batched MLP ensemble trainer
   (:func:`train_mlp_ensemble`, on :func:`sparsebook.train.run_steps`) and the guidance networks.
 - :mod:`sparsebook.inductive_bias.figures`: one plotting function per figure.
@@ -52,10 +54,18 @@ from sparsebook.inductive_bias.experiments import (
     EstimatorConfig,
     GuidanceConfig,
     NetworkConfig,
+    dimension_estimates,
+    estimator_estimates,
+    guidance_estimates,
+    guidance_seed,
+    network_bias_seed,
+    network_estimates,
     run_dimension,
     run_estimator,
     run_guidance,
+    run_guidance_seeds,
     run_network_bias,
+    run_network_bias_seeds,
     train_mlp_ensemble,
 )
 from sparsebook.inductive_bias.figures import (
@@ -73,12 +83,16 @@ from sparsebook.inductive_bias.kernels import (
     gp_posterior,
     guidance_penalty,
     kernel_test_loss,
+    independent_difference,
     layer_pairs,
     linear_cka,
+    log_slope_estimate,
     median_lengthscale,
+    ml_amplitude,
     ncx2_from_cumulants,
     ncx2_moment_fit,
     rbf_kernel,
+    rms_estimate,
     sample_generalized_chi2,
 )
 
@@ -98,15 +112,27 @@ __all__ = [
     "linear_cka",
     "layer_pairs",
     "guidance_penalty",
+    "ml_amplitude",
+    "rms_estimate",
+    "independent_difference",
+    "log_slope_estimate",
     "train_mlp_ensemble",
     "EstimatorConfig",
     "run_estimator",
+    "estimator_estimates",
     "DimensionConfig",
     "run_dimension",
+    "dimension_estimates",
     "NetworkConfig",
     "run_network_bias",
+    "network_bias_seed",
+    "run_network_bias_seeds",
+    "network_estimates",
     "GuidanceConfig",
     "run_guidance",
+    "guidance_seed",
+    "run_guidance_seeds",
+    "guidance_estimates",
     "plot_estimator",
     "plot_dimension",
     "plot_network_bias",

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import stats
 
-from sparsebook.inductive_bias.kernels import (ScaledNcx2, _finite_array, _kernel_bits_at, _nll, fit_scaled_ncx2,
+from sparsebook.inductive_bias.kernels import (_finite_array, _eps_at_bits, fit_scaled_ncx2, ml_amplitude,
                                                gaussian_test_loss, gp_posterior, guidance_penalty, kernel_test_loss,
                                                layer_pairs, linear_cka, median_lengthscale, rbf_kernel)
 from sparsebook.scales import check_scale
@@ -30,7 +29,8 @@ from sparsebook.validate import check_int, check_real
 
 
 def train_mlp_ensemble(x_train, y_train, x_test, y_test, *, n_models: int, width: int, depth: int,
-                       steps: int, lr: float = 1e-3, seed: int = 0, device: str | None = None) -> np.ndarray:
+                       steps: int, lr: float = 1e-3, seed: int = 0, device: str | None = None,
+                       with_train: bool = False):
     """Test MSEs of ``n_models`` ReLU MLPs trained from independent initializations, in one batch.
 
     Each network is ``d → width → … (depth hidden layers) → k``, PyTorch's default
@@ -39,7 +39,8 @@ def train_mlp_ensemble(x_train, y_train, x_test, y_test, *, n_models: int, width
     of batched weight tensors ``(n_models, fan_in, fan_out)``; Adam acts per element, so
     this equals training each network alone.
 
-    Shapes: x (n, d), y (n, k).  Returns ``(n_models,)`` test MSEs ``‖f − y‖²/(n_test·k)``.
+    Shapes: x (n, d), y (n, k).  Returns ``(n_models,)`` test MSEs ``‖f − y‖²/(n_test·k)``, and with
+    ``with_train=True`` the pair ``(test MSEs, training MSEs)`` (the hypotheses must fit the data).
     ``device``: ``None`` uses CPU for up to 10⁹ multiply-adds per step and a GPU, when one is
     present, above that (``SCALE = "full"``); the initialization is drawn on the CPU either way.
     """
@@ -56,6 +57,8 @@ def train_mlp_ensemble(x_train, y_train, x_test, y_test, *, n_models: int, width
     depth = check_int(depth, "depth", 1)
     steps = check_int(steps, "steps", 1)
     lr = check_real(lr, "lr", 0, low_open=True)
+    if not isinstance(with_train, bool):
+        raise TypeError(f"with_train must be a bool; got {type(with_train).__name__}")
     seed_everything(seed)
     g = torch.Generator().manual_seed(seed)
     sizes = [xtr.shape[1]] + [width] * depth + [ytr.shape[1]]
@@ -88,7 +91,11 @@ def train_mlp_ensemble(x_train, y_train, x_test, y_test, *, n_models: int, width
     with torch.no_grad():
         out = ((forward(torch.as_tensor(xte, dtype=torch.float32, device=device))
                 - torch.as_tensor(yte, dtype=torch.float32, device=device)) ** 2).mean(dim=(1, 2))
-    return out.cpu().numpy().astype(np.float64)
+        train = ((forward(xt) - yt) ** 2).mean(dim=(1, 2))
+    test = out.cpu().numpy().astype(np.float64)
+    if with_train:
+        return test, train.cpu().numpy().astype(np.float64)
+    return test
 
 
 # ---------------------------------------------------------------------------
@@ -166,33 +173,41 @@ class EstimatorConfig:
     d: int = 4
     n_train: int = 32
     n_test: int = 48
-    n_mc: int = 100_000            # Monte Carlo reference for the exact tail
+    n_mc: int = 1_000_000          # direct GP samples: the Monte Carlo reference and the population fits draw from
     n_fit: int = 1000              # sampled hypotheses for the practical estimator
-    tail_bits: float = 20.0        # where the fitted tail is compared with the exact one (bits)
+    tail_bits: float = 20.0        # level of the convergence study (bits)
+    tail_levels: tuple = (20.0, 40.0, 100.0)  # depths at which the fitted tail is compared with the exact one
+    check_bits: tuple = (4.0, 8.0)  # depths at which the exact tail is compared with Monte Carlo
     sample_sizes: tuple = (50, 100, 200, 400, 800)
     repeats: int = 100
-    convergence_method: str = "moments"  # fit used in the convergence study
-    min_hits: int = 1000           # MC points used for comparison need at least this many hits
+    convergence_method: str = "moments"  # fit used in the repeated fits (depth and convergence studies)
 
     @classmethod
     def preset(cls, scale: str = "ci") -> "EstimatorConfig":
         check_scale(scale)
         if scale == "ci":
             return cls()
-        return cls(n_train=64, n_test=128, n_mc=1_000_000, n_fit=10_000,
+        return cls(n_train=64, n_test=128, n_mc=4_000_000, n_fit=10_000,
                    sample_sizes=(50, 100, 200, 400, 800, 1600, 3200, 6400), repeats=40,
                    convergence_method="mle")
-
 
 
 def run_estimator(config: EstimatorConfig, seed: int = 0) -> dict:
     """Check eq. 3 and the estimator on a single-index task in ``config.d`` dimensions.
 
-    Returns a dict with the ε grid, exact/MC/fitted bits, the direct GP-sample check,
-    the far-tail comparison and the convergence in the number of sampled hypotheses.
+    Returns a dict with the ε grid and the exact/MC/fitted bits along it (for the figure), and:
+
+    - ``mc_checks``: at each depth of ``config.check_bits``, the exact bits, the Monte Carlo bits
+      ``−log₂(hits/n_mc)`` and their standard error ``√((1−p)/(n_mc p))/ln 2`` (delta method);
+    - ``depth_rel_err`` ``(repeats, len(tail_levels))``: ``fitted/exact − 1`` of the bits at each depth,
+      one fit to ``n_fit`` fresh draws per repeat (``convergence_method``);
+    - ``sq_err`` ``(len(sample_sizes), repeats)``: squared error (bits²) of the estimate at
+      ``tail_bits`` against the exact value, per n and repeat; ``spread_bits`` and ``rmse_bits`` summarise it.
     """
     if not isinstance(config, EstimatorConfig):
         raise TypeError(f"config must be an EstimatorConfig; got {type(config).__name__}")
+    if config.convergence_method not in ("mle", "moments"):
+        raise ValueError(f"convergence_method must be 'mle' or 'moments'; got {config.convergence_method!r}")
     rng = seed_everything(seed)
     xtr, ytr, xte, yte = single_index_task(config.d, config.n_train, config.n_test, seed)
     ell = median_lengthscale(xtr)
@@ -202,53 +217,57 @@ def run_estimator(config: EstimatorConfig, seed: int = 0) -> dict:
     lam, u = np.linalg.eigh(cov)
     root = u * np.sqrt(np.clip(lam, 0, None))
     mc = np.empty(config.n_mc)
-    chunk = 8192
+    chunk = 16384
     for s in range(0, config.n_mc, chunk):
         z = rng.standard_normal((min(chunk, config.n_mc - s), len(lam)))
         f = mean[:, 0][None, :] + z @ root.T
         mc[s:s + len(z)] = np.mean((f - yte[None, :]) ** 2, axis=1)
     mc.sort()
-    # ε grid: from where MC still has min_hits down to 30 bits (far beyond sampling)
-    eps_lo = _kernel_bits_at(loss, 40.0)
+    # ε grid for the figure: from 40 bits (far beyond sampling) up to the 90% quantile
+    eps_lo = _eps_at_bits(loss, 40.0)
     eps_grid = np.geomspace(eps_lo, float(np.quantile(mc, 0.9)), 40)
     exact = loss.bits(eps_grid)
     hits = np.searchsorted(mc, eps_grid, side="right")
     with np.errstate(divide="ignore"):
         mc_bits = -np.log2(hits / config.n_mc)
-    resolved = hits >= config.min_hits
-    mc_gap = float(np.max(np.abs(exact[resolved] - mc_bits[resolved])))
-    # the practical estimator from n_fit sampled hypotheses
+    # exact vs Monte Carlo at fixed depths, with the Monte Carlo standard error
+    checks = []
+    for b in config.check_bits:
+        e = _eps_at_bits(loss, float(b))
+        k = int(np.searchsorted(mc, e, side="right"))
+        p = k / config.n_mc
+        if k == 0:
+            raise ValueError(f"check_bits {b} is beyond the reach of n_mc = {config.n_mc} samples")
+        checks.append({"eps": e, "exact_bits": float(loss.bits(e)), "mc_bits": float(-math.log2(p)),
+                       "se_bits": float(math.sqrt((1 - p) / (config.n_mc * p)) / math.log(2)), "hits": k})
+    # the practical estimator from n_fit sampled hypotheses (one fit, for the figure)
     sampled = mc[rng.permutation(config.n_mc)[:config.n_fit]]
     fit = fit_scaled_ncx2(sampled)
-    fit_mom = fit_scaled_ncx2(sampled, method="moments")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        df, nc, _, sc = stats.ncx2.fit(sampled, floc=0)
-    fit_default = ScaledNcx2(float(df), float(nc), float(sc), "scipy default")
     fitted = fit.bits(eps_grid)
-    eps_tail = _kernel_bits_at(loss, config.tail_bits)
+    # the fitted tail at several depths, over independent draws of n_fit hypotheses
+    eps_levels = np.array([_eps_at_bits(loss, float(b)) for b in config.tail_levels])
+    exact_levels = loss.bits(eps_levels)
+    depth = np.empty((config.repeats, len(eps_levels)))
+    for r in range(config.repeats):
+        fr = fit_scaled_ncx2(mc[rng.integers(0, config.n_mc, config.n_fit)], config.convergence_method)
+        depth[r] = fr.bits(eps_levels) / exact_levels - 1.0
+    # convergence in the number of sampled hypotheses
+    eps_tail = _eps_at_bits(loss, config.tail_bits)
     exact_tail = float(loss.bits(eps_tail))
-    fit_tail = float(fit.bits(eps_tail))
-    # convergence in the number of sampled hypotheses (spread over independent repeats)
-    spread, rmse = [], []
-    for n in config.sample_sizes:
-        est = np.array([fit_scaled_ncx2(mc[rng.integers(0, config.n_mc, n)], config.convergence_method).bits(eps_tail)
-                        for _ in range(config.repeats)])
-        spread.append(float(np.std(est, ddof=1)))
-        rmse.append(float(np.sqrt(np.mean((est - exact_tail) ** 2))))
+    est = np.empty((len(config.sample_sizes), config.repeats))
+    for i, n in enumerate(config.sample_sizes):
+        est[i] = [fit_scaled_ncx2(mc[rng.integers(0, config.n_mc, n)], config.convergence_method).bits(eps_tail)
+                  for _ in range(config.repeats)]
     ns = np.asarray(config.sample_sizes, dtype=float)
-    slope = float(np.polyfit(np.log(ns), np.log(spread), 1)[0])
+    spread = est.std(axis=1, ddof=1)
     return {
-        "eps": eps_grid, "exact_bits": exact, "mc_bits": mc_bits, "mc_resolved": resolved,
-        "fitted_bits": fitted, "mc_gap_bits": mc_gap, "fit": fit, "fit_moments": fit_mom,
-        "fit_scipy_default": fit_default,
-        "nll": {f.method: _nll(f, sampled) for f in (fit, fit_mom, fit_default)},
-        "eps_tail": eps_tail, "exact_tail_bits": exact_tail, "fit_tail_bits": fit_tail,
-        "default_tail_bits": float(fit_default.bits(eps_tail)),
-        "moments_tail_bits": float(fit_mom.bits(eps_tail)),
-        "fit_tail_rel_err": abs(fit_tail / exact_tail - 1.0),
-        "sample_sizes": ns, "spread_bits": np.asarray(spread), "rmse_bits": np.asarray(rmse),
-        "spread_slope": slope, "mc_max_bits": float(math.log2(config.n_mc)),
+        "eps": eps_grid, "exact_bits": exact, "mc_bits": mc_bits, "fitted_bits": fitted, "fit": fit,
+        "mc_checks": checks, "tail_levels": np.asarray(config.tail_levels, dtype=float),
+        "exact_level_bits": exact_levels, "eps_levels": eps_levels, "depth_rel_err": depth,
+        "eps_tail": eps_tail, "exact_tail_bits": exact_tail, "estimates": est,
+        "sq_err": (est - exact_tail) ** 2, "sample_sizes": ns, "spread_bits": spread,
+        "rmse_bits": np.sqrt(np.mean((est - exact_tail) ** 2, axis=1)),
+        "mc_max_bits": float(math.log2(config.n_mc)), "n_mc": config.n_mc, "repeats": config.repeats,
     }
 
 
@@ -279,7 +298,7 @@ class DimensionConfig:
     n_train: int = 64
     n_test: int = 64
     eps: float = 0.25              # target test MSE (the prior variance of the task is 1)
-    tasks: int = 4                 # independent tasks (seeds) averaged per dimension
+    tasks: int = 5                 # independent tasks (seeds) per dimension
 
     @classmethod
     def preset(cls, scale: str = "ci") -> "DimensionConfig":
@@ -320,7 +339,9 @@ class NetworkConfig:
     steps: int = 150
     lr: float = 2e-3
     base: tuple = (32, 1)                              # (width, depth) of the reference network
-    archs: tuple = ((8, 1), (32, 1), (128, 1), (32, 2), (32, 3))
+    archs: tuple = ((8, 1), (32, 1), (32, 2))
+    amplitudes: tuple = (0.01, 0.03, 0.09, 0.3, 1.0)   # kernel prior amplitudes of the sweep
+    seeds: int = 5                                     # data splits × initializations
 
     @classmethod
     def preset(cls, scale: str = "ci") -> "NetworkConfig":
@@ -328,15 +349,20 @@ class NetworkConfig:
         if scale == "ci":
             return cls()
         return cls(n_train=1000, n_test=400, n_models=256, steps=2000, lr=1e-3, base=(64, 1),
-                   archs=((16, 1), (64, 1), (256, 1), (1024, 1), (64, 2), (64, 3), (64, 4)))
+                   archs=((16, 1), (64, 1), (256, 1), (1024, 1), (64, 2), (64, 3), (64, 4)), seeds=10)
 
 
 def run_network_bias(config: NetworkConfig, seed: int = 0) -> dict:
     """Train ensembles of MLPs on a digits subset (MSE to one-hot) and measure, in bits:
 
     - ``kernel_bits``: −log₂ P_kernel(e ≤ ε) at ε = each architecture's median test MSE
-      (the information the network class supplies relative to the RBF-kernel space);
-    - ``network_bits``: −log₂ P_network(e ≤ ε) from the scaled-χ² fit to the ensemble's losses.
+      (the information the network class supplies relative to the RBF-kernel space), for the
+      kernel at amplitude 1 (the authors' convention) and ``kernel_bits_ml`` at the amplitude
+      fitted by maximum marginal likelihood (:func:`~sparsebook.inductive_bias.kernels.ml_amplitude`);
+    - ``network_bits``: −log₂ P_network(e ≤ ε) from the scaled-χ² fit to the ensemble's losses;
+    - ``amplitude_bits``: kernel bits at the base architecture's median MSE for each of ``config.amplitudes``.
+
+    ``seed`` picks the data split and the initializations.
     """
     if not isinstance(config, NetworkConfig):
         raise TypeError(f"config must be a NetworkConfig; got {type(config).__name__}")
@@ -347,21 +373,34 @@ def run_network_bias(config: NetworkConfig, seed: int = 0) -> dict:
     xtr, xte = data["x_train"][:config.n_train].astype(np.float64), data["x_test"][:config.n_test].astype(np.float64)
     ytr = np.eye(10)[data["y_train"][:config.n_train]]
     yte = np.eye(10)[data["y_test"][:config.n_test]]
-    kloss = kernel_test_loss(xtr, ytr, xte, yte)
+    ell = median_lengthscale(xtr)
+    a_ml = ml_amplitude(rbf_kernel(xtr, xtr, ell), ytr)
+    kloss = kernel_test_loss(xtr, ytr, xte, yte, lengthscale=ell)
+    kloss_ml = kloss.rescaled(a_ml)
     rows = []
     for width, depth in config.archs:
-        losses = train_mlp_ensemble(xtr, ytr, xte, yte, n_models=config.n_models, width=width, depth=depth,
-                                    steps=config.steps, lr=config.lr, seed=seed)
+        losses, train = train_mlp_ensemble(xtr, ytr, xte, yte, n_models=config.n_models, width=width, depth=depth,
+                                           steps=config.steps, lr=config.lr, seed=seed, with_train=True)
         eps = float(np.median(losses))
         fit = fit_scaled_ncx2(losses)
-        rows.append({"width": width, "depth": depth, "median_mse": eps,
+        rows.append({"width": width, "depth": depth, "median_mse": eps, "train_mse": float(np.median(train)),
                      "min_mse": float(losses.min()), "kernel_bits": float(kloss.bits(eps)),
+                     "kernel_bits_ml": float(kloss_ml.bits(eps)),
                      "network_bits": float(fit.bits(eps)), "losses": losses})
+    base = next(r for r in rows if (r["width"], r["depth"]) == tuple(config.base))
+    amp_bits = np.array([kloss.rescaled(a).bits(base["median_mse"]) for a in config.amplitudes])
     eps_grid = np.geomspace(0.5 * min(r["median_mse"] for r in rows), kloss.cumulants()[0], 40)
-    return {"rows": rows, "kernel_mean_mse": kloss.cumulants()[0],
-            "kernel_eps": eps_grid, "kernel_bits": kloss.bits(eps_grid),
+    return {"rows": rows, "kernel_mean_mse": kloss.cumulants()[0], "kernel_mean_mse_ml": kloss_ml.cumulants()[0],
+            "kernel_eps": eps_grid, "kernel_curve_bits": kloss.bits(eps_grid),
+            "kernel_curve_bits_ml": kloss_ml.bits(eps_grid), "ml_amplitude": a_ml,
+            "amplitudes": np.asarray(config.amplitudes, dtype=float), "amplitude_bits": amp_bits,
             "kernel_mean_fn_mse": float(kloss.offset + np.sum(kloss.weights * kloss.noncentralities)),
-            "base": config.base}
+            "base": config.base, "seed": seed}
+
+
+def network_bias_seed(seed: int, config: NetworkConfig) -> dict:
+    """:func:`run_network_bias` with the seed first (for :func:`sparsebook.seeding.over_seeds`)."""
+    return run_network_bias(config, seed)
 
 
 @dataclass(frozen=True)
@@ -373,19 +412,21 @@ class GuidanceConfig:
     width: int = 256
     depth: int = 4
     channels: int = 8
-    steps: int = 300
-    guide_steps: int = 300
+    steps: int = 100
+    guide_steps: int = 100
     batch_size: int = 100
     lr: float = 1e-3
     alpha: float = 1.0
-    every: int = 20
+    every: int = 10
+    seeds: int = 5
 
     @classmethod
     def preset(cls, scale: str = "ci") -> "GuidanceConfig":
         check_scale(scale)
         if scale == "ci":
             return cls()
-        return cls(n_train=300, n_test=1000, width=512, depth=6, channels=16, steps=3000, guide_steps=3000)
+        return cls(n_train=300, n_test=1000, width=512, depth=6, channels=16, steps=3000, guide_steps=3000,
+                   every=20, seeds=10)
 
 
 def run_guidance(config: GuidanceConfig, seed: int = 0) -> dict:
@@ -438,7 +479,7 @@ def run_guidance(config: GuidanceConfig, seed: int = 0) -> dict:
 
         def callback(model, step):
             logits, _ = model(xte)
-            curve.append((step, float(F.cross_entropy(logits, yte))))
+            curve.append((step, float(F.cross_entropy(logits, yte)), int((logits.argmax(1) == yte).sum()) / len(yte)))
 
         wrapped = _Guided(target, guide, pairs, config.alpha)
         fit(wrapped, xtr, ytr, steps=config.steps, lr=config.lr, batch_size=config.batch_size, seed=seed,
@@ -447,8 +488,12 @@ def run_guidance(config: GuidanceConfig, seed: int = 0) -> dict:
         with torch.no_grad():
             logits, _ = target(xte)
             tr_logits, _ = target(xtr)
+        curve = np.array(curve)
+        final = float(F.cross_entropy(logits, yte))
         runs[name] = {
-            "test_loss": float(F.cross_entropy(logits, yte)),
+            "test_loss": final,
+            "min_test_loss": float(min(curve[:, 1].min(), final)),
+            "rise": final - float(min(curve[:, 1].min(), final)),
             # counts are exact integers: differences of accuracies are taken on them (a float32 mean
             # turned a gain of exactly 4 of 400 images into 0.00999999)
             "test_correct": int((logits.argmax(1) == yte).sum()),
@@ -457,9 +502,14 @@ def run_guidance(config: GuidanceConfig, seed: int = 0) -> dict:
             "train_acc": int((tr_logits.argmax(1) == ytr).sum()) / len(ytr),
             "cka_untrained": held_out_cka(target, guide_untrained),
             "cka_trained": held_out_cka(target, guide_trained),
-            "curve": np.array(curve),
+            "curve": curve,
         }
     return {"runs": runs, "guide_test_acc": guide_acc, "pairs": pairs}
+
+
+def guidance_seed(seed: int, config: GuidanceConfig) -> dict:
+    """:func:`run_guidance` with the seed first (for :func:`sparsebook.seeding.over_seeds`)."""
+    return run_guidance(config, seed)
 
 
 class _Logits(torch.nn.Module):
@@ -493,3 +543,121 @@ class _Guided(torch.nn.Module):
             self.last_penalty = guidance_penalty([tf[i] for i, _ in self.pairs], [gf[j] for _, j in self.pairs],
                                                  self.alpha)
         return logits
+
+
+# ---------------------------------------------------------------------------
+# several seeds, and the estimates the claims rest on
+# ---------------------------------------------------------------------------
+
+
+def _seed_list(first: int, k: int) -> list[int]:
+    first = check_int(first, "seed", 0)
+    return list(range(first, first + check_int(k, "seeds", 2)))
+
+
+def run_network_bias_seeds(config: NetworkConfig, seed: int = 0, workers: int | None = None) -> list[dict]:
+    """:func:`run_network_bias` for seeds ``seed, …, seed + config.seeds − 1`` (a pool of workers)."""
+    if not isinstance(config, NetworkConfig):
+        raise TypeError(f"config must be a NetworkConfig; got {type(config).__name__}")
+    from sparsebook.seeding import over_seeds
+
+    return over_seeds(network_bias_seed, _seed_list(seed, config.seeds), config, workers=workers)
+
+
+def run_guidance_seeds(config: GuidanceConfig, seed: int = 0, workers: int | None = None) -> list[dict]:
+    """:func:`run_guidance` for seeds ``seed, …, seed + config.seeds − 1`` (a pool of workers)."""
+    if not isinstance(config, GuidanceConfig):
+        raise TypeError(f"config must be a GuidanceConfig; got {type(config).__name__}")
+    from sparsebook.seeding import over_seeds
+
+    return over_seeds(guidance_seed, _seed_list(seed, config.seeds), config, workers=workers)
+
+
+def estimator_estimates(r: dict) -> dict:
+    """The Monte Carlo estimates of :func:`run_estimator`'s output that the claims rest on.
+
+    - ``mc_minus_exact[b]``: Monte Carlo bits − exact bits at depth ``b`` (se of the MC bits);
+    - ``abs_rel_err[b]``: mean over repeats of ``|fitted/exact − 1|`` at depth ``b`` (``from_samples``);
+    - ``rmse``: RMS error (bits) at ``tail_bits`` for each n; ``rmse_steps``: differences between
+      neighbouring n (independent repeats, so independent estimates);
+    - ``spread_slope``: log-log slope of the spread of the estimate against n.
+    """
+    from sparsebook.inductive_bias.kernels import independent_difference, log_slope_estimate, rms_estimate
+    from sparsebook.stats import from_samples, monte_carlo
+
+    mc = {}
+    for c in r["mc_checks"]:
+        mc[round(c["exact_bits"])] = monte_carlo(c["mc_bits"] - c["exact_bits"], c["se_bits"], c["hits"])
+    rel = {float(b): from_samples(np.abs(r["depth_rel_err"][:, i])) for i, b in enumerate(r["tail_levels"])}
+    rmse = [rms_estimate(row) for row in r["sq_err"]]
+    return {"mc_minus_exact": mc, "abs_rel_err": rel, "rmse": rmse,
+            "rmse_steps": [independent_difference(b, a) for a, b in zip(rmse[:-1], rmse[1:])],
+            "spread_slope": log_slope_estimate(r["sample_sizes"], r["spread_bits"], r["repeats"])}
+
+
+def dimension_estimates(r: dict) -> dict:
+    """Mean bits per dimension over tasks and the paired steps between neighbouring dimensions."""
+    from sparsebook.stats import from_seeds, steps
+
+    b = np.asarray(r["bits"], dtype=float)        # (dims, tasks)
+    return {"bits": {int(d): from_seeds(b[i]) for i, d in enumerate(r["dims"])}, "steps": steps(b.T)}
+
+
+def network_estimates(results: list[dict]) -> dict:
+    """Estimates over seeds from :func:`run_network_bias_seeds`: per architecture and per amplitude.
+
+    ``gap`` / ``gap_ml``: kernel bits − network bits at the base architecture's median MSE for the
+    kernel at amplitude 1 and at the fitted amplitude; ``amplitude_gap[a]``: the same for each amplitude
+    of the sweep.
+    """
+    from sparsebook.stats import from_seeds
+
+    if not results:
+        raise ValueError("results must hold one run per seed")
+    base = [next(x for x in r["rows"] if (x["width"], x["depth"]) == tuple(r["base"])) for r in results]
+    net_bits = np.array([b["network_bits"] for b in base])
+    archs = [(x["width"], x["depth"]) for x in results[0]["rows"]]
+
+    def per_arch(key):
+        return {a: from_seeds([r["rows"][i][key] for r in results]) for i, a in enumerate(archs)}
+
+    return {
+        "gap": from_seeds(np.array([b["kernel_bits"] for b in base]) - net_bits),
+        "gap_ml": from_seeds(np.array([b["kernel_bits_ml"] for b in base]) - net_bits),
+        "ml_amplitude": from_seeds([r["ml_amplitude"] for r in results]),
+        "kernel_mean_mse": from_seeds([r["kernel_mean_mse"] for r in results]),
+        "kernel_mean_mse_ml": from_seeds([r["kernel_mean_mse_ml"] for r in results]),
+        "kernel_mean_fn_mse": from_seeds([r["kernel_mean_fn_mse"] for r in results]),
+        "amplitude_gap": {float(a): from_seeds(np.array([r["amplitude_bits"][j] for r in results]) - net_bits)
+                          for j, a in enumerate(results[0]["amplitudes"])},
+        "median_mse": per_arch("median_mse"), "train_mse": per_arch("train_mse"),
+        "kernel_bits": per_arch("kernel_bits"), "kernel_bits_ml": per_arch("kernel_bits_ml"),
+        "network_bits": per_arch("network_bits"),
+    }
+
+
+def guidance_estimates(results: list[dict]) -> dict:
+    """Estimates over seeds from :func:`run_guidance_seeds`: per run and the paired differences the claims use.
+
+    ``rise_reduction`` = rise(none) − rise(untrained) (nats); ``cka_gain`` = held-out CKA to the
+    untrained guide, guided minus unguided; ``acc_gain_trained`` / ``acc_gain_untrained`` = test
+    accuracy, guided minus unguided.
+    """
+    from sparsebook.stats import from_seeds, paired_difference
+
+    if not results:
+        raise ValueError("results must hold one run per seed")
+
+    def col(run, key):
+        return np.array([r["runs"][run][key] for r in results], dtype=float)
+
+    out = {"per_run": {name: {k: from_seeds(col(name, k)) for k in
+                              ("test_loss", "min_test_loss", "rise", "test_acc", "cka_untrained", "cka_trained")}
+                       for name in results[0]["runs"]},
+           "guide_test_acc": from_seeds([r["guide_test_acc"] for r in results]),
+           "rise_reduction": paired_difference(col("none", "rise"), col("untrained", "rise")),
+           "cka_gain": paired_difference(col("untrained", "cka_untrained"), col("none", "cka_untrained")),
+           "acc_gain_trained": paired_difference(col("trained", "test_acc"), col("none", "test_acc")),
+           "acc_gain_untrained": paired_difference(col("untrained", "test_acc"), col("none", "test_acc")),
+           "loss_reduction_untrained": paired_difference(col("none", "test_loss"), col("untrained", "test_loss"))}
+    return out

@@ -13,7 +13,7 @@ def plot_estimator(r: dict):
 
     fig, (a, b) = plotting.figure(2, 1)
     c = plotting.COLORS
-    a.plot(r["eps"], r["exact_bits"], color=c[0], label="exact (saddlepoint)")
+    a.plot(r["eps"], r["exact_bits"], color=c[0], label="exact tail (saddlepoint)")
     ok = np.isfinite(r["mc_bits"])
     a.plot(r["eps"][ok], r["mc_bits"][ok], "o", color=c[1], ms=3, label="Monte Carlo")
     a.plot(r["eps"], r["fitted_bits"], "--", color=c[2], label="fitted scaled χ²")
@@ -29,8 +29,8 @@ def plot_estimator(r: dict):
     b.xaxis.set_major_locator(FixedLocator(n))
     b.xaxis.set_minor_locator(NullLocator())
     b.set_xticklabels([f"{int(v)}" for v in n])
-    plotting.label(b, "sampled hypotheses n", f"error of estimated bits at {r['exact_tail_bits']:.0f} bits",
-                   "convergence in n")
+    plotting.label(b, "sampled hypotheses n", "error of the estimate (bits)",
+                   f"convergence in n, at the {r['exact_tail_bits']:.0f}-bit level")
     return plotting.finish(fig)
 
 
@@ -53,11 +53,14 @@ def plot_dimension(r: dict):
     return plotting.finish(fig)
 
 
-def plot_network_bias(r: dict):
-    """Left: the trained networks' losses with the fitted scaled χ². Right: kernel bits at each network's error."""
+def plot_network_bias(results: list[dict]):
+    """Left: one seed's trained networks' losses with the fitted scaled χ². Middle: kernel bits at each
+    network's error (amplitude 1 and fitted amplitude; one marker per seed). Right: kernel − network
+    bits at the base architecture's error against the kernel's prior amplitude (seeds as dots)."""
     from sparsebook import plotting
 
-    fig, (a, b) = plotting.figure(2, 1)
+    r = results[0]
+    fig, (a, b, m) = plotting.figure(3, 1)
     c = plotting.COLORS
     base = next(x for x in r["rows"] if (x["width"], x["depth"]) == tuple(r["base"]))
     losses = np.sort(base["losses"])
@@ -65,32 +68,59 @@ def plot_network_bias(r: dict):
     fit = fit_scaled_ncx2(base["losses"])
     grid = np.linspace(0.8 * losses[0], 1.1 * losses[-1], 200)
     a.plot(grid, np.exp(fit.logcdf(grid)), "--", color=c[2], label="fitted scaled χ²")
+    a.axvline(base["median_mse"], color="0.6", lw=0.8, ls=":", label="median (ε)")
     plotting.label(a, "test MSE", "fraction of networks ≤ MSE",
-                   f"network space: width {base['width']}, depth {base['depth']}")
-    b.plot(r["kernel_eps"], r["kernel_bits"], color="0.5", label="RBF-kernel space")
+                   f"width {base['width']}, depth {base['depth']} (seed {r['seed']})")
+    b.plot(r["kernel_eps"], r["kernel_curve_bits"], color="0.5", label="kernel, amplitude 1")
+    b.plot(r["kernel_eps"], r["kernel_curve_bits_ml"], color="0.5", ls="--", label="kernel, fitted amplitude")
     for i, x in enumerate(r["rows"]):
-        b.plot(x["median_mse"], x["kernel_bits"], "o", color=c[(i + 1) % len(c)],
-               label=f"width {x['width']}, depth {x['depth']}")
+        col = c[(i + 1) % len(c)]
+        for k, rr in enumerate(results):
+            y = rr["rows"][i]
+            b.plot(y["median_mse"], max(y["kernel_bits"], 1e-2), "o", color=col, ms=3,
+                   label=f"width {x['width']}, depth {x['depth']}" if k == 0 else None)
+    b.axvline(r["kernel_mean_fn_mse"], color="0.3", lw=0.8, ls=":", label="kernel posterior mean's MSE")
     b.set_yscale("log")
-    plotting.label(b, "error level ε (test MSE)", "kernel inductive bias (bits)", "bits a kernel needs to match a network")
+    b.set_ylim(bottom=1e-2)
+    plotting.label(b, "error level ε (test MSE)", "kernel inductive bias (bits)", "bits a kernel needs (seed dots)")
+    amps = r["amplitudes"]
+    gaps = np.array([rr["amplitude_bits"] - next(x for x in rr["rows"] if (x["width"], x["depth"]) == tuple(rr["base"]))["network_bits"]
+                     for rr in results])
+    for g in gaps:
+        m.plot(amps, g, "o", color=c[0], alpha=0.35, ms=3)
+    m.plot(amps, gaps.mean(0), "-", color=c[0], label="mean over seeds")
+    m.axhline(10, color="0.4", ls=":", label="criterion (10 bits)")
+    m.axvline(float(np.mean([rr["ml_amplitude"] for rr in results])), color=c[2], lw=0.8, label="fitted amplitude")
+    m.set_xscale("log")
+    m.set_yscale("symlog", linthresh=1)
+    plotting.label(m, "kernel prior amplitude", "kernel − network bits", "dependence on the amplitude")
     return plotting.finish(fig)
 
 
-def plot_guidance(r: dict):
-    """Left: test cross-entropy during training. Right: held-out CKA to each guide."""
+def plot_guidance(results: list[dict]):
+    """Test cross-entropy and test accuracy during training (mean over seeds, band min–max), and held-out CKA."""
     from sparsebook import plotting
 
-    fig, (a, b) = plotting.figure(2, 1)
+    fig, (a, acc, b) = plotting.figure(3, 1)
     c = plotting.COLORS
     names = {"none": "no guide", "untrained": "untrained CNN guide", "trained": "trained CNN guide"}
-    for i, (k, v) in enumerate(r["runs"].items()):
-        a.plot(v["curve"][:, 0], v["curve"][:, 1], "o-", ms=2, color=c[i], label=names[k])
+    runs = list(results[0]["runs"])
+    for i, k in enumerate(runs):
+        curves = np.stack([r["runs"][k]["curve"] for r in results])      # (seeds, points, 3)
+        step = curves[0, :, 0]
+        for ax, j in ((a, 1), (acc, 2)):
+            ax.plot(step, curves[:, :, j].mean(0), "-", color=c[i], label=names[k])
+            ax.fill_between(step, curves[:, :, j].min(0), curves[:, :, j].max(0), color=c[i], alpha=0.15, lw=0)
     a.set_yscale("log")
-    plotting.label(a, "training step", "test cross-entropy (nats)", "FCN on a digits subset")
-    x = np.arange(len(r["runs"]))
-    b.bar(x - 0.2, [v["cka_untrained"] for v in r["runs"].values()], 0.4, color=c[3], label="to untrained CNN")
-    b.bar(x + 0.2, [v["cka_trained"] for v in r["runs"].values()], 0.4, color=c[4], label="to trained CNN")
-    b.set_xticks(x, [names[k] for k in r["runs"]], rotation=15)
+    plotting.label(a, "training step", "test cross-entropy (nats)", f"FCN on a digits subset ({len(results)} seeds)")
+    plotting.label(acc, "training step", "test accuracy", "accuracy (band: min–max over seeds)")
+    x = np.arange(len(runs))
+    for off, key, col, lab in ((-0.2, "cka_untrained", c[3], "to untrained CNN"), (0.2, "cka_trained", c[4], "to trained CNN")):
+        vals = np.array([[r["runs"][k][key] for k in runs] for r in results])
+        b.bar(x + off, vals.mean(0), 0.4, color=col, label=lab)
+        for v in vals:
+            b.plot(x + off, v, "o", color="0.2", ms=2)
+    b.set_xticks(x, [names[k] for k in runs], rotation=15)
     b.set_ylim(0, 1)
     plotting.label(b, "target trained with", "held-out CKA (mean over layers)", "representational alignment")
     return plotting.finish(fig)

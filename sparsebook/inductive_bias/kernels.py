@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from scipy import optimize, special, stats
 
+from sparsebook.stats import Estimate, monte_carlo
 from sparsebook.validate import check_int, check_real
 
 LN2 = math.log(2.0)
@@ -393,6 +394,76 @@ def gp_posterior(k_train, k_cross, k_test, y_train, jitter: float = 1e-8):
     return mean, 0.5 * (cov + cov.T)
 
 
+def ml_amplitude(k_train, y_train, jitter: float = 1e-8) -> float:
+    """Maximum-marginal-likelihood amplitude of a noise-free GP, in closed form.
+
+    With ``K = a·K₁`` (``K₁`` the kernel at amplitude 1), the log marginal likelihood of ``k``
+    independent output columns, ``−½ tr(YᵀK⁻¹Y) − (k/2) log det K + const``, is maximised by
+
+        a* = tr(Yᵀ K₁⁻¹ Y) / (n·k).
+
+    ``k_train`` (n, n) at amplitude 1, positive semi-definite; ``y_train`` (n,) or (n, k).
+    """
+    kx = _finite_array(k_train, "k_train", ndim=(2,))
+    y = _finite_array(y_train, "y_train", ndim=(1, 2))
+    y = y[:, None] if y.ndim == 1 else y
+    _check_psd(kx, "k_train")
+    if y.shape[0] != kx.shape[0]:
+        raise ValueError(f"y_train must have {kx.shape[0]} rows (one per training input); got {y.shape[0]}")
+    if not (isinstance(jitter, (Real, np.floating)) and jitter >= 0):
+        raise ValueError(f"jitter must be a number >= 0; got {jitter!r}")
+    kj = kx + float(jitter) * float(np.mean(np.diag(kx))) * np.eye(len(kx))
+    c = np.linalg.cholesky(kj)
+    w = np.linalg.solve(c, y)
+    return float(np.sum(w * w) / y.size)
+
+
+# ---------------------------------------------------------------------------
+# Monte Carlo summaries of repeated estimates (standard errors by the delta method)
+# ---------------------------------------------------------------------------
+
+
+def rms_estimate(sq_errors) -> Estimate:
+    """RMS error ``√mean(e²)`` from ``R`` i.i.d. squared errors, as a Monte Carlo estimate.
+
+    ``se(√m) = se(m)/(2√m)`` (delta method) with ``se(m) = sd(e²)/√R``.  ``sq_errors``: (R,), R >= 2, >= 0.
+    """
+    x = _finite_array(sq_errors, "sq_errors", ndim=(1,))
+    if x.size < 2 or np.any(x < 0):
+        raise ValueError("sq_errors must hold at least 2 numbers >= 0")
+    m = float(x.mean())
+    se_m = float(x.std(ddof=1) / math.sqrt(x.size))
+    rms = math.sqrt(m)
+    return monte_carlo(rms, se_m / (2 * rms) if rms > 0 else 0.0, x.size)
+
+
+def independent_difference(a: Estimate, b: Estimate) -> Estimate:
+    """``a − b`` for two independent Monte Carlo estimates: ``se = √(se_a² + se_b²)``."""
+    for name, e in (("a", a), ("b", b)):
+        if not isinstance(e, Estimate) or e.kind != "monte carlo":
+            raise TypeError(f"{name} must be a Monte Carlo Estimate")
+    return monte_carlo(a.value - b.value, math.hypot(a.se, b.se), min(a.n, b.n))
+
+
+def log_slope_estimate(n, spread, repeats: int) -> Estimate:
+    """Least-squares slope of ``log spread`` against ``log n``, with its Monte Carlo standard error.
+
+    Each ``spread[i]`` is a sample standard deviation over ``repeats`` independent estimates, so
+    ``var(log sd) ≈ 1/(2(R−1))`` (normal theory); the slope ``Σ c_i log sd_i`` with
+    ``c_i = (x_i − x̄)/Σ(x_j − x̄)²`` then has ``se = √(Σ c_i² / (2(R−1)))``.
+    """
+    x = np.log(_finite_array(n, "n", ndim=(1,)))
+    y = _finite_array(spread, "spread", ndim=(1,))
+    if x.size != y.size or x.size < 2:
+        raise ValueError("n and spread must have the same length >= 2")
+    if np.any(y <= 0):
+        raise ValueError("spread must be > 0")
+    r = check_int(repeats, "repeats", 2)
+    c = (x - x.mean()) / np.sum((x - x.mean()) ** 2)
+    slope = float(np.sum(c * np.log(y)))
+    return monte_carlo(slope, float(math.sqrt(np.sum(c * c) / (2 * (r - 1)))), r)
+
+
 @dataclass(frozen=True)
 class KernelLoss:
     """The test MSE of a random interpolating kernel hypothesis: ``offset + Σ_j w_j (z_j + δ_j)²`` (eq. 3).
@@ -425,6 +496,15 @@ class KernelLoss:
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.offset + sample_generalized_chi2(self.weights, self.noncentralities, n, rng)
+
+    def rescaled(self, factor: float) -> "KernelLoss":
+        """The same task under the kernel's prior amplitude multiplied by ``factor`` > 0.
+
+        The noise-free posterior mean does not depend on the amplitude and the covariance scales
+        with it, so ``w_j → factor·w_j`` and ``δ_j² → δ_j²/factor``; the offset is unchanged.
+        """
+        f = check_real(factor, "factor", 0, low_open=True)
+        return KernelLoss(self.weights * f, self.noncentralities / f, self.offset)
 
 
 def gaussian_test_loss(mean, cov, y_test, rel_tol: float = 1e-10) -> KernelLoss:
@@ -473,7 +553,7 @@ def kernel_test_loss(x_train, y_train, x_test, y_test, lengthscale: float | None
     return gaussian_test_loss(mean, cov, y_test)
 
 
-def _kernel_bits_at(loss: KernelLoss, target_bits: float) -> float:
+def _eps_at_bits(loss: KernelLoss, target_bits: float) -> float:
     """The error level ε at which the exact kernel tail equals ``target_bits`` (bisection in log ε)."""
     k1 = loss.cumulants()[0]
     lo, hi = math.log(max(loss.offset, 0.0) + 1e-12 * k1 + 1e-300), math.log(k1)
