@@ -406,7 +406,8 @@ def test_ensemble_is_deterministic_and_matches_separate_training():
         ib.train_mlp_ensemble(x, y, xt, yt, n_models=0, width=4, depth=1, steps=1)
 
 
-@pytest.mark.parametrize("cls", [ib.EstimatorConfig, ib.DimensionConfig, ib.NetworkConfig, ib.GuidanceConfig])
+@pytest.mark.parametrize("cls", [ib.EstimatorConfig, ib.DimensionConfig, ib.NetworkConfig, ib.GuidanceConfig,
+                                 ib.MultiTaskConfig])
 def test_presets(cls):
     ci, full = cls.preset("ci"), cls.preset("full")
     assert ci != full
@@ -434,12 +435,15 @@ def test_estimator_runner_small():
     (c,) = r["mc_checks"]
     assert c["exact_bits"] == pytest.approx(3.0, abs=1e-6)
     assert abs(c["mc_bits"] - c["exact_bits"]) < 5 * c["se_bits"] + 0.03
+    assert c["imhof_bits"] == pytest.approx(c["exact_bits"], abs=0.02)
+    assert np.all(np.abs(r["saddle_minus_imhof"]) < 0.02) and r["saddle_minus_imhof"].shape == (4,)
     assert r["exact_tail_bits"] == pytest.approx(10.0, abs=1e-6)
     assert r["exact_level_bits"] == pytest.approx([10.0, 20.0], abs=1e-6)
     assert r["depth_rel_err"].shape == (20, 2) and r["sq_err"].shape == (2, 20)
     assert r["spread_bits"][1] < r["spread_bits"][0]
     e = ib.estimator_estimates(r)
     assert set(e["mc_minus_exact"]) == {3} and e["mc_minus_exact"][3].kind == "monte carlo"
+    assert e["saddle_minus_imhof"].kind == "exact"
     assert len(e["rmse"]) == 2 and len(e["rmse_steps"]) == 1
     assert e["rmse"][0].value == pytest.approx(r["rmse_bits"][0])
     with pytest.raises(ValueError, match="convergence_method"):
@@ -565,3 +569,102 @@ def test_monte_carlo_summaries():
         ib.log_slope_estimate(ns, [1, 1, 0, 1], 10)
     with pytest.raises(TypeError):
         ib.independent_difference(reps[0], 1.0)
+
+
+# ---------------------------------------------------------------------------
+# Imhof's exact CDF against closed forms, the saddlepoint and sampling
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k,x", [(10, 0.5), (10, 2.0), (10, 10.0), (30, 15.0), (6, 1.0)])
+def test_imhof_matches_chi2_closed_form(k, x):
+    assert ib.generalized_chi2_cdf_imhof(x, np.ones(k), np.zeros(k)) == pytest.approx(stats.chi2.cdf(x, k), rel=1e-7)
+
+
+@pytest.mark.parametrize("nc,x", [(2.0, 5.0), (8.0, 10.0), (0.5, 2.0)])
+def test_imhof_matches_noncentral_chi2_with_equal_weights(nc, x):
+    # k equal weights, noncentralities summing to nc: noncentral chi2_k(nc)
+    k = 8
+    lam = np.full(k, nc / k)
+    got = ib.generalized_chi2_cdf_imhof(0.3 * x, np.full(k, 0.3), lam)
+    assert got == pytest.approx(stats.ncx2.cdf(x, k, nc), rel=1e-7)
+
+
+def test_saddlepoint_is_close_to_imhof_in_the_bulk_and_moderate_tail():
+    rng = np.random.default_rng(0)
+    w, lam = rng.uniform(0.1, 1, 48) / 48, rng.uniform(0, 2, 48)
+    k1 = float(np.sum(w * (1 + lam)))
+    x = k1 * np.array([0.4, 0.6, 0.8, 1.0, 1.2])
+    p = ib.generalized_chi2_cdf_imhof(x, w, lam)
+    s = np.exp(ib.generalized_chi2_logcdf(x, w, lam))
+    assert np.all(np.abs(s / p - 1) < 0.01)
+    assert np.all(np.diff(p) > 0)
+
+
+def test_imhof_matches_sampling():
+    rng = np.random.default_rng(1)
+    w, lam = rng.uniform(0.1, 1, 12), rng.uniform(0, 3, 12)
+    draws = ib.sample_generalized_chi2(w, lam, 400_000, np.random.default_rng(2))
+    for q in (0.01, 0.2, 0.7):
+        x = float(np.quantile(draws, q))
+        p = ib.generalized_chi2_cdf_imhof(x, w, lam)
+        se = np.sqrt(q * (1 - q) / draws.size)
+        assert abs(p - np.mean(draws <= x)) < 5 * se
+
+
+def test_imhof_bad_input():
+    with pytest.raises(ValueError, match="x"):
+        ib.generalized_chi2_cdf_imhof(-1.0, [1.0, 1.0], [0.0, 0.0])
+    with pytest.raises(ValueError, match="weights"):
+        ib.generalized_chi2_cdf_imhof(1.0, [-1.0, 1.0], [0.0, 0.0])
+    with pytest.raises(ValueError, match="epsabs"):
+        ib.generalized_chi2_cdf_imhof(1.0, [1.0, 1.0], [0.0, 0.0], epsabs=0.0)
+
+
+
+# ---------------------------------------------------------------------------
+# source-task selection by the Lasso
+# ---------------------------------------------------------------------------
+
+
+def test_allocate_samples_is_proportional_and_exact():
+    n = ib.allocate_samples([3.0, -1.0, 0.0, 0.0], 100)
+    assert n.tolist() == [75, 25, 0, 0]
+    m = ib.allocate_samples([1.0, 1.0, 1.0], 10)
+    assert m.sum() == 10 and m.max() - m.min() <= 1
+    assert ib.allocate_samples([0.0, 0.0], 7).tolist() in ([4, 3], [3, 4])
+    with pytest.raises(ValueError, match="budget"):
+        ib.allocate_samples([1.0], -1)
+
+
+def test_lasso_relevance_recovers_a_sparse_combination():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((40, 12))
+    nu = np.zeros(12)
+    nu[[2, 7]] = [1.0, -0.6]
+    got = ib.lasso_relevance(w, w @ nu + 0.01 * rng.standard_normal(40), alpha=1e-3)
+    assert set(np.flatnonzero(np.abs(got) > 0.05)) == {2, 7}
+    assert got[[2, 7]] == pytest.approx([1.0, -0.6], abs=0.05)
+    with pytest.raises(ValueError, match="target_params"):
+        ib.lasso_relevance(w, np.ones(3), 0.1)
+    with pytest.raises(ValueError, match="alpha"):
+        ib.lasso_relevance(w, np.ones(40), 0.0)
+
+
+def test_multitask_runner_and_estimates():
+    cfg = ib.MultiTaskConfig(d=12, k=4, n_target=30, seeds=3)
+    assert cfg.n_pilot == 96 and cfg.budget == 4 * 96
+    res = ib.run_multitask_seeds(cfg, seed=2)
+    assert len(res) == 3
+    r = ib.run_multitask(cfg, 2)
+    assert r["lasso"] == res[0]["lasso"] and r["uniform"] == res[0]["uniform"]
+    for name in ("lasso", "uniform", "known"):
+        assert r[name] > 0 and r[f"{name}_allocation"].sum() == cfg.budget
+    assert r["known_allocation"][2:].sum() == 0          # the known relevance gives irrelevant sources nothing
+    e = ib.multitask_estimates(res)
+    lr = [np.log(x["uniform"]) - np.log(x["lasso"]) for x in res]
+    assert e["log_ratio"].n == 3 and e["log_ratio"].value == pytest.approx(np.mean(lr))
+    with pytest.raises(ValueError, match="relevance"):
+        ib.run_multitask(ib.MultiTaskConfig(k=2, relevance=(1.0, 0.5, 0.2)))
+    with pytest.raises(TypeError):
+        ib.run_multitask({"d": 3})

@@ -1,5 +1,5 @@
-"""Inductive bias in bits (Boopathy et al. 2024) and guidance by representational alignment
-(Subramaniam et al. 2024).
+"""Inductive bias in bits (Boopathy et al. 2024), guidance by representational alignment
+(Subramaniam et al. 2024) and source-task selection by the Lasso (Wang et al. 2023).
 
 **Inductive bias.**  For a task with training set ``(X, Y)``, a test set and an error
 level ``ε``, the inductive bias a hypothesis space needs is the information it takes
@@ -21,7 +21,8 @@ test error of a random hypothesis is exactly a *generalized χ²*
     e = Σ_j w_j (z_j + δ_j)²,   w_j = λ_j / (n_test·k),   δ_j = u_jᵀ(μ − y)/√λ_j,   (3)
 
 one term per eigenvector and output.  :func:`generalized_chi2_logcdf` computes
-``log P(e ≤ x)`` far into the lower tail with a saddlepoint approximation.
+``log P(e ≤ x)`` far into the lower tail with a saddlepoint approximation;
+:func:`generalized_chi2_cdf_imhof` gives ``P(e ≤ x)`` exactly (Imhof's integral) in the bulk.
 
 **Practical estimator.**  For hypothesis spaces without a closed form (trained
 networks), the paper samples hypotheses, records their test errors and fits a
@@ -53,17 +54,21 @@ from sparsebook.inductive_bias.experiments import (
     DimensionConfig,
     EstimatorConfig,
     GuidanceConfig,
+    MultiTaskConfig,
     NetworkConfig,
     dimension_estimates,
     estimator_estimates,
     guidance_estimates,
     guidance_seed,
+    multitask_estimates,
     network_bias_seed,
     network_estimates,
     run_dimension,
     run_estimator,
     run_guidance,
     run_guidance_seeds,
+    run_multitask,
+    run_multitask_seeds,
     run_network_bias,
     run_network_bias_seeds,
     train_mlp_ensemble,
@@ -76,14 +81,17 @@ from sparsebook.inductive_bias.figures import (
 )
 from sparsebook.inductive_bias.kernels import (
     ScaledNcx2,
+    allocate_samples,
     fit_scaled_ncx2,
     gaussian_test_loss,
+    generalized_chi2_cdf_imhof,
     generalized_chi2_cumulants,
     generalized_chi2_logcdf,
     gp_posterior,
     guidance_penalty,
     kernel_test_loss,
     independent_difference,
+    lasso_relevance,
     layer_pairs,
     linear_cka,
     log_slope_estimate,
@@ -99,6 +107,7 @@ from sparsebook.inductive_bias.kernels import (
 __all__ = [
     "generalized_chi2_logcdf",
     "generalized_chi2_cumulants",
+    "generalized_chi2_cdf_imhof",
     "sample_generalized_chi2",
     "ScaledNcx2",
     "ncx2_moment_fit",
@@ -116,6 +125,8 @@ __all__ = [
     "rms_estimate",
     "independent_difference",
     "log_slope_estimate",
+    "lasso_relevance",
+    "allocate_samples",
     "train_mlp_ensemble",
     "EstimatorConfig",
     "run_estimator",
@@ -133,6 +144,10 @@ __all__ = [
     "guidance_seed",
     "run_guidance_seeds",
     "guidance_estimates",
+    "MultiTaskConfig",
+    "run_multitask",
+    "run_multitask_seeds",
+    "multitask_estimates",
     "plot_estimator",
     "plot_dimension",
     "plot_network_bias",

@@ -153,6 +153,37 @@ def generalized_chi2_logcdf(x, weights, noncentralities):
     return float(out) if np.ndim(x) == 0 else out
 
 
+def generalized_chi2_cdf_imhof(x, weights, noncentralities, epsabs: float = 1e-13) -> np.ndarray:
+    """``P(e ≤ x)`` of ``e = Σ_j w_j (z_j + δ_j)²`` by Imhof's (1961) inversion integral, to ``epsabs``:
+
+        P(e ≤ x) = ½ − (1/π) ∫_0^∞ sin θ(u) / (u ρ(u)) du,
+        θ(u) = ½ Σ_j [arctan(w_j u) + δ_j² w_j u / (1 + w_j² u²)] − ½ x u,
+        ρ(u) = Π_j (1 + w_j² u²)^{1/4} · exp(½ Σ_j δ_j² w_j² u² / (1 + w_j² u²)),
+
+    (``scipy.integrate.quad``), with ``noncentralities`` ``= δ_j²``.  Exact up to the quadrature's
+    absolute error, so it is the reference in the bulk; its *relative* error grows in the deep lower
+    tail (``P`` below about ``1e3·epsabs``), where :func:`generalized_chi2_logcdf` (saddlepoint) takes over.
+    ``x``: scalar or array (> 0).  The integrand decays like ``u^{-1-m/2}`` for ``m`` nonzero weights:
+    with one or two terms the quadrature converges slowly; use it with several.
+    """
+    from scipy import integrate
+
+    w, lam = _check_gx2(weights, noncentralities)
+    xs = _check_x(x)
+    a = check_real(epsabs, "epsabs", 0, low_open=True)
+    out = np.empty(xs.shape)
+    for i, xv in np.ndenumerate(xs):
+        def f(u):
+            wu = w * u
+            q = 1.0 + wu * wu
+            theta = 0.5 * np.sum(np.arctan(wu) + lam * wu / q) - 0.5 * xv * u
+            logrho = 0.25 * np.sum(np.log(q)) + 0.5 * np.sum(lam * wu * wu / q)
+            return math.sin(theta) / u * math.exp(-logrho)
+        val, _ = integrate.quad(f, 0.0, np.inf, epsabs=a, epsrel=1e-10, limit=1000)
+        out[i] = min(max(0.5 - val / math.pi, 0.0), 1.0)
+    return float(out) if np.ndim(x) == 0 else out
+
+
 def generalized_chi2_cumulants(weights, noncentralities) -> tuple[float, float, float]:
     """Mean, variance and third cumulant of ``Σ_j w_j (z_j + δ_j)²`` (``λ_j = δ_j²``)."""
     w, lam = _check_gx2(weights, noncentralities)
@@ -644,3 +675,41 @@ def guidance_penalty(target_feats, guide_feats, alpha: float = 1.0):
     if not (isinstance(alpha, (Real, np.floating)) and alpha >= 0):
         raise ValueError(f"alpha must be a number >= 0; got {alpha!r}")
     return alpha * sum(1 - linear_cka(t, g) for t, g in zip(target_feats, guide_feats))
+
+
+# ---------------------------------------------------------------------------
+# active multi-task representation learning: relevance by the Lasso, source allocation
+# ---------------------------------------------------------------------------
+
+
+def lasso_relevance(source_params, target_params, alpha: float) -> np.ndarray:
+    """Relevance ``ν̂`` of each source task to the target by the Lasso (Wang et al. 2023, the ν¹ strategy):
+
+        ν̂ = argmin_ν  (1/(2m)) ‖ŵ_0 − Ŵ ν‖² + α ‖ν‖₁,
+
+    with ``source_params`` ``Ŵ`` (m, T) the estimated source parameters as columns and
+    ``target_params`` ``ŵ_0`` (m,) the estimated target parameter (``sklearn.linear_model.Lasso``,
+    no intercept).  Returns ``ν̂`` (T,).
+    """
+    from sklearn.linear_model import Lasso
+
+    s = _finite_array(source_params, "source_params", ndim=(2,))
+    t = _finite_array(target_params, "target_params", ndim=(1,))
+    if t.shape[0] != s.shape[0]:
+        raise ValueError(f"target_params must have {s.shape[0]} entries (one per row of source_params); got {t.shape[0]}")
+    a = check_real(alpha, "alpha", 0, low_open=True)
+    return Lasso(alpha=a, fit_intercept=False, max_iter=100_000, tol=1e-10).fit(s, t).coef_.astype(float)
+
+
+def allocate_samples(weights, budget: int) -> np.ndarray:
+    """Split ``budget`` samples over tasks in proportion to ``|weights|`` (largest remainders: ints summing
+    to ``budget``).  All-zero weights split evenly."""
+    w = np.abs(_finite_array(weights, "weights", ndim=(1,)))
+    n = check_int(budget, "budget", 0)
+    if w.sum() == 0:
+        w = np.ones_like(w)
+    share = n * w / w.sum()
+    out = np.floor(share).astype(int)
+    rest = n - int(out.sum())
+    out[np.argsort(-(share - out), kind="stable")[:rest]] += 1
+    return out
