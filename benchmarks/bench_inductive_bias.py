@@ -8,6 +8,7 @@ from scipy import stats
 
 from benchmarks.harness import Benchmark
 from sparsebook import inductive_bias as ib
+from sparsebook.inductive_bias.kernels import _nll
 
 
 def _gx2_case():
@@ -40,6 +41,12 @@ def _check_rel(ours, peer):
     return f"rel err {rel:.1g}"
 
 
+def _check_imhof(ours, peer):
+    if abs(ours - peer) > 0.02:
+        raise AssertionError(f"saddlepoint log P {ours:.6g} vs Imhof {peer:.6g}")
+    return f"|Δ log P| {abs(ours - peer):.1g}"
+
+
 def _fit_case():
     rng = np.random.default_rng(2)
     return 0.01 * stats.ncx2.rvs(40, 8, size=1000, random_state=rng)
@@ -54,7 +61,7 @@ def _scipy_fit(x):
 
 def _check_fit(x):
     def check(ours, peer):
-        a, b = ib._nll(ours, x) / x.size, ib._nll(peer, x) / x.size
+        a, b = _nll(ours, x) / x.size, _nll(peer, x) / x.size
         eps = float(np.quantile(x, 0.001))
         return (f"mean NLL ours {a:.5g} vs scipy {b:.5g}; bits at 0.1% quantile "
                 f"{ours.bits(eps):.3g} vs {peer.bits(eps):.3g}")
@@ -86,6 +93,11 @@ def benchmarks() -> list[Benchmark]:
                   ours=lambda: ib.generalized_chi2_logcdf(xe, np.full(k, 0.2), np.full(k, 0.05)),
                   peer=lambda: float(stats.ncx2.logcdf(xe / 0.2, k, 0.05 * k)),
                   peer_name="scipy.stats.ncx2.logcdf (exact)", check=_check_rel),
+        Benchmark("inductive_bias", "generalized_chi2_logcdf vs Imhof (64 terms, bulk)",
+                  ours=lambda: ib.generalized_chi2_logcdf(x, w, lam),
+                  peer=lambda: float(np.log(ib.generalized_chi2_cdf_imhof(x, w, lam))),
+                  peer_name="Imhof's integral (scipy.integrate.quad, exact)", repeats=3,
+                  check=lambda ours, peer: _check_imhof(ours, peer)),
         Benchmark("inductive_bias", "fit_scaled_ncx2 (n = 1000)",
                   ours=lambda: ib.fit_scaled_ncx2(fit_x), peer=lambda: _scipy_fit(fit_x),
                   peer_name="scipy.stats.ncx2.fit (default start)", repeats=3, check=_check_fit(fit_x)),
