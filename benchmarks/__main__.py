@@ -1,4 +1,5 @@
-"""python -m benchmarks [CHAPTER ...]: run every benchmarks/bench_*.py and write benchmarks/results.md."""
+"""python -m benchmarks [CHAPTER ...|seeds]: run every benchmarks/bench_*.py and the multi-seed
+comparison (benchmarks/seeds_runner.py), and write benchmarks/results.md."""
 from __future__ import annotations
 
 import importlib
@@ -31,7 +32,15 @@ def main(argv=None) -> int:
               f"{platform.machine()} with {__import__('os').cpu_count()} CPU cores, Python {platform.python_version()}, "
               f"NumPy {numpy.__version__}, JAX {jax.__version__}, PyTorch {torch.__version__}. "
               "Times are medians of repeats after a warm-up call; peer/ours > 1 means ours is faster.\n\n")
-    (HERE / "results.md").write_text(header + text)
+    seeds = ""
+    if not wanted or "seeds" in wanted:
+        from benchmarks import seeds_runner
+
+        print("[seeds] one seed vs five: sequential, worker pool, batched ...", flush=True)
+        seeds = ("\n## Five seeds for the price of how many?\n\n" + seeds_runner.__doc__.split("\n\n", 1)[1]
+                 + "\n" + seeds_runner.table(seeds_runner.measure()))
+        print(seeds)
+    (HERE / "results.md").write_text(header + text + seeds)
     return 0
 
 
