@@ -6,7 +6,8 @@ workload).  Timed in one process, each path once after a warm-up, on this machin
 - one seed (``fit``), the unit;
 - five seeds one after the other;
 - five seeds on the worker pool (``over_seeds``, 2 single-thread processes, pool already started);
-- five seeds batched into one computation (``fit_seeds``: vmap), on 1 and on 2 threads.
+- five seeds batched into one computation (``fit_seeds``: vmap), on 1 and on 2 threads;
+- both at once: ``over_seeds(..., batch=3)`` runs a batch of 3 seeds and one of 2 on the two workers.
 
 ``python -m benchmarks.seeds_runner`` prints a Markdown table (appended to results.md by make bench).
 """
@@ -40,6 +41,15 @@ def train_one(seed: int) -> float:
     return accuracy(model, torch.as_tensor(d["x_test"]), torch.as_tensor(d["y_test"]))
 
 
+def train_batch(seeds) -> list[float]:
+    """Train the reference MLP for every seed in ``seeds`` as one batched computation (``fit_seeds``)."""
+    d = digits()
+    out = fit_seeds(_make, d["x_train"], d["y_train"], list(seeds), steps=STEPS, lr=1e-3)
+    logits = out["predict"](torch.as_tensor(d["x_test"]))
+    y = torch.as_tensor(d["y_test"])
+    return [int((logits[k].argmax(-1) == y).sum()) / len(y) for k in range(len(seeds))]
+
+
 def _timed(fn):
     t0 = time.perf_counter()
     out = fn()
@@ -57,6 +67,10 @@ def measure() -> list[dict]:
     over_seeds(train_one, [0, 1], workers=2)  # start the pool (once per session)
     t, a = _timed(lambda: over_seeds(train_one, SEEDS, workers=2))
     rows.append({"path": "5 seeds, over_seeds (2 workers)", "seconds": t, "acc": a})
+    over_seeds(train_batch, [0, 1], workers=2, batch=1)
+    t, a = _timed(lambda: over_seeds(train_batch, SEEDS, workers=2, batch=3))
+    rows.append({"path": "5 seeds, over_seeds(batch=3): fit_seeds batches of 3 and 2 on 2 workers",
+                 "seconds": t, "acc": a})
     for threads in (1, 2):
         def batched():
             out = fit_seeds(_make, d["x_train"], d["y_train"], SEEDS, steps=STEPS, lr=1e-3)

@@ -115,7 +115,7 @@ def _pool(workers: int):
 
 
 def over_seeds(fn: Callable[..., Any], seeds: Sequence[int], *args, workers: int | None = None,
-               **kwargs) -> list:
+               batch: int | None = None, **kwargs) -> list:
     """``[fn(seed, *args, **kwargs) for seed in seeds]``, computed on a pool of worker processes.
 
     ``fn`` must seed itself from its first argument (the runners ``run_<experiment>(config, seed)``
@@ -125,7 +125,13 @@ def over_seeds(fn: Callable[..., Any], seeds: Sequence[int], *args, workers: int
     as a sequential call in a process pinned by :func:`seed_everything`.
 
     ``workers``: processes to use (default :func:`default_workers`); with 1, or with a single
-    seed, everything runs here, sequentially.  The list is in the order of ``seeds``.
+    task, everything runs here, sequentially.  The list is in the order of ``seeds``.
+
+    ``batch``: when set, ``fn`` is a batched runner: it takes a *list* of seeds and returns one
+    result per seed (e.g. a :func:`sparsebook.train.fit_seeds` training).  The seeds are cut into
+    consecutive chunks of ``batch`` (a fixed layout, so results do not depend on ``workers``) and
+    the chunks are spread over the workers: 5 seeds with ``batch=3`` on 2 workers run as one
+    batch of 3 and one of 2 side by side (benchmarks/results.md).
     A distributed engine (e.g. Ray) can take this function's place for full-scale sweeps: the
     contract is only ``fn(seed, ...)`` -> picklable result.
     """
@@ -138,9 +144,26 @@ def over_seeds(fn: Callable[..., Any], seeds: Sequence[int], *args, workers: int
     workers = default_workers() if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an int >= 1; got {workers!r}")
-    workers = min(workers, len(seeds))
+    seeds = [int(s) for s in seeds]
+    if batch is None:
+        tasks = seeds
+    else:
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be an int >= 1 or None; got {batch!r}")
+        tasks = [seeds[i:i + batch] for i in range(0, len(seeds), batch)]
+    workers = min(workers, len(tasks))
     if workers == 1:
-        return [fn(int(s), *args, **kwargs) for s in seeds]
-    pool = _pool(workers)
-    futures = [pool.submit(fn, int(s), *args, **kwargs) for s in seeds]
-    return [f.result() for f in futures]
+        results = [fn(t, *args, **kwargs) for t in tasks]
+    else:
+        pool = _pool(workers)
+        futures = [pool.submit(fn, t, *args, **kwargs) for t in tasks]
+        results = [f.result() for f in futures]
+    if batch is None:
+        return results
+    out = []
+    for t, r in zip(tasks, results):
+        r = list(r)
+        if len(r) != len(t):
+            raise ValueError(f"a batched fn must return one result per seed; got {len(r)} for {len(t)} seeds")
+        out.extend(r)
+    return out

@@ -99,3 +99,22 @@ def test_training_arguments_are_validated():
         fit_seeds(_make, x, y, [], steps=1, lr=0.1)
     with pytest.raises(ValueError, match="same, non-zero length"):
         fit_seeds(_make, x, y[:-1], SEEDS, steps=1, lr=0.1)
+
+
+def _final_losses(seeds) -> list:
+    x, y = _data()
+    return list(fit_seeds(_make, x, y, list(seeds), steps=10, lr=1e-2, batch_size=32)["loss"][-1])
+
+
+def test_batched_over_seeds_does_not_depend_on_the_number_of_workers_and_checks_its_runner():
+    one = over_seeds(_final_losses, (0, 1, 2, 3, 4), workers=1, batch=3)
+    two = over_seeds(_final_losses, (0, 1, 2, 3, 4), workers=2, batch=3)
+    assert one == two and len(one) == 5
+    with pytest.raises(ValueError, match="batch"):
+        over_seeds(_final_losses, (0, 1), batch=0)
+    with pytest.raises(ValueError, match="one result per seed"):
+        over_seeds(_final_loss_first_only, (0, 1), workers=1, batch=2)
+
+
+def _final_loss_first_only(seeds) -> list:
+    return _final_losses(seeds)[:1]
