@@ -15,10 +15,13 @@ import jax
 import jax.numpy as jnp
 
 from sparsebook.rg_flow.kernels import (
-    _EXACT_NU, _OFFSETS, NoCriticalPoint, _analysis, _gh, _lookup_activation, _moments, activation_fn, chi_perp,
-    critical_point, exact_fourth_cumulant, fourth_cumulant_estimate, fourth_cumulant_theory, k0_class_constants,
-    kernel_flow, lognormal_scales, mutual_information_coefficients, output_mutual_information, vertex_slope,
+    _EXACT_NU, _OFFSETS, NoCriticalPoint, _analysis, _gh, _lookup_activation, _moments, activation_fn, chi_parallel,
+    chi_perp, collapse_exponent, critical_point, exact_fourth_cumulant, exact_leading_coefficient,
+    fourth_cumulant_estimate, fourth_cumulant_theory, k0_class_constants, kernel_flow, leading_coefficient,
+    lognormal_scales, map_curvature, mutual_information_coefficients, output_mutual_information,
+    second_fixed_point, vertex_slope,
 )
+from sparsebook.stats import Estimate, monte_carlo
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
 from sparsebook.validate import check_int, check_real
@@ -185,7 +188,7 @@ def gradient_norms(activation, c_b: float, c_w: float, width: int, depth: int, n
                 g_all[start:start + m, l] = (eps.grad.squeeze(-1).double() ** 2).sum(-1).cpu().numpy()
                 k_all[start:start + m, l] = (z.squeeze(-1).double() ** 2).mean(-1).cpu().numpy()
     return {"grad2": g_all.mean(0), "grad2_se": g_all.std(0, ddof=1) / math.sqrt(n_networks),
-            "k": k_all.mean(0), "grad2_all": g_all}
+            "k": k_all.mean(0), "grad2_all": g_all, "k_all": k_all}
 
 
 # ---------------------------------------------------------------------------
@@ -242,7 +245,11 @@ def run_kernel_flows(config: KernelFlowConfig, seed: int = 0) -> dict:
                       "fixed_point_residual": abs(step[1]) / cp.k_star, "step_minus": step[0], "step_plus": step[2],
                       "half_stable": bool(step[0] * step[2] > 0),
                       "stable_side": "below" if step[0] > 0 else "above",
-                      "k_grid": ks[3:], "map_minus_identity": moved[3:]}
+                      "k_grid": ks[3:], "map_minus_identity": moved[3:],
+                      "curvature": map_curvature(name, cp.c_b, cp.c_w, cp.k_star)}
+        k2 = second_fixed_point(name, cp.c_b, cp.c_w, cp.k_star)
+        half[name]["second_fixed_point"] = None if k2 is None else k2 / cp.k_star
+        half[name]["chi_par_second"] = None if k2 is None else float(chi_parallel(name, cp.c_w, np.array([k2]))[0])
     out["half_stable"] = half
     none = {}
     for name in config.no_critical:
@@ -299,15 +306,23 @@ def run_phase_diagram(config: PhaseDiagramConfig, seed: int = 0) -> dict:
 
 @dataclass(frozen=True)
 class CumulantConfig:
-    """Fourth cumulant of the preactivations of real random networks against depth and width."""
+    """Fourth cumulant of the preactivations of real random networks against depth and width.
+
+    ``activations`` at ``width``/``depth``: the leading-order coefficient.  ``collapse``: ReLU
+    ensembles ``(width, depth)`` reaching the same ``(l−1)/n`` at several widths (the ``l/n``
+    collapse); the first, deepest in ``l/n``, also measures the breakdown of the expansion at
+    ``(l−1)/n = breakdown_ratio``.
+    """
 
     activations: tuple = ("relu", "linear", "tanh")
     width: int = 32
     depth: int = 9           # small-l/n range: l/n <= depth/width
-    n_networks: int = 4000
-    breakdown_width: int = 8  # ReLU at large l/n, against the exact product formula
-    breakdown_depth: int = 9
-    breakdown_networks: int = 20000
+    n_networks: int = 8000
+    n_batches: int = 20
+    collapse: tuple = ((16, 9), (32, 9), (64, 17))
+    collapse_networks: int = 8000
+    collapse_ratios: tuple = (0.125, 0.25)   # (l − 1)/n at which widths are compared
+    breakdown_ratio: float = 0.5
     device: str = "cpu"       # where the networks run; the full preset uses the GPU when there is one
 
     @classmethod
@@ -315,44 +330,80 @@ class CumulantConfig:
         check_scale(scale)
         if scale == "ci":
             return cls()
-        return cls(width=128, depth=33, n_networks=40000, breakdown_width=16,
-                   breakdown_depth=17, breakdown_networks=200000, device=full_scale_device())
+        return cls(width=128, depth=33, n_networks=40000, collapse=((16, 9), (64, 17), (256, 65)),
+                   collapse_networks=40000, device=full_scale_device())
+
+
+def _mc(value, se, n) -> Estimate:
+    return monte_carlo(float(value), float(se), int(n))
 
 
 def run_fourth_cumulant(config: CumulantConfig, seed: int = 0) -> dict:
     """MC estimates of ``Cov(z_i², z_j²)/K²`` per layer against :func:`fourth_cumulant_theory`
-    (and :func:`exact_fourth_cumulant` for ReLU/linear), at criticality; plus a ReLU run at
-    large ``l/n`` where the leading order breaks down."""
+    (and :func:`exact_fourth_cumulant` for ReLU/linear), at criticality; the same for ReLU at
+    several widths and fixed ``(l−1)/n`` (collapse and breakdown).
+
+    Per activation: the leading coefficient ``a`` (:func:`leading_coefficient` on layers 2..L)
+    as a Monte Carlo :class:`~sparsebook.stats.Estimate` whose standard error comes from fitting
+    each batch of networks separately (all layers of a network are correlated, so the layers are
+    not independent measurements); for ReLU/linear also the exact coefficient at this width
+    (:func:`exact_leading_coefficient`) and ``exact_ratio``: the measured/exact cumulant averaged over
+    layers 2..L, with its batch-means error.
+    """
     seed_everything(seed)
     res = {"config": config, "per_activation": {}}
+    B = config.n_batches
     for i, name in enumerate(config.activations):
         cp = critical_point(name)
         c_b, c_w = cp.c_b, cp.c_w
         stats = sample_layer_moments(name, c_b, c_w, config.width, config.depth, config.n_networks, seed=seed + i,
                                      device=config.device)
-        est = fourth_cumulant_estimate(stats, config.width)
+        est = fourth_cumulant_estimate(stats, config.width, n_batches=B)
         theory = fourth_cumulant_theory(name, c_b, c_w, c_b + c_w, config.width, config.depth)
         l = np.arange(1, config.depth + 1)
-        # ε̂ = a·θ + b·θ² with θ the leading-order prediction (weighted least squares, layers 2..L):
-        # ``a`` is the measured leading-order coefficient relative to the theory (1 if it holds),
-        # ``b`` absorbs the O(1/n²) terms that grow like (l/n)².
         sel = l >= 2
         wts = 1.0 / est["eps_se"][sel]
-        A = np.stack([theory[sel], theory[sel] ** 2], axis=1) * wts[:, None]
-        coef, *_ = np.linalg.lstsq(A, est["eps"][sel] * wts, rcond=None)
-        cov = np.linalg.inv(A.T @ A)
-        slope, slope_se = float(coef[0]), float(np.sqrt(cov[0, 0]))
-        entry = {"l": l, "r": l / config.width, "est": est, "theory": theory, "slope": slope, "slope_se": slope_se}
+        a = leading_coefficient(est["eps"][sel], theory[sel], wts)
+        a_b = np.array([leading_coefficient(eb[sel], theory[sel], wts) for eb in est["eps_batches"]])
+        entry = {"l": l, "r": l / config.width, "est": est, "theory": theory, "slope": a,
+                 "slope_se": float(a_b.std(ddof=1) / math.sqrt(B)),
+                 "coefficient": _mc(a, a_b.std(ddof=1) / math.sqrt(B), config.n_networks)}
         if name in _EXACT_NU:
-            entry["exact"] = exact_fourth_cumulant(name, config.width, config.depth)
+            ex = exact_fourth_cumulant(name, config.width, config.depth)
+            entry["exact"] = ex
+            entry["exact_coefficient"] = exact_leading_coefficient(name, config.width)
+            r_b = (est["eps_batches"][:, sel] / ex[sel]).mean(1)
+            entry["exact_ratio"] = _mc((est["eps"][sel] / ex[sel]).mean(), r_b.std(ddof=1) / math.sqrt(B),
+                                       config.n_networks)
         res["per_activation"][name] = entry
-    n, L = config.breakdown_width, config.breakdown_depth
-    stats = sample_layer_moments("relu", 0.0, 2.0, n, L, config.breakdown_networks, seed=seed + 100,
-                                 device=config.device)
-    est = fourth_cumulant_estimate(stats, n)
-    l = np.arange(1, L + 1)
-    res["breakdown"] = {"l": l, "r": l / n, "est": est, "leading": 5.0 * (l - 1) / n,
-                        "exact": exact_fourth_cumulant("relu", n, L), "width": n}
+    runs = {}
+    for j, (n, L) in enumerate(config.collapse):
+        stats = sample_layer_moments("relu", 0.0, 2.0, n, L, config.collapse_networks, seed=seed + 100 + j,
+                                     device=config.device)
+        est = fourth_cumulant_estimate(stats, n, n_batches=B)
+        l = np.arange(1, L + 1)
+        runs[n] = {"l": l, "x": (l - 1) / n, "est": est, "leading": 5.0 * (l - 1) / n,
+                   "exact": exact_fourth_cumulant("relu", n, L), "width": n}
+    res["collapse"] = runs
+    widths = [n for n, _ in config.collapse]
+    n_lo, n_hi = min(widths), max(widths)
+    expo = {}
+    for r in config.collapse_ratios:
+        a, b = runs[n_lo], runs[n_hi]
+        ia, ib = int(round(r * n_lo)), int(round(r * n_hi))   # index of layer l = r·n + 1
+        p, se = collapse_exponent(a["est"]["eps"][ia], a["est"]["eps_se"][ia], b["est"]["eps"][ib],
+                                  b["est"]["eps_se"][ib], n_lo, n_hi)
+        pe = math.log(b["exact"][ib] / a["exact"][ia]) / -math.log(n_hi / n_lo)
+        expo[r] = {"p": _mc(p, se, config.collapse_networks), "p_exact": pe, "widths": (n_lo, n_hi)}
+    res["collapse_exponent"] = expo
+    br = runs[n_lo]
+    ib = int(round(config.breakdown_ratio * n_lo))
+    if ib >= len(br["l"]):
+        raise ValueError(f"collapse[0] must reach (l−1)/n = breakdown_ratio; depth {len(br['l'])} at width {n_lo}")
+    res["breakdown"] = {"width": n_lo, "l": int(br["l"][ib]), "x": float(br["x"][ib]),
+                        "ratio": _mc(br["est"]["eps"][ib] / br["leading"][ib], br["est"]["eps_se"][ib] / br["leading"][ib],
+                                     config.collapse_networks),
+                        "exact_ratio": float(br["exact"][ib] / br["leading"][ib])}
     return res
 
 
@@ -365,6 +416,7 @@ class GradientConfig:
     width: int = 64
     depth: int = 24
     n_networks: int = 256
+    n_batches: int = 8
     device: str = "cpu"
 
     @classmethod
@@ -373,21 +425,35 @@ class GradientConfig:
         return cls() if scale == "ci" else cls(width=256, depth=64, n_networks=1024, device=full_scale_device())
 
 
+def _log_rate(l, values) -> float:
+    """Per-layer growth rate: slope of ``log(mean over networks)`` against ``l``."""
+    return float(np.polyfit(l, np.log(np.asarray(values).mean(0)), 1)[0])
+
+
 def run_gradients(config: GradientConfig, seed: int = 0) -> dict:
     """Per-layer mean ‖∂z_1^(L)/∂z^(l)‖² and ‖z^(l)‖²/n for each C_W (C_b = 0), with the
-    infinite-width predictions ``Π χ⊥`` and ``K^(l)``."""
+    infinite-width predictions ``Π χ⊥`` and ``K^(l)``.
+
+    ``rate`` / ``k_rate``: the per-layer log-rates (the gradient's towards the input, ``−slope``, and
+    the kernel's) as Monte Carlo estimates, with standard errors by batch means over
+    ``n_batches`` groups of networks (the layers of one network are correlated)."""
     seed_everything(seed)
     out = {"config": config, "l": np.arange(1, config.depth + 1), "runs": {}}
+    l, B = out["l"], config.n_batches
     for i, c_w in enumerate(config.c_w_values):
         m = gradient_norms(config.activation, 0.0, c_w, config.width, config.depth, config.n_networks, seed=seed + i,
                            device=config.device)
         k = kernel_flow(config.activation, 0.0, c_w, c_w, config.depth)
         perp = chi_perp(config.activation, c_w, k)
-        pred = np.array([np.prod(perp[l:-1]) for l in range(config.depth)])  # Π_{l'=l}^{L-1} χ⊥
-        # measured per-layer growth rate of the gradient: fit log grad2 against l
-        slope = float(np.polyfit(out["l"], np.log(m["grad2"]), 1)[0])
-        kslope = float(np.polyfit(out["l"], np.log(m["k"]), 1)[0])
-        out["runs"][c_w] = {**m, "k_theory": k, "grad2_theory": pred, "log_rate": -slope, "k_log_rate": kslope}
+        pred = np.array([np.prod(perp[j:-1]) for j in range(config.depth)])  # Π_{l'=l}^{L-1} χ⊥
+        g, kk = m["grad2_all"], m["k_all"]
+        size = config.n_networks // B
+        g_b = np.array([-_log_rate(l, g[j * size:(j + 1) * size]) for j in range(B)])
+        k_b = np.array([_log_rate(l, kk[j * size:(j + 1) * size]) for j in range(B)])
+        rate = _mc(-_log_rate(l, g), g_b.std(ddof=1) / math.sqrt(B), config.n_networks)
+        k_rate = _mc(_log_rate(l, kk), k_b.std(ddof=1) / math.sqrt(B), config.n_networks)
+        out["runs"][c_w] = {**m, "k_theory": k, "grad2_theory": pred, "rate": rate, "k_rate": k_rate,
+                            "log_rate": rate.value, "k_log_rate": k_rate.value}
     return out
 
 
@@ -464,6 +530,9 @@ def run_aspect_ratio(config: AspectRatioConfig, seed: int = 0) -> dict:
         l = np.arange(1, depth + 1)
         real[name] = {"width": width, "l": l, "r": l / width, "x": x, "info": info, "info_se": info_se,
                       "ratio": ratio, "ratio_se": ratio_se,
+                      "ratio_first": _mc(ratio[0], ratio_se[0], config.n_networks),
+                      "x_first": _mc(x[0], np.std([p[0][0] for p in parts], ddof=1) / math.sqrt(config.n_batches),
+                                     config.n_networks),
                       "r_star": x_star / nu[name], "increasing": bool(np.all(np.diff(info) > 0))}
     return {"config": config, "series": series, "x_star": x_star, "nu": nu,
             "r_star": {name: x_star / v for name, v in nu.items()},

@@ -25,14 +25,11 @@ def plot_kernel_flows(res: dict):
     plotting.label(ax1, "layer l", "kernel K^(l)", "scale-invariant class")
     for i, name in enumerate(res["k0"]):
         a1 = res["k0"][name]["a1"]
-        for f, style in zip(sorted(res["flows"][name]), (":", "-", "--")):
-            ax2.loglog(l, res["flows"][name][f], style, color=colors[i + 2],
-                       label=f"{name}, critical" if f == 1.0 else None)
-        ax2.loglog(l, 1 / (-a1 * l), color="grey", lw=0.8)
-    ax2.plot([], [], color="grey", lw=0.8, label="1/(−a₁ l)")
-    ax2.plot([], [], "k:", label="C_W = 0.9·critical")
-    ax2.plot([], [], "k--", label="C_W = 1.1·critical")
-    plotting.label(ax2, "layer l", "kernel K^(l)", "K* = 0 class (C_b = 0)")
+        ax2.semilogx(l, -a1 * l * res["flows"][name][1.0], "-", color=colors[i + 2],
+                     label=f"{name} (a₁ = {a1:.3g}), critical")
+    ax2.axhline(1.0, color="grey", lw=0.8, label="1: K^(l) = 1/(−a₁ l)")
+    ax2.set_ylim(0.0, 1.6)
+    plotting.label(ax2, "layer l", "(−a₁)·l·K^(l)", "K* = 0 class at criticality (C_b = 0)")
     return plotting.finish(fig)
 
 
@@ -43,10 +40,19 @@ def plot_half_stable(res: dict):
     fig, axes = plotting.figure(ncols=len(res["half_stable"]))
     for ax, (name, h) in zip(axes, res["half_stable"].items()):
         cp = h["point"]
-        ax.plot(h["k_grid"], h["map_minus_identity"], color=plotting.COLORS[0])
+        ax.plot(h["k_grid"] / cp.k_star, h["map_minus_identity"], color=plotting.COLORS[0])
         ax.axhline(0, color="grey", lw=0.8)
-        ax.axvline(cp.k_star, color="grey", lw=0.8, ls="--")
-        plotting.label(ax, "kernel K", "F(K) − K, one layer's change",
+        ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+        if h.get("second_fixed_point"):
+            ax.axvline(h["second_fixed_point"], color=plotting.COLORS[1], lw=0.8, ls=":")
+        inset = ax.inset_axes([0.55, 0.55, 0.42, 0.4])
+        sel = np.abs(h["k_grid"] / cp.k_star - 1) <= 0.021
+        inset.plot(h["k_grid"][sel] / cp.k_star, h["map_minus_identity"][sel], color=plotting.COLORS[0])
+        inset.axhline(0, color="grey", lw=0.6)
+        inset.axvline(1.0, color="grey", lw=0.6, ls="--")
+        inset.tick_params(labelsize=6)
+        inset.set_title("±2% of K*", fontsize=7)
+        plotting.label(ax, "kernel in units of the critical kernel, K/K*", "F(K) − K, one layer's change",
                        f"{name}: C_b = {cp.c_b:.4g}, C_W = {cp.c_w:.5g}, K* = {cp.k_star:.4g}")
     return plotting.finish(fig, legend=False)
 
@@ -57,11 +63,15 @@ def plot_phase_diagram(res: dict):
 
     fig, axes = plotting.figure(ncols=2)
     for ax, key, title in zip(axes, ("chi_perp", "chi_par"), ("χ⊥ at K^(L)", "χ∥ at K^(L)")):
+        from matplotlib.colors import TwoSlopeNorm
+
         z = np.log(np.maximum(res[key], 1e-300))
-        lim = float(np.max(np.abs(z)))
-        im = ax.pcolormesh(res["c_w"], res["c_b"], z, cmap="RdBu_r", vmin=-lim, vmax=lim, shading="auto")
-        ax.contour(res["c_w"], res["c_b"], z, levels=[0.0], colors="k", linewidths=1)
-        ax.plot([1.0], [0.0], "o", color="k", ms=6, clip_on=False, label="critical (0, 1)")
+        lo, hi = float(np.min(z)), float(np.max(z))
+        norm = TwoSlopeNorm(vcenter=0.0, vmin=min(lo, -1e-3), vmax=max(hi, 1e-3))
+        im = ax.pcolormesh(res["c_w"], res["c_b"], z, cmap="RdBu_r", norm=norm, shading="auto")
+        if lo < 0 < hi:
+            ax.contour(res["c_w"], res["c_b"], z, levels=[0.0], colors="k", linewidths=1)
+        ax.plot([1.0], [0.0], "o", color="k", ms=6, clip_on=False, label="critical: C_W = 1, C_b = 0")
         fig.colorbar(im, ax=ax, label=f"log {title.split(' ')[0]}")
         plotting.label(ax, "weight variance C_W", "bias variance C_b", f"tanh: {title}")
     return plotting.finish(fig)
@@ -111,14 +121,18 @@ def plot_fourth_cumulant(res: dict):
     ax1.plot([], [], "k:", lw=1, label="exact (1 + ν/n)^(l−1) − 1")
     n = res["config"].width
     plotting.label(ax1, "depth-to-width ratio l/n", "Cov(z_i², z_j²) / K²", f"width n = {n}, at criticality")
-    b = res["breakdown"]
-    s = slice(1, None)  # layer 1 is exactly Gaussian (0), which a log axis cannot show
-    ax2.errorbar(b["r"][s], b["est"]["eps"][s], yerr=2 * b["est"]["eps_se"][s], fmt="o", color=plotting.COLORS[0],
-                 ms=3, label="ReLU real networks (±2 s.e.)")
-    ax2.plot(b["r"][s], b["leading"][s], "-", color="k", lw=1, label="leading order 5(l−1)/n")
-    ax2.plot(b["r"][s], b["exact"][s], ":", color="k", lw=1, label="exact (1 + 5/n)^(l−1) − 1")
+    for i, (n, e) in enumerate(res["collapse"].items()):
+        c = plotting.COLORS[i]
+        s = slice(1, None)  # layer 1 is exactly Gaussian (0), which a log axis cannot show
+        ax2.errorbar(e["x"][s], e["est"]["eps"][s], yerr=2 * e["est"]["eps_se"][s], fmt="o", color=c, ms=3,
+                     label=f"n = {n}: real networks (±2 s.e.)")
+        ax2.plot(e["x"][s], e["exact"][s], ":", color=c, lw=1)
+    xs = np.linspace(1e-3, max(e["x"][-1] for e in res["collapse"].values()), 50)
+    ax2.plot(xs, 5 * xs, "k-", lw=1, label="leading order 5(l−1)/n")
+    ax2.plot(xs, np.expm1(5 * xs), "k--", lw=1, label="n → ∞ at fixed l/n: e^{5(l−1)/n} − 1")
+    ax2.plot([], [], "k:", lw=1, label="exact at each n")
     ax2.set_yscale("log")
-    plotting.label(ax2, "depth-to-width ratio l/n", "Cov(z_i², z_j²) / K²", f"ReLU, width n = {b['width']}")
+    plotting.label(ax2, "(l − 1)/n", "Cov(z_i², z_j²) / K²", "ReLU at criticality: several widths")
     return plotting.finish(fig)
 
 
@@ -166,16 +180,15 @@ def plot_aspect_ratio(res: dict):
     return plotting.finish(fig)
 
 
-def cumulant_table(res: dict) -> str:
-    """Measured and predicted Cov(z_i², z_j²)/K² per layer, rounded (text)."""
-    lines = []
+def cumulant_table(res: dict):
+    """The fitted leading coefficients and the exact ones (a :class:`~sparsebook.stats.Results`)."""
+    from sparsebook.stats import Results, exact
+
+    rows = {}
     for name, e in res["per_activation"].items():
-        lines.append(f"{name}: fitted leading coefficient a = {e['slope']:.2f} ± {e['slope_se']:.2f} (1 if the 1/n theory holds)")
-        hdr = "  l/n    measured ± s.e.     leading order" + ("   exact" if "exact" in e else "")
-        lines.append(hdr)
-        for j in range(1, len(e["l"]), 2):
-            row = f"  {e['r'][j]:.3f}  {e['est']['eps'][j]:8.3g} ± {e['est']['eps_se'][j]:.2g}   {e['theory'][j]:10.3g}"
-            if "exact" in e:
-                row += f"   {e['exact'][j]:.3g}"
-            lines.append(row)
-    return "\n".join(lines)
+        rows[f"{name}: leading coefficient a (1 at leading order)"] = e["coefficient"]
+        if "exact_coefficient" in e:
+            rows[f"{name}: exact coefficient n·ln(1+ν/n)/ν"] = exact(round(e["exact_coefficient"], 6))
+            rows[f"{name}: measured / exact cumulant, layers 2..L"] = e["exact_ratio"]
+    cfg = res["config"]
+    return Results(rows, title=f"{cfg.n_networks} networks per activation, width {cfg.width}, depth {cfg.depth}")

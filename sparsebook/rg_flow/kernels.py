@@ -469,6 +469,96 @@ def exact_fourth_cumulant(activation: str, width: int, depth: int) -> np.ndarray
     return (1.0 + _EXACT_NU[activation] / width) ** (l - 1) - 1.0
 
 
+def exact_leading_coefficient(activation: str, width: int) -> float:
+    """The leading coefficient the exact finite-width cumulant implies at width ``n``: ``n·ln(1 + ν/n)/ν``.
+
+    :func:`exact_fourth_cumulant` is ``exp((l−1)·ln(1 + ν/n)) − 1``, whose slope in ``l`` at small
+    ``l/n`` is ``ln(1 + ν/n)``; the leading order ``ν(l−1)/n`` has slope ``ν/n``.  The ratio
+    ``a = n ln(1 + ν/n)/ν = 1 − ν/(2n) + O(1/n²)`` is what a fit of ``ε = aθ + bθ²`` should
+    return on exact data (0.929 for ReLU and 0.970 for the linear network at ``n = 32``).
+    """
+    if activation not in _EXACT_NU:
+        raise ValueError(f"activation must be one of {sorted(_EXACT_NU)} (exactly solvable); got {activation!r}")
+    n = check_int(width, "width", 1)
+    nu = _EXACT_NU[activation]
+    return float(n * np.log1p(nu / n) / nu)
+
+
+def leading_coefficient(eps, theory, weights) -> float:
+    """Weighted least-squares ``a`` of ``ε ≈ a·θ + b·θ²`` (``θ``: leading-order prediction).
+
+    ``eps``, ``theory``, ``weights``: 1-D arrays of one length >= 2 (the layers used); ``a = 1``
+    when the leading order holds, ``b`` absorbs the ``(l/n)²`` terms.  Linear in ``eps`` for fixed
+    ``theory`` and ``weights``, so it can be applied to each batch of networks (batch means).
+    """
+    e, t, w = (np.asarray(v, dtype=float).ravel() for v in (eps, theory, weights))
+    if not (e.size == t.size == w.size) or e.size < 2:
+        raise ValueError(f"eps, theory and weights must be 1-D of one length >= 2; got {e.size}, {t.size}, {w.size}")
+    if np.any(~np.isfinite(w)) or np.any(w <= 0):
+        raise ValueError("weights must be positive and finite")
+    A = np.stack([t, t ** 2], axis=1) * w[:, None]
+    coef, *_ = np.linalg.lstsq(A, e * w, rcond=None)
+    return float(coef[0])
+
+
+def collapse_exponent(eps_small, se_small, eps_large, se_large, width_small: int, width_large: int) -> tuple:
+    """Exponent ``p`` of ``ε ∝ n^{−p}`` between two widths at the same ``(l−1)/n``, with its standard error.
+
+    ``p = −ln(ε_large/ε_small)/ln(n_large/n_small)``; the delta method for independent ensembles
+    gives ``se_p = √((se_s/ε_s)² + (se_l/ε_l)²)/ln(n_large/n_small)``.  The book's statement that
+    ``l/n`` controls the corrections means ``p ≈ 0`` at fixed ``l/n``; at fixed depth ``p = 1``.
+    """
+    n1 = check_int(width_small, "width_small", 1)
+    n2 = check_int(width_large, "width_large", n1 + 1)
+    for name, v in (("eps_small", eps_small), ("eps_large", eps_large)):
+        if not (np.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be > 0 and finite; got {v}")
+    for name, v in (("se_small", se_small), ("se_large", se_large)):
+        if not (np.isfinite(v) and v >= 0):
+            raise ValueError(f"{name} must be >= 0 and finite; got {v}")
+    lg = math.log(n2 / n1)
+    p = -math.log(eps_large / eps_small) / lg
+    se = math.sqrt((se_small / eps_small) ** 2 + (se_large / eps_large) ** 2) / lg
+    return float(p), float(se)
+
+
+def map_curvature(activation, c_b: float, c_w: float, k_star: float, delta: float = 1e-3) -> float:
+    """``K*·F''(K*)`` by the centred second difference of ``F(K) = C_b + C_W⟨σ²⟩_K``.
+
+    ``[F(K*(1+δ)) − 2F(K*) + F(K*(1−δ))]/(δ²K*)``.  At a critical point ``F'(K*) = χ∥ = 1``, so
+    ``F(K) − K ≈ ½F''(K*)(K − K*)²``: the point is *half-stable* (attracting from one side,
+    repelling on the other) exactly when ``F''(K*) ≠ 0``; its sign says which side (F'' > 0:
+    stable from below).  Unlike the sign of ``F(K) − K`` at ``K*(1 ± δ)``, the second difference
+    does not depend on how small the fixed-point residual is.  Rounding of the 4000-node quadrature
+    (about 1e-14 relative) enters as about ``1e-14/δ²``: 1e-8 at δ = 1e-3.
+    """
+    k_star = check_real(k_star, "k_star", 0.0, low_open=True)
+    delta = check_real(delta, "delta", 0.0, 0.5, low_open=True)
+    f = flow_step(activation, c_b, c_w, np.array([k_star * (1 - delta), k_star, k_star * (1 + delta)]))
+    return float((f[2] - 2 * f[1] + f[0]) / (delta ** 2 * k_star))
+
+
+def second_fixed_point(activation, c_b: float, c_w: float, k_star: float, lo: float = 1.005,
+                       hi: float = 1.2) -> float | None:
+    """A fixed point ``F(K) = K`` in ``(lo·K*, hi·K*)`` (Brent's method on ``F(K) − K``), or None.
+
+    At SWISH's critical initialization ``F(K) − K`` is positive just above K* and turns negative
+    about 2% above it: a second fixed point, attracting from both sides, that the kernel flows to
+    from anywhere above K* (review of the chapter; found by this function).
+    """
+    from scipy.optimize import brentq
+
+    k_star = check_real(k_star, "k_star", 0.0, low_open=True)
+    grid = k_star * np.linspace(lo, hi, 41)
+    g = flow_step(activation, c_b, c_w, grid) - grid
+    idx = np.nonzero(np.sign(g[:-1]) != np.sign(g[1:]))[0]
+    if idx.size == 0:
+        return None
+    i = int(idx[0])
+    return float(brentq(lambda k: float(flow_step(activation, c_b, c_w, np.array([k]))[0]) - k,
+                        grid[i], grid[i + 1], xtol=1e-13, rtol=1e-14))
+
+
 # ---------------------------------------------------------------------------
 # The optimal aspect ratio (PDLT appendix A): information in nearly-Gaussian outputs
 # ---------------------------------------------------------------------------
@@ -565,8 +655,9 @@ def mutual_information_coefficients(n_a: int, n_b: int) -> tuple[float, float]:
     ``h_j = ∂_s^j (s^{−k/2} e^{−u(1/s − 1)})|_{s=1}``.  Then ``H = H_φ + E_φ[δ u] −
     E_φ[(1+δ) log(1+δ)]``; the middle term is additive over groups and cancels in ``I``, and
     expanding ``(1+δ)log(1+δ) = δ + δ²/2 − δ³/6 + …`` with ``E_φ[u^j] = (k/2)_j`` (rising
-    factorial) gives the coefficients above.  At order ``x³`` the third and fourth moments of
-    ``s`` cancel, so the result holds for any mixing law.  Checked against
+    factorial) gives the coefficients above.  At order ``x³`` the terms in the third and fourth
+    moments of ``s`` do not enter: ``E_φ[h_i h_j] = 0`` for ``i ≠ j`` (generating function
+    ``(1 − εη)^{−k/2}``), so they are orthogonal, and the result holds for any mixing law.  Checked against
     :func:`output_mutual_information` in the tests and in the chapter.
     """
     n_a = check_int(n_a, "n_a", 1)
@@ -709,7 +800,9 @@ def fourth_cumulant_estimate(stats: np.ndarray, width: int, n_batches: int = 20)
     ``E[z_i² z_j²] = E[(Σz²)² − Σz⁴] / (n(n−1))``, pooled over networks; also the
     one-neuron excess kurtosis ``κ̂ = E z⁴/K̂² − 3``.  Standard errors by batch means
     over ``n_batches`` groups of networks (networks are independent).  Returns a dict of
-    arrays of shape ``(depth,)``: ``k, eps, eps_se, kurt, kurt_se``.
+    arrays of shape ``(depth,)``: ``k, eps, eps_se, kurt, kurt_se``, and ``eps_batches`` of shape
+    ``(n_batches, depth)``: the estimate on each batch (for statistics that combine layers, whose
+    errors are correlated because every layer is measured on the same networks).
     """
     stats = np.asarray(stats, dtype=float)
     if stats.ndim != 3 or stats.shape[-1] != 2:
@@ -730,4 +823,5 @@ def fourth_cumulant_estimate(stats: np.ndarray, width: int, n_batches: int = 20)
     parts = [est(stats[i * m:(i + 1) * m]) for i in range(n_batches)]
     eps_se = np.std([p[1] for p in parts], axis=0, ddof=1) / math.sqrt(n_batches)
     kurt_se = np.std([p[2] for p in parts], axis=0, ddof=1) / math.sqrt(n_batches)
-    return {"k": k, "eps": eps, "eps_se": eps_se, "kurt": kurt, "kurt_se": kurt_se}
+    return {"k": k, "eps": eps, "eps_se": eps_se, "kurt": kurt, "kurt_se": kurt_se,
+            "eps_batches": np.array([p[1] for p in parts])}
