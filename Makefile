@@ -75,9 +75,12 @@ $(NT_STAMP): Makefile
 	$(NT_PY) -m pip install --quiet $(NT_PINS)
 	touch $(NT_STAMP)
 
+## lab: JupyterLab on the notebooks (as a user or as root, as in most containers); prints the address to open
+LAB_PORT ?= 8888
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: install
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[lab]"
-	$(VENV)/bin/jupyter lab book
+	@echo "JupyterLab: open the http://127.0.0.1:$(LAB_PORT)/lab?token=... address printed below (Ctrl-C stops it)"
+	$(VENV)/bin/jupyter lab book --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) $(LAB_ROOT)
 
 clean:
 	rm -rf _build

@@ -439,34 +439,89 @@ _VERDICT_STYLE = {
     FAILS: "color:#b2182b;font-weight:bold",
 }
 
-_REPRO_COLUMNS = (("claim", "id"), ("quantity", "quantity"), ("paper", "paper_value"),
-                  ("measured (95% interval)", "measured_text"), ("basis", "basis"),
-                  ("criterion", "criterion"), ("verdict", "verdict"))
-_CHECK_COLUMNS = (("check", "id"), ("quantity", "quantity"), ("measured", "measured_text"),
-                  ("basis", "basis"), ("criterion", "criterion"), ("verdict", "verdict"))
+#: Colours of the verdicts in tables and in the scoreboard chart (colour-blind-safe diverging scheme).
+VERDICT_COLORS = {REPRODUCED: "#1b7837", PARTIAL: "#e08214", INCONCLUSIVE: "#8073ac", NOT_REPRODUCED: "#b2182b",
+                  PASSES: "#1b7837", FAILS: "#b2182b"}
+
+#: Where the bibliography page puts each entry: ``_config.yml`` sets ``bibtex_cite_id: "cite-{key}"``.
+BIBLIOGRAPHY_PAGE = "bibliography.html"
+
+_BIB_CACHE: dict = {}
 
 
-def _render_html(records: Sequence[dict], columns=_REPRO_COLUMNS, caption: str = "") -> str:
-    rows = []
-    for r in records:
-        cells = []
-        for _, col in columns:
-            text = html.escape(str(r.get(col, "")))
-            if col == "id":
-                text = (f"<b>{html.escape(r['id'].split('/', 1)[-1])}</b><br>{html.escape(r['statement'])}"
-                        f" <small>[{html.escape(r['paper'])}]</small>")
-            if col == "paper_value" and r.get("source"):
-                text += f"<br><small>{html.escape(r['source'])}</small>"
-            if col == "verdict":
-                text = f'<span style="{_VERDICT_STYLE[r["verdict"]]}">{text}</span>'
-                if r.get("note"):
-                    text += f"<br><small>{html.escape(r['note'])}</small>"
-            cells.append(f"<td>{text}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    head = "".join(f"<th>{h}</th>" for h, _ in columns)
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return (f'<table class="sparsebook-claims">{cap}'
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+def _bib_labels() -> dict:
+    """``{key: "Ahmad & Hawkins 2016"}`` read from ``book/references.bib`` beside the package (if present)."""
+    if "labels" in _BIB_CACHE:
+        return _BIB_CACHE["labels"]
+    labels = {}
+    bib = Path(__file__).resolve().parent.parent / "book" / "references.bib"
+    if bib.is_file():
+        text = bib.read_text(encoding="utf-8")
+        for m in re.finditer(r"@\w+\s*\{\s*([^,\s]+)\s*,(.*?)\n\}", text, flags=re.S):
+            key, body = m.group(1), m.group(2)
+            au = re.search(r"author\s*=\s*[{\"](.*?)[}\"]\s*,?\s*\n", body, flags=re.S)
+            yr = re.search(r"year\s*=\s*[{\"]?(\d{4})", body)
+            if not au:
+                continue
+            names = [n.strip() for n in re.sub(r"\s+", " ", au.group(1)).split(" and ")]
+            last = [n.split(",")[0].strip(" {}") if "," in n else n.split(" ")[-1].strip(" {}") for n in names]
+            who = last[0] if len(last) == 1 else (f"{last[0]} & {last[1]}" if len(last) == 2 else f"{last[0]} et al.")
+            labels[key] = f"{who} {yr.group(1) if yr else ''}".strip()
+    _BIB_CACHE["labels"] = labels
+    return labels
+
+
+def citation_html(keys: str) -> str:
+    """Links to the bibliography entries of ``keys`` (comma-separated BibTeX keys), labelled "Author Year"."""
+    labels = _bib_labels()
+    out = []
+    for key in [k.strip() for k in str(keys).split(",") if k.strip()]:
+        label = html.escape(labels.get(key, key))
+        out.append(f'<a class="reference internal" href="{BIBLIOGRAPHY_PAGE}#cite-{html.escape(key)}">{label}</a>')
+    return "; ".join(out)
+
+
+_TABLE_STYLE = "table-layout:fixed;width:100%;border-collapse:collapse;font-size:0.85em"
+_CELL_STYLE = "vertical-align:top;padding:4px 6px;overflow-wrap:anywhere;word-break:normal"
+
+
+def _row_html(r: dict, with_chapter: bool = False) -> str:
+    verdict = r["verdict"]
+    slug = r["id"].split("/", 1)[-1]
+    chapter = r["id"].split("/", 1)[0]
+    is_check = r.get("kind", REPRODUCTION) == CHECK
+    cite = "" if is_check or r.get("paper") in ("", "sparsebook") else f" ({citation_html(r['paper'])})"
+    details = [f"<b>quantity</b>: {html.escape(str(r.get('quantity', '')))}",
+               f"<b>criterion</b>: {html.escape(str(r.get('criterion', '')))}"]
+    if r.get("partial_criterion"):
+        details.append(f"<b>partial if</b>: {html.escape(str(r['partial_criterion']))}")
+    if r.get("note"):
+        details.append(f"<b>note</b>: {html.escape(str(r['note']))}")
+    where = f'<a href="{chapter}.html">{html.escape(chapter)}</a> · ' if with_chapter else ""
+    claim = (f"{where}<b>{html.escape(slug)}</b><br>{html.escape(str(r['statement']))}{cite}"
+             f"<details><summary>details</summary>{'<br>'.join(details)}</details>")
+    paper = html.escape(str(r.get("paper_value", "")))
+    if r.get("source"):
+        paper += f"<br><small>{html.escape(str(r['source']))}</small>"
+    measured = f"{html.escape(str(r.get('measured_text', '')))}<br><small>{html.escape(str(r.get('basis', '')))}</small>"
+    verdict_html = f'<span style="{_VERDICT_STYLE[verdict]}">{html.escape(verdict)}</span>'
+    cells = (claim, paper if not is_check else html.escape(str(r.get("paper_value", ""))), measured, verdict_html)
+    return (f'<tr data-chapter="{html.escape(chapter)}" data-verdict="{html.escape(verdict)}">'
+            + "".join(f'<td style="{_CELL_STYLE}">{c}</td>' for c in cells) + "</tr>")
+
+
+def _render_html(records: Sequence[dict], kind: str = REPRODUCTION, caption: str = "",
+                 with_chapter: bool = False, table_id: str = "") -> str:
+    """A table that fits the text column: claim (statement, citation; quantity and criterion folded
+    under "details"), the paper's value and where it is printed, our estimate with its basis, the verdict."""
+    heads = (("check" if kind == CHECK else "claim", "44%"), ("expected" if kind == CHECK else "paper", "18%"),
+             ("measured (95% interval)", "22%"), ("verdict", "16%"))
+    head = "".join(f'<th style="width:{w};{_CELL_STYLE}">{h}</th>' for h, w in heads)
+    rows = "".join(_row_html(r, with_chapter) for r in records)
+    cap = f'<caption style="text-align:left;font-weight:bold">{html.escape(caption)}</caption>' if caption else ""
+    tid = f' id="{table_id}"' if table_id else ""
+    return (f'<table class="sparsebook-claims"{tid} style="{_TABLE_STYLE}">{cap}'
+            f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
 
 
 def _render_text(records: Sequence[dict]) -> str:
@@ -569,9 +624,9 @@ class ClaimSet:
         recs = self.records()
         repro = [r for r in recs if r["kind"] == REPRODUCTION]
         checks = [r for r in recs if r["kind"] == CHECK]
-        body = _render_html(repro, _REPRO_COLUMNS, "Reproductions") if repro else ""
+        body = _render_html(repro, REPRODUCTION, "Reproductions") if repro else ""
         if checks:
-            body += _render_html(checks, _CHECK_COLUMNS, "Consistency checks (the book's own machinery)")
+            body += _render_html(checks, CHECK, "Consistency checks (the book's own machinery)")
         return {"text/plain": repr(self), "text/html": body,
                 CLAIMS_MIME: {"chapter": self.chapter, "claims": recs}}
 
@@ -637,24 +692,75 @@ class Scoreboard:
         lines.append("reproductions rest on: " + ", ".join(f"{k} {v}" for k, v in b.items()))
         return "\n".join(lines)
 
+    def plot(self):
+        """The scoreboard as a picture: per chapter, reproductions by verdict (left) and checks (right)."""
+        from sparsebook import plotting
+
+        summ = self.summary()
+        names = list(summ)[::-1]
+        fig, (ax, bx) = plotting.figure(ncols=2, gridspec_kw={"width_ratios": [3, 1]})
+        fig.set_size_inches(7.5, 0.45 * len(names) + 1.6)
+        y = np.arange(len(names))
+        left = np.zeros(len(names))
+        for v in VERDICTS:
+            n = np.array([summ[k][v] for k in names], dtype=float)
+            ax.barh(y, n, left=left, color=VERDICT_COLORS[v], label=v, height=0.6)
+            for yi, (l0, ni) in enumerate(zip(left, n)):
+                if ni:
+                    ax.text(l0 + ni / 2, yi, str(int(ni)), ha="center", va="center", color="white", fontsize=7)
+            left += n
+        ax.set_yticks(y, names)
+        plotting.label(ax, "reproductions (count)", "chapter", "Reproductions by verdict")
+        ax.legend(loc="lower right", fontsize=7, frameon=False)
+        ok = np.array([summ[k]["checks passing"] for k in names], dtype=float)
+        bad = np.array([summ[k]["checks"] - summ[k]["checks passing"] for k in names], dtype=float)
+        bx.barh(y, ok, color=VERDICT_COLORS[PASSES], height=0.6, label="passes")
+        bx.barh(y, bad, left=ok, color=VERDICT_COLORS[FAILS], height=0.6, label="fails or inconclusive")
+        bx.set_yticks(y, [""] * len(names))
+        plotting.label(bx, "checks (count)", "chapter (as left)", "Consistency checks")
+        bx.legend(loc="lower right", fontsize=7, frameon=False)
+        fig.tight_layout()
+        return plotting.finish(fig, legend=False)
+
     def _repr_mimebundle_(self, include=None, exclude=None):
         cols = VERDICTS + ("total",)
+        cell = f'style="{_CELL_STYLE};text-align:right"'
         rows = []
         for k, s in list(self.summary().items()) + [("all chapters", summarize(self.records()))]:
             name = html.escape(k) if k == "all chapters" else f'<a href="{k}.html">{html.escape(k)}</a>'
             b = basis_counts(self.per_chapter.get(k, self.records()))
-            rows.append(f"<tr><td>{name}</td>" + "".join(f"<td>{s[c]}</td>" for c in cols)
-                        + f"<td>{s['checks passing']} / {s['checks']}</td>"
-                        + f"<td>{b['≥ 5 seeds']}</td><td>{b['Monte Carlo'] + b['exact'] + b['computed']}</td>"
-                        + f"<td>{b['1 run'] + b['2-4 seeds']}</td></tr>")
-        head = ("<tr><th>chapter</th>" + "".join(f"<th>{c}</th>" for c in cols)
-                + "<th>checks passing</th><th>on ≥ 5 seeds</th><th>exact or Monte Carlo</th>"
-                  "<th>on fewer than 5 runs</th></tr>")
-        summary = f'<table class="sparsebook-summary"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+            rows.append(f'<tr><td style="{_CELL_STYLE}">{name}</td>' + "".join(f"<td {cell}>{s[c]}</td>" for c in cols)
+                        + f"<td {cell}>{s['checks passing']}/{s['checks']}</td>"
+                        + f"<td {cell}>{b['≥ 5 seeds']}</td><td {cell}>{b['Monte Carlo'] + b['exact'] + b['computed']}</td>"
+                        + f"<td {cell}>{b['1 run'] + b['2-4 seeds']}</td></tr>")
+        short = {REPRODUCED: "repro&shy;duced", PARTIAL: "partial", INCONCLUSIVE: "incon&shy;clusive",
+                 NOT_REPRODUCED: "not repro&shy;duced", "total": "total"}
+        head = (f'<tr><th style="{_CELL_STYLE};width:19%">chapter</th>'
+                + "".join(f'<th style="{_CELL_STYLE}">{short[c]}</th>' for c in cols)
+                + f'<th style="{_CELL_STYLE}">checks passing</th><th style="{_CELL_STYLE}">on ≥ 5 seeds</th>'
+                  f'<th style="{_CELL_STYLE}">exact or Monte Carlo</th><th style="{_CELL_STYLE}">one run</th></tr>')
+        summary = (f'<table class="sparsebook-summary" style="{_TABLE_STYLE}"><thead>{head}</thead>'
+                   f'<tbody>{"".join(rows)}</tbody></table>')
         recs = self.records()
         repro = [r for r in recs if r.get("kind", REPRODUCTION) == REPRODUCTION]
         checks = [r for r in recs if r.get("kind") == CHECK]
-        body = summary + _render_html(repro, _REPRO_COLUMNS, "Reproductions")
+        chapters = "".join(f'<option value="{html.escape(k)}">{html.escape(k)}</option>' for k in self.per_chapter)
+        verdicts = "".join(f'<option value="{html.escape(v)}">{html.escape(v)}</option>'
+                           for v in VERDICTS + CHECK_VERDICTS[::2])
+        controls = (
+            '<div class="sparsebook-filter" style="margin:0.8em 0">'
+            '<label>chapter <select id="sb-filter-chapter"><option value="">all</option>' + chapters + "</select></label> "
+            '<label>verdict <select id="sb-filter-verdict"><option value="">all</option>' + verdicts + "</select></label> "
+            '<span id="sb-filter-count"></span></div>'
+            "<script>(function(){function f(){var c=document.getElementById('sb-filter-chapter').value,"
+            "v=document.getElementById('sb-filter-verdict').value,n=0;"
+            "document.querySelectorAll('table.sparsebook-claims tbody tr').forEach(function(r){"
+            "var show=(!c||r.dataset.chapter===c)&&(!v||r.dataset.verdict===v);r.style.display=show?'':'none';"
+            "if(show)n++;});document.getElementById('sb-filter-count').textContent=n+' rows';}"
+            "['sb-filter-chapter','sb-filter-verdict'].forEach(function(id){var e=document.getElementById(id);"
+            "if(e)e.addEventListener('change',f);});if(document.getElementById('sb-filter-count'))f();})();</script>")
+        body = (summary + controls
+                + _render_html(repro, REPRODUCTION, "Reproductions", with_chapter=True, table_id="sb-reproductions"))
         if checks:
-            body += _render_html(checks, _CHECK_COLUMNS, "Consistency checks")
+            body += _render_html(checks, CHECK, "Consistency checks", with_chapter=True, table_id="sb-checks")
         return {"text/plain": repr(self), "text/html": body}
