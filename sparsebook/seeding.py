@@ -92,6 +92,9 @@ def default_workers() -> int:
 
 
 def _worker_init():
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent (a kernel being shut down) handles Ctrl-C
     os.environ["OMP_NUM_THREADS"] = "1"
     try:
         import torch

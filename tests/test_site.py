@@ -111,8 +111,23 @@ def test_page_renders_offline_with_figures_math_and_no_errors(page, site, server
     images = pg.eval_on_selector_all("article img", "els => els.map(e => [e.src, e.complete && e.naturalWidth > 0])")
     broken = [src for src, ok in images if not ok]
     assert not broken, f"figures that did not load on {page}: {broken}"
-    if page not in ("intro", "scoreboard", "bibliography"):
-        assert images, f"chapter {page} shows no figure"
+    if page not in ("intro", "bibliography"):
+        assert images, f"{page} shows no figure (the scoreboard opens with its chart)"
+
+    # verdict and result tables fit the text column (no horizontal scroll hides the verdicts)
+    wide = pg.eval_on_selector_all(
+        "article table.sparsebook-claims, article table.sparsebook-summary, article table.sparsebook-results",
+        "els => els.filter(t => t.getBoundingClientRect().width > t.closest('article').getBoundingClientRect().width + 1)"
+        ".map(t => [t.className, Math.round(t.getBoundingClientRect().width)])")
+    assert not wide, f"tables wider than the column on {page}: {wide}"
+
+    # citation links in verdict tables point at entries of the bibliography page
+    cites = pg.eval_on_selector_all("article table.sparsebook-claims a[href*='bibliography.html#']",
+                                    "els => els.map(e => e.getAttribute('href').split('#')[1])")
+    if cites:
+        bib = (site / "book" / "bibliography.html").read_text()
+        missing = sorted({c for c in cites if f'id="{c}"' not in bib})
+        assert not missing, f"citation links on {page} without a bibliography entry: {missing}"
 
     # math rendered by MathJax (served locally: external requests are blocked above)
     n_math = pg.eval_on_selector_all("article .math", "els => els.length")
@@ -155,3 +170,24 @@ def test_scoreboard_lists_every_chapter_claim(site):
     for key in chapters(ROOT):
         for rec in claims_from_notebook(ROOT / "book" / f"{key}.ipynb"):
             assert rec["id"] in html, f"{rec['id']} missing from the scoreboard"
+
+
+def test_scoreboard_filters_rows_by_chapter_and_verdict(site, server, browser):
+    ctx = browser.new_context()
+    ctx.route("**/*", lambda r: r.continue_() if urlparse(r.request.url).hostname in ("127.0.0.1", "localhost")
+              else r.abort())
+    pg = ctx.new_page()
+    pg.goto(f"{server}/book/scoreboard.html", wait_until="load")
+    rows = "table.sparsebook-claims tbody tr"
+    total = pg.eval_on_selector_all(rows, "els => els.filter(e => e.style.display !== 'none').length")
+    assert total > 20
+    pg.select_option("#sb-filter-chapter", "dendrites")
+    shown = pg.eval_on_selector_all(rows, "els => els.filter(e => e.style.display !== 'none')"
+                                          ".map(e => e.dataset.chapter)")
+    assert shown and set(shown) == {"dendrites"} and len(shown) < total
+    pg.select_option("#sb-filter-chapter", "")
+    pg.select_option("#sb-filter-verdict", "not reproduced")
+    verdicts = pg.eval_on_selector_all(rows, "els => els.filter(e => e.style.display !== 'none')"
+                                             ".map(e => e.dataset.verdict)")
+    assert verdicts and set(verdicts) == {"not reproduced"}
+    ctx.close()
