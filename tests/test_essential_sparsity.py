@@ -413,3 +413,163 @@ def test_transformer_config_rejects_bad_values():
         es.TransformerConfig.preset("huge")
     full, ci = es.TransformerConfig.preset("full"), es.TransformerConfig.preset("ci")
     assert full.d_model > ci.d_model and full.steps > ci.steps and len(full.sparsities) > len(ci.sparsities)
+
+
+# ---------------------------------------------------------------------------
+# Seeds, controls and baselines (issue 14)
+# ---------------------------------------------------------------------------
+def test_largest_rise_fraction_known_values():
+    assert es.largest_rise_fraction([0.0, 0.0, 1.0, 1.0]) == 1.0          # a single jump
+    assert es.largest_rise_fraction([0.0, 1.0, 2.0, 3.0]) == pytest.approx(1 / 3)  # a linear rise over 3 steps
+    assert es.largest_rise_fraction([0.5, 0.4, 0.3]) == 0.0               # never above its start
+    assert es.largest_rise_fraction([0.2, 0.9, 0.65, 0.9]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="values"):
+        es.largest_rise_fraction([1.0])
+    with pytest.raises(ValueError, match="finite"):
+        es.largest_rise_fraction([0.0, float("nan")])
+
+
+@FAST
+@given(st.lists(st.floats(-10, 10), min_size=2, max_size=30))
+def test_largest_rise_fraction_is_a_fraction(v):
+    r = es.largest_rise_fraction(v)
+    assert 0.0 <= r <= 1.0 + 1e-12
+
+
+def test_average_density_known_values():
+    assert es.average_density(lambda t: 0.5, 10) == pytest.approx(0.5)
+    assert es.average_density(lambda t: 0.0 if t < 5 else 0.9, 10) == pytest.approx(0.55)
+    # a later window keeps more weights on average (the chapter's exact check)
+    dens = []
+    for a, b in ((0.0, 0.5), (0.25, 0.75), (0.5, 1.0)):
+        t0, n = es.pruning_window(400, a, b, 10)
+        dens.append(es.average_density(
+            lambda t, t0=t0, n=n: es.cubic_sparsity_schedule(t, 0.0, 0.97, t0, n, min(10, max(1, (399 - t0) // n))), 400))
+    assert dens[0] < dens[1] < dens[2]
+    with pytest.raises(TypeError, match="schedule"):
+        es.average_density(0.5, 10)
+    with pytest.raises(ValueError, match="steps"):
+        es.average_density(lambda t: 0.0, 0)
+
+
+def test_cubic_schedule_matches_torch_ao_cubic_sl():
+    """Zhu & Gupta's formula against torch.ao.pruning's CubicSL (the library oracle), inside the window."""
+    from torch.ao.pruning.scheduler.cubic_scheduler import CubicSL
+
+    # ours holds each value for dt steps (pruning happens every dt steps); CubicSL is the continuous
+    # curve, so they agree at the pruning steps t0 + k·dt and after the end
+    for t in list(range(20, 20 + 10 * 15 + 1, 15)) + [200, 300]:
+        ours = es.cubic_sparsity_schedule(t, 0.0, 0.9, 20, 10, 15)
+        ref = CubicSL.sparsity_compute_fn(0.0, 0.9, t, 20, 15, 10)
+        assert ours == pytest.approx(float(ref), abs=1e-12), t
+
+
+def test_nm_mask_matches_torch_ao_weight_norm_sparsifier():
+    """Our N:M mask keeps the same weights as torch.ao's WeightNormSparsifier (block 1×M, M−N zeros per block)."""
+    from torch.ao.pruning import WeightNormSparsifier
+
+    g = torch.Generator().manual_seed(3)
+    for n, m in ((2, 4), (1, 8), (3, 8)):
+        lin = torch.nn.Sequential(torch.nn.Linear(16, 6))
+        with torch.no_grad():
+            lin[0].weight.copy_(torch.randn(6, 16, generator=g))
+        sp = WeightNormSparsifier(sparsity_level=1.0, sparse_block_shape=(1, m), zeros_per_block=m - n)
+        sp.prepare(lin, config=[{"tensor_fqn": "0.weight"}])
+        sp.step()
+        ref = sp.groups[0]["module"].parametrizations.weight[0].mask.bool()
+        assert torch.equal(es.nm_mask(lin[0].weight.detach(), n, m), ref), (n, m)
+
+
+def test_collect_feeds_from_seeds():
+    from sparsebook.stats import from_seeds
+
+    runs = [{"a": {"b": float(k), "c": [k, 2 * k], "rows": [{"x": 10 + k}]}} for k in range(5)]
+    assert es.collect(runs, "a", "b").tolist() == [0, 1, 2, 3, 4]
+    assert es.collect(runs, "a", "c").shape == (5, 2)
+    e = from_seeds(es.collect(runs, "a", "rows", 0, "x"))
+    assert e.kind == "seeds" and e.n == 5 and e.value == pytest.approx(12.0) and e.lo < 12 < e.hi
+    with pytest.raises(KeyError, match="path"):
+        es.collect(runs, "a", "missing")
+    with pytest.raises(ValueError, match="runs"):
+        es.collect([], "a")
+
+
+def test_runner_output_over_seeds_gives_an_interval_and_an_inconclusive_comparison():
+    """Two tiny seeds of run_oneshot feed from_seeds; a comparison whose paired interval straddles 0 is inconclusive."""
+    from sparsebook.claims import AtLeast, ClaimSet
+    from sparsebook.stats import from_seeds, paired_difference
+
+    cfg = es.OneShotConfig(parent=TINY, sparsities=(0.0, 0.5, 0.8, 0.9, 0.99), nm_patterns=((2, 4), (1, 8)))
+    runs = [{"oneshot": es.run_oneshot(cfg, seed=s)} for s in (0, 1)]
+    dense = es.collect(runs, "oneshot", "dense_acc")
+    e = from_seeds(dense)
+    assert e.n == 2 and e.lo <= dense.mean() <= e.hi
+    cs = ClaimSet("essential_sparsity")
+    c = cs.add("straddles", paper="jaiswal2023essential", statement="s", quantity="q", paper_value="v",
+               measured=paired_difference([0.5, 0.52, 0.49], [0.51, 0.5, 0.5]), criterion=AtLeast(0.0))
+    assert c.verdict == "inconclusive"
+
+
+def test_pgf_and_srste_layers():
+    """SR-STE: the forward pass uses w ⊙ m and the gradient reaches every weight; PGF with β = 0 is the N:M mask."""
+    from sparsebook.essential_sparsity.experiments import _PGFLinear
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(8, 3)
+    x = torch.randn(5, 8)
+    mask = es.nm_mask(lin.weight.detach(), 1, 4).float()
+    sr = _PGFLinear(lin, 1, 4, "srste")
+    sr.train()
+    out = sr(x)
+    assert torch.allclose(out, torch.nn.functional.linear(x, lin.weight * mask, lin.bias))
+    out.sum().backward()
+    assert (lin.weight.grad[mask == 0] != 0).any()  # straight-through: pruned weights get a gradient
+    lin.weight.grad = None
+    pgf = _PGFLinear(lin, 1, 4, "pgf")
+    pgf.beta = 0.0
+    out = pgf(x)
+    assert torch.allclose(out, torch.nn.functional.linear(x, lin.weight * mask, lin.bias))
+    out.sum().backward()
+    assert (lin.weight.grad[mask == 0] == 0).all()  # β = 0: no gradient flows to pruned weights
+
+
+def test_run_nm_training_has_the_srste_baseline_and_is_deterministic():
+    cfg = es.NMTrainConfig(parent=TINY, n=1, m=8, steps=20)
+    a = es.run_nm_training(cfg, seed=0)
+    b = es.run_nm_training(cfg, seed=0)
+    assert set(a) == {"n", "m", "oneshot", "fixed", "pgf", "srste"}
+    assert a == b
+    assert all(0.0 <= a[k] <= 1.0 for k in ("oneshot", "fixed", "pgf", "srste"))
+
+
+def test_finetune_keeps_the_mask_and_recovers():
+    cfg = es.FinetuneConfig(parent=TINY, sparsities=(0.0, 0.5, 0.8, 0.9, 0.95), steps=20)
+    r = es.run_finetune(cfg, seed=0)
+    assert r["acc"].shape == (5,) and r["acc_oneshot"].shape == (5,)
+    assert r["acc_oneshot"][0] == pytest.approx(r["acc"][0], abs=0.05)  # s = 0: only a few more steps
+    assert r["acc"][-1] >= r["acc_oneshot"][-1] - 1e-9  # fine-tuning at 95% recovers at least as much
+    with pytest.raises(TypeError, match="FinetuneConfig"):
+        es.run_finetune(es.OneShotConfig(), seed=0)
+
+
+def test_run_seed_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="part"):
+        es.run_seed(0, "ci", part="c")
+    with pytest.raises(ValueError, match="seed"):
+        es.run_seed(-1, "ci")
+    with pytest.raises(ValueError, match="scale"):
+        es.run_seed(0, "huge")
+
+
+def test_masked_training_zeroes_the_gradients_of_pruned_weights():
+    from sparsebook.essential_sparsity.experiments import _data, _train_sparse
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+    masks = {"0.weight": torch.rand(16, 64) > 0.5}
+    _train_sparse(model, _data(0), steps=3, lr=1e-2, batch_size=32, seed=0, names=["0.weight"], masks=masks)
+    assert (model[0].weight.detach()[~masks["0.weight"]] == 0).all()
+    # the hook is removed afterwards: a plain backward pass gives pruned weights a gradient again
+    model.zero_grad()
+    model(torch.randn(4, 64)).sum().backward()
+    assert (model[0].weight.grad[~masks["0.weight"]] != 0).any()

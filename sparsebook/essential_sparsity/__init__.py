@@ -31,9 +31,9 @@ This module only re-exports the chapter's public names (and ``_data``, the cache
 split, which the chapter's notebook reads).
 """
 from sparsebook.essential_sparsity.experiments import (
-    ArchitectureConfig, DataAmountConfig, EmergenceConfig, GradualConfig, JourneyConfig, NMTrainConfig,
+    N_SEEDS, ArchitectureConfig, DataAmountConfig, EmergenceConfig, FinetuneConfig, GradualConfig, JourneyConfig, NMTrainConfig,
     ObjectiveConfig, OneShotConfig, ParentConfig, RandomPruningConfig, SoupConfig, TransformerConfig, _data,
-    evaluate, prunable, run_architecture, run_data_amount, run_emergence, run_gradual, run_journey,
+    collect, evaluate, prunable, run_architecture, run_finetune, run_seed, run_seeds, run_data_amount, run_emergence, run_gradual, run_journey,
     run_nm_training, run_objectives, run_oneshot, run_random_pruning, run_soups, run_transformer_oneshot,
     small_cnn, sort_task, train_parent, transformer_pool,
 )
@@ -41,7 +41,7 @@ from sparsebook.essential_sparsity.figures import (
     knee_table, plot_emergence, plot_journey, plot_objectives, plot_oneshot, plot_sparse_training, plot_transformer,
 )
 from sparsebook.essential_sparsity.kernels import (
-    KNEE_METHODS, apply_masks, average_state_dicts, cubic_sparsity_schedule, erk_densities,
+    KNEE_METHODS, apply_masks, average_density, average_state_dicts, largest_rise_fraction, cubic_sparsity_schedule, erk_densities,
     essential_sparsity_point, hinge_fit, knee_sharpness, magnitude_mask, magnitude_mask_jax, n_pruned, nm_mask,
     nm_mask_jax, pruning_window, random_mask,
 )
@@ -50,11 +50,11 @@ __all__ = [
     # kernels
     "magnitude_mask", "nm_mask", "random_mask", "erk_densities", "magnitude_mask_jax", "nm_mask_jax",
     "cubic_sparsity_schedule", "pruning_window", "essential_sparsity_point", "hinge_fit", "knee_sharpness",
-    "average_state_dicts", "n_pruned", "KNEE_METHODS", "apply_masks",
+    "average_state_dicts", "n_pruned", "KNEE_METHODS", "apply_masks", "largest_rise_fraction", "average_density",
     # experiments
     "ParentConfig", "OneShotConfig", "ArchitectureConfig", "run_architecture", "small_cnn", "ObjectiveConfig",
     "DataAmountConfig", "EmergenceConfig", "RandomPruningConfig", "GradualConfig", "JourneyConfig", "SoupConfig",
-    "NMTrainConfig", "train_parent", "run_oneshot", "run_objectives", "run_data_amount", "run_emergence",
+    "NMTrainConfig", "FinetuneConfig", "run_finetune", "run_seed", "run_seeds", "collect", "N_SEEDS", "train_parent", "run_oneshot", "run_objectives", "run_data_amount", "run_emergence",
     "run_random_pruning", "run_gradual", "run_journey", "run_soups", "run_nm_training",
     "sort_task", "TransformerConfig", "transformer_pool", "run_transformer_oneshot", "prunable", "evaluate",
     "_data",  # private, but the notebook (which must not be edited) reads es._data

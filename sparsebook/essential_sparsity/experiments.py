@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from sparsebook.data import digits
-from sparsebook.essential_sparsity.kernels import (KNEE_METHODS, apply_masks, average_state_dicts,
-                                                   cubic_sparsity_schedule, essential_sparsity_point, hinge_fit,
-                                                   knee_sharpness, magnitude_mask, n_pruned, nm_mask, pruning_window,
+from sparsebook.essential_sparsity.kernels import (KNEE_METHODS, apply_masks, average_density,
+                                                   average_state_dicts, cubic_sparsity_schedule, essential_sparsity_point, hinge_fit,
+                                                   knee_sharpness, largest_rise_fraction, magnitude_mask, n_pruned, nm_mask,
+                                                   pruning_window,
                                                    random_mask, ridge_probe_accuracy)
 from sparsebook.models import TinyTransformer, mlp
 from sparsebook.scales import check_scale
@@ -248,9 +249,18 @@ def _train_sparse(model: nn.Module, data: dict, *, steps: int, lr: float, batch_
                   names: Sequence[str], masks: dict | None = None, schedule=None, weight_decay: float = 0.0,
                   x=None, y=None) -> nn.Module:
     """Train ``model`` keeping ``masks`` fixed (``w ← w ⊙ m`` after every step), or, with ``schedule``
-    (``step -> sparsity``), re-prune the weights ``names`` by global magnitude whenever the target rises."""
+    (``step -> sparsity``), re-prune the weights ``names`` by global magnitude whenever the target rises.
+
+    The gradients of pruned weights are zeroed too (a hook on each of ``names``), so Adam's moments
+    do not accumulate on weights the mask removes (as ``torch.nn.utils.prune``'s re-parametrisation)."""
     state = {"masks": dict(masks) if masks else None, "s": -1.0}
     params = dict(model.named_parameters())
+    hooks = []
+    for k in (names or []):
+        def _mask_grad(g, k=k):
+            m = state["masks"]
+            return g if not m or k not in m else g * m[k].to(g.dtype)
+        hooks.append(params[k].register_hook(_mask_grad))
 
     def cb(m, step):
         if schedule is not None:
@@ -263,8 +273,12 @@ def _train_sparse(model: nn.Module, data: dict, *, steps: int, lr: float, batch_
 
     x = data["x_train"] if x is None else x
     y = data["y_train"] if y is None else y
-    fit(model, x, y, steps=steps, lr=lr, batch_size=batch_size, seed=seed, weight_decay=weight_decay,
-        callback=cb, every=1)
+    try:
+        fit(model, x, y, steps=steps, lr=lr, batch_size=batch_size, seed=seed, weight_decay=weight_decay,
+            callback=cb, every=1)
+    finally:
+        for h in hooks:
+            h.remove()
     return model
 
 
@@ -316,9 +330,22 @@ def run_oneshot(config: OneShotConfig, seed: int = 0) -> dict:
         a_u = float(oneshot_curve(model, data, [1 - n / m], "layer")[0])
         nm.append((n, m, 1 - n / m, a, a_u))
     knees = {meth: essential_sparsity_point(s, acc_g, method=meth) for meth in KNEE_METHODS}
+    best: dict = {}
+    for n_, m_, sp, a, _ in nm:
+        best[sp] = max(a, best.get(sp, 0.0))
+    dense = evaluate(model, data)
+    nm_s = np.array([0.0] + sorted(best))
+    nm_y = np.array([dense] + [best[v] for v in sorted(best)])
     return {"sparsities": s, "acc_global": acc_g, "acc_layer": acc_l, "loss_global": loss_g,
-            "dense_acc": evaluate(model, data), "nm": nm, "knees": knees,
-            "hinge": hinge_fit(s, acc_g, knees["hinge"])}
+            "dense_acc": dense, "nm": nm, "knees": knees,
+            "knees_layer": {meth: essential_sparsity_point(s, acc_l, method=meth) for meth in KNEE_METHODS},
+            "hinge": hinge_fit(s, acc_g, knees["hinge"]), "sharpness": knee_sharpness(s, acc_g),
+            "plateau": essential_sparsity_point(s, acc_g, method="delta", delta=0.01),
+            "nm_sparsities": nm_s, "nm_best": nm_y,
+            "nm_sharpness": knee_sharpness(nm_s, nm_y) if nm_s.size >= 4 else None,
+            "acc_2_4": next(a for n_, m_, _, a, _ in nm if (n_, m_) == (2, 4)),
+            "nm_exact": all(bool((nm_mask(v.detach(), n_, m_).reshape(-1, m_).sum(1) == n_).all())
+                            for n_, m_ in config.nm_patterns for v in ws.values() if v.shape[-1] % m_ == 0)}
 
 
 @dataclass(frozen=True)
@@ -347,6 +374,47 @@ def run_architecture(config: ArchitectureConfig, seed: int = 0) -> dict:
     return {"sparsities": s, "acc": acc, "dense_acc": float(acc[0]),
             "n_weights": sum(p.numel() for p in prunable(model).values()),
             "sharpness": knee_sharpness(s, acc)}
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """The authors' BERT/ViT protocol: prune the trained parent one-shot (global pool), then fine-tune
+    ``steps`` Adam steps with the mask fixed, at every sparsity of ``sparsities``."""
+
+    parent: ParentConfig = field(default_factory=ParentConfig)
+    sparsities: tuple = (0.0, 0.5, 0.7, 0.8, 0.87, 0.9, 0.92, 0.94, 0.96, 0.97, 0.98, 0.99)
+    steps: int = 30
+    lr: float = 1e-3
+
+    @classmethod
+    def preset(cls, scale: str = "ci") -> "FinetuneConfig":
+        if check_scale(scale) == "ci":
+            return cls()
+        return cls(parent=ParentConfig.preset(scale), sparsities=_grid(scale), steps=300)
+
+
+def run_finetune(config: FinetuneConfig, seed: int = 0) -> dict:
+    """``{"sparsities", "acc" (fine-tuned with the mask fixed), "acc_oneshot" (same masks, no fine-tuning),
+    "sharpness", "knees"}``."""
+    if not isinstance(config, FinetuneConfig):
+        raise TypeError(f"config must be a FinetuneConfig; got {type(config).__name__}")
+    seed_everything(seed)
+    data = _data(seed)
+    s = np.array(config.sparsities, dtype=float)
+    acc, acc0 = [], []
+    for sp in s:
+        model, _ = train_parent(config.parent, seed)
+        ws = prunable(model)
+        masks = magnitude_mask({k: v.detach() for k, v in ws.items()}, float(sp))
+        apply_masks(model, masks)
+        acc0.append(evaluate(model, data))
+        _train_sparse(model, data, steps=config.steps, lr=config.lr, batch_size=config.parent.batch_size,
+                      seed=seed + 7, names=list(ws), masks=masks)
+        acc.append(evaluate(model, data))
+    acc, acc0 = np.array(acc), np.array(acc0)
+    return {"sparsities": s, "acc": acc, "acc_oneshot": acc0, "sharpness": knee_sharpness(s, acc),
+            "knees": {m: essential_sparsity_point(s, acc, method=m) for m in KNEE_METHODS},
+            "plateau": essential_sparsity_point(s, acc, method="delta", delta=0.01)}
 
 
 # ---------------------------------------------------------------------------
@@ -380,6 +448,11 @@ def run_objectives(config: ObjectiveConfig, seed: int = 0) -> dict:
         include_head = False
         curve = oneshot_curve(model, data, s, "global", metric="probe", include_head=include_head)
         out[name] = {"probe": curve, "knees": {m: essential_sparsity_point(s, curve, method=m) for m in KNEE_METHODS}}
+    # controls: the same probe on the raw pixels and on an untrained encoder of the same shape
+    out["raw_probe"] = ridge_probe_accuracy(data["x_train"], data["y_train"], data["x_test"], data["y_test"])
+    seed_everything(seed)
+    untrained = _new_model(config.masked)
+    out["untrained_probe"] = evaluate(untrained, data, "probe")
     return out
 
 
@@ -422,7 +495,7 @@ class EmergenceConfig:
     """Essential sparsity (``delta`` knee, 1 point of accuracy) of checkpoints taken every ``every`` steps."""
 
     parent: ParentConfig = field(default_factory=lambda: ParentConfig(lr=2e-4, steps=600))
-    every: int = 20
+    every: int = 25
     min_accuracy: float = 0.5  # checkpoints whose dense accuracy is below this are not scored
     sparsities: tuple = field(default_factory=lambda: _grid("ci"))
 
@@ -439,6 +512,8 @@ def run_emergence(config: EmergenceConfig, seed: int = 0) -> dict:
     ``jump_fraction`` = (largest rise of the essential sparsity between consecutive
     scored checkpoints) / (its total rise from the first scored checkpoint to its
     maximum); a smooth rise over K checkpoints gives about 1/K, a single jump 1.
+    ``acc_jump_fraction`` is the same statistic on the dense accuracy of the same checkpoints
+    (the control: a curve that merely saturates fast scores high too).
     """
     if not isinstance(config, EmergenceConfig):
         raise TypeError(f"config must be an EmergenceConfig; got {type(config).__name__}")
@@ -452,10 +527,11 @@ def run_emergence(config: EmergenceConfig, seed: int = 0) -> dict:
     e = ess[scored]
     rises = np.diff(e)
     total = float(e.max() - e[0]) if e.size else 0.0
-    jump = float(rises.max() / total) if total > 0 and rises.size else 0.0
+    jump = largest_rise_fraction(e) if e.size >= 2 else 0.0
     jump_step = int(steps[scored][1 + int(np.argmax(rises))]) if rises.size else -1
     return {"steps": steps, "dense_acc": acc, "essential": ess, "scored": scored,
-            "jump_fraction": jump, "jump_step": jump_step, "total_rise": total}
+            "jump_fraction": jump, "jump_step": jump_step, "total_rise": total,
+            "acc_jump_fraction": largest_rise_fraction(acc[scored]) if e.size >= 2 else 0.0}
 
 
 # ---------------------------------------------------------------------------
@@ -600,7 +676,9 @@ class JourneyConfig:
 
 
 def run_journey(config: JourneyConfig, seed: int = 0) -> dict:
-    """Final test loss and accuracy per window: ``{"rows": [{"start", "end", "loss", "acc"}]}``."""
+    """Final test loss and accuracy per window: ``{"rows": [{"start", "end", "loss", "acc", "avg_density"}]}``
+    (``avg_density``: the mean over training steps of ``1 − s_t``, Jin et al.'s average parameter count
+    as a fraction of the dense pool)."""
     if not isinstance(config, JourneyConfig):
         raise TypeError(f"config must be a JourneyConfig; got {type(config).__name__}")
     seed_everything(seed)
@@ -616,7 +694,8 @@ def run_journey(config: JourneyConfig, seed: int = 0) -> dict:
                                   n_steps=n, dt=min(config.dt, max(1, (config.steps - 1 - t0) // n)))
         _train_sparse(model, data, steps=config.steps, lr=config.lr, batch_size=config.batch_size, seed=seed,
                       names=names, schedule=sched)
-        rows.append({"start": a, "end": b, "loss": evaluate(model, data, "loss"), "acc": evaluate(model, data)})
+        rows.append({"start": a, "end": b, "loss": evaluate(model, data, "loss"), "acc": evaluate(model, data),
+                     "avg_density": average_density(sched, config.steps)})
     return {"rows": rows}
 
 
@@ -675,9 +754,10 @@ class NMTrainConfig:
     parent: ParentConfig = field(default_factory=ParentConfig)
     n: int = 1
     m: int = 16
-    steps: int = 200
+    steps: int = 150
     lr: float = 1e-3
     decay_fraction: float = 0.5  # β(t) falls linearly from 1 to 0 over this fraction of the steps
+    srste_lambda: float = 2e-4   # SR-STE's sparse-refined decay (Zhou et al. 2021)
 
     @classmethod
     def preset(cls, scale: str = "ci") -> "NMTrainConfig":
@@ -687,20 +767,63 @@ class NMTrainConfig:
 
 
 class _PGFLinear(nn.Module):
-    """``y = x (w ⊙ (m + (1 − m) β))ᵀ + b``, ``m = nm_mask(w)`` recomputed every forward pass."""
+    """``y = x (w ⊙ (m + (1 − m) β))ᵀ + b``, ``m = nm_mask(w)`` recomputed every forward pass.
 
-    def __init__(self, lin: nn.Linear, n: int, m: int):
+    ``mode="pgf"``: pruned weights enter scaled by ``β`` (so their gradient is scaled by ``β``);
+    ``mode="srste"`` (Zhou et al. 2021, the baseline of Bambhaniya et al.): the forward pass uses
+    ``w ⊙ m``, the gradient reaches every weight unchanged (straight-through), and the sparse-refined
+    term ``λ (1 − m) ⊙ w`` is added to the gradient of the pruned weights (a penalty ``λ/2 ‖(1−m)⊙w‖²``).
+    """
+
+    def __init__(self, lin: nn.Linear, n: int, m: int, mode: str = "pgf"):
         super().__init__()
-        self.weight, self.bias, self.n, self.m, self.beta = lin.weight, lin.bias, n, m, 1.0
+        self.weight, self.bias, self.n, self.m, self.beta, self.mode = lin.weight, lin.bias, n, m, 1.0, mode
+
+    def mask(self):
+        return nm_mask(self.weight, self.n, self.m).to(self.weight.dtype)
 
     def forward(self, x):
-        mask = nm_mask(self.weight, self.n, self.m).to(self.weight.dtype)
-        w = self.weight * (mask + (1 - mask) * self.beta)
+        mask = self.mask()
+        if self.mode == "srste" and self.training:
+            w = self.weight + (self.weight * mask - self.weight).detach()
+        elif self.mode == "srste":
+            w = self.weight * mask
+        else:
+            w = self.weight * (mask + (1 - mask) * self.beta)
         return nn.functional.linear(x, w, self.bias)
 
 
+def _nm_train(config: "NMTrainConfig", data: dict, seed: int, mode: str) -> float:
+    """Fine-tune the parent to N:M with progressive gradient flow (``pgf``) or SR-STE; test accuracy."""
+    model, _ = train_parent(config.parent, seed)
+    names = list(prunable(model))
+    wrapped = {}
+    for k in names:  # an nn.Sequential MLP: "<index>.weight"
+        i = int(k.split(".")[0])
+        wrapped[i] = _PGFLinear(model[i], config.n, config.m, mode)
+        model[i] = wrapped[i]
+    t_end = max(1, int(config.decay_fraction * config.steps))
+
+    def cb(_, step):
+        for w in wrapped.values():
+            w.beta = max(0.0, 1.0 - step / t_end)
+
+    penalty = None
+    if mode == "srste":
+        def penalty(mdl, step):
+            return 0.5 * config.srste_lambda * sum(((1 - w.mask().detach()) * w.weight).pow(2).sum()
+                                                   for w in wrapped.values())
+    fit(model, data["x_train"], data["y_train"], steps=config.steps, lr=config.lr,
+        batch_size=config.parent.batch_size, seed=seed + 1, callback=cb if mode == "pgf" else None, every=1,
+        penalty=penalty)
+    for w in wrapped.values():
+        w.beta = 0.0
+    return evaluate(model, data)
+
+
 def run_nm_training(config: NMTrainConfig, seed: int = 0) -> dict:
-    """Test accuracy after N:M fine-tuning with a fixed mask and with progressive gradient flow."""
+    """Test accuracy after N:M fine-tuning: one shot, a fixed mask, progressive gradient flow and SR-STE
+    (``{"n", "m", "oneshot", "fixed", "pgf", "srste"}``)."""
     if not isinstance(config, NMTrainConfig):
         raise TypeError(f"config must be an NMTrainConfig; got {type(config).__name__}")
     seed_everything(seed)
@@ -715,26 +838,10 @@ def run_nm_training(config: NMTrainConfig, seed: int = 0) -> dict:
     _train_sparse(model, data, steps=config.steps, lr=config.lr, batch_size=config.parent.batch_size,
                   seed=seed + 1, names=list(ws), masks=masks)
     fixed = evaluate(model, data)
-    # progressive gradient flow: pruned weights scaled by β(t) → 0, mask recomputed every step
-    model, _ = train_parent(config.parent, seed)
-    names = list(prunable(model))
-    idx = [int(k.split(".")[0]) for k in names]
-    wrapped = {}
-    for i in idx:
-        wrapped[i] = _PGFLinear(model[i], n, m)
-        model[i] = wrapped[i]
-    t_end = max(1, int(config.decay_fraction * config.steps))
-
-    def cb(_, step):
-        for w in wrapped.values():
-            w.beta = max(0.0, 1.0 - step / t_end)
-
-    fit(model, data["x_train"], data["y_train"], steps=config.steps, lr=config.lr,
-        batch_size=config.parent.batch_size, seed=seed + 1, callback=cb, every=1)
-    for w in wrapped.values():
-        w.beta = 0.0
-    pgf = evaluate(model, data)
-    return {"n": n, "m": m, "oneshot": oneshot, "fixed": fixed, "pgf": pgf}
+    # progressive gradient flow: pruned weights scaled by β(t) → 0, mask recomputed every step; SR-STE baseline
+    pgf = _nm_train(config, data, seed, "pgf")
+    srste = _nm_train(config, data, seed, "srste")
+    return {"n": n, "m": m, "oneshot": oneshot, "fixed": fixed, "pgf": pgf, "srste": srste}
 
 
 # ---------------------------------------------------------------------------
@@ -785,7 +892,7 @@ class TransformerConfig:
     ff: int = 128
     layers: int = 2
     heads: int = 2
-    steps: int = 1000
+    steps: int = 400
     lr: float = 3e-3
     batch_size: int = 64
     n_train: int = 20000     # training sequences (fit cycles over them)
@@ -851,10 +958,101 @@ def run_transformer_oneshot(config: TransformerConfig, seed: int = 0) -> dict:
     model.eval()
     data = _transformer_data(config, seed)
     s = np.array(config.sparsities, dtype=float)
-    acc = oneshot_curve(model, data, s, "global")
-    loss = oneshot_curve(model, data, s, "global", metric="loss")
+    ws = transformer_pool(model)
+    saved = {k: p.detach().clone() for k, p in ws.items()}
+    acc, loss = [], []
+    y = data["y_test"]
+    scored = y.reshape(-1) != -100
+    with torch.no_grad():
+        for sp in s:
+            masks = magnitude_mask(saved, float(sp))
+            for k, p in ws.items():
+                p.copy_(saved[k] * masks[k])
+            logits = model(data["x_test"])
+            loss.append(float(_token_ce(logits, y)))
+            acc.append(float((logits.argmax(-1).reshape(-1)[scored] == y.reshape(-1)[scored]).double().mean()))
+        for k, p in ws.items():
+            p.copy_(saved[k])
+    acc, loss = np.array(acc), np.array(loss)
     return {"sparsities": s, "acc": acc, "loss": loss, "dense_acc": float(acc[0]),
             "knees": {m: essential_sparsity_point(s, acc, method=m) for m in KNEE_METHODS},
             "sharpness": knee_sharpness(s, acc),
+            "plateau": essential_sparsity_point(s, acc, method="delta", delta=0.01),
             "n_pool": sum(p.numel() for p in transformer_pool(model).values()),
             "n_params": sum(p.numel() for p in model.parameters()), "train_loss": train_loss}
+
+
+# ---------------------------------------------------------------------------
+# Every experiment over seeds
+# ---------------------------------------------------------------------------
+#: Seeds behind every training-based claim at each scale.
+N_SEEDS = {"ci": 5, "full": 10}
+
+
+#: The experiments in the two halves of :func:`run_seed` (about equal cost at ``ci``).
+PARTS = {"a": ("oneshot", "cnn", "finetune", "transformer", "objectives", "emergence"),
+         "b": ("amount", "random", "gradual", "journey", "soups", "nm")}
+
+
+def _run_experiment(name: str, seed: int, scale: str) -> dict:
+    if name == "transformer":
+        out = run_transformer_oneshot(TransformerConfig.preset(scale), seed)
+        out.pop("train_loss")
+        return out
+    runner, cfg = {"oneshot": (run_oneshot, OneShotConfig), "cnn": (run_architecture, ArchitectureConfig),
+                   "finetune": (run_finetune, FinetuneConfig), "objectives": (run_objectives, ObjectiveConfig),
+                   "amount": (run_data_amount, DataAmountConfig), "emergence": (run_emergence, EmergenceConfig),
+                   "random": (run_random_pruning, RandomPruningConfig), "gradual": (run_gradual, GradualConfig),
+                   "journey": (run_journey, JourneyConfig), "soups": (run_soups, SoupConfig),
+                   "nm": (run_nm_training, NMTrainConfig)}[name]
+    return runner(cfg.preset(scale), seed)
+
+
+def run_seed(seed: int, scale: str = "ci", part: str | None = None) -> dict:
+    """Every experiment of the chapter for one ``seed`` at ``scale`` (or only half of them: ``part`` "a" or
+    "b", see :data:`PARTS`), in one process (the dense parent is trained once per process and shared).
+    Returns ``{experiment: runner output}``."""
+    seed = check_int(seed, "seed", 0)
+    scale = check_scale(scale)
+    if part is not None and part not in PARTS:
+        raise ValueError(f"part must be None, 'a' or 'b'; got {part!r}")
+    names = PARTS[part] if part else PARTS["a"] + PARTS["b"]
+    return {name: _run_experiment(name, seed, scale) for name in names}
+
+
+def _run_task(task: int, scale: str, seed0: int) -> dict:
+    """Task ``2k`` is part "a" of seed ``seed0 + k``, task ``2k + 1`` its part "b" (for :func:`over_seeds`,
+    which hands the task number to the worker; each half seeds itself from the real seed)."""
+    return run_seed(seed0 + task // 2, scale, "ab"[task % 2])
+
+
+def run_seeds(scale: str = "ci", seed: int = 0, n_seeds: int | None = None, workers: int | None = None) -> list[dict]:
+    """:func:`run_seed` for seeds ``seed, seed+1, …`` (``N_SEEDS[scale]`` of them unless ``n_seeds``),
+    on :func:`~sparsebook.seeding.over_seeds`'s pool of single-thread workers (results do not depend
+    on ``workers``)."""
+    from sparsebook.seeding import over_seeds
+
+    scale = check_scale(scale)
+    seed = check_int(seed, "seed", 0)
+    k = N_SEEDS[scale] if n_seeds is None else check_int(n_seeds, "n_seeds", 1)
+    # two halves per seed: 2K tasks share the workers more evenly than K (5 seeds on 2 workers)
+    halves = over_seeds(_run_task, list(range(2 * k)), scale, seed, workers=workers)
+    return [{**halves[2 * j], **halves[2 * j + 1]} for j in range(k)]
+
+
+def collect(runs: Sequence[dict], *path) -> np.ndarray:
+    """The value at ``path`` in every seed's result, stacked: ``collect(runs, "oneshot", "sharpness", "ratio")``
+    is an array of shape ``[K]``; a curve gives ``[K, S]``.  A row index may appear in the path
+    (``collect(runs, "random", "rows", 0, "erk")``)."""
+    if not isinstance(runs, (list, tuple)) or not runs:
+        raise ValueError("runs must be a non-empty list of run_seed results")
+    vals = []
+    for r in runs:
+        v = r
+        for key in path:
+            try:
+                v = v[key]
+            except (KeyError, IndexError, TypeError):
+                raise KeyError(f"path {path!r} not found in a run (at {key!r})") from None
+        vals.append(np.asarray(v, dtype=float))
+    return np.stack(vals)

@@ -1,133 +1,212 @@
 """Essential sparsity, figures and tables (the chapter's cells call these), house style of
-:mod:`sparsebook.plotting`."""
+:mod:`sparsebook.plotting`.  Every figure takes the list of per-seed results of
+:func:`~sparsebook.essential_sparsity.experiments.run_seeds` and draws the mean over seeds with a
+95% band (Student t, per point)."""
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats as _st
 
+from sparsebook.essential_sparsity.experiments import collect
 from sparsebook.essential_sparsity.kernels import cubic_sparsity_schedule, essential_sparsity_point, pruning_window
 
 
-# ---------------------------------------------------------------------------
-# Figures and tables (the chapter's cells call these)
-# ---------------------------------------------------------------------------
 def knee_table(sparsities, scores, deltas=(0.005, 0.01, 0.02)) -> str:
-    """The knee under every definition (and several ``delta``) as rounded text, one line."""
+    """The knee under every definition (and several ``delta``) as rounded text, one line.
+
+    Use it for exact or stored curves only: a knee of one training run is a stochastic number."""
     parts = [f"hinge {essential_sparsity_point(sparsities, scores):.3g}",
              f"kneedle {essential_sparsity_point(sparsities, scores, method='kneedle'):.3g}"]
     parts += [f"delta={d:g} {essential_sparsity_point(sparsities, scores, method='delta', delta=d):.3g}" for d in deltas]
     return ", ".join(parts)
 
 
-def plot_oneshot(r: dict, cnn: dict | None = None):
-    """Left: accuracy against one-shot sparsity (global, layer-wise, CNN) with the knees; right: N:M patterns."""
+def band(curves) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over seeds and the 95% Student-t band of each point: ``curves`` ``[K, S]`` -> three ``[S]`` arrays."""
+    c = np.asarray(curves, dtype=float)
+    if c.ndim != 2 or c.shape[0] < 2:
+        raise ValueError(f"curves must have shape [seeds>=2, points]; got {c.shape}")
+    m = c.mean(0)
+    half = _st.t.ppf(0.975, c.shape[0] - 1) * c.std(0, ddof=1) / np.sqrt(c.shape[0])
+    return m, m - half, m + half
+
+
+def _plot_band(ax, x, curves, fmt="o-", label=None, **kw):
+    m, lo, hi = band(curves)
+    line, = ax.plot(x, m, fmt, label=label, **kw)
+    ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    return line
+
+
+def _mark_knees(ax, runs, *path, color="0.3", label="hinge knee (mean over seeds)"):
+    k = collect(runs, *path).mean()
+    ax.axvline(k, color=color, ls=":", lw=1.2, label=label)
+
+
+def plot_oneshot(runs):
+    """Accuracy against one-shot sparsity, MLP (global and layer-wise pools, and after fine-tuning with the
+    mask fixed) and CNN, with the hinge knees; the same zoomed into 0.8-1; N:M patterns."""
     from sparsebook import plotting
 
-    fig, (a, b) = plotting.figure(2)
-    s = r["sparsities"]
-    a.plot(s, r["acc_global"], "o-", label="MLP, global pool")
-    a.plot(s, r["acc_layer"], "s--", label="MLP, layer-wise")
-    if cnn is not None:
-        a.plot(cnn["sparsities"], cnn["acc"], "^-", label="CNN, global pool")
-    for (meth, k), ls in zip(r["knees"].items(), (":", "-.", "--")):
-        a.axvline(k, color="0.4", ls=ls, lw=1, label=f"MLP knee ({meth})")
+    fig, (a, z, b) = plotting.figure(3)
+    s = runs[0]["oneshot"]["sparsities"]
+    fs = runs[0]["finetune"]["sparsities"]
+    for ax in (a, z):
+        _plot_band(ax, s, collect(runs, "oneshot", "acc_global"), "o-", "MLP, global pool")
+        _plot_band(ax, s, collect(runs, "oneshot", "acc_layer"), "s--", "MLP, layer-wise")
+        _plot_band(ax, fs, collect(runs, "finetune", "acc"), "D-", "MLP, global + fine-tuning")
+        _plot_band(ax, runs[0]["cnn"]["sparsities"], collect(runs, "cnn", "acc"), "^-", "CNN, global pool")
+        _mark_knees(ax, runs, "oneshot", "sharpness", "knee", label="MLP knee (hinge)" if ax is a else None)
+        _mark_knees(ax, runs, "cnn", "sharpness", "knee", color="#009E73", label="CNN knee (hinge)" if ax is a else None)
+    z.set_xlim(0.8, 1.0)
     plotting.label(a, "sparsity (fraction of weights removed)", "test accuracy", "one-shot magnitude pruning")
-    x = [row[2] for row in r["nm"]]
-    b.plot(x, [row[3] for row in r["nm"]], "o", label="N:M")
-    groups: dict = {}
-    for n, m, sp, acc, _ in r["nm"]:
-        groups.setdefault(round(sp, 6), []).append((f"{n}:{m}", acc))
-    for sp, items in groups.items():
-        b.annotate(", ".join(name for name, _ in items), (sp, min(a for _, a in items)), textcoords="offset points",
-                   xytext=(3, -12), fontsize=7)
-    b.plot(s, r["acc_layer"], "--", color="0.5", label="unstructured, layer-wise")
+    plotting.label(z, "sparsity (fraction of weights removed)", "test accuracy", "zoom on the knee")
+    nm_s = runs[0]["oneshot"]["nm_sparsities"]
+    _plot_band(b, nm_s, collect(runs, "oneshot", "nm_best"), "o-", "best N:M pattern")
+    _plot_band(b, s, collect(runs, "oneshot", "acc_layer"), "--", "unstructured, layer-wise", color="0.5")
     b.set_xlim(0.4, 1.0)
-    plotting.label(b, "sparsity (fraction of weights removed)", "test accuracy", "N:M patterns, one shot")
-    return plotting.finish(fig)
+    plotting.label(b, "sparsity 1 - N/M (fraction of weights removed)", "test accuracy", "N:M patterns, one shot")
+    a.legend(fontsize=6)
+    b.legend()
+    return plotting.finish(fig, legend=False)
 
 
-def plot_objectives(obj: dict, amount: dict):
-    """Left: probe accuracy (relative to dense) for both objectives; right: accuracy per data fraction."""
+def plot_transformer(runs):
+    """Held-out token accuracy and cross-entropy of the Transformer against one-shot sparsity, with its knees;
+    the MLP's global curve for the shape."""
     from sparsebook import plotting
 
     fig, (a, b) = plotting.figure(2)
-    s = obj["sparsities"]
+    s = runs[0]["transformer"]["sparsities"]
+    _plot_band(a, s, collect(runs, "transformer", "acc"), "o-", "Transformer, attention + FFN pool")
+    _plot_band(a, runs[0]["oneshot"]["sparsities"], collect(runs, "oneshot", "acc_global"), "s--",
+               "MLP on digits (above)", color="0.5")
+    _mark_knees(a, runs, "transformer", "sharpness", "knee", label="Transformer knee (hinge)")
+    _mark_knees(a, runs, "transformer", "plateau", color="#D55E00", label="Transformer: last point within 1 point")
+    plotting.label(a, "sparsity (fraction of the pruning pool removed)", "held-out accuracy",
+                   "sorting Transformer, one shot")
+    _plot_band(b, s, collect(runs, "transformer", "loss"), "o-", "Transformer")
+    plotting.label(b, "sparsity (fraction of attention + FFN weights removed)", "held-out cross-entropy (nats/token)",
+                   "held-out loss")
+    return plotting.finish(fig)
+
+
+def plot_objectives(runs):
+    """Left: probe accuracy against encoder sparsity for both objectives, with the raw-pixel and untrained-encoder
+    probes as references; right: accuracy per data fraction, knees marked."""
+    from sparsebook import plotting
+
+    fig, (a, b) = plotting.figure(2)
+    s = runs[0]["objectives"]["sparsities"]
     for name, lab in (("supervised", "supervised"), ("masked", "masked reconstruction")):
-        p = obj[name]["probe"]
-        a.plot(s, p / p[0], "o-", label=lab)
+        _plot_band(a, s, collect(runs, "objectives", name, "probe"), "o-", lab)
+    a.axhline(collect(runs, "objectives", "raw_probe").mean(), color="0.3", ls="--", lw=1, label="probe on raw pixels")
+    a.axhline(collect(runs, "objectives", "untrained_probe").mean(), color="0.6", ls=":", lw=1.5,
+              label="probe on an untrained encoder")
     a.set_xlim(0.5, 1.0)
-    plotting.label(a, "sparsity of the encoder", "probe accuracy / dense probe accuracy", "objective")
-    for row in amount["rows"]:
-        b.plot(amount["sparsities"], row["acc"], "o-", label=f"{row['fraction']:.0%} of the data")
+    plotting.label(a, "sparsity of the encoder (fraction of weights removed)", "probe test accuracy", "objective")
+    sa = runs[0]["amount"]["sparsities"]
+    for j, row in enumerate(runs[0]["amount"]["rows"]):
+        line = _plot_band(b, sa, collect(runs, "amount", "rows", j, "acc"), "o-", f"{row['fraction']:.0%} of the data")
+        b.axvline(collect(runs, "amount", "rows", j, "knees", "hinge").mean(), color=line.get_color(), ls=":", lw=1)
     b.set_xlim(0.5, 1.0)
-    plotting.label(b, "sparsity (fraction of weights removed)", "test accuracy", "amount of training data")
+    plotting.label(b, "sparsity (fraction of weights removed)", "test accuracy",
+                   "amount of training data (dotted: hinge knees)")
     return plotting.finish(fig)
 
 
-def plot_emergence(r: dict):
-    """Dense accuracy and essential sparsity of the checkpoints against training step."""
+def plot_emergence(runs):
+    """Essential sparsity (1-point knee) and dense accuracy of the checkpoints, mean over seeds with bands; only
+    scored checkpoints (dense accuracy above the threshold in every seed) are drawn."""
     from sparsebook import plotting
 
     fig, (a, b) = plotting.figure(2)
-    a.plot(r["steps"], r["dense_acc"], "o-")
+    steps = runs[0]["emergence"]["steps"]
+    ok = collect(runs, "emergence", "scored").astype(bool).all(0)
+    _plot_band(a, steps[ok], collect(runs, "emergence", "dense_acc")[:, ok], "o-", "dense accuracy")
     plotting.label(a, "training step", "dense test accuracy", "learning")
-    sc = r["scored"]
-    b.plot(r["steps"][sc], r["essential"][sc], "o-", label="scored checkpoints")
-    b.plot(r["steps"][~sc], r["essential"][~sc], "x", color="0.6", label="dense accuracy < threshold")
-    plotting.label(b, "training step", "essential sparsity (1-point knee)", "sparsification")
+    _plot_band(b, steps[ok], collect(runs, "emergence", "essential")[:, ok], "o-", "essential sparsity")
+    for i, r in enumerate(runs):
+        e = r["emergence"]
+        b.plot(e["steps"][ok], e["essential"][ok], "-", color="0.6", lw=0.6, label="single seeds" if i == 0 else None)
+    plotting.label(b, "training step", "essential sparsity (largest s within 1 point)", "sparsification")
     return plotting.finish(fig)
 
 
-def plot_sparse_training(rand: dict, grad: dict):
-    """Left: random pruning per width; right: gradual vs one-shot vs small-dense per sparsity."""
+def plot_sparse_training(runs):
+    """Left: random pruning per width (points, no line between the two widths); right: gradual vs one-shot vs
+    small-dense per sparsity."""
     from sparsebook import plotting
 
     fig, (a, b) = plotting.figure(2)
-    w = [row["width"] for row in rand["rows"]]
-    for key, mk in (("dense", "o-"), ("uniform", "s--"), ("erk", "^-")):
-        a.plot(w, [row[key] for row in rand["rows"]], mk, label=key if key == "dense" else f"random, {key}")
+    rows = runs[0]["random"]["rows"]
+    w = np.array([row["width"] for row in rows], dtype=float)
+    for off, (key, mk) in zip((0.94, 1.0, 1.06), (("dense", "o"), ("uniform", "s"), ("erk", "^"))):
+        vals = np.stack([collect(runs, "random", "rows", j, key) for j in range(len(rows))], 1)
+        m, lo, hi = band(vals)
+        a.errorbar(w * off, m, yerr=[m - lo, hi - m], fmt=mk, capsize=3,
+                   label=key if key == "dense" else f"random, {key}")
     a.set_xscale("log", base=2)
-    plotting.label(a, "hidden width (units)", "test accuracy", f"random masks, density {rand['density']:g}")
-    s = [row["sparsity"] for row in grad["rows"]]
-    for key, mk, lab in (("oneshot_noretrain", "x:", "one shot, no retraining"), ("oneshot", "s--", "one shot + retraining"),
-                         ("gradual", "o-", "gradual (cubic)"), ("small_dense", "^-", "small dense, equal nonzeros")):
-        b.plot(s, [row[key] for row in grad["rows"]], mk, label=lab)
+    a.set_xticks(w, [str(int(v)) for v in w])
+    plotting.label(a, "hidden width (units)", "test accuracy",
+                   f"random masks, density {runs[0]['random']['density']:g}")
+    grows = runs[0]["gradual"]["rows"]
+    s = [row["sparsity"] for row in grows]
+    for key, mk, lab in (("oneshot_noretrain", "x:", "one shot, no retraining"),
+                         ("oneshot", "s--", "one shot + retraining"), ("gradual", "o-", "gradual (cubic)"),
+                         ("small_dense", "^-.", "small dense, equal nonzeros")):
+        vals = np.stack([collect(runs, "gradual", "rows", j, key) for j in range(len(grows))], 1)
+        _plot_band(b, s, vals, mk, lab)
     plotting.label(b, "sparsity (fraction of weights removed)", "test accuracy", "pruning schedule")
     return plotting.finish(fig)
 
 
-def plot_journey(j: dict, config: "JourneyConfig"):
-    """Left: the cubic schedules of each window; right: final test loss per window."""
+def plot_journey(runs, config):
+    """Left: the cubic schedules of each window (a staircase: the largest cuts come first); right: final
+    test loss per window, mean over seeds with 95% intervals and the single seeds."""
     from sparsebook import plotting
 
     fig, (a, b) = plotting.figure(2)
     t = np.arange(config.steps)
-    for row in j["rows"]:
+    rows = runs[0]["journey"]["rows"]
+    for row in rows:
         t0, n = pruning_window(config.steps, row["start"], row["end"], config.dt)
         dt = min(config.dt, max(1, (config.steps - 1 - t0) // n))
         a.plot(t, [cubic_sparsity_schedule(int(k), 0.0, config.sparsity, t0, n, dt) for k in t],
                label=f"{row['start']:.0%} to {row['end']:.0%}")
     plotting.label(a, "training step", "target sparsity", "pruning windows")
-    labels = [f"{row['start']:.0%}-{row['end']:.0%}" for row in j["rows"]]
-    b.bar(labels, [row["loss"] for row in j["rows"]], color="#0072B2")
+    loss = np.stack([collect(runs, "journey", "rows", j, "loss") for j in range(len(rows))], 1)
+    m, lo, hi = band(loss)
+    x = np.arange(len(rows))
+    b.errorbar(x, m, yerr=[m - lo, hi - m], fmt="o", capsize=4, label="mean, 95% interval")
+    for k in range(loss.shape[0]):
+        b.plot(x + 0.1, loss[k], ".", color="0.6", label="single seeds" if k == 0 else None)
+    b.set_xticks(x, [f"{row['start']:.0%}-{row['end']:.0%}" for row in rows])
     plotting.label(b, "pruning window (fraction of training)", "final test loss (nats)", "final loss")
     return plotting.finish(fig)
 
 
-def plot_transformer(r: dict, mlp: dict | None = None):
-    """Left: held-out token accuracy against one-shot sparsity (Transformer, and the MLP's global curve if given),
-    with the Transformer's knees; right: held-out cross-entropy (nats) against sparsity."""
+def plot_soups_nm(runs):
+    """Left: test loss of each soup ingredient and of the soup, per seed; right: N:M fine-tuning at 1:16 (one shot,
+    fixed mask, SR-STE, progressive gradient flow), mean over seeds with 95% intervals and single seeds."""
     from sparsebook import plotting
 
     fig, (a, b) = plotting.figure(2)
-    s = r["sparsities"]
-    a.plot(s, r["acc"], "o-", label="Transformer, attention + FFN pool")
-    if mlp is not None:
-        a.plot(mlp["sparsities"], mlp["acc_global"], "s--", color="0.5", label="MLP on digits (above)")
-    for (meth, k), ls in zip(r["knees"].items(), (":", "-.", "--")):
-        a.axvline(k, color="0.4", ls=ls, lw=1, label=f"knee ({meth})")
-    plotting.label(a, "sparsity (fraction of the pruning pool removed)", "held-out accuracy",
-                   "sorting Transformer, one shot")
-    b.plot(s, r["loss"], "o-")
-    plotting.label(b, "sparsity (fraction of attention + FFN weights removed)", "held-out cross-entropy (nats/token)",
-                   "held-out loss")
+    for k, r in enumerate(runs):
+        ing = [l for _, l in r["soups"]["ingredients"]]
+        a.plot([k] * len(ing), ing, "o", color="#0072B2", alpha=0.6, label="ingredients" if k == 0 else None)
+        a.plot([k], [r["soups"]["soup"][1]], "*", color="#D55E00", ms=10, label="soup" if k == 0 else None)
+    a.set_xticks(range(len(runs)), [str(k) for k in range(len(runs))])
+    plotting.label(a, "seed (index)", "test loss (nats)", "sparse model soup, 90% sparsity")
+    keys = (("oneshot", "one shot"), ("fixed", "fixed mask"), ("srste", "SR-STE"), ("pgf", "progressive flow"))
+    vals = np.stack([collect(runs, "nm", k) for k, _ in keys], 1)
+    m, lo, hi = band(vals)
+    x = np.arange(len(keys))
+    b.errorbar(x, m, yerr=[m - lo, hi - m], fmt="o", capsize=4, label="mean, 95% interval")
+    for k in range(vals.shape[0]):
+        b.plot(x + 0.1, vals[k], ".", color="0.6", label="single seeds" if k == 0 else None)
+    b.set_xticks(x, [lab for _, lab in keys])
+    b.set_ylim(max(0.0, float(vals[:, 1:].min()) - 0.03), 1.0)
+    n, mm = runs[0]["nm"]["n"], runs[0]["nm"]["m"]
+    plotting.label(b, "method", "test accuracy", f"{n}:{mm} training (one shot off the scale if absent)")
     return plotting.finish(fig)

@@ -465,3 +465,34 @@ def ridge_probe_accuracy(f_tr, y_tr, f_te, y_te, n_classes: int = 10, lam: float
     G = A.T @ A + lam * len(A) * torch.eye(A.shape[1], dtype=A.dtype)
     W = torch.linalg.solve(G, A.T @ Y)
     return float(((B @ W).argmax(1) == y_te).double().mean())
+
+
+def largest_rise_fraction(values) -> float:
+    """Largest rise between consecutive values over the total rise of the curve.
+
+    ``r = max_i (v_{i+1} − v_i) / max_{i<j} (v_j − v_i)`` (the total rise is the largest rise from a
+    value to a later one, so ``0 <= r <= 1`` even after a dip); 0 when the curve never rises.
+    A linear rise over K steps gives 1/K, a single jump 1.  The statistic of the abrupt-sparsification
+    claim; applied to the accuracy curve of the same checkpoints it is the control.
+    """
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1 or v.size < 2:
+        raise ValueError(f"values must be 1-D with at least 2 points; got shape {v.shape}")
+    if not np.isfinite(v).all():
+        raise ValueError("values must be finite")
+    total = float((v - np.minimum.accumulate(v)).max())
+    if total <= 0:
+        return 0.0
+    return float(max(np.diff(v).max(), 0.0) / total)
+
+
+def average_density(schedule, steps: int) -> float:
+    """Mean over training steps ``t = 0 … steps−1`` of the density ``1 − s_t`` of a sparsity schedule
+    (``step -> sparsity``): Jin et al.'s average parameter count over training, as a fraction of the
+    dense pool (their N_avg)."""
+    if not callable(schedule):
+        raise TypeError(f"schedule must be callable (step -> sparsity); got {type(schedule).__name__}")
+    steps = int(steps)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1; got {steps}")
+    return float(np.mean([1.0 - float(schedule(t)) for t in range(steps)]))
