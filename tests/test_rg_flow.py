@@ -439,3 +439,110 @@ def test_presets(cfg):
     assert cfg.preset("ci") != cfg.preset("full")
     with pytest.raises(ValueError):
         cfg.preset("huge")
+
+
+# ---------------------------------------------------------------------------
+# issue 12: exact coefficients, collapse exponent, curvature, second fixed point, estimates
+# ---------------------------------------------------------------------------
+def test_exact_leading_coefficient_known_values():
+    # n ln(1 + nu/n)/nu at n = 32: 0.929 (ReLU), 0.970 (linear); -> 1 - nu/(2n) for large n
+    assert rg.exact_leading_coefficient("relu", 32) == pytest.approx(32 * math.log(1 + 5 / 32) / 5, rel=1e-14)
+    assert rg.exact_leading_coefficient("relu", 32) == pytest.approx(0.92917, abs=1e-5)
+    assert rg.exact_leading_coefficient("linear", 32) == pytest.approx(0.96999, abs=1e-5)
+    assert rg.exact_leading_coefficient("relu", 10**6) == pytest.approx(1 - 5 / (2 * 10**6), abs=1e-10)
+    with pytest.raises(ValueError, match="activation"):
+        rg.exact_leading_coefficient("tanh", 32)
+
+
+def test_leading_coefficient_recovers_exact_fit_and_the_exact_formula():
+    t = np.linspace(0.05, 1.0, 8)
+    assert rg.leading_coefficient(0.8 * t + 0.3 * t ** 2, t, np.ones(8)) == pytest.approx(0.8, abs=1e-12)
+    # fitted on the exact product formula at small l/n, a is close to n ln(1+nu/n)/nu
+    n, L = 256, 9
+    ex = rg.exact_fourth_cumulant("relu", n, L)[1:]
+    th = 5.0 * np.arange(1, L) / n
+    assert rg.leading_coefficient(ex, th, np.ones(L - 1)) == pytest.approx(rg.exact_leading_coefficient("relu", n),
+                                                                          abs=2e-3)
+    with pytest.raises(ValueError, match="weights"):
+        rg.leading_coefficient(t, t, -np.ones(8))
+    with pytest.raises(ValueError, match="one length"):
+        rg.leading_coefficient(t, t[:3], np.ones(8))
+
+
+@given(st.floats(0.01, 10.0), st.floats(0.0, 0.5))
+@settings(max_examples=30, deadline=None)
+def test_collapse_exponent_of_power_laws(eps, p):
+    # eps ∝ n^{-p} exactly -> recovers p; error by the delta method
+    got, se = rg.collapse_exponent(eps, 0.0, eps * 4.0 ** -p, 0.0, 16, 64)
+    assert got == pytest.approx(p, abs=1e-12) and se == 0.0
+    _, se = rg.collapse_exponent(1.0, 0.1, 1.0, 0.1, 16, 64)
+    assert se == pytest.approx(math.sqrt(0.02) / math.log(4), rel=1e-12)
+
+
+def test_collapse_exponent_bad_input():
+    with pytest.raises(ValueError, match="eps_small"):
+        rg.collapse_exponent(0.0, 0.1, 1.0, 0.1, 16, 64)
+    with pytest.raises(ValueError, match="se_large"):
+        rg.collapse_exponent(1.0, 0.1, 1.0, -0.1, 16, 64)
+    with pytest.raises(ValueError, match="width_large"):
+        rg.collapse_exponent(1.0, 0.1, 1.0, 0.1, 64, 16)
+
+
+def test_exact_collapse_exponent_is_near_zero_and_one_at_fixed_depth():
+    # exact formula: at fixed (l-1)/n the exponent is small; at fixed depth it is about 1
+    e16 = rg.exact_fourth_cumulant("relu", 16, 5)[-1]      # (l-1)/n = 1/4
+    e64 = rg.exact_fourth_cumulant("relu", 64, 17)[-1]
+    assert abs(rg.collapse_exponent(e16, 0, e64, 0, 16, 64)[0]) < 0.2
+    f64 = rg.exact_fourth_cumulant("relu", 64, 5)[-1]       # same depth 5
+    # 1 at leading order; more at n = 16, where the (l/n)² terms add to the narrow network's cumulant
+    assert 0.9 < rg.collapse_exponent(e16, 0, f64, 0, 16, 64)[0] < 1.5
+
+
+def test_map_curvature_of_a_quadratic_map_and_of_the_half_stable_points():
+    # linear activation: F(K) = C_b + C_W K has zero curvature
+    assert abs(rg.map_curvature("linear", 0.1, 1.0, 2.0)) < 1e-8
+    sw, ge = rg.critical_point("swish"), rg.critical_point("gelu")
+    c_sw = rg.map_curvature("swish", *sw)
+    c_ge = rg.map_curvature("gelu", *ge)
+    assert c_sw > 1e-6 and c_ge < -1e-6            # stable from below / above
+    # a second difference, not noise: independent of delta to 1%
+    assert rg.map_curvature("swish", *sw, delta=5e-4) == pytest.approx(c_sw, rel=1e-2)
+    with pytest.raises(ValueError, match="delta"):
+        rg.map_curvature("swish", *sw, delta=0.0)
+    with pytest.raises(ValueError, match="k_star"):
+        rg.map_curvature("swish", sw.c_b, sw.c_w, -1.0)
+
+
+def test_swish_has_a_second_attracting_fixed_point_and_gelu_none():
+    sw = rg.critical_point("swish")
+    k2 = rg.second_fixed_point("swish", *sw)
+    assert k2 / sw.k_star == pytest.approx(1.019, abs=2e-3)
+    assert float(rg.flow_step("swish", sw.c_b, sw.c_w, k2)) == pytest.approx(k2, abs=1e-9)
+    assert rg.chi_parallel("swish", sw.c_w, np.array([k2]))[0] < 1
+    assert rg.second_fixed_point("gelu", *rg.critical_point("gelu")) is None
+
+
+def test_swish_c_b_ten_times_smaller_is_not_a_fixed_point():
+    sw = rg.critical_point("swish")
+    assert float(rg.flow_step("swish", sw.c_b / 10, sw.c_w, sw.k_star)) - sw.k_star == pytest.approx(-0.4996, abs=1e-3)
+
+
+def test_runners_return_monte_carlo_estimates_and_an_inconclusive_verdict():
+    from sparsebook.claims import ClaimSet, Within
+    from sparsebook.stats import Estimate
+
+    cfg = rg.CumulantConfig(activations=("linear",), width=16, depth=5, n_networks=400, n_batches=10,
+                            collapse=((8, 5), (16, 5)), collapse_networks=400, collapse_ratios=(0.25,),
+                            breakdown_ratio=0.5)
+    r = rg.run_fourth_cumulant(cfg, seed=3)
+    e = r["per_activation"]["linear"]
+    assert isinstance(e["coefficient"], Estimate) and e["coefficient"].kind == "monte carlo"
+    assert e["coefficient"].se > 0 and e["coefficient"].n == 400
+    assert isinstance(r["collapse_exponent"][0.25]["p"], Estimate)
+    assert r["breakdown"]["x"] == 0.5 and r["breakdown"]["width"] == 8
+    # 400 networks cannot decide a ±1/16 band around 1: the verdict must be inconclusive
+    c = ClaimSet("t").add("x", paper="roberts2022", statement="s", quantity="q", paper_value="1",
+                          measured=e["coefficient"], criterion=Within(1.0, atol=2 / 16))
+    assert c.verdict == "inconclusive"
+    g = rg.run_gradients(rg.GradientConfig(width=16, depth=6, n_networks=64, n_batches=4), seed=1)
+    assert all(isinstance(run["rate"], Estimate) and run["rate"].se > 0 for run in g["runs"].values())

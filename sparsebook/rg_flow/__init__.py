@@ -41,7 +41,8 @@ from sparsebook.rg_flow.figures import (
     plot_kernel_flows, plot_phase_diagram, plot_vertex_and_ntk,
 )
 from sparsebook.rg_flow.kernels import (
-    ACTIVATIONS, N_NODES, CriticalPoint, NoCriticalPoint, activation_fn, chi_parallel, chi_perp, critical_point,
+    ACTIVATIONS, N_NODES, CriticalPoint, NoCriticalPoint, activation_fn, chi_parallel, chi_perp, collapse_exponent,
+    critical_point, exact_leading_coefficient, leading_coefficient, map_curvature, second_fixed_point,
     erf_arcsin_kernel, exact_fourth_cumulant, flow_step, fourth_cumulant_estimate, fourth_cumulant_theory,
     gaussian_expectation, k0_class_constants, kernel_flow, lognormal_scales, mutual_information_coefficients,
     ntk_flow, optimal_aspect_ratio, optimal_vertex, output_mutual_information, relu_arccos_kernel,
@@ -56,6 +57,7 @@ __all__ = [
     "exact_fourth_cumulant", "ntk_flow", "two_input_flow", "relu_arccos_kernel", "erf_arcsin_kernel",
     "fourth_cumulant_estimate", "scale_mixture_entropy", "output_mutual_information", "lognormal_scales",
     "mutual_information_coefficients", "optimal_vertex", "vertex_slope", "optimal_aspect_ratio",
+    "exact_leading_coefficient", "leading_coefficient", "collapse_exponent", "map_curvature", "second_fixed_point",
     # experiments
     "sample_layer_moments", "sample_output_scales", "gradient_norms", "full_scale_device",
     "KernelFlowConfig", "PhaseDiagramConfig", "CumulantConfig", "GradientConfig", "AspectRatioConfig",

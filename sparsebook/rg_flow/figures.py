@@ -101,7 +101,7 @@ def plot_angles(angles: dict):
         ax.loglog(l, theta, color=plotting.COLORS[i], label=name)
     l = next(iter(angles.values()))[0]
     ax.loglog(l, 3 * np.pi / l, color="grey", lw=0.8, ls="--", label="3π/l")
-    plotting.label(ax, "layer l", "angle θ^(l) between the inputs (rad)", "two inputs, orthogonal at l = 1")
+    plotting.label(ax, "layer l", "angle θ^(l) between the inputs (rad)", "two inputs at 60° at l = 1, criticality")
     return plotting.finish(fig)
 
 
