@@ -27,8 +27,11 @@ Where each part lives:
 - :mod:`sparsebook.essential_sparsity.figures`: one plotting function per figure, and
   ``knee_table``.
 
-This module only re-exports the chapter's public names (and ``_data``, the cached digits
-split, which the chapter's notebook reads).
+Every training-based claim rests on several seeds: :func:`run_seed` runs every experiment for one
+seed, :func:`run_seeds` runs ``N_SEEDS[scale]`` seeds on worker processes, :func:`collect` stacks one
+quantity over seeds for :mod:`sparsebook.stats`.
+
+This module only re-exports the chapter's public names.
 """
 from sparsebook.essential_sparsity.experiments import (
     N_SEEDS, ArchitectureConfig, DataAmountConfig, EmergenceConfig, FinetuneConfig, GradualConfig, JourneyConfig, NMTrainConfig,
@@ -38,7 +41,8 @@ from sparsebook.essential_sparsity.experiments import (
     small_cnn, sort_task, train_parent, transformer_pool,
 )
 from sparsebook.essential_sparsity.figures import (
-    knee_table, plot_emergence, plot_journey, plot_objectives, plot_oneshot, plot_sparse_training, plot_transformer,
+    band, knee_table, plot_emergence, plot_journey, plot_objectives, plot_oneshot, plot_soups_nm, plot_sparse_training,
+    plot_transformer,
 )
 from sparsebook.essential_sparsity.kernels import (
     KNEE_METHODS, apply_masks, average_density, average_state_dicts, largest_rise_fraction, cubic_sparsity_schedule, erk_densities,
@@ -60,5 +64,5 @@ __all__ = [
     "_data",  # private, but the notebook (which must not be edited) reads es._data
     # figures and tables
     "knee_table", "plot_oneshot", "plot_objectives", "plot_emergence", "plot_sparse_training", "plot_journey",
-    "plot_transformer",
+    "plot_transformer", "plot_soups_nm", "band",
 ]

@@ -495,7 +495,7 @@ class EmergenceConfig:
     """Essential sparsity (``delta`` knee, 1 point of accuracy) of checkpoints taken every ``every`` steps."""
 
     parent: ParentConfig = field(default_factory=lambda: ParentConfig(lr=2e-4, steps=600))
-    every: int = 25
+    every: int = 30
     min_accuracy: float = 0.5  # checkpoints whose dense accuracy is below this are not scored
     sparsities: tuple = field(default_factory=lambda: _grid("ci"))
 
@@ -590,7 +590,7 @@ class GradualConfig:
 
     parent: ParentConfig = field(default_factory=ParentConfig)
     sparsities: tuple = (0.9, 0.97, 0.99)
-    steps: int = 200
+    steps: int = 150
     lr: float = 1e-3
     dt: int = 10
     prune_fraction: float = 0.75  # the cubic ramp ends at this fraction of the retraining steps
