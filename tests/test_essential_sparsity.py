@@ -573,3 +573,20 @@ def test_masked_training_zeroes_the_gradients_of_pruned_weights():
     model.zero_grad()
     model(torch.randn(4, 64)).sum().backward()
     assert (model[0].weight.grad[~masks["0.weight"]] != 0).any()
+
+
+def test_global_magnitude_mask_matches_torch_nn_utils_prune():
+    """The authors' tool, torch.nn.utils.prune.global_unstructured (L1), removes the same weights (no ties)."""
+    import torch.nn.utils.prune as tprune
+
+    torch.manual_seed(5)
+    net = torch.nn.Sequential(torch.nn.Linear(20, 30), torch.nn.ReLU(), torch.nn.Linear(30, 7))
+    ws = {"0.weight": net[0].weight.detach().clone(), "2.weight": net[2].weight.detach().clone()}
+    for s in (0.3, 0.75, 0.9):
+        ours = es.magnitude_mask(ws, s)
+        ref_net = torch.nn.Sequential(torch.nn.Linear(20, 30), torch.nn.ReLU(), torch.nn.Linear(30, 7))
+        ref_net.load_state_dict(net.state_dict())
+        tprune.global_unstructured([(ref_net[0], "weight"), (ref_net[2], "weight")], pruning_method=tprune.L1Unstructured,
+                                   amount=es.n_pruned(s, 20 * 30 + 30 * 7))
+        assert torch.equal(ours["0.weight"], ref_net[0].weight_mask.bool())
+        assert torch.equal(ours["2.weight"], ref_net[2].weight_mask.bool())

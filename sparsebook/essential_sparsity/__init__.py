@@ -35,7 +35,7 @@ This module only re-exports the chapter's public names.
 """
 from sparsebook.essential_sparsity.experiments import (
     N_SEEDS, ArchitectureConfig, DataAmountConfig, EmergenceConfig, FinetuneConfig, GradualConfig, JourneyConfig, NMTrainConfig,
-    ObjectiveConfig, OneShotConfig, ParentConfig, RandomPruningConfig, SoupConfig, TransformerConfig, _data,
+    ObjectiveConfig, OneShotConfig, ParentConfig, RandomPruningConfig, SoupConfig, TransformerConfig,
     collect, evaluate, prunable, run_architecture, run_finetune, run_seed, run_seeds, run_data_amount, run_emergence, run_gradual, run_journey,
     run_nm_training, run_objectives, run_oneshot, run_random_pruning, run_soups, run_transformer_oneshot,
     small_cnn, sort_task, train_parent, transformer_pool,
@@ -61,7 +61,6 @@ __all__ = [
     "NMTrainConfig", "FinetuneConfig", "run_finetune", "run_seed", "run_seeds", "collect", "N_SEEDS", "train_parent", "run_oneshot", "run_objectives", "run_data_amount", "run_emergence",
     "run_random_pruning", "run_gradual", "run_journey", "run_soups", "run_nm_training",
     "sort_task", "TransformerConfig", "transformer_pool", "run_transformer_oneshot", "prunable", "evaluate",
-    "_data",  # private, but the notebook (which must not be edited) reads es._data
     # figures and tables
     "knee_table", "plot_oneshot", "plot_objectives", "plot_emergence", "plot_sparse_training", "plot_journey",
     "plot_transformer", "plot_soups_nm", "band",

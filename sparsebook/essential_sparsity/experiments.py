@@ -509,9 +509,9 @@ class EmergenceConfig:
 def run_emergence(config: EmergenceConfig, seed: int = 0) -> dict:
     """``{"steps", "dense_acc", "essential", "scored", "jump_fraction", "jump_step"}``.
 
-    ``jump_fraction`` = (largest rise of the essential sparsity between consecutive
-    scored checkpoints) / (its total rise from the first scored checkpoint to its
-    maximum); a smooth rise over K checkpoints gives about 1/K, a single jump 1.
+    ``jump_fraction`` = :func:`largest_rise_fraction` of the essential sparsity over the
+    scored checkpoints (largest rise between consecutive checkpoints / total rise); a smooth
+    rise over K checkpoints gives about 1/K, a single jump 1.
     ``acc_jump_fraction`` is the same statistic on the dense accuracy of the same checkpoints
     (the control: a curve that merely saturates fast scores high too).
     """
