@@ -498,7 +498,8 @@ def _row_html(r: dict, with_chapter: bool = False) -> str:
     if r.get("note"):
         details.append(f"<b>note</b>: {html.escape(str(r['note']))}")
     where = f'<a href="{chapter}.html">{html.escape(chapter)}</a> · ' if with_chapter else ""
-    claim = (f"{where}<b>{html.escape(slug)}</b><br>{html.escape(str(r['statement']))}{cite}"
+    title = html.escape(r["id"])
+    claim = (f"{where}<b title=\"{title}\">{html.escape(slug)}</b><br>{html.escape(str(r['statement']))}{cite}"
              f"<details><summary>details</summary>{'<br>'.join(details)}</details>")
     paper = html.escape(str(r.get("paper_value", "")))
     if r.get("source"):
@@ -506,7 +507,7 @@ def _row_html(r: dict, with_chapter: bool = False) -> str:
     measured = f"{html.escape(str(r.get('measured_text', '')))}<br><small>{html.escape(str(r.get('basis', '')))}</small>"
     verdict_html = f'<span style="{_VERDICT_STYLE[verdict]}">{html.escape(verdict)}</span>'
     cells = (claim, paper if not is_check else html.escape(str(r.get("paper_value", ""))), measured, verdict_html)
-    return (f'<tr data-chapter="{html.escape(chapter)}" data-verdict="{html.escape(verdict)}">'
+    return (f'<tr data-id="{html.escape(r["id"])}" data-chapter="{html.escape(chapter)}" data-verdict="{html.escape(verdict)}">'
             + "".join(f'<td style="{_CELL_STYLE}">{c}</td>' for c in cells) + "</tr>")
 
 
@@ -719,7 +720,6 @@ class Scoreboard:
         bx.set_yticks(y, [""] * len(names))
         plotting.label(bx, "checks (count)", "chapter (as left)", "Consistency checks")
         bx.legend(loc="lower right", fontsize=7, frameon=False)
-        fig.tight_layout()
         return plotting.finish(fig, legend=False)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
