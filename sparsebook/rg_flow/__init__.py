@@ -32,12 +32,13 @@ Where each part lives:
   :func:`cumulant_table`.
 """
 from sparsebook.rg_flow.experiments import (
-    AspectRatioConfig, CumulantConfig, GradientConfig, KernelFlowConfig, PhaseDiagramConfig, full_scale_device,
+    AspectRatioConfig, CumulantConfig, GradientConfig, KernelFlowConfig, PhaseDiagramConfig, PolyComConfig, PolyReLU,
+    full_scale_device, polyrelu_init, run_polycom,
     gradient_norms, run_aspect_ratio, run_fourth_cumulant, run_gradients, run_kernel_flows, run_phase_diagram,
     sample_layer_moments, sample_output_scales,
 )
 from sparsebook.rg_flow.figures import (
-    cumulant_table, plot_angles, plot_aspect_ratio, plot_fourth_cumulant, plot_gradients, plot_half_stable,
+    cumulant_table, plot_angles, plot_aspect_ratio, plot_polycom, plot_fourth_cumulant, plot_gradients, plot_half_stable,
     plot_kernel_flows, plot_phase_diagram, plot_vertex_and_ntk,
 )
 from sparsebook.rg_flow.kernels import (
@@ -62,7 +63,8 @@ __all__ = [
     "sample_layer_moments", "sample_output_scales", "gradient_norms", "full_scale_device",
     "KernelFlowConfig", "PhaseDiagramConfig", "CumulantConfig", "GradientConfig", "AspectRatioConfig",
     "run_kernel_flows", "run_phase_diagram", "run_fourth_cumulant", "run_gradients", "run_aspect_ratio",
+    "PolyReLU", "polyrelu_init", "PolyComConfig", "run_polycom",
     # figures
     "plot_kernel_flows", "plot_half_stable", "plot_phase_diagram", "plot_vertex_and_ntk", "plot_angles",
-    "plot_fourth_cumulant", "plot_gradients", "plot_aspect_ratio", "cumulant_table",
+    "plot_fourth_cumulant", "plot_gradients", "plot_aspect_ratio", "cumulant_table", "plot_polycom",
 ]

@@ -537,3 +537,93 @@ def run_aspect_ratio(config: AspectRatioConfig, seed: int = 0) -> dict:
     return {"config": config, "series": series, "x_star": x_star, "nu": nu,
             "r_star": {name: x_star / v for name, v in nu.items()},
             "x_curve": x_curve, "exact": exact, "real": real}
+
+
+# ---------------------------------------------------------------------------
+# PolyCom (Zhuo et al. 2025): polynomial composition activations
+# ---------------------------------------------------------------------------
+class PolyReLU(torch.nn.Module):
+    """PolyReLU of order ``r`` (Zhuo et al. 2025, PolyCom): ``σ(x) = a₀ + Σ_{i=1}^{r} a_i ReLU(x)^i``.
+
+    The coefficients are learned (one set per layer), initialised at ``a₀ = 0`` and ``a_i = 1/r``.
+    """
+
+    def __init__(self, order: int = 3):
+        super().__init__()
+        self.order = check_int(order, "order", 1)
+        self.weight = torch.nn.Parameter(torch.full((self.order,), 1.0 / self.order))
+        self.bias = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        r = torch.relu(x)
+        out = self.bias + self.weight[0] * r
+        p = r
+        for i in range(1, self.order):
+            p = p * r
+            out = out + self.weight[i] * p
+        return out
+
+
+def polyrelu_init(z, order: int = 3):
+    """PolyReLU at its initialisation, ``(1/r) Σ_{i=1}^{r} ReLU(z)^i``, on JAX arrays (for the criticality classifier)."""
+    r = jnp.maximum(z, 0.0)
+    return sum(r ** i for i in range(1, order + 1)) / order
+
+
+@dataclass(frozen=True)
+class PolyComConfig:
+    """PolyReLU against ReLU and GELU in the same MLP on the digits (training loss per step).
+
+    ``sizes``: the MLP; Adam at ``lr`` for ``steps`` minibatch steps of ``batch_size``; one network
+    per seed and activation, seeds trained as one batched computation (:func:`sparsebook.train.fit_seeds`).
+    """
+
+    activations: tuple = ("polyrelu", "relu", "gelu")
+    sizes: tuple = (64, 64, 64, 10)
+    steps: int = 200
+    lr: float = 1e-3
+    batch_size: int = 64
+    seeds: tuple = (0, 1, 2, 3, 4)
+
+    @classmethod
+    def preset(cls, scale: str = "ci") -> "PolyComConfig":
+        check_scale(scale)
+        return cls() if scale == "ci" else cls(sizes=(64, 256, 256, 10), steps=2000, seeds=tuple(range(10)))
+
+
+def _polycom_model(sizes, activation):
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(torch.nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(PolyReLU() if activation == "polyrelu" else
+                          {"relu": torch.nn.ReLU, "gelu": torch.nn.GELU}[activation]())
+    return torch.nn.Sequential(*layers)
+
+
+def run_polycom(config: PolyComConfig, seed: int = 0) -> dict:
+    """Training-loss curves ``[steps, K]`` per activation on the digits, and per seed the mean training
+    loss over all steps (the area under the loss curve: lower means faster convergence) and over the
+    last 10% of steps.  Seed ``k`` of every activation shares its batch order (paired comparison);
+    the weights of the linear layers are the same too, since the activation's own parameters are
+    created after them.  ``seed`` offsets ``config.seeds``."""
+    from sparsebook.data import digits
+    from sparsebook.train import fit_seeds
+
+    for a in config.activations:
+        if a not in ("polyrelu", "relu", "gelu"):
+            raise ValueError(f"activations must be among 'polyrelu', 'relu', 'gelu'; got {a!r}")
+    seed_everything(seed)
+    d = digits(seed=0)
+    x, y = torch.as_tensor(d["x_train"]), torch.as_tensor(d["y_train"])
+    seeds = [seed + s for s in config.seeds]
+    out = {"config": config, "curves": {}, "auc": {}, "final": {}}
+    tail = max(1, config.steps // 10)
+    for a in config.activations:
+        r = fit_seeds(lambda: _polycom_model(config.sizes, a), x, y, seeds, steps=config.steps, lr=config.lr,
+                      batch_size=config.batch_size)
+        loss = np.asarray(r["loss"], dtype=float)            # [steps, K]
+        out["curves"][a] = loss
+        out["auc"][a] = loss.mean(0)
+        out["final"][a] = loss[-tail:].mean(0)
+    return out

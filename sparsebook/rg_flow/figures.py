@@ -192,3 +192,19 @@ def cumulant_table(res: dict):
             rows[f"{name}: measured / exact cumulant, layers 2..L"] = e["exact_ratio"]
     cfg = res["config"]
     return Results(rows, title=f"{cfg.n_networks} networks per activation, width {cfg.width}, depth {cfg.depth}")
+
+
+def plot_polycom(res: dict):
+    """Training loss against step for PolyReLU, ReLU and GELU: mean over seeds, band = min..max over seeds."""
+    from sparsebook import plotting
+
+    fig, (ax,) = plotting.figure(ncols=1)
+    for i, (name, loss) in enumerate(res["curves"].items()):
+        steps = np.arange(1, loss.shape[0] + 1)
+        ax.plot(steps, loss.mean(1), color=plotting.COLORS[i], lw=1.2, label=f"{name} (mean of {loss.shape[1]} seeds)")
+        ax.fill_between(steps, loss.min(1), loss.max(1), color=plotting.COLORS[i], alpha=0.2, lw=0)
+    ax.set_yscale("log")
+    cfg = res["config"]
+    plotting.label(ax, "training step", "minibatch cross-entropy (nats)",
+                   f"digits, MLP {'-'.join(map(str, cfg.sizes))}, Adam {cfg.lr:g}; band: seed range")
+    return plotting.finish(fig)
