@@ -356,6 +356,7 @@ class Claim:
     source : str        where the paper prints its value (figure, table, section, equation)
     kind : str          ``"reproduction"`` or ``"check"``
     digits : int        significant digits for one-run values
+    unit : str          unit of the measured value, shown after it (e.g. ``"bits"``)
     """
 
     id: str
@@ -370,6 +371,7 @@ class Claim:
     source: str = ""
     kind: str = REPRODUCTION
     digits: int = 3
+    unit: str = ""
 
     def __post_init__(self):
         if not isinstance(self.criterion, Criterion):
@@ -401,6 +403,14 @@ class Claim:
         return v
 
     def measured_text(self) -> str:
+        text = self._measured_text()
+        if not self.unit:
+            return text
+        if " [" in text:  # "value [lo, hi] (n seeds)": the unit goes after the interval
+            return text.replace(" (", f" {self.unit} (", 1) if text.endswith(")") else f"{text} {self.unit}"
+        return f"{text} {self.unit}"
+
+    def _measured_text(self) -> str:
         m = self.measured
         if isinstance(m, Estimate):
             return m.text() if m.kind != "single" else fmt(m.value, self.digits)
@@ -591,14 +601,14 @@ class ClaimSet:
         return self._new(slug, **kwargs)
 
     def check(self, slug: str, *, statement: str, quantity: str, measured: Any, criterion: Criterion,
-              paper: str = "sparsebook", expected: str = "", note: str = "", digits: int = 3) -> Claim:
+              paper: str = "sparsebook", expected: str = "", note: str = "", digits: int = 3, unit: str = "") -> Claim:
         """Create, store and return the consistency check ``<chapter>/<slug>``.
 
         ``expected`` is what theory says the quantity should be (shown as its paper value).
         """
         return self._new(slug, paper=paper, statement=statement, quantity=quantity,
                          paper_value=expected or criterion.describe(), measured=measured,
-                         criterion=criterion, note=note, kind=CHECK, digits=digits)
+                         criterion=criterion, note=note, kind=CHECK, digits=digits, unit=unit)
 
     def records(self) -> list[dict]:
         return [c.record() for c in self.claims]
@@ -700,7 +710,7 @@ class Scoreboard:
         summ = self.summary()
         names = list(summ)[::-1]
         fig, (ax, bx) = plotting.figure(ncols=2, gridspec_kw={"width_ratios": [3, 1]})
-        fig.set_size_inches(7.5, 0.45 * len(names) + 1.6)
+        fig.set_size_inches(7.5, 0.45 * len(names) + 2.0)
         y = np.arange(len(names))
         left = np.zeros(len(names))
         for v in VERDICTS:
@@ -712,34 +722,37 @@ class Scoreboard:
             left += n
         ax.set_yticks(y, names)
         plotting.label(ax, "reproductions (count)", "chapter", "Reproductions by verdict")
-        ax.legend(loc="lower right", fontsize=7, frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=4, fontsize=7, frameon=False)
         ok = np.array([summ[k]["checks passing"] for k in names], dtype=float)
         bad = np.array([summ[k]["checks"] - summ[k]["checks passing"] for k in names], dtype=float)
         bx.barh(y, ok, color=VERDICT_COLORS[PASSES], height=0.6, label="passes")
         bx.barh(y, bad, left=ok, color=VERDICT_COLORS[FAILS], height=0.6, label="fails or inconclusive")
         bx.set_yticks(y, [""] * len(names))
         plotting.label(bx, "checks (count)", "chapter (as left)", "Consistency checks")
-        bx.legend(loc="lower right", fontsize=7, frameon=False)
+        bx.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1, fontsize=7, frameon=False)
         return plotting.finish(fig, legend=False)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         cols = VERDICTS + ("total",)
-        cell = f'style="{_CELL_STYLE};text-align:right"'
+        plain = "vertical-align:top;padding:3px 4px;overflow-wrap:normal;word-break:normal"
+        cell = f'style="{plain};text-align:right"'
         rows = []
         for k, s in list(self.summary().items()) + [("all chapters", summarize(self.records()))]:
-            name = html.escape(k) if k == "all chapters" else f'<a href="{k}.html">{html.escape(k)}</a>'
+            label = html.escape(k).replace("_", "_<wbr>")
+            name = label if k == "all chapters" else f'<a href="{k}.html">{label}</a>'
             b = basis_counts(self.per_chapter.get(k, self.records()))
-            rows.append(f'<tr><td style="{_CELL_STYLE}">{name}</td>' + "".join(f"<td {cell}>{s[c]}</td>" for c in cols)
+            rows.append(f'<tr><td style="{plain}">{name}</td>' + "".join(f"<td {cell}>{s[c]}</td>" for c in cols)
                         + f"<td {cell}>{s['checks passing']}/{s['checks']}</td>"
                         + f"<td {cell}>{b['≥ 5 seeds']}</td><td {cell}>{b['Monte Carlo'] + b['exact'] + b['computed']}</td>"
                         + f"<td {cell}>{b['1 run'] + b['2-4 seeds']}</td></tr>")
         short = {REPRODUCED: "repro&shy;duced", PARTIAL: "partial", INCONCLUSIVE: "incon&shy;clusive",
                  NOT_REPRODUCED: "not repro&shy;duced", "total": "total"}
-        head = (f'<tr><th style="{_CELL_STYLE};width:19%">chapter</th>'
-                + "".join(f'<th style="{_CELL_STYLE}">{short[c]}</th>' for c in cols)
-                + f'<th style="{_CELL_STYLE}">checks passing</th><th style="{_CELL_STYLE}">on ≥ 5 seeds</th>'
-                  f'<th style="{_CELL_STYLE}">exact or Monte Carlo</th><th style="{_CELL_STYLE}">one run</th></tr>')
-        summary = (f'<table class="sparsebook-summary" style="{_TABLE_STYLE}"><thead>{head}</thead>'
+        th = f'style="{plain};text-align:right;font-weight:bold"'
+        head = (f'<tr><th style="{plain}">chapter</th>' + "".join(f"<th {th}>{short[c]}</th>" for c in cols)
+                + f"<th {th}>checks passing</th><th {th}>on ≥ 5 seeds</th>"
+                  f"<th {th}>exact or Monte Carlo</th><th {th}>one run</th></tr>")
+        summary = (f'<table class="sparsebook-summary" style="width:100%;border-collapse:collapse;font-size:0.8em">'
+                   f'<thead>{head}</thead>'
                    f'<tbody>{"".join(rows)}</tbody></table>')
         recs = self.records()
         repro = [r for r in recs if r.get("kind", REPRODUCTION) == REPRODUCTION]
@@ -757,8 +770,11 @@ class Scoreboard:
             "document.querySelectorAll('table.sparsebook-claims tbody tr').forEach(function(r){"
             "var show=(!c||r.dataset.chapter===c)&&(!v||r.dataset.verdict===v);r.style.display=show?'':'none';"
             "if(show)n++;});document.getElementById('sb-filter-count').textContent=n+' rows';}"
-            "['sb-filter-chapter','sb-filter-verdict'].forEach(function(id){var e=document.getElementById(id);"
-            "if(e)e.addEventListener('change',f);});if(document.getElementById('sb-filter-count'))f();})();</script>")
+            "function init(){['sb-filter-chapter','sb-filter-verdict'].forEach(function(id){"
+            "var e=document.getElementById(id);if(e)e.addEventListener('change',f);});"
+            "if(document.getElementById('sb-filter-count'))f();}"
+            "if(document.readyState==='loading'){document.addEventListener('DOMContentLoaded',init);}else{init();}"
+            "})();</script>")
         body = (summary + controls
                 + _render_html(repro, REPRODUCTION, "Reproductions", with_chapter=True, table_id="sb-reproductions"))
         if checks:

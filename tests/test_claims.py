@@ -153,3 +153,13 @@ def test_checks_are_kept_apart_from_reproductions():
     assert html_table.index("Reproductions") < html_table.index("Consistency checks")
     assert recs[0]["basis"] == "5 seeds" and recs[0]["measured"]["n"] == 5
     assert basis_counts(recs)["≥ 5 seeds"] == 1
+
+
+def test_unit_follows_the_measured_value_and_its_interval():
+    cs = ClaimSet("demo")
+    a = cs.add("a", paper="p", statement="s", quantity="q", paper_value="v", measured=exact(0.25), criterion=AtMost(1),
+               unit="bits")
+    b = cs.add("b", paper="p", statement="s", quantity="q", paper_value="v",
+               measured=from_seeds([1.0, 1.1, 0.9, 1.0, 1.05]), criterion=AtLeast(0), unit="bits")
+    assert a.record()["measured_text"] == "0.25 bits"
+    assert b.record()["measured_text"].endswith("bits (5 seeds)")
