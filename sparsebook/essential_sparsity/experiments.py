@@ -97,7 +97,7 @@ class ParentConfig:
 
     width: int = 256
     depth: int = 2
-    steps: int = 400
+    steps: int = 300
     lr: float = 1e-3
     batch_size: int = 64
     weight_decay: float = 0.0
@@ -461,7 +461,7 @@ class DataAmountConfig:
     """Parents trained on growing fractions of the training set (same steps), pruned one-shot."""
 
     parent: ParentConfig = field(default_factory=ParentConfig)
-    fractions: tuple = (0.1, 0.3, 1.0)
+    fractions: tuple = (0.1, 1.0)
     sparsities: tuple = field(default_factory=lambda: _grid("ci"))
 
     @classmethod
@@ -494,7 +494,7 @@ def run_data_amount(config: DataAmountConfig, seed: int = 0) -> dict:
 class EmergenceConfig:
     """Essential sparsity (``delta`` knee, 1 point of accuracy) of checkpoints taken every ``every`` steps."""
 
-    parent: ParentConfig = field(default_factory=lambda: ParentConfig(lr=2e-4, steps=600))
+    parent: ParentConfig = field(default_factory=lambda: ParentConfig(lr=2e-4, steps=450))
     every: int = 30
     min_accuracy: float = 0.5  # checkpoints whose dense accuracy is below this are not scored
     sparsities: tuple = field(default_factory=lambda: _grid("ci"))
@@ -543,7 +543,7 @@ class RandomPruningConfig:
 
     widths: tuple = (32, 256)
     density: float = 0.1
-    steps: int = 400
+    steps: int = 300
     lr: float = 1e-3
     batch_size: int = 64
     depth: int = 2
@@ -661,7 +661,7 @@ class JourneyConfig:
 
     width: int = 256
     depth: int = 2
-    steps: int = 400
+    steps: int = 300
     lr: float = 1e-3
     batch_size: int = 64
     sparsity: float = 0.97
