@@ -155,18 +155,67 @@ def test_cats_threshold_rejects_sparsity_outside_unit_interval(s):
         L.cats_threshold(torch.ones(3, 2), s)
 
 
-def test_chess_thresholds_cut_each_channel_equally():
+def test_chess_thresholds_known_values():
+    """One importance cutoff T per layer, tau_i = sqrt(T)/c_i (the authors' rule, ZeonfaiHo/CHESS)."""
+    a = torch.tensor([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0], [4.0, 4.0]])
+    c = torch.tensor([1.0, 2.0])
+    # importances a^2 c^2: channel 0 -> 1, 4, 9, 16; channel 1 -> 4, 16, 36, 64
+    # their 0.5-quantile over all 8 entries (linear interpolation) is (9 + 16) / 2 = 12.5
+    t = L.chess_thresholds(a, c, 0.5)
+    assert torch.allclose(t, torch.tensor([math.sqrt(12.5), math.sqrt(12.5) / 2]), atol=1e-6)
+    assert torch.equal(L.chess_thresholds(a, c, 0.0), torch.zeros(2))
+
+
+def test_chess_gives_channels_different_sparsities_and_the_target_overall():
     g = torch.Generator().manual_seed(1)
-    scale = torch.tensor([0.1, 1.0, 10.0])
-    cal = torch.randn(5000, 3, generator=g) * scale
-    held = torch.randn(5000, 3, generator=g) * scale
-    t = L.chess_thresholds(cal, 0.7)
-    assert t.shape == (3,)
-    per_channel = (L.apply_threshold(held, t) == 0).double().mean(0)
-    assert torch.allclose(per_channel, torch.full((3,), 0.7, dtype=torch.float64), atol=0.02)
-    # one CATS threshold instead kills the small channel and keeps the large one
-    one = (L.apply_threshold(held, L.cats_threshold(cal, 0.7)) == 0).double().mean(0)
-    assert one[0] > 0.99 and one[2] < 0.2
+    cal = torch.randn(5000, 3, generator=g).abs()
+    held = torch.randn(5000, 3, generator=g).abs()
+    c = torch.tensor([0.1, 1.0, 10.0])
+    t = L.chess_thresholds(cal, c, 0.7)
+    cut = (L.apply_threshold(held, t) == 0).double()
+    assert float(cut.mean()) == pytest.approx(0.7, abs=0.02)          # the layer's target
+    per_channel = cut.mean(0)
+    assert per_channel[0] > 0.99 and per_channel[2] < 0.2             # the small-scale channel is cut first
+    # the cut is a cut on importance: kept entries are exactly those with (a c)^2 above one cutoff
+    imp = (held * c) ** 2
+    kept = L.apply_threshold(held, t) != 0
+    assert float(imp[kept].min()) >= float(imp[~kept].max()) - 1e-4
+
+
+def test_chess_thresholds_reject_bad_scale():
+    with pytest.raises(ValueError, match="scale"):
+        L.chess_thresholds(torch.ones(4, 3), torch.ones(2), 0.5)
+    with pytest.raises(ValueError, match="scale"):
+        L.chess_thresholds(torch.ones(4, 2), torch.tensor([1.0, 0.0]), 0.5)
+    with pytest.raises(ValueError, match="sparsity"):
+        L.chess_thresholds(torch.ones(4, 2), torch.ones(2), 1.0)
+
+
+def test_firing_frequency_core_neurons_and_jaccard():
+    a = torch.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]])
+    assert torch.allclose(L.firing_frequency(a), torch.tensor([0.5, 0.0, 1.0], dtype=torch.float64))
+    # token core (alpha 0.5): units at or above the median of the row's positive activations
+    x = torch.tensor([[4.0, 3.0, 1.0, 0.0], [4.0, 1.0, 3.0, -1.0]])
+    assert torch.equal(L.core_neurons(x, alpha=0.5, beta=1.0), torch.tensor([True, False, False, False]))
+    assert torch.equal(L.core_neurons(x, alpha=0.5, beta=0.5), torch.tensor([True, True, True, False]))
+    assert L.jaccard(torch.tensor([True, True, False]), torch.tensor([True, False, True])) == pytest.approx(1 / 3)
+    assert L.jaccard(torch.zeros(3, dtype=torch.bool), torch.zeros(3, dtype=torch.bool)) == 1.0
+    with pytest.raises(ValueError, match="alpha"):
+        L.core_neurons(x, alpha=1.0)
+    with pytest.raises(ValueError, match="beta"):
+        L.core_neurons(x, beta=0.0)
+    with pytest.raises(ValueError, match="shape"):
+        L.jaccard(torch.ones(2, dtype=torch.bool), torch.ones(3, dtype=torch.bool))
+
+
+@settings(max_examples=30, deadline=None)
+@given(arrays(np.float32, (6, 5), elements=finite), st.floats(0.0, 0.95), st.floats(0.05, 1.0))
+def test_core_neurons_shrink_as_alpha_rises(a, alpha, beta):
+    """Raising alpha keeps fewer token-core units, so the sentence core can only shrink."""
+    t = torch.as_tensor(a)
+    lo = L.core_neurons(t, alpha=alpha * 0.5, beta=beta)
+    hi = L.core_neurons(t, alpha=alpha, beta=beta)
+    assert bool((hi & ~lo).sum() == 0)
 
 
 def test_fatrelu_and_deft():
@@ -216,6 +265,14 @@ def test_cett_known_values_and_threshold():
     t = L.cett_threshold(a, w, 0.6)
     assert 3.0 <= t < 4.0
     assert L.cett(a, w, t) <= 0.6
+
+
+@settings(max_examples=25, deadline=None)
+@given(arrays(np.float32, (4, 6), elements=st.floats(0, 5, width=32)), st.floats(0.0, 1.0))
+def test_cett_threshold_meets_its_target(a, target):
+    w = torch.as_tensor(np.random.default_rng(0).standard_normal((3, 6)), dtype=torch.float32)
+    t = L.cett_threshold(torch.as_tensor(a), w, target)
+    assert L.cett(torch.as_tensor(a), w, t) <= target + 1e-9
 
 
 def test_ppl_p_sparsity_respects_the_loss_budget():
@@ -322,7 +379,8 @@ def test_penalty_reaches_the_activations():
 
 
 @pytest.mark.parametrize("cls", [L.EmergenceConfig, L.ConditionsConfig, L.ScalingConfig, L.TopKConfig,
-                                 L.ActivationsConfig, L.SpeedConfig, L.MixerConfig])
+                                 L.ActivationsConfig, L.SpeedConfig, L.MixerConfig, L.TransformerScalingConfig,
+                                 L.FamilyConfig])
 def test_presets(cls):
     ci, full = cls.preset("ci"), cls.preset("full")
     assert ci != full
@@ -345,25 +403,97 @@ def test_run_speed_is_exact():
     np.testing.assert_allclose(r["ideal"], [1.0, 10.0])
 
 
+def _tiny_emergence():
+    return L.EmergenceConfig(d_model=8, ff=16, layers=1, tf_batch=8, tf_steps=20, mlp_width=16, mlp_steps=20,
+                             eval_rows=128, every=10)
+
+
 def test_runners_plumbing_on_a_tiny_config():
     """Every runner of the chapter runs end to end and returns fractions in [0, 1]."""
-    ec = L.EmergenceConfig(d_model=8, ff=16, layers=1, tf_batch=8, tf_steps=20, mlp_width=16, mlp_steps=20,
-                           eval_rows=128, every=10)
+    ec = _tiny_emergence()
     em = L.run_emergence(ec)
     assert list(em["transformer"]["steps"]) == [0, 10, 20]
     assert 0 <= em["mlp"]["final"]["nonzero"]["acts.0"] <= 1
+    assert em["mlp"]["firing"].shape == (16,)
     ac = L.run_activations(L.ActivationsConfig(emergence=ec, finetune_steps=12, stage_ends=(4, 8, 12),
-                                               targets=(0.5,), ppl_rows=8))
+                                               targets=(0.5,), ppl_rows=8, ppl_every=10))
     assert ac["models"]["silu"]["nonzero"] == 1.0          # SiLU is never exactly zero
+    assert list(ac["ppl_trace"]["step"]) == [10, 20]
     assert abs(ac["thresholds"][0]["cats_sparsity"] - 0.5) < 0.1
-    assert set(ac["finetune"]) == {"SiLU, continued", "ReLU substituted", "ReLU + ProSparse L1", "ReLU + DEFT density"}
-    tk = L.run_topk(L.TopKConfig(width=16, k=2, steps=10, seeds=1))
+    assert abs(ac["thresholds"][0]["chess_sparsity"] - 0.5) < 0.15
+    assert set(ac["finetune"]) == {"SiLU, continued", "ReLU substituted", "ReLU + ProSparse L1", "ReLU + constant L1",
+                                   "ReLU + DEFT density", "ProSparse + FATReLU"}
+    # FATReLU only adds zeros to the ProSparse model
+    assert ac["finetune"]["ProSparse + FATReLU"]["nonzero"] <= ac["finetune"]["ReLU + ProSparse L1"]["nonzero"]
+    tk = L.run_topk(L.TopKConfig(width=16, k=2, steps=10))
     assert tk["topk"]["clean"]["nonzero"] == pytest.approx(2 / 16)
     sc = L.ScalingConfig(widths=(8, 16), depths=(1, 2), depth_width=8, data_sizes=(64,), width=8, steps=10,
                          eval_rows=64)
     assert len(L.run_scaling(sc)["width_nonzero"]) == 2
     assert len(L.run_data(sc)["nonzero"]) == 2
     assert len(L.run_conditions(L.ConditionsConfig(width=8, steps=10, eval_rows=64))) == len(L.CONDITIONS)
+    fam = L.run_family(L.FamilyConfig(emergence=ec, prefix=8, sequences=6))
+    assert 0 <= fam["core_same"] <= 1 and fam["core_loss_ratio"] > 0 and fam["flow_chance"] == 0.25
+
+
+def test_cached_models_are_fresh_copies():
+    """Modifying a model a runner returns must not change the cached one (no mutation of cached models)."""
+    from sparsebook.lazy_neurons.experiments import _transformer_run
+
+    ec = _tiny_emergence()
+    m1 = _transformer_run(ec, 0)[0]
+    with torch.no_grad():
+        for p in m1.parameters():
+            p.zero_()
+    m2 = _transformer_run(ec, 0)[0]
+    assert any(float(p.detach().abs().sum()) > 0 for p in m2.parameters())
+
+
+def test_topk_runs_feed_from_seeds():
+    """Per-seed runner outputs become estimates over seeds: n, mean, interval and the paired differences."""
+    from sparsebook.stats import from_seeds, paired_difference
+
+    cfg = L.TopKConfig(width=16, k=2, steps=10)
+    runs = [{"topk": L.run_topk(cfg, s)} for s in range(3)]
+    est = L.topk_estimates(runs)
+    acc = [r["topk"]["dense"]["clean"]["accuracy"] for r in runs]
+    e = est["dense, clean: accuracy"]
+    assert e.kind == "seeds" and e.n == 3 and e.value == pytest.approx(np.mean(acc))
+    assert e == from_seeds(acc)
+    corr = paired_difference([r["topk"]["topk"]["clean"]["corrupted"] for r in runs],
+                             [r["topk"]["dense"]["clean"]["corrupted"] for r in runs])
+    assert est["corruption"] == corr
+    with pytest.raises(ValueError, match="2 seeds"):
+        L.emergence_estimates(runs[:1])
+
+
+def test_a_sweep_within_noise_is_inconclusive():
+    """A sweep whose steps straddle the tolerance gives 'inconclusive' with the chapter's criterion."""
+    from sparsebook.claims import ClaimSet, Monotone
+
+    runs = [{"scaling": {"widths": np.array([8, 16]), "depths": np.array([1, 2]),
+                         "width_nonzero": np.array([0.30, 0.30 + d]), "width_dead": np.zeros(2),
+                         "depth_nonzero": np.zeros(2), "depth_alive": np.zeros(2), "depth_dead": np.zeros(2)},
+             "transformer_scaling": {k: {"values": np.array([1, 2]), "alive": np.zeros(2), "dead": np.zeros(2)}
+                                     for k in ("width", "depth")},
+             "data": {"sizes": np.array([64.0, np.inf]), "nonzero": np.zeros(2), "train_nonzero": np.zeros(2),
+                      "dead": np.zeros(2), "settings": []}}
+            for d in (-0.02, 0.01, -0.03, 0.005, -0.01)]
+    sc = L.scaling_estimates(runs)
+    c = ClaimSet("lazy_neurons").add("wider-sparser", paper="li2023lazy", statement="wider MLPs are sparser",
+                                     quantity="steps", paper_value="decreasing",
+                                     measured=sc["width_nonzero"]["steps"],
+                                     criterion=Monotone("decreasing", tol=0.005), partial=Monotone("decreasing"))
+    assert c.verdict == "inconclusive"
+
+
+def test_chapter_part_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="task"):
+        L.chapter_part(-1)
+    with pytest.raises(ValueError, match="scale"):
+        L.chapter_part(0, "huge")
+    with pytest.raises(TypeError, match="cfg"):
+        L.run_family(L.EmergenceConfig())
 
 
 def test_statistics_reject_bad_input():

@@ -31,28 +31,35 @@ Where each part lives:
 - :mod:`sparsebook.models`: the shared ``TinyTransformer`` and its sparsifiable
   ``Activation`` (with ``topk_activation`` and ``apply_threshold``), re-exported here.
 
-The notebook draws its figures inline; the chapter has no plotting module.
+- :mod:`sparsebook.lazy_neurons.figures`: one plotting function per figure, seed bands and intervals.
 This module only re-exports the chapter's public names.
 """
 from sparsebook.lazy_neurons.experiments import (
-    CONDITIONS, MLP, RECORDED_TYPES, ActivationRecorder, ActivationsConfig, ConditionsConfig, EmergenceConfig,
-    MarkovSource, MixerBlock, MixerConfig, NoisyTeacher, ScalingConfig, SpeedConfig, TinyMixer, TopKConfig,
-    TransformerScalingConfig, evaluate, mlp_activation_modules, mlp_sites, ppl_p_sparsity, record_activations,
-    run_activations, run_conditions, run_data, run_emergence, run_mixer, run_scaling, run_speed, run_topk,
-    run_transformer_scaling, sparse_activation_batch, train,
+    CONDITIONS, MLP, PARTS, RECORDED_TYPES, SEEDS, ActivationRecorder, ActivationsConfig, ConditionsConfig,
+    EmergenceConfig, FamilyConfig, MarkovSource, MixerBlock, MixerConfig, NoisyTeacher, ScalingConfig, SpeedConfig,
+    TinyMixer, TopKConfig, TransformerScalingConfig, activations_estimates, chapter_part, chapter_seed,
+    conditions_estimates, emergence_estimates, evaluate, family_estimates, mixer_estimates, mlp_activation_modules,
+    mlp_sites, ppl_p_sparsity, record_activations, run_activations, run_chapter, run_conditions, run_data,
+    run_emergence, run_family, run_mixer, run_scaling, run_speed, run_topk, run_transformer_scaling,
+    scaling_estimates, sparse_activation_batch, topk_estimates, train,
+)
+from sparsebook.lazy_neurons.figures import (
+    plot_data, plot_emergence, plot_firing, plot_mixer, plot_scaling, plot_sparsing_law, plot_speed, plot_topk,
+    plot_tradeoff,
 )
 from sparsebook.lazy_neurons.kernels import (
-    cats_threshold, cett, cett_threshold, chess_thresholds, dead_fraction, deft_density_loss, dense_mlp_forward,
-    expected_calibration_error, fatrelu, neuron_importance, nonzero_fraction, prosparse_lambda, sparse_down,
-    sparse_mlp_forward,
+    cats_threshold, cett, cett_threshold, chess_thresholds, core_neurons, dead_fraction, deft_density_loss,
+    dense_mlp_forward, expected_calibration_error, fatrelu, firing_frequency, jaccard, neuron_importance,
+    nonzero_fraction, prosparse_lambda, sparse_down, sparse_mlp_forward,
 )
 from sparsebook.models import Activation, TinyTransformer, apply_threshold, topk_activation
 
 __all__ = [
     # kernels
-    "nonzero_fraction", "dead_fraction", "topk_activation", "cats_threshold", "chess_thresholds",
-    "apply_threshold", "fatrelu", "prosparse_lambda", "deft_density_loss", "expected_calibration_error",
-    "neuron_importance", "cett", "cett_threshold", "dense_mlp_forward", "sparse_down", "sparse_mlp_forward",
+    "nonzero_fraction", "dead_fraction", "firing_frequency", "topk_activation", "cats_threshold",
+    "chess_thresholds", "apply_threshold", "fatrelu", "prosparse_lambda", "deft_density_loss",
+    "expected_calibration_error", "neuron_importance", "cett", "cett_threshold", "core_neurons", "jaccard",
+    "dense_mlp_forward", "sparse_down", "sparse_mlp_forward",
     # networks and the recorder
     "Activation", "MLP", "TinyTransformer", "MixerBlock", "TinyMixer", "RECORDED_TYPES",
     "mlp_activation_modules", "mlp_sites", "ActivationRecorder", "record_activations",
@@ -62,5 +69,12 @@ __all__ = [
     "EmergenceConfig", "run_emergence", "ConditionsConfig", "CONDITIONS", "run_conditions",
     "ScalingConfig", "run_scaling", "run_data", "TransformerScalingConfig", "run_transformer_scaling",
     "TopKConfig", "run_topk", "ActivationsConfig", "run_activations", "MixerConfig", "run_mixer",
-    "SpeedConfig", "run_speed",
+    "FamilyConfig", "run_family", "SpeedConfig", "run_speed",
+    # over seeds, and the estimates the claims rest on
+    "SEEDS", "PARTS", "chapter_part", "chapter_seed", "run_chapter", "emergence_estimates",
+    "conditions_estimates", "scaling_estimates", "mixer_estimates", "topk_estimates", "activations_estimates",
+    "family_estimates",
+    # figures
+    "plot_emergence", "plot_firing", "plot_scaling", "plot_data", "plot_mixer", "plot_topk", "plot_tradeoff",
+    "plot_sparsing_law", "plot_speed",
 ]

@@ -13,9 +13,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sparsebook.lazy_neurons.kernels import (cats_threshold, cett_threshold, chess_thresholds, dead_fraction,
-                                             deft_density_loss, expected_calibration_error, nonzero_fraction,
-                                             prosparse_lambda, sparse_down)
+from sparsebook.lazy_neurons.kernels import (cats_threshold, cett_threshold, chess_thresholds, core_neurons,
+                                             dead_fraction, deft_density_loss, expected_calibration_error, fatrelu,
+                                             firing_frequency, jaccard, nonzero_fraction, prosparse_lambda,
+                                             sparse_down)
 from sparsebook.models import Activation, Block, TinyTransformer
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
@@ -287,7 +288,7 @@ class EmergenceConfig:
     mlp_lr: float = 1e-2
     mlp_batch: int = 128
     noise: float = 0.5
-    every: int = 25
+    every: int = 50
     eval_rows: int = 2000
     device: str = "cpu"
 
@@ -306,17 +307,19 @@ def _auto_device() -> str:
 
 
 @lru_cache(maxsize=16)
-def _transformer_run(cfg: EmergenceConfig, seed: int, activation: str = "relu", record: bool = True):
-    """Train (once per arguments: cached, so chapters reuse the model) and return
-    ``(model, source, (held_x, held_y), losses, trace)``; model and data live on ``cfg.device``."""
+def _transformer_fit(cfg: EmergenceConfig, seed: int, activation: str = "relu", record: bool = True,
+                     ppl_every: int = 0, ppl_rows: int = 64, p: float = 1.0):
+    """Train once per arguments (cached) and return ``(state_dict, trace, losses)`` on the CPU.
+
+    ``trace``: nonzero fractions on the latest training batch and on held-out data every ``cfg.every``
+    steps (``record``), and Sparsing Law's PPL-``p``% sparsity every ``ppl_every`` steps."""
     seed_everything(seed)
     dev = torch.device(cfg.device)
     src = MarkovSource(cfg.vocab, seed=seed)
     rng = np.random.default_rng(seed)
     model = TinyTransformer(cfg.vocab, cfg.seq_len, cfg.d_model, cfg.ff, cfg.layers, activation=activation).to(dev)
-    held_x, held_y = src.sample(max(cfg.eval_rows // cfg.seq_len, 8), cfg.seq_len, np.random.default_rng(seed + 999))
-    held_x, held_y = held_x.to(dev), held_y.to(dev)
-    trace = {"step": [], "train": [], "held_out": []}
+    held_x, held_y = _held_out(cfg, seed, src, dev)
+    trace = {"step": [], "train": [], "held_out": [], "dead": [], "ppl_step": [], "ppl_sparsity": []}
     last = {}
 
     def batch(s):
@@ -325,13 +328,37 @@ def _transformer_run(cfg: EmergenceConfig, seed: int, activation: str = "relu", 
         return last["x"], y.to(dev)
 
     def probe(m, s):
-        trace["step"].append(s)
-        trace["held_out"].append(nonzero_fraction(record_activations(m, held_x)))
-        trace["train"].append(nonzero_fraction(record_activations(m, last.get("x", held_x))))
+        if record and (s % cfg.every == 0 or s == cfg.tf_steps):
+            held = record_activations(m, held_x)
+            trace["step"].append(s)
+            trace["held_out"].append(nonzero_fraction(held))
+            trace["dead"].append(dead_fraction(held))
+            trace["train"].append(nonzero_fraction(record_activations(m, last.get("x", held_x))))
+        if ppl_every and s > 0 and (s % ppl_every == 0 or s == cfg.tf_steps):
+            trace["ppl_step"].append(s)
+            trace["ppl_sparsity"].append(ppl_p_sparsity(m, held_x[:ppl_rows], held_y[:ppl_rows], p)["sparsity"])
 
-    losses = train(model, batch, steps=cfg.tf_steps, lr=cfg.tf_lr,
-                   probe=probe if record else None, every=cfg.every if record else 0)
-    return model, src, (held_x, held_y), losses, trace
+    every = math.gcd(cfg.every if record else 0, ppl_every) or (cfg.every if record else ppl_every)
+    losses = train(model, batch, steps=cfg.tf_steps, lr=cfg.tf_lr, probe=probe if every else None, every=every)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return state, trace, losses
+
+
+def _held_out(cfg: EmergenceConfig, seed: int, src: "MarkovSource", dev):
+    hx, hy = src.sample(max(cfg.eval_rows // cfg.seq_len, 8), cfg.seq_len, np.random.default_rng(seed + 999))
+    return hx.to(dev), hy.to(dev)
+
+
+def _transformer_run(cfg: EmergenceConfig, seed: int, activation: str = "relu", record: bool = True, **kw):
+    """A FRESH model (from the cached trained weights, so callers may modify it) and
+    ``(model, source, (held_x, held_y), losses, trace)``; model and data live on ``cfg.device``."""
+    state, trace, losses = _transformer_fit(cfg, seed, activation, record, **kw)
+    dev = torch.device(cfg.device)
+    model = TinyTransformer(cfg.vocab, cfg.seq_len, cfg.d_model, cfg.ff, cfg.layers, activation=activation)
+    model.load_state_dict(state)
+    model = model.to(dev).eval()
+    src = MarkovSource(cfg.vocab, seed=seed)
+    return model, src, _held_out(cfg, seed, src, dev), losses, trace
 
 
 def run_emergence(cfg: EmergenceConfig, seed: int = 0) -> dict:
@@ -342,9 +369,13 @@ def run_emergence(cfg: EmergenceConfig, seed: int = 0) -> dict:
     """
     model, src, (hx, hy), losses, trace = _transformer_run(cfg, seed)
     ev = evaluate(model, hx, hy)
+    held = record_activations(model, hx)
     out = {"transformer": {"steps": np.array(trace["step"]),
+                           "tokens_per_step": cfg.tf_batch * cfg.seq_len,
                            "train": {k: np.array([d[k] for d in trace["train"]]) for k in trace["train"][0]},
                            "held_out": {k: np.array([d[k] for d in trace["held_out"]]) for k in trace["held_out"][0]},
+                           "dead": {k: np.array([d[k] for d in trace["dead"]]) for k in trace["dead"][0]},
+                           "firing": {k: firing_frequency(v).numpy() for k, v in held.items()},
                            "loss": losses, "entropy": src.entropy(), "final": ev}}
     seed_everything(seed)
     teacher = NoisyTeacher(noise=cfg.noise, seed=seed)
@@ -367,7 +398,8 @@ def run_emergence(cfg: EmergenceConfig, seed: int = 0) -> dict:
     losses = train(model, batch, steps=cfg.mlp_steps, lr=cfg.mlp_lr, probe=probe, every=cfg.every)
     ev = evaluate(model, held_x, teacher.clean_labels(held_x))
     out["mlp"] = {"steps": np.array(tr["step"]), "train": np.array(tr["train"]),
-                  "held_out": np.array(tr["held_out"]), "loss": losses, "final": ev}
+                  "held_out": np.array(tr["held_out"]), "loss": losses, "final": ev,
+                  "firing": firing_frequency(record_activations(model, held_x)["acts.0"]).numpy()}
     return out
 
 
@@ -472,8 +504,8 @@ def run_conditions(cfg: ConditionsConfig, seed: int = 0) -> list[dict]:
 class ScalingConfig:
     """Width and depth sweeps, and data sweeps, of ReLU MLPs on the noisy teacher (lr ``lr``)."""
 
-    widths: tuple = (32, 64, 128, 256, 512)
-    depths: tuple = (1, 2, 3, 4)
+    widths: tuple = (32, 64, 128, 256)
+    depths: tuple = (1, 2, 3)
     depth_width: int = 128
     data_sizes: tuple = (256, 1024, 4096, 16384)
     width: int = 256
@@ -537,8 +569,8 @@ class TransformerScalingConfig:
     :class:`EmergenceConfig`, each trained as in :func:`run_emergence`."""
 
     emergence: EmergenceConfig = field(default_factory=EmergenceConfig)
-    ffs: tuple = (64, 128, 256)
-    depths: tuple = (1, 2, 3)
+    ffs: tuple = (64, 128)
+    depths: tuple = (1, 2)
 
     @classmethod
     def preset(cls, scale: str) -> "TransformerScalingConfig":
@@ -573,57 +605,57 @@ def run_transformer_scaling(cfg: TransformerScalingConfig, seed: int = 0) -> dic
 @dataclass(frozen=True)
 class TopKConfig:
     """Digits, trained with clean labels and with a fraction ``label_noise`` of labels replaced;
-    a dense ReLU MLP against the same MLP with Top-k (k of ``width``) thresholding."""
+    a dense ReLU MLP against the same MLP with Top-k (k of ``width``) thresholding, one seed per call."""
 
     width: int = 128
     k: int = 8
-    steps: int = 400
+    steps: int = 300
     batch: int = 128
     lr: float = 1e-3
     label_noise: float = 0.4
     corruption: float = 1.0
-    seeds: int = 2
 
     @classmethod
     def preset(cls, scale: str) -> "TopKConfig":
         check_scale(scale)
-        return cls() if scale == "ci" else cls(width=1024, k=64, steps=3000, seeds=5)
+        return cls() if scale == "ci" else cls(width=1024, k=64, steps=3000)
 
 
 def run_topk(cfg: TopKConfig, seed: int = 0) -> dict:
-    """For the dense and the Top-k model, each trained on clean and on noisy labels (mean over ``seeds``):
+    """For the dense and the Top-k model, each trained on clean and on noisy labels (one seed):
     clean test accuracy, accuracy under Gaussian input corruption (σ = ``corruption``, on
     standardized pixels), expected calibration error, and nonzero fraction.
 
+    The seed draws the train/test split, the noisy labels, the corruption, the batch order and the
+    initialization; the four models of one seed share all of them but the labels and ``k`` (paired).
     Returns ``{model: {"clean": {...}, "noisy": {...}}}`` with model in ("dense", "topk").
     """
     from sparsebook.data import digits
 
-    res = {(m, l): [] for m in ("dense", "topk") for l in ("clean", "noisy")}
-    for s in range(seed, seed + cfg.seeds):
-        d = digits(seed=s)
-        rng = np.random.default_rng(s)
-        x, y = torch.as_tensor(d["x_train"]), torch.as_tensor(d["y_train"])
-        flip = torch.as_tensor(rng.random(len(y)) < cfg.label_noise)
-        y_noisy = torch.where(flip, torch.as_tensor(rng.integers(0, 10, len(y))), y)
-        xt, yt = torch.as_tensor(d["x_test"]), torch.as_tensor(d["y_test"])
-        xc = xt + cfg.corruption * torch.as_tensor(rng.standard_normal(tuple(xt.shape)), dtype=torch.float32)
-        idx = [torch.as_tensor(rng.integers(0, len(x), cfg.batch)) for _ in range(cfg.steps)]
-        for labels, yy in (("clean", y), ("noisy", y_noisy)):
-            for name, k in (("dense", None), ("topk", cfg.k)):
-                seed_everything(s)
-                model = MLP(64, cfg.width, 10, k=k)
-                train(model, lambda t: (x[idx[t]], yy[idx[t]]), steps=cfg.steps, lr=cfg.lr)
-                with torch.no_grad():
-                    p = model(xt).softmax(-1)
-                    res[name, labels].append({
-                        "accuracy": float((p.argmax(-1) == yt).double().mean()),
-                        "corrupted": float((model(xc).argmax(-1) == yt).double().mean()),
-                        "ece": expected_calibration_error(p, yt),
-                        "nonzero": nonzero_fraction(record_activations(model, xt))["acts.0"]})
+    if not isinstance(cfg, TopKConfig):
+        raise TypeError(f"cfg must be a TopKConfig; got {type(cfg).__name__}")
+    s = check_int(seed, "seed", 0)
+    d = digits(seed=s)
+    rng = np.random.default_rng(s)
+    x, y = torch.as_tensor(d["x_train"]), torch.as_tensor(d["y_train"])
+    flip = torch.as_tensor(rng.random(len(y)) < cfg.label_noise)
+    y_noisy = torch.where(flip, torch.as_tensor(rng.integers(0, 10, len(y))), y)
+    xt, yt = torch.as_tensor(d["x_test"]), torch.as_tensor(d["y_test"])
+    xc = xt + cfg.corruption * torch.as_tensor(rng.standard_normal(tuple(xt.shape)), dtype=torch.float32)
+    idx = [torch.as_tensor(rng.integers(0, len(x), cfg.batch)) for _ in range(cfg.steps)]
     out = {"dense": {}, "topk": {}}
-    for (name, labels), rs in res.items():
-        out[name][labels] = {key: float(np.mean([r[key] for r in rs])) for key in rs[0]}
+    for labels, yy in (("clean", y), ("noisy", y_noisy)):
+        for name, k in (("dense", None), ("topk", cfg.k)):
+            seed_everything(s)
+            model = MLP(64, cfg.width, 10, k=k)
+            train(model, lambda t: (x[idx[t]], yy[idx[t]]), steps=cfg.steps, lr=cfg.lr)
+            with torch.no_grad():
+                p = model(xt).softmax(-1)
+                out[name][labels] = {
+                    "accuracy": float((p.argmax(-1) == yt).double().mean()),
+                    "corrupted": float((model(xc).argmax(-1) == yt).double().mean()),
+                    "ece": expected_calibration_error(p, yt),
+                    "nonzero": nonzero_fraction(record_activations(model, xt))["acts.0"]}
     return out
 
 
@@ -634,30 +666,37 @@ def run_topk(cfg: TopKConfig, seed: int = 0) -> dict:
 
 @dataclass(frozen=True)
 class ActivationsConfig:
-    """The Transformer of :class:`EmergenceConfig` trained with ReLU, GELU and SiLU; then sparsified.
+    """The Transformer of :class:`EmergenceConfig` trained with each of ``activations``; then sparsified.
 
     Fine-tuning (``finetune_steps`` of Adam at ``finetune_lr``) starts from the SiLU model;
-    ProSparse's L1 factor rises to ``stage_lambdas[i]`` by step ``stage_ends[i]``.
+    ProSparse's L1 factor rises to ``stage_lambdas[i]`` by step ``stage_ends[i]`` (the constant-λ
+    control uses ``stage_lambdas[-1]`` from the first step); FATReLU (ProSparse's step 3) then
+    raises the ReLU's cut to ``fat_threshold``.  CATS and CHESS are calibrated at each of ``targets``.
+    The SiLU model's PPL-``p``% sparsity is traced every ``ppl_every`` training steps (Sparsing Law).
     """
 
     emergence: EmergenceConfig = field(default_factory=EmergenceConfig)
-    finetune_steps: int = 150
+    activations: tuple = ("relu", "silu")
+    finetune_steps: int = 100
     finetune_lr: float = 3e-3
-    stage_ends: tuple = (40, 80, 120)
+    stage_ends: tuple = (25, 50, 75)
     stage_lambdas: tuple = (0.03, 0.1, 0.3)
+    fat_threshold: float = 0.01
     deft_weight: float = 0.05
-    targets: tuple = (0.5, 0.7, 0.9)
+    targets: tuple = (0.3, 0.5, 0.7, 0.9)
     tau: float = 0.01
     p: float = 1.0
     ppl_rows: int = 64
+    ppl_every: int = 100
 
     @classmethod
     def preset(cls, scale: str) -> "ActivationsConfig":
         check_scale(scale)
         if scale == "ci":
             return cls()
-        return cls(emergence=EmergenceConfig.preset("full"), finetune_steps=2000, finetune_lr=1e-3,
-                   stage_ends=(500, 1000, 1500), ppl_rows=128)
+        return cls(emergence=EmergenceConfig.preset("full"), activations=("relu", "gelu", "silu"),
+                   finetune_steps=2000, finetune_lr=1e-3, stage_ends=(500, 1000, 1500), ppl_rows=128,
+                   ppl_every=1000)
 
 
 @torch.no_grad()
@@ -681,7 +720,7 @@ def _masked_loss(model, x, y, thresholds: Mapping[str, float]):
     return loss, float(np.mean(list(zeros.values())))
 
 
-def ppl_p_sparsity(model: nn.Module, x, y, p: float = 1.0, iters: int = 14) -> dict:
+def ppl_p_sparsity(model: nn.Module, x, y, p: float = 1.0, iters: int = 8, cett_iters: int = 12) -> dict:
     """Sparsing Law's PPL-p% sparsity: the sparsity reached when perplexity may rise by at most ``p`` %.
 
     One CETT level ``c`` is shared by all layers; each layer's threshold ``t`` solves
@@ -698,7 +737,7 @@ def ppl_p_sparsity(model: nn.Module, x, y, p: float = 1.0, iters: int = 14) -> d
     budget = math.log1p(p / 100)
 
     def at(c):
-        th = {n: cett_threshold(acts[n], d.weight, c) for n, (_, d) in sites.items()}
+        th = {n: cett_threshold(acts[n], d.weight, c, cett_iters) for n, (_, d) in sites.items()}
         return _masked_loss(model, x, y, th)
 
     lo, hi = 0.0, 1.0
@@ -722,34 +761,60 @@ def _set_activation(model: nn.Module, **kwargs) -> None:
                 setattr(m, k, v)
 
 
+def _fat_hooks(model: nn.Module, threshold: float) -> list:
+    """Forward hooks that turn every ReLU :class:`Activation` into FATReLU(``threshold``)."""
+    return [m.register_forward_hook(lambda mod, i, o: fatrelu(i[0], threshold))
+            for m in model.modules() if isinstance(m, Activation)]
+
+
 def run_activations(cfg: ActivationsConfig, seed: int = 0) -> dict:
-    """ReLU vs GELU vs SiLU Transformers: nonzero fraction, fraction with |a| > τ, PPL-p% sparsity;
-    then, from the SiLU model: continued SiLU training and ReLU substitution (plain, ProSparse's
-    schedule, DEFT's density loss), all fine-tuned equally long; and CATS / CHESS thresholds
-    calibrated on one batch and evaluated on held-out data (no retraining)."""
+    """Activation functions and the methods that use their sparsity, one seed.
+
+    - ``models``: for each of ``cfg.activations``, held-out loss, nonzero, dead, fraction above ``tau``
+      and PPL-p% sparsity; ``ppl_trace``: the SiLU model's PPL-p% sparsity against training steps.
+    - ``finetune``: from the SiLU model, equally long fine-tunings: SiLU continued; ReLU substituted;
+      ReLU + ProSparse's progressive L1; ReLU + constant L1 (the final λ from the first step);
+      ReLU + DEFT's density loss; and ``ProSparse + FATReLU`` (the progressive model with its
+      ReLU cut raised to ``fat_threshold``, no further training).
+    - ``thresholds``: CATS (one cut per layer) and CHESS (one importance cut per layer, a threshold
+      per channel) on the SiLU model, calibrated on one batch, evaluated on held-out data.
+    """
+    if not isinstance(cfg, ActivationsConfig):
+        raise TypeError(f"cfg must be an ActivationsConfig; got {type(cfg).__name__}")
+    seed = check_int(seed, "seed", 0)
     ec = cfg.emergence
     out = {"models": {}}
-    models = {}
-    for act in ("relu", "gelu", "silu"):
+    base = None
+    for act in cfg.activations:
+        kw = {"ppl_every": cfg.ppl_every, "ppl_rows": cfg.ppl_rows, "p": cfg.p} if act == "silu" else {}
         # the ReLU model is the one of run_emergence (cached)
-        model, src, (hx, hy), _, _ = _transformer_run(ec, seed, act, act == "relu")
+        model, src, (hx, hy), _, trace = _transformer_run(ec, seed, act, act == "relu", **kw)
         ev = evaluate(model, hx, hy)
         acts = record_activations(model, hx)
-        models[act] = model
         out["models"][act] = {"loss": ev["loss"], "nonzero": _mean(ev["nonzero"]), "dead": _mean(ev["dead"]),
                               "above_tau": _mean(nonzero_fraction(acts, tau=cfg.tau)),
                               "ppl_p": ppl_p_sparsity(model, hx[:cfg.ppl_rows], hy[:cfg.ppl_rows], cfg.p)["sparsity"]}
-    base = models["silu"]
+        if act == "silu":
+            base = model
+            out["ppl_trace"] = {"step": np.array(trace["ppl_step"]), "sparsity": np.array(trace["ppl_sparsity"]),
+                                "tokens_per_step": ec.tf_batch * ec.seq_len}
+    if base is None:
+        raise ValueError(f"cfg.activations must include 'silu' (the base of the fine-tunings); got {cfg.activations}")
 
     dev = torch.device(ec.device)
     rng = np.random.default_rng(seed + 1)
     batches = [tuple(t.to(dev) for t in src.sample(ec.tf_batch, ec.seq_len, rng)) for _ in range(cfg.finetune_steps)]
-    l1 = lambda acts, s: prosparse_lambda(s, cfg.stage_ends, cfg.stage_lambdas) * sum(  # noqa: E731
-        a.abs().mean() for a in acts.values())
+
+    def l1(schedule):
+        return lambda acts, s: schedule(s) * sum(a.abs().mean() for a in acts.values())
+
+    progressive = l1(lambda s: prosparse_lambda(s, cfg.stage_ends, cfg.stage_lambdas))
+    constant = l1(lambda s: cfg.stage_lambdas[-1])
     deft = lambda acts, s: cfg.deft_weight * sum(deft_density_loss(a) for a in acts.values())  # noqa: E731
     ft = {}
     for label, act, pen in (("SiLU, continued", "silu", None), ("ReLU substituted", "relu", None),
-                            ("ReLU + ProSparse L1", "relu", l1), ("ReLU + DEFT density", "relu", deft)):
+                            ("ReLU + ProSparse L1", "relu", progressive), ("ReLU + constant L1", "relu", constant),
+                            ("ReLU + DEFT density", "relu", deft)):
         seed_everything(seed)
         m = TinyTransformer(ec.vocab, ec.seq_len, ec.d_model, ec.ff, ec.layers, activation="silu").to(dev)
         m.load_state_dict(base.state_dict())
@@ -757,25 +822,137 @@ def run_activations(cfg: ActivationsConfig, seed: int = 0) -> dict:
         train(m, lambda s: batches[s], steps=cfg.finetune_steps, lr=cfg.finetune_lr, penalty=pen)
         ev = evaluate(m, hx, hy)
         ft[label] = {"loss": ev["loss"], "nonzero": _mean(ev["nonzero"]), "dead": _mean(ev["dead"])}
+        if label == "ReLU + ProSparse L1":
+            handles = _fat_hooks(m, cfg.fat_threshold)
+            try:
+                ev = evaluate(m, hx, hy)
+            finally:
+                for h in handles:
+                    h.remove()
+            ft["ProSparse + FATReLU"] = {"loss": ev["loss"], "nonzero": _mean(ev["nonzero"]), "dead": _mean(ev["dead"])}
     out["finetune"] = ft
 
-    # CATS (one threshold per layer) and CHESS (one per channel), calibrated on one batch, no retraining
+    # CATS (one threshold per layer) and CHESS (one importance cutoff per layer), calibrated on one batch
     cal_x, _ = src.sample(ec.tf_batch, ec.seq_len, np.random.default_rng(seed + 555))
     cal = record_activations(base, cal_x.to(dev))
+    sites = mlp_sites(base)
     rows = []
     for s in cfg.targets:
         row = {"target": s}
-        for label, fn in (("cats", cats_threshold), ("chess", chess_thresholds)):
-            for n, mod in mlp_activation_modules(base).items():
-                mod.threshold = fn(cal[n], s)
-            ev = evaluate(base, hx, hy)
-            _set_activation(base, threshold=None)
+        for label in ("cats", "chess"):
+            m = _transformer_run(ec, seed, "silu", False, **{"ppl_every": cfg.ppl_every, "ppl_rows": cfg.ppl_rows,
+                                                              "p": cfg.p})[0]          # a fresh copy
+            for n, (mod, down) in mlp_sites(m).items():
+                mod.threshold = (cats_threshold(cal[n], s) if label == "cats"
+                                 else chess_thresholds(cal[n], down.weight.detach().norm(dim=0), s))
+            ev = evaluate(m, hx, hy)
             row[f"{label}_sparsity"] = 1 - _mean(ev["nonzero"])
             row[f"{label}_loss"] = ev["loss"]
         rows.append(row)
+    del sites
     out["thresholds"] = rows
     out["entropy"] = src.entropy()
     return out
+
+
+# ---------------------------------------------------------------------------
+# experiment 8: the rest of the family on the trained ReLU Transformer (CoreInfer, MoHD)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FamilyConfig:
+    """Measurements on the trained ReLU Transformer of :class:`EmergenceConfig` (no extra training).
+
+    CoreInfer: core neurons of a sequence from its first ``prefix`` tokens (α = ``alpha``,
+    β = ``beta``), compared with those of its remaining tokens and of another sequence's; the loss
+    on the remaining tokens when only the prefix's core neurons may fire.  MoHD: the ``top`` fraction
+    of hidden (residual-stream) dimensions with the largest |h| per token, and their overlap between
+    consecutive tokens.
+    """
+
+    emergence: EmergenceConfig = field(default_factory=EmergenceConfig)
+    prefix: int = 8
+    alpha: float = 0.4
+    beta: float = 0.2
+    sequences: int = 64
+    top: float = 0.25
+
+    @classmethod
+    def preset(cls, scale: str) -> "FamilyConfig":
+        check_scale(scale)
+        return cls() if scale == "ci" else cls(emergence=EmergenceConfig.preset("full"), prefix=16, sequences=256)
+
+
+@torch.no_grad()
+def run_family(cfg: FamilyConfig, seed: int = 0) -> dict:
+    """CoreInfer's stability and similarity of sentence-wise core neurons, and the cost of running only
+    them; MoHD's "activation flow" in the residual stream.  One seed (the ReLU model of
+    :func:`run_emergence`).
+
+    Returns ``{"core_same", "core_other"}`` (mean Jaccard similarity of the prefix's core set with the
+    same sequence's remaining tokens, and with another sequence's), ``core_density`` (fraction of
+    units that are core), ``core_loss_ratio`` (exp of the loss increase on the remaining tokens),
+    ``flow_consecutive`` and ``flow_other`` (mean share of a token's top dimensions also top for
+    the previous token, and for the same position of another sequence), ``flow_chance`` (= ``top``).
+    """
+    if not isinstance(cfg, FamilyConfig):
+        raise TypeError(f"cfg must be a FamilyConfig; got {type(cfg).__name__}")
+    seed = check_int(seed, "seed", 0)
+    ec = cfg.emergence
+    if not 1 <= cfg.prefix < ec.seq_len:
+        raise ValueError(f"prefix must be in [1, seq_len); got {cfg.prefix}")
+    model, src, _, _, _ = _transformer_run(ec, seed)
+    dev = torch.device(ec.device)
+    x, y = src.sample(cfg.sequences, ec.seq_len, np.random.default_rng(seed + 4242))
+    x, y = x.to(dev), y.to(dev)
+    acts = record_activations(model, x)                      # {layer: [n, T, h]}
+    names = list(acts)
+    p = cfg.prefix
+    core = {n: [core_neurons(acts[n][i, :p], cfg.alpha, cfg.beta) for i in range(len(x))] for n in names}
+    rest = {n: [core_neurons(acts[n][i, p:], cfg.alpha, cfg.beta) for i in range(len(x))] for n in names}
+    nseq = len(x)
+    same = np.mean([[jaccard(core[n][i], rest[n][i]) for i in range(nseq)] for n in names])
+    other = np.mean([[jaccard(core[n][i], rest[n][(i + 1) % nseq]) for i in range(nseq)] for n in names])
+    density = np.mean([[float(c.double().mean()) for c in core[n]] for n in names])
+
+    # loss on the remaining tokens with only the prefix's core neurons allowed to fire (per sequence)
+    dense_logits = model(x)
+    handles = []
+    for n, (act, _) in mlp_sites(model).items():
+        mask = torch.stack(core[n]).to(dev)                  # [n, h]
+
+        def hook(mod, i, o, mask=mask):
+            keep = torch.ones_like(o, dtype=torch.bool)
+            keep[:, p:] = mask[:, None, :]
+            return o * keep
+        handles.append(act.register_forward_hook(hook))
+    try:
+        sparse_logits = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    l_dense = float(_ce(dense_logits[:, p:], y[:, p:]))
+    l_core = float(_ce(sparse_logits[:, p:], y[:, p:]))
+
+    # MoHD: top dimensions of the residual stream after each block
+    hid = {}
+    hooks = [blk.register_forward_hook(lambda m, i, o, k=k: hid.__setitem__(k, o)) for k, blk in enumerate(model.blocks)]
+    try:
+        model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    cons, oth = [], []
+    for k, h in hid.items():
+        kk = max(1, int(round(cfg.top * h.shape[-1])))
+        idx = h.abs().topk(kk, dim=-1).indices
+        top = torch.zeros_like(h, dtype=torch.bool).scatter_(-1, idx, True)      # [n, T, d]
+        cons.append(float((top[:, 1:] & top[:, :-1]).sum(-1).double().mean() / kk))
+        oth.append(float((top[:, 1:] & top.roll(1, 0)[:, 1:]).sum(-1).double().mean() / kk))
+    return {"core_same": float(same), "core_other": float(other), "core_density": float(density),
+            "core_loss_ratio": math.exp(l_core - l_dense), "flow_consecutive": float(np.mean(cons)),
+            "flow_other": float(np.mean(oth)), "flow_chance": kk / h.shape[-1]}
 
 
 # ---------------------------------------------------------------------------
@@ -864,7 +1041,7 @@ class MixerConfig:
     token_hidden: int = 64
     channel_hidden: int = 128
     layers: int = 2
-    steps: int = 400
+    steps: int = 300
     batch: int = 128
     lr: float = 1e-2
     label_noise: float = 0.5
@@ -995,4 +1172,242 @@ def run_speed(cfg: SpeedConfig, seed: int = 0) -> dict:
             err.append(float((F.linear(a, w, b) - sparse_down(a, wt, b, dense_above=1.0)).abs().max()))
         out["sizes"][f"{d}×{h}"] = {"dense_s": np.array(dense_t), "sparse_s": np.array(sparse_t),
                                     "speedup": np.array(dense_t) / np.array(sparse_t), "max_abs_err": max(err)}
+    return out
+
+
+# ---------------------------------------------------------------------------
+# the chapter over seeds
+# ---------------------------------------------------------------------------
+
+#: Seeds per scale: every training-based claim of the chapter rests on this many independent runs.
+SEEDS = {"ci": 5, "full": 10}
+
+
+#: The two halves of one seed's work, balanced in cost; each half holds the runs its experiments share.
+PARTS = (("conditions", "scaling", "data", "mixer", "topk"),
+         ("emergence", "transformer_scaling", "activations", "family"))
+
+
+def chapter_part(task: int, scale: str = "ci") -> dict:
+    """Half of one seed's experiments: ``task = 2·seed + part`` (``part`` indexes :data:`PARTS`).
+
+    A module-level function of the task index, so that :func:`sparsebook.seeding.over_seeds` spreads
+    the halves of all seeds over its workers (5 seeds on 2 workers: 10 half-tasks balance better
+    than 5 whole ones).  Every run inside seeds itself from ``seed = task // 2``."""
+    task = check_int(task, "task", 0)
+    check_scale(scale)
+    seed, part = divmod(task, 2)
+    sc = ScalingConfig.preset(scale)
+    runners = {"emergence": lambda: run_emergence(EmergenceConfig.preset(scale), seed),
+               "conditions": lambda: run_conditions(ConditionsConfig.preset(scale), seed),
+               "scaling": lambda: run_scaling(sc, seed),
+               "data": lambda: run_data(sc, seed),
+               "transformer_scaling": lambda: run_transformer_scaling(TransformerScalingConfig.preset(scale), seed),
+               "mixer": lambda: run_mixer(MixerConfig.preset(scale), seed),
+               "topk": lambda: run_topk(TopKConfig.preset(scale), seed),
+               "activations": lambda: run_activations(ActivationsConfig.preset(scale), seed),
+               "family": lambda: run_family(FamilyConfig.preset(scale), seed)}
+    out = {name: runners[name]() for name in PARTS[part]}
+    _transformer_fit.cache_clear()
+    _mlp_fit.cache_clear()
+    return out
+
+
+def chapter_seed(seed: int, scale: str = "ci") -> dict:
+    """Every experiment of the chapter for one seed at ``scale``: ``{"seed", experiment: result}``."""
+    seed = check_int(seed, "seed", 0)
+    return {"seed": seed, **chapter_part(2 * seed, scale), **chapter_part(2 * seed + 1, scale)}
+
+
+def run_chapter(scale: str = "ci", seed: int = 0, seeds: int | None = None, workers: int | None = None) -> list[dict]:
+    """:func:`chapter_seed` for seeds ``seed, seed+1, …`` (``SEEDS[scale]`` of them), as half-seed tasks on
+    a pool of single-thread workers (:func:`sparsebook.seeding.over_seeds`); the list is in seed order
+    and does not depend on the number of workers."""
+    from sparsebook.seeding import over_seeds
+
+    check_scale(scale)
+    seed = check_int(seed, "seed", 0)
+    n = SEEDS[scale] if seeds is None else check_int(seeds, "seeds", 2)
+    tasks = [2 * s + p for s in range(seed, seed + n) for p in range(len(PARTS))]
+    halves = over_seeds(chapter_part, tasks, scale, workers=workers)
+    return [{"seed": s, **halves[2 * i], **halves[2 * i + 1]} for i, s in enumerate(range(seed, seed + n))]
+
+
+# ---------------------------------------------------------------------------
+# estimates over seeds (what the notebook displays and the claims rest on)
+# ---------------------------------------------------------------------------
+
+
+def _col(runs, fn) -> np.ndarray:
+    return np.array([fn(r) for r in runs], dtype=float)
+
+
+def _trace_at(steps: np.ndarray, values: np.ndarray, at) -> np.ndarray:
+    idx = [int(np.flatnonzero(steps == a)[0]) for a in at]
+    return values[idx]
+
+
+def emergence_estimates(runs: list[dict]) -> dict:
+    """Final held-out nonzero and dead fractions (Transformer: mean over layers; MLP), and Sparsing Law's
+    training-token traces: the ReLU Transformer's nonzero fraction and the SiLU Transformer's
+    activation ratio (1 − PPL-p% sparsity) at the SiLU trace's checkpoints, as ``steps`` estimates."""
+    from sparsebook.stats import from_seeds, steps
+
+    if len(runs) < 2:
+        raise ValueError(f"runs must hold at least 2 seeds; got {len(runs)}")
+    tf = lambda r: r["emergence"]["transformer"]  # noqa: E731
+    out = {"tf_nonzero": from_seeds(_col(runs, lambda r: _mean(tf(r)["final"]["nonzero"]))),
+           "tf_dead": from_seeds(_col(runs, lambda r: _mean(tf(r)["final"]["dead"]))),
+           "tf_loss": from_seeds(_col(runs, lambda r: tf(r)["final"]["loss"])),
+           "mlp_nonzero": from_seeds(_col(runs, lambda r: r["emergence"]["mlp"]["final"]["nonzero"]["acts.0"])),
+           "mlp_dead": from_seeds(_col(runs, lambda r: r["emergence"]["mlp"]["final"]["dead"]["acts.0"])),
+           "mlp_accuracy": from_seeds(_col(runs, lambda r: r["emergence"]["mlp"]["final"]["accuracy"]))}
+    for name in tf(runs[0])["final"]["nonzero"]:
+        out[f"tf_nonzero {name}"] = from_seeds(_col(runs, lambda r: tf(r)["final"]["nonzero"][name]))
+    pt = runs[0]["activations"]["ppl_trace"]
+    at = [int(s) for s in pt["step"]]
+    relu = np.array([_trace_at(tf(r)["steps"], np.mean([tf(r)["held_out"][k] for k in tf(r)["held_out"]], 0), at)
+                     for r in runs])
+    silu = np.array([1 - r["activations"]["ppl_trace"]["sparsity"] for r in runs])
+    out.update({"trace_steps": at, "tokens": [a * pt["tokens_per_step"] for a in at],
+                "relu_ratio": [from_seeds(relu[:, j]) for j in range(len(at))], "relu_steps": steps(relu),
+                "silu_ratio": [from_seeds(silu[:, j]) for j in range(len(at))], "silu_steps": steps(silu)})
+    return out
+
+
+def conditions_estimates(runs: list[dict]) -> dict:
+    """``{setting: {"nonzero", "dead", "train_loss"}}`` as estimates over seeds."""
+    from sparsebook.stats import from_seeds
+
+    labels = [row["setting"] for row in runs[0]["conditions"]]
+    return {lab: {k: from_seeds(_col(runs, lambda r: r["conditions"][i][k])) for k in ("nonzero", "dead", "train_loss")}
+            for i, lab in enumerate(labels)}
+
+
+def scaling_estimates(runs: list[dict]) -> dict:
+    """MLP width and depth sweeps, Transformer width and depth sweeps, data settings and sizes:
+    per point estimates and the paired ``steps`` between neighbouring points."""
+    from sparsebook.stats import from_seeds, steps
+
+    def sweep(get):
+        v = np.array([get(r) for r in runs], dtype=float)
+        return {"points": [from_seeds(v[:, j]) for j in range(v.shape[1])], "steps": steps(v)}
+
+    sc0, ts0, dt0 = runs[0]["scaling"], runs[0]["transformer_scaling"], runs[0]["data"]
+    out = {"widths": [int(w) for w in sc0["widths"]], "depths": [int(d) for d in sc0["depths"]],
+           "width_nonzero": sweep(lambda r: r["scaling"]["width_nonzero"]),
+           "width_dead": sweep(lambda r: r["scaling"]["width_dead"]),
+           "depth_nonzero": sweep(lambda r: r["scaling"]["depth_nonzero"]),
+           "depth_alive": sweep(lambda r: r["scaling"]["depth_alive"]),
+           "depth_dead": sweep(lambda r: r["scaling"]["depth_dead"]),
+           "tf_ffs": [int(v) for v in ts0["width"]["values"]], "tf_depths": [int(v) for v in ts0["depth"]["values"]],
+           "tf_width_alive": sweep(lambda r: r["transformer_scaling"]["width"]["alive"]),
+           "tf_width_dead": sweep(lambda r: r["transformer_scaling"]["width"]["dead"]),
+           "tf_depth_alive": sweep(lambda r: r["transformer_scaling"]["depth"]["alive"]),
+           "tf_depth_dead": sweep(lambda r: r["transformer_scaling"]["depth"]["dead"]),
+           "sizes": [float(n) for n in dt0["sizes"]],
+           "size_nonzero": sweep(lambda r: r["data"]["nonzero"]),
+           "size_train_nonzero": sweep(lambda r: r["data"]["train_nonzero"]),
+           "size_dead": sweep(lambda r: r["data"]["dead"]),
+           "train_vs_held_out": from_seeds(_col(runs, lambda r: np.max(np.abs(r["data"]["train_nonzero"] - r["data"]["nonzero"]))))}
+    out["settings"] = {row["setting"]: {k: from_seeds(_col(runs, lambda r: r["data"]["settings"][i][k]))
+                                        for k in ("nonzero", "dead", "train_loss")}
+                       for i, row in enumerate(dt0["settings"])}
+    return out
+
+
+def mixer_estimates(runs: list[dict]) -> dict:
+    """Held-out nonzero among live units and dead fraction per Mixer MLP, and the means over the
+    token-mixing and over the channel-mixing MLPs; clean held-out accuracy."""
+    from sparsebook.stats import from_seeds
+
+    names = list(runs[0]["mixer"]["final"]["nonzero"])
+    fin = lambda r: r["mixer"]["final"]  # noqa: E731
+    out = {"accuracy": from_seeds(_col(runs, lambda r: fin(r)["accuracy"]))}
+    for n in names:
+        out[f"{n} live nonzero"] = from_seeds(_col(runs, lambda r: fin(r)["nonzero_alive"][n]))
+        out[f"{n} dead"] = from_seeds(_col(runs, lambda r: fin(r)["dead"][n]))
+    for kind in ("token", "channel"):
+        sel = [n for n in names if n.endswith(f"{kind}_act")]
+        out[kind] = from_seeds(_col(runs, lambda r: np.mean([fin(r)["nonzero_alive"][n] for n in sel])))
+    return out
+
+
+def topk_estimates(runs: list[dict]) -> dict:
+    """Per model and labels: accuracy, corrupted accuracy, ECE, nonzero; and the paired differences the
+    claims use: ``label_noise`` (dense drop − Top-k drop), ``corruption`` (Top-k − dense, clean labels),
+    ``calibration`` (ECE dense − Top-k, clean labels) and ``calibration_noisy`` (same, noisy labels)."""
+    from sparsebook.stats import from_seeds, paired_difference
+
+    tk = lambda r: r["topk"]  # noqa: E731
+    g = lambda m, l, k: _col(runs, lambda r: tk(r)[m][l][k])  # noqa: E731
+    out = {f"{m}, {l}: {k}": from_seeds(g(m, l, k)) for m in ("dense", "topk") for l in ("clean", "noisy")
+           for k in ("accuracy", "corrupted", "ece", "nonzero")}
+    drop_dense = g("dense", "clean", "accuracy") - g("dense", "noisy", "accuracy")
+    drop_topk = g("topk", "clean", "accuracy") - g("topk", "noisy", "accuracy")
+    out["label_noise"] = paired_difference(drop_dense, drop_topk)
+    out["corruption"] = paired_difference(g("topk", "clean", "corrupted"), g("dense", "clean", "corrupted"))
+    out["calibration"] = paired_difference(g("dense", "clean", "ece"), g("topk", "clean", "ece"))
+    out["calibration_noisy"] = paired_difference(g("dense", "noisy", "ece"), g("topk", "noisy", "ece"))
+    return out
+
+
+def activations_estimates(runs: list[dict]) -> dict:
+    """Activation functions (loss, nonzero, above τ, PPL-p%), fine-tunings (loss, sparsity, perplexity
+    ratio to SiLU continued), CATS and CHESS (sparsity and perplexity ratio per target), and the
+    paired differences the claims use."""
+    from sparsebook.stats import from_seeds, paired_difference
+
+    ac = lambda r: r["activations"]  # noqa: E731
+    acts = list(runs[0]["activations"]["models"])
+    out = {"models": {a: {k: from_seeds(_col(runs, lambda r: ac(r)["models"][a][k]))
+                          for k in ("loss", "nonzero", "dead", "above_tau", "ppl_p")} for a in acts}}
+    out["silu_nonzero_exact"] = bool(all(ac(r)["models"]["silu"]["nonzero"] == 1.0 for r in runs))
+    ppl = lambda a: _col(runs, lambda r: ac(r)["models"][a]["ppl_p"])  # noqa: E731
+    others = [a for a in acts if a != "relu"]
+    best_other = np.max([ppl(a) for a in others], axis=0)
+    out["relu_ppl_gain"] = paired_difference(ppl("relu"), best_other)
+    labels = list(runs[0]["activations"]["finetune"])
+    ref = _col(runs, lambda r: ac(r)["finetune"]["SiLU, continued"]["loss"])
+    ft = {}
+    for lab in labels:
+        loss = _col(runs, lambda r: ac(r)["finetune"][lab]["loss"])
+        sp = 1 - _col(runs, lambda r: ac(r)["finetune"][lab]["nonzero"])
+        ft[lab] = {"sparsity": from_seeds(sp), "ppl_ratio": from_seeds(np.exp(loss - ref)), "loss": from_seeds(loss),
+                   "_sp": sp, "_loss": loss}
+    out["finetune"] = {k: {kk: vv for kk, vv in v.items() if not kk.startswith("_")} for k, v in ft.items()}
+    out["prosparse_vs_relu"] = paired_difference(ft["ProSparse + FATReLU"]["_sp"], ft["ReLU substituted"]["_sp"])
+    out["progressive_vs_constant_loss"] = paired_difference(ft["ReLU + ProSparse L1"]["_loss"],
+                                                            ft["ReLU + constant L1"]["_loss"])
+    out["progressive_vs_constant_sparsity"] = paired_difference(ft["ReLU + ProSparse L1"]["_sp"],
+                                                                ft["ReLU + constant L1"]["_sp"])
+    out["fat_gain"] = paired_difference(ft["ProSparse + FATReLU"]["_sp"], ft["ReLU + ProSparse L1"]["_sp"])
+    out["deft_vs_relu_density"] = paired_difference(1 - ft["ReLU + DEFT density"]["_sp"], 1 - ft["ReLU substituted"]["_sp"])
+    base = _col(runs, lambda r: ac(r)["models"]["silu"]["loss"])
+    targets = [row["target"] for row in runs[0]["activations"]["thresholds"]]
+    th = {}
+    for j, t in enumerate(targets):
+        row = {}
+        for m in ("cats", "chess"):
+            row[f"{m}_sparsity"] = from_seeds(_col(runs, lambda r: ac(r)["thresholds"][j][f"{m}_sparsity"]))
+            row[f"{m}_ppl_ratio"] = from_seeds(np.exp(_col(runs, lambda r: ac(r)["thresholds"][j][f"{m}_loss"]) - base))
+        row["chess_minus_cats_loss"] = paired_difference(_col(runs, lambda r: ac(r)["thresholds"][j]["chess_loss"]),
+                                                         _col(runs, lambda r: ac(r)["thresholds"][j]["cats_loss"]))
+        th[float(t)] = row
+    out["thresholds"] = th
+    out["cats_target_miss"] = from_seeds(_col(runs, lambda r: max(abs(x["cats_sparsity"] - x["target"])
+                                                                  for x in ac(r)["thresholds"])))
+    return out
+
+
+def family_estimates(runs: list[dict]) -> dict:
+    """CoreInfer and MoHD measurements over seeds, with the paired differences the claims use."""
+    from sparsebook.stats import from_seeds, paired_difference
+
+    f = lambda k: _col(runs, lambda r: r["family"][k])  # noqa: E731
+    out = {k: from_seeds(f(k)) for k in ("core_same", "core_other", "core_density", "core_loss_ratio",
+                                         "flow_consecutive", "flow_other")}
+    out["core_stability"] = paired_difference(f("core_same"), f("core_other"))
+    out["flow_shared"] = paired_difference(f("flow_consecutive"), f("flow_other"))
+    out["flow_chance"] = float(runs[0]["family"]["flow_chance"])
     return out

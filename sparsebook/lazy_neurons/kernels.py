@@ -110,24 +110,34 @@ def cats_threshold(activations, sparsity: float):
     return float(_quantile(a.abs(), sparsity))
 
 
-def chess_thresholds(activations, sparsity: float) -> torch.Tensor:
-    """CHESS channel-wise thresholds: one ``sparsity``-quantile of ``|a_i|`` per channel i (He et al. 2024).
+def chess_thresholds(activations, scale, sparsity: float) -> torch.Tensor:
+    """CHESS channel-wise thresholds (He et al. 2024, Sec. 3.2; authors' code ``ZeonfaiHo/CHESS``).
 
-    ``t_i = Quantile_s(|a_{:,i}|)`` over the calibration rows, so each channel is
-    cut to the same fraction ``s`` (reconstruction of the paper's channel-wise
-    thresholding for a non-gated MLP).
+    Entry ``(r, i)`` is scored by its importance ``ι_{r,i} = a_{r,i}²·c_i²``; ONE cutoff ``T`` per
+    layer is the ``sparsity``-quantile of ``ι`` over all calibration entries, and channel ``i``'s
+    threshold is ``τ_i = √T / c_i``, so that ``|a_{r,i}| ≥ τ_i ⇔ ι_{r,i} ≥ T``.  Channels thus get
+    *different* sparsities, according to their scale.  In the authors' gated-MLP code
+    ``ι = a_gate²·E[a_up²]`` (``c_i² = E[a_up,i²]``); for a non-gated MLP the analogue of the
+    channel's scale is ``c_i = ‖W_down[:, i]‖₂`` (the factor the channel's output is multiplied by).
 
-    activations : [… , h];  sparsity in [0, 1).  Returns a float tensor [h].
+    activations : [… , h] calibration activations;  scale : [h] positive channel scales ``c``;
+    sparsity in [0, 1).  Returns a float tensor ``τ`` [h] (zeros for sparsity 0).
     """
     sparsity = check_real(sparsity, "sparsity", 0.0, 1.0, high_open=True)
-    a = _rows(_as_tensor(activations, "activations")).abs()
+    a = _rows(_as_tensor(activations, "activations")).abs().double()
+    c = _as_tensor(scale, "scale").double().reshape(-1)
+    if c.shape[0] != a.shape[-1]:
+        raise ValueError(f"scale must have shape [{a.shape[-1]}] (one per channel); got {tuple(c.shape)}")
+    if not bool((c > 0).all()):
+        raise ValueError("scale must be > 0 for every channel")
     if sparsity == 0.0:
         return torch.zeros(a.shape[-1])
-    return _quantile(a, sparsity, dim=0).float()
+    cut = _quantile((a * c) ** 2, sparsity)
+    return (cut.sqrt() / c).float()
 
 
 def fatrelu(x: torch.Tensor, threshold: float) -> torch.Tensor:
-    """FATReLU (ProSparse, Song et al. 2024): ``x·1[x ≥ T]``, a ReLU with a raised cut ``T ≥ 0``."""
+    """FATReLU (ProSparse step 3, Song et al. 2024, Sec. 3.3): ``x·1[x ≥ T]``, a ReLU with a raised cut ``T ≥ 0``."""
     threshold = check_real(threshold, "threshold", 0.0, math.inf)
     return x * (x >= threshold) if threshold > 0 else F.relu(x)
 
@@ -194,38 +204,42 @@ def neuron_importance(a: torch.Tensor, w_down: torch.Tensor) -> torch.Tensor:
     return a.abs() * w_down.norm(dim=0)
 
 
+def _cett_curve(a: torch.Tensor, w_down: torch.Tensor):
+    """``t -> CETT(t)`` for fixed ``a`` [rows, h] and ``w_down`` [d, h] (float64; rows with
+    ``W_down a = 0`` skipped), and the largest importance."""
+    a = _rows(a).double()
+    w = w_down.double()
+    n = neuron_importance(a, w)
+    den = (a @ w.T).norm(dim=-1)
+    ok = den > 0
+
+    def f(t: float) -> float:
+        if not ok.any():
+            return 0.0
+        cut = a * (n <= t)
+        return float(((cut @ w.T).norm(dim=-1)[ok] / den[ok]).mean())
+
+    return f, float(n.max()) if n.numel() else 0.0
+
+
 @torch.no_grad()
 def cett(a: torch.Tensor, w_down: torch.Tensor, t: float) -> float:
-    """Cumulative errors of tail truncation (Sparsing Law):
+    """Cumulative errors of tail truncation (Sparsing Law, Luo et al. 2024, Sec. 3):
 
     ``CETT(t) = mean_rows ‖W_down (a ⊙ 1[n ≤ t])‖₂ / ‖W_down a‖₂``, ``n`` from :func:`neuron_importance`.
 
     a : [… , h];  w_down : [d, h].  Rows with ``W_down a = 0`` are skipped.
     """
-    a = _rows(a).double()
-    w = w_down.double()
-    cut = a * (neuron_importance(a, w) <= t)
-    num = (cut @ w.T).norm(dim=-1)
-    den = (a @ w.T).norm(dim=-1)
-    ok = den > 0
-    return float((num[ok] / den[ok]).mean()) if ok.any() else 0.0
+    t = check_real(t, "t", 0.0, math.inf)
+    return _cett_curve(a, w_down)[0](t)
 
 
 @torch.no_grad()
 def cett_threshold(a: torch.Tensor, w_down: torch.Tensor, target: float, iters: int = 30) -> float:
     """The largest ``t`` with ``CETT(t) ≤ target`` (bisection; CETT is non-decreasing in ``t``)."""
     target = check_real(target, "target", 0.0, 1.0)
-    a = _rows(a).double()
-    w = w_down.double()
-    n = neuron_importance(a, w)
-    lo, hi = 0.0, float(n.max()) + 1e-12
-    den = (a @ w.T).norm(dim=-1)
-    ok = den > 0
-
-    def f(t):
-        cut = a * (n <= t)
-        return float(((cut @ w.T).norm(dim=-1)[ok] / den[ok]).mean()) if ok.any() else 0.0
-
+    f, top = _cett_curve(a, w_down)
+    lo, hi = 0.0, top + 1e-12
     if f(lo) > target:
         return 0.0
     for _ in range(iters):
@@ -276,3 +290,44 @@ def sparse_mlp_forward(x, w_up, b_up, w_down_t, b_down, dense_above: float = 0.2
     Equal to :func:`dense_mlp_forward` up to floating-point summation order.
     """
     return sparse_down(F.relu(F.linear(x, w_up, b_up)), w_down_t, b_down, dense_above)
+
+
+def firing_frequency(activations, tau: float = 0.0) -> torch.Tensor:
+    """How often each unit fires: ``f_i = (1/R) Σ_r 1[|a_{r,i}| > τ]`` over the R rows (Li et al. 2023, Fig. B.2).
+
+    ``f_i = 0``: a dead unit; ``f_i = 1``: an always-on unit.  activations : [… , h].  Returns [h].
+    """
+    tau = check_real(tau, "tau", 0.0, math.inf)
+    a = _rows(_as_tensor(activations, "activations"))
+    return (a.abs() > tau).double().mean(0)
+
+
+def core_neurons(activations, alpha: float = 0.4, beta: float = 0.2) -> torch.Tensor:
+    """CoreInfer's sentence-wise core neurons (Wang et al. 2024, Sec. 3).
+
+    Token-wise core neurons of row ``r``: the positively activated units at or above the
+    ``alpha``-quantile of that row's positive activations (the top ``1 − α`` of them).
+    Sentence-wise core neurons: the units that are token-wise core for at least a fraction
+    ``beta`` of the sentence's tokens.
+
+    activations : [tokens, h] for one sentence;  alpha in [0, 1);  beta in (0, 1].  Returns a bool mask [h].
+    """
+    alpha = check_real(alpha, "alpha", 0.0, 1.0, high_open=True)
+    beta = check_real(beta, "beta", 0.0, 1.0, low_open=True)
+    a = _rows(_as_tensor(activations, "activations")).double()
+    token_core = torch.zeros_like(a, dtype=torch.bool)
+    for r in range(a.shape[0]):
+        pos = a[r][a[r] > 0]
+        if pos.numel():
+            token_core[r] = a[r] >= _quantile(pos, alpha)
+            token_core[r] &= a[r] > 0
+    return token_core.double().mean(0) >= beta
+
+
+def jaccard(a: torch.Tensor, b: torch.Tensor) -> float:
+    """``|A ∩ B| / |A ∪ B|`` of two bool masks of one shape (1 when both are empty)."""
+    a, b = torch.as_tensor(a, dtype=torch.bool), torch.as_tensor(b, dtype=torch.bool)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have one shape; got {tuple(a.shape)} and {tuple(b.shape)}")
+    union = int((a | b).sum())
+    return 1.0 if union == 0 else int((a & b).sum()) / union
