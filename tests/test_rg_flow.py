@@ -433,7 +433,7 @@ def test_other_bad_inputs():
     assert rg.CumulantConfig.preset("ci").device == "cpu"  # stored outputs come from the CPU stream
 
 
-@pytest.mark.parametrize("cfg", [rg.KernelFlowConfig, rg.PhaseDiagramConfig, rg.CumulantConfig, rg.GradientConfig,
+@pytest.mark.parametrize("cfg", [rg.KernelFlowConfig, rg.PhaseDiagramConfig, rg.CumulantConfig, rg.GradientConfig, rg.PolyComConfig,
                                  rg.AspectRatioConfig])
 def test_presets(cfg):
     assert cfg.preset("ci") != cfg.preset("full")
@@ -546,3 +546,30 @@ def test_runners_return_monte_carlo_estimates_and_an_inconclusive_verdict():
     assert c.verdict == "inconclusive"
     g = rg.run_gradients(rg.GradientConfig(width=16, depth=6, n_networks=64, n_batches=4), seed=1)
     assert all(isinstance(run["rate"], Estimate) and run["rate"].se > 0 for run in g["runs"].values())
+
+
+def test_polyrelu_known_values_and_classification():
+    act = rg.PolyReLU(order=3)
+    x = torch.tensor([-1.0, 0.0, 1.0, 2.0])
+    # (r + r² + r³)/3 at init: 0, 0, 1, 14/3
+    assert torch.allclose(act(x), torch.tensor([0.0, 0.0, 1.0, 14 / 3]))
+    z = jnp.array([-1.0, 0.5, 2.0])
+    assert np.allclose(np.asarray(rg.polyrelu_init(z)), [0.0, (0.5 + 0.25 + 0.125) / 3, 14 / 3])
+    assert rg.universality_class(rg.polyrelu_init) == "none"
+    with pytest.raises(rg.NoCriticalPoint):
+        rg.critical_point(rg.polyrelu_init)
+    with pytest.raises(ValueError, match="order"):
+        rg.PolyReLU(order=0)
+
+
+def test_run_polycom_feeds_paired_differences():
+    from sparsebook.stats import from_seeds, paired_difference
+
+    cfg = rg.PolyComConfig(sizes=(64, 8, 10), steps=5, seeds=(0, 1, 2))
+    r = rg.run_polycom(cfg, seed=0)
+    assert r["curves"]["relu"].shape == (5, 3) and r["auc"]["gelu"].shape == (3,)
+    assert from_seeds(r["auc"]["relu"]).n == 3
+    d = paired_difference(r["auc"]["polyrelu"], r["auc"]["relu"])
+    assert d.value == pytest.approx(float(np.mean(r["auc"]["polyrelu"] - r["auc"]["relu"])))
+    with pytest.raises(ValueError, match="activations"):
+        rg.run_polycom(rg.PolyComConfig(activations=("tanh",), steps=2), seed=0)
