@@ -379,3 +379,79 @@ def test_bad_input_raises_clear_errors():
         ic.run_information_plane({"epochs": 3})
     with pytest.raises(ValueError, match="kde_activations"):
         ic.PlaneConfig(activations=("relu",), kde_activations=("tanh",)).validate()
+
+
+# ---------------------------------------------------------------------------
+# The authors' conventions, the correlation contrast, runners feeding the statistics
+# ---------------------------------------------------------------------------
+def test_authors_initialization_gain():
+    # the authors' code: truncated normal, stddev = he / sqrt(fan_in), he = 2 for the ReLU family
+    unit = ic.init_weights(4)
+    he = ic.init_weights(4, gain=2.0)
+    for (wu, bu), (wh, bh) in zip(unit, he):
+        np.testing.assert_allclose(wh.numpy(), 2.0 * wu.numpy(), rtol=1e-6)
+        assert (bh == 0).all()
+    assert ic.AUTHORS_GAIN["relu"] == 2.0 and ic.AUTHORS_GAIN["tanh"] == 1.0
+    w = torch.cat([ic.init_weights(s, sizes=(400, 400), gain=2.0)[0][0].reshape(-1) for s in range(3)])
+    # std of a normal truncated at 2 std: 0.8796 of the untruncated std
+    assert float(w.std()) == pytest.approx(0.8796 * 2.0 / 20.0, rel=0.02)
+    assert float(w.abs().max()) <= 2 * 2.0 / 20.0 + 1e-6
+    with pytest.raises(ValueError, match="gain"):
+        ic.init_weights(0, gain=0.0)
+    with pytest.raises(ValueError, match="init"):
+        ic.train_networks(("tanh",), [0], epochs=2, lr=1e-3, init="xavier")
+
+
+def test_l2_penalty_is_the_authors_convention():
+    # 0.015 * sum of tf.nn.l2_loss (= ||W||^2 / 2) over all weights but the output layer's
+    w = [torch.ones(2, 3, 4), 2 * torch.ones(2, 2, 3), 5 * torch.ones(2, 2, 2)]
+    got = ic.l2_penalty(w, torch.tensor([0.015, 0.0]))
+    np.testing.assert_allclose(got.numpy(), [0.015 * (12 / 2 + 4 * 6 / 2), 0.0], rtol=1e-6)
+    with pytest.raises(ValueError, match="weights"):
+        ic.l2_penalty(w[:1], 1.0)
+
+
+def test_split_seed_is_the_one_used():
+    a = ic.train_networks(("tanh",), [0], epochs=3, lr=1e-3, n_records=2, split_seed=0)
+    b = ic.train_networks(("tanh",), [0], epochs=3, lr=1e-3, n_records=2, split_seed=5)
+    assert not np.allclose(a.loss, b.loss)
+
+
+def test_correlation_contrast_known_values():
+    rng = np.random.default_rng(1)
+    acc = rng.normal(size=40)
+    noise = rng.normal(size=(40, 2))
+    comp = np.column_stack([noise[:, 0], np.zeros(40), 3 * acc + 1])     # hidden: noise and a constant layer
+    out = ic.correlation_contrast(comp, acc, n_boot=500)
+    assert out["r"][-1] == pytest.approx(1.0)
+    assert math.isnan(out["r"][1]) and math.isnan(out["lo"][1])          # constant layer: no correlation
+    r0 = np.corrcoef(noise[:, 0], acc)[0, 1]
+    assert out["r"][0] == pytest.approx(r0)
+    assert out["contrast"] == pytest.approx(1.0 - r0)
+    assert out["contrast_lo"] <= out["contrast"] <= out["contrast_hi"]
+    assert out["lo"][0] <= r0 <= out["hi"][0]
+    with pytest.raises(ValueError, match="comp"):
+        ic.correlation_contrast(np.zeros((2, 3)), np.zeros(2))
+    with pytest.raises(ValueError, match="level"):
+        ic.correlation_contrast(comp, acc, level=1.5)
+
+
+def test_runner_output_feeds_from_seeds_and_an_inconclusive_verdict():
+    from sparsebook.claims import AtLeast, ClaimSet
+    from sparsebook.stats import from_seeds
+
+    cfg = ic.PlaneConfig(activations=("tanh", "relu"), l2_activations=("relu",), n_models=2, epochs=6,
+                         n_records=3, bins_sweep=(10,), sweep_activations=("tanh", "relu"), kde_points=64,
+                         kde_records=2, kde_sweep=(("fixed", 0.01),))
+    res = ic.run_information_plane(cfg, seed=0)
+    e = ic.seed_compression(res, "adaptive", "relu")
+    ref = from_seeds(ic.hidden_compression(res.info[("adaptive", "relu", 0.0)]))
+    assert e.kind == "seeds" and e.n == 2 and e.value == pytest.approx(ref.value) and e.lo == pytest.approx(ref.lo)
+    assert ic.seed_compression(res, "fixed", "tanh", n_bins=10).n == 2
+    assert ic.seed_compression(res, "", "relu", kde=("fixed", 0.01)).n == 2
+    assert res.loss[("relu", cfg.l2)].shape == (2, 6) and res.split_seed == 0
+    assert len(ic.sweep_results(res).values) > 0 and len(ic.compression_results(res).values) == 6
+    cs = ClaimSet("information_compression")
+    cs.add("straddles", paper="chelombiev2019", statement="s", quantity="q", paper_value="v",
+           measured=ic.correlation_estimate(0.1, -0.2, 0.4, 16), criterion=AtLeast(0.0))
+    assert cs.claims[0].verdict == "inconclusive"

@@ -13,9 +13,10 @@ import torch
 
 from sparsebook.information_compression.kernels import (
     ESTIMATORS, _entropy_from_counts, adaptive_kde_information, class_coding_rate, coding_rate, compression,
-    hidden_compression, kde_information, layer_information, normalize_columns, pearson_with_ci,
+    correlation_contrast, hidden_compression, kde_information, layer_information, normalize_columns, pearson_with_ci,
 )
 from sparsebook.progress import progress
+from sparsebook.stats import Estimate, Results, from_seeds
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
 from sparsebook.train import make_optimizer, run_steps
@@ -120,21 +121,39 @@ def activation_range(name: str) -> tuple[float, float] | None:
     return (-1.0, 1.0) if name in SATURATING else None
 
 
-def init_weights(seed: int, sizes=LAYER_SIZES) -> list[tuple[torch.Tensor, torch.Tensor]]:
+#: Initialization gain of the authors' code (Chelombiev et al., ``idnns/networks/model.py``): weights
+#: ``~ truncated normal(0, (gain/√n_in)²)`` with ``gain = 2`` (``he = 2.0``) for the ReLU family and 1
+#: for tanh (softsign, absent from their code, gets 1 as a saturating activation).
+AUTHORS_GAIN = {"tanh": 1.0, "softsign": 1.0, "relu": 2.0, "elu": 2.0, "softplus": 2.0,
+                "centred_softplus": 2.0, "leaky_relu": 2.0}
+
+
+def init_weights(seed: int, sizes=LAYER_SIZES, gain: float = 1.0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """One network's weights ``W_l`` ``(n_{l+1}, n_l)`` and biases ``(n_{l+1}, 1)`` from seed ``seed``.
 
-    Truncated normal weights, std ``1/√n_l`` cut at two std (as in the original code), zero biases.
+    Truncated normal weights, std ``gain/√n_l`` cut at two std (the authors' code:
+    ``truncated_normal_initializer(stddev=he/√n_in)``, :data:`AUTHORS_GAIN`), zero biases.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an int >= 0; got {seed!r}")
+    gain = check_real(gain, "gain", 0, low_open=True)
     g = torch.Generator().manual_seed(int(seed))
     out = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
         w = torch.randn(n_out, n_in, generator=g, dtype=torch.float32)
         while (bad := w.abs() > 2).any():
             w[bad] = torch.randn(int(bad.sum()), generator=g, dtype=torch.float32)
-        out.append((w / math.sqrt(n_in), torch.zeros(n_out, 1, dtype=torch.float32)))
+        out.append((w * (gain / math.sqrt(n_in)), torch.zeros(n_out, 1, dtype=torch.float32)))
     return out
+
+
+def l2_penalty(weights, l2) -> torch.Tensor:
+    """The authors' L2 term per network: ``l2_s · Σ_{l < L} ½‖W_l‖²`` (``tf.nn.l2_loss`` of every weight
+    matrix but the last, the output layer's).  ``weights``: per layer ``(S, n_{l+1}, n_l)``; ``l2``
+    ``(S,)``; returns ``(S,)``."""
+    if len(weights) < 2:
+        raise ValueError(f"weights must hold at least 2 layers; got {len(weights)}")
+    return torch.as_tensor(l2, dtype=weights[0].dtype) * sum(0.5 * (w * w).sum((1, 2)) for w in weights[:-1])
 
 
 def _groups(activations) -> list[tuple[str, int, int]]:
@@ -212,13 +231,15 @@ class TrainedNetworks:
 
 
 def train_networks(activations, seeds, epochs: int, lr: float, l2=0.0, n_records: int = 12,
-                   train_fraction: float = 0.8, split_seed: int = 0) -> TrainedNetworks:
+                   train_fraction: float = 0.8, split_seed: int = 0, init: str = "authors") -> TrainedNetworks:
     """Train ``S`` 12-10-7-5-4-3-2 networks at once with full-batch Adam on the 12-bit task.
 
     Network ``s`` has activation ``activations[s]``, initial weights from ``seeds[s]``
-    (:func:`init_weights`) and L2 strength ``l2[s]`` (a number applies to all).  Loss of network ``s``:
-    mean cross-entropy on the training split ``+ l2_s · Σ_l ‖W_l‖²`` (weights only, as a Keras ``l2``
-    regularizer); the losses are summed, so each network's gradient is its own.  The activity of every
+    (:func:`init_weights`; ``init="authors"``: gain :data:`AUTHORS_GAIN` of the activation, ``"unit"``:
+    gain 1) and L2 penalty ``l2[s]`` (a number applies to all).  Loss of network ``s``, in the authors'
+    convention: mean cross-entropy on the training split ``+ l2_s · Σ_{hidden l} ½‖W_l‖²``
+    (``tf.nn.l2_loss`` of every weight matrix but the output layer's); the losses are summed, so each
+    network's gradient is its own.  The split is ``train_test_split(seed=split_seed)``.  The activity of every
     layer on all 4096 inputs is recorded at :func:`log_epochs`.  Deterministic:
     :func:`sparsebook.seed_everything` pins torch to one thread.
     """
@@ -233,6 +254,8 @@ def train_networks(activations, seeds, epochs: int, lr: float, l2=0.0, n_records
     l2 = np.broadcast_to(np.asarray(l2, dtype=np.float64), (n_models,)).copy()
     if not (np.isfinite(l2).all() and (l2 >= 0).all()):
         raise ValueError(f"l2 must be finite and >= 0; got {l2}")
+    if init not in ("authors", "unit"):
+        raise ValueError(f"init must be 'authors' or 'unit'; got {init!r}")
     record = log_epochs(epochs, n_records)
     seed_everything(int(seeds[0]))
     X, y = tishby_dataset()
@@ -240,7 +263,8 @@ def train_networks(activations, seeds, epochs: int, lr: float, l2=0.0, n_records
     x_all = torch.from_numpy(np.ascontiguousarray(X.T))
     x_tr = torch.from_numpy(np.ascontiguousarray(X[tr].T))
     y_tr = torch.from_numpy(y[tr]).expand(n_models, 1, -1)
-    inits = [init_weights(int(s)) for s in seeds]
+    inits = [init_weights(int(s), gain=AUTHORS_GAIN[a] if init == "authors" else 1.0)
+             for s, a in zip(seeds, activations)]
     params = [(torch.stack([m[l][0] for m in inits]).requires_grad_(True),
                torch.stack([m[l][1] for m in inits]).requires_grad_(True)) for l in range(len(inits[0]))]
     flat = [p for wb in params for p in wb]
@@ -266,7 +290,7 @@ def train_networks(activations, seeds, epochs: int, lr: float, l2=0.0, n_records
         ce = -torch.log_softmax(logits, 1).gather(1, y_tr).mean((1, 2))
         loss = ce.sum()
         if use_l2:
-            loss = loss + (l2_t * sum((w * w).sum((1, 2)) for w, _ in params)).sum()
+            loss = loss + l2_penalty([w for w, _ in params], l2_t).sum()
         return loss, ce
 
     def on_step(done):
@@ -361,26 +385,32 @@ class PlaneConfig:
     """Information-plane experiment.
 
     Trains ``n_models`` seeds of every activation in ``activations`` without L2, and of every
-    activation in ``l2_activations`` with L2 strength ``l2`` (same seeds, so the comparison is paired),
-    all in one batched run; measures their information planes with fixed and adaptive binning (adaptive
-    only for the L2 runs), and
-    with both KDE estimators for ``kde_activations`` (first seed, a seeded subsample of ``kde_points``
-    inputs, ``kde_records`` of the record epochs: the KDE costs O(N²)).
+    activation in ``l2_activations`` with the authors' L2 penalty ``l2`` (their convention, see
+    :func:`train_networks`; same seeds, so the comparison is paired), all in one batched run on the
+    split ``train_test_split(seed=seed)``, with the authors' initialization.  Measures their
+    information planes with fixed and adaptive binning at ``n_bins`` (adaptive only for the L2 runs)
+    and at each of ``bins_sweep`` for ``sweep_activations``; and, for ``kde_activations``, with a
+    fixed-noise KDE at ``noise_var`` and an adaptive KDE at ``rel_noise`` (every seed, a seeded
+    subsample of ``kde_points`` inputs, ``kde_records`` of the record epochs: the KDE costs O(N²)),
+    plus, for ReLU, the KDE at each noise of ``kde_sweep``: ``("fixed", σ²)`` or ``("adaptive", rel)``.
     """
 
     activations: tuple = ACTIVATIONS
     l2_activations: tuple = ("tanh", "relu")
-    l2: float = 1e-3
-    n_models: int = 2
+    l2: float = 0.015
+    n_models: int = 5
     epochs: int = 500
     lr: float = 5e-3
     n_records: int = 10
     n_bins: int = 30
+    bins_sweep: tuple = (10, 100)
+    sweep_activations: tuple = ("tanh", "relu", "elu", "softplus", "centred_softplus", "leaky_relu")
     kde_activations: tuple = ("tanh", "relu")
     kde_points: int = 512
     kde_records: int = 6
     noise_var: float = 1e-3
     rel_noise: float = 0.1
+    kde_sweep: tuple = (("fixed", 0.01), ("adaptive", 0.03))
     eps: float = 0.5
 
     @classmethod
@@ -389,24 +419,31 @@ class PlaneConfig:
         if scale == "ci":
             return cls()
         return cls(l2_activations=ACTIVATIONS, n_models=10, epochs=4000, lr=1e-3, n_records=30,
-                   kde_points=N_INPUTS, kde_records=12)
+                   kde_points=N_INPUTS, kde_records=12, kde_sweep=(("fixed", 0.01), ("adaptive", 0.03),
+                                                                   ("adaptive", 0.05)))
 
     def validate(self) -> "PlaneConfig":
-        for a in self.activations + self.l2_activations + self.kde_activations:
+        for a in self.activations + self.l2_activations + self.kde_activations + self.sweep_activations:
             activation_fn(a)
-        for a in self.kde_activations:
+        for a in self.kde_activations + self.sweep_activations:
             if a not in self.activations:
-                raise ValueError(f"kde_activations must be among activations; got {a!r}")
-        check_int(self.n_models, "n_models", 1)
+                raise ValueError(f"kde_activations and sweep_activations must be among activations; got {a!r}")
+        check_int(self.n_models, "n_models", 2)
         check_int(self.epochs, "epochs", 1)
         check_int(self.n_records, "n_records", 2)
         check_int(self.n_bins, "n_bins", 2)
+        for b in self.bins_sweep:
+            check_int(b, "bins_sweep", 2)
         check_int(self.kde_points, "kde_points", 2)
         check_int(self.kde_records, "kde_records", 2)
         if self.kde_points > N_INPUTS:
             raise ValueError(f"kde_points must be <= {N_INPUTS}; got {self.kde_points}")
         if not self.l2 > 0:
             raise ValueError(f"l2 must be > 0; got {self.l2!r}")
+        for kind, v in self.kde_sweep:
+            if kind not in ("fixed", "adaptive"):
+                raise ValueError(f"kde_sweep entries must be ('fixed' | 'adaptive', noise); got {kind!r}")
+            check_real(v, "kde_sweep noise", 0, low_open=True)
         for name in ("lr", "noise_var", "rel_noise", "eps"):
             check_real(getattr(self, name), name, 0, low_open=True)
         return self
@@ -417,11 +454,13 @@ class PlaneResult:
     """Results of :func:`run_information_plane`.
 
     ``info[(estimator, activation, l2)]``: ``(S, R', L, 2)`` bits, ``(I(X;T), I(T;Y))`` per seed,
-    record and layer (``L = 6``: five hidden layers and the softmax); the KDE entries cover the first
-    seed and the records ``kde_record_index`` only.  ``rates[activation]``: ``(S, R, 5, 2)`` nats,
-    ``(R(Z), R^c(Z))`` of the hidden layers without L2.  ``train_acc``, ``test_acc``, ``final_loss``:
-    ``{(activation, l2): (S,)}``.  ``sample_layers[activation]``: the first seed's layer activities
-    ``[(R, 4096, n_l) per layer]`` for the ``kde_activations`` (for estimator checks).
+    record and layer (``L = 6``: five hidden layers and the softmax); the KDE entries cover the
+    records ``kde_record_index`` only.  ``bins_sweep[(estimator, activation, n_bins)]`` and
+    ``kde_sweep[(kind, noise, activation)]``: the same arrays for the swept constants (no L2).
+    ``rates[activation]``: ``(S, R, 5, 2)`` nats, ``(R(Z), R^c(Z))`` of the hidden layers without L2.
+    ``train_acc``, ``test_acc``, ``final_loss``: ``{(activation, l2): (S,)}``; ``loss``:
+    ``{(activation, l2): (S, epochs)}`` training cross-entropy.  ``sample_layers[activation]``: the
+    first seed's layer activities ``[(R, 4096, n_l) per layer]`` for the ``kde_activations``.
     """
 
     config: PlaneConfig
@@ -433,11 +472,15 @@ class PlaneResult:
     final_loss: dict
     kde_record_index: np.ndarray
     sample_layers: dict
+    bins_sweep: dict
+    kde_sweep: dict
+    loss: dict
+    split_seed: int
 
 
 def run_information_plane(config: PlaneConfig, seed: int = 0, scale: str = "ci") -> PlaneResult:
-    """Train the networks of ``config`` (seeds ``seed … seed + n_models − 1``) and measure their
-    information planes with every estimator, and the coding rates of their hidden layers."""
+    """Train the networks of ``config`` (seeds ``seed … seed + n_models − 1``, split seed ``seed``) and
+    measure their information planes with every estimator, and the coding rates of their hidden layers."""
     if not isinstance(config, PlaneConfig):
         raise TypeError(f"config must be a PlaneConfig; got {type(config).__name__}")
     config.validate()
@@ -446,25 +489,37 @@ def run_information_plane(config: PlaneConfig, seed: int = 0, scale: str = "ci")
     runs = [(a, 0.0) for a in config.activations] + [(a, float(config.l2)) for a in config.l2_activations]
     acts = tuple(a for a, _ in runs for _ in seeds)
     l2s = [l2 for _, l2 in runs for _ in seeds]
-    nets = train_networks(acts, seeds * len(runs), config.epochs, config.lr, l2s, config.n_records)
+    nets = train_networks(acts, seeds * len(runs), config.epochs, config.lr, l2s, config.n_records,
+                          split_seed=seed)
     kde_rec = np.unique(np.round(np.linspace(0, len(nets.epochs) - 1, config.kde_records)).astype(int))
     pts = np.sort(np.random.default_rng(seed).permutation(N_INPUTS)[:config.kde_points])
-    info, rates, tr_acc, te_acc, loss, sample = {}, {}, {}, {}, {}, {}
+    info, rates, tr_acc, te_acc, loss, sample, curves = {}, {}, {}, {}, {}, {}, {}
+    bsweep, ksweep = {}, {}
     for act, l2 in progress(runs, desc="information", scale=scale):
         m = nets.select(act, l2)
         for est in (("fixed", "adaptive") if l2 == 0.0 else ("adaptive",)):
             info[(est, act, l2)] = information_trajectory(nets, est, config.n_bins, models=m)
+            if l2 == 0.0 and act in config.sweep_activations and (est == "adaptive" or act in ("tanh", "relu")):
+                for b in config.bins_sweep:
+                    bsweep[(est, act, int(b))] = information_trajectory(nets, est, int(b), models=m)
         if l2 == 0.0 and act in config.kde_activations:
             info[("kde", act, l2)] = information_trajectory(
-                nets, "kde", noise_var=config.noise_var, models=m[:1], points=pts, records=kde_rec)
+                nets, "kde", noise_var=config.noise_var, models=m, points=pts, records=kde_rec)
             info[("adaptive_kde", act, l2)] = information_trajectory(
-                nets, "adaptive_kde", rel_noise=config.rel_noise, models=m[:1], points=pts, records=kde_rec)
+                nets, "adaptive_kde", rel_noise=config.rel_noise, models=m, points=pts, records=kde_rec)
             sample[act] = [arr[m[0]].copy() for arr in nets.layers]
+            if act == "relu":
+                for kind, v in config.kde_sweep:
+                    ksweep[(kind, float(v), act)] = information_trajectory(
+                        nets, "kde" if kind == "fixed" else "adaptive_kde", noise_var=float(v),
+                        rel_noise=float(v), models=m, points=pts, records=kde_rec)
         if l2 == 0.0:
             rates[act] = hidden_coding_rates(nets, config.eps, models=m)
         tr_acc[(act, l2)], te_acc[(act, l2)] = nets.train_acc[m], nets.test_acc[m]
         loss[(act, l2)] = nets.loss[m, -1]
-    return PlaneResult(config, nets.epochs, info, rates, tr_acc, te_acc, loss, kde_rec, sample)
+        curves[(act, l2)] = nets.loss[m]
+    return PlaneResult(config, nets.epochs, info, rates, tr_acc, te_acc, loss, kde_rec, sample,
+                       bsweep, ksweep, curves, seed)
 
 
 @dataclass(frozen=True)
@@ -479,7 +534,7 @@ class GeneralizationConfig:
     n_records: int = 10
     n_bins: int = 30
     n_boot: int = 2000
-    level: float = 0.9
+    level: float = 0.95
 
     @classmethod
     def preset(cls, scale: str) -> "GeneralizationConfig":
@@ -506,10 +561,11 @@ class GeneralizationConfig:
 def run_generalization(config: GeneralizationConfig, seed: int = 0) -> dict:
     """Per-layer compression (adaptive binning) against test accuracy across seeds.
 
-    Seeds ``1000 + seed … 1000 + seed + n_models − 1`` (disjoint from the information-plane runs).
-    Returns ``{"compression": (S, L) bits, "test_acc": (S,), "train_acc": (S,), "r": (L,),
-    "lo": (L,), "hi": (L,)}``: Pearson r of each layer's compression with test accuracy and its
-    bootstrap interval at ``level``.
+    Seeds ``1000 + seed … 1000 + seed + n_models − 1`` (disjoint from the information-plane runs), split
+    ``train_test_split(seed=seed)``.  Returns ``{"compression": (S, L) bits, "test_acc": (S,),
+    "train_acc": (S,)}`` and the entries of :func:`correlation_contrast` at ``level``: Pearson r of
+    each layer's compression with test accuracy, its bootstrap interval, and the contrast "softmax
+    layer minus the mean hidden layer".
     """
     if not isinstance(config, GeneralizationConfig):
         raise TypeError(f"config must be a GeneralizationConfig; got {type(config).__name__}")
@@ -517,13 +573,31 @@ def run_generalization(config: GeneralizationConfig, seed: int = 0) -> dict:
     seed_everything(seed)
     seeds = list(range(1000 + seed, 1000 + seed + config.n_models))
     nets = train_networks((config.activation,) * config.n_models, seeds, config.epochs, config.lr,
-                          config.l2, config.n_records)
+                          config.l2, config.n_records, split_seed=seed)
     comp = compression(information_trajectory(nets, "adaptive", config.n_bins)[..., 0])
-    stats = np.array([pearson_with_ci(comp[:, l], nets.test_acc, config.n_boot, config.level, seed=seed)
-                      for l in range(comp.shape[1])])
-    return {"compression": comp, "test_acc": nets.test_acc, "train_acc": nets.train_acc,
-            "r": stats[:, 0], "lo": stats[:, 1], "hi": stats[:, 2]}
+    out = {"compression": comp, "test_acc": nets.test_acc, "train_acc": nets.train_acc}
+    out.update(correlation_contrast(comp, nets.test_acc, config.n_boot, config.level, seed=seed))
+    return out
 
+
+def correlation_estimate(r: float, lo: float, hi: float, n: int, se: float = float("nan")) -> Estimate:
+    """A correlation over ``n`` networks with its bootstrap interval, as a ``seeds`` :class:`Estimate`
+    (compared within its interval by the notebook regression)."""
+    return Estimate(float(r), float(lo), float(hi), "seeds", int(n), float(se), (), "bootstrap")
+
+
+def seed_compression(res: PlaneResult, estimator: str, activation: str, l2: float = 0.0,
+                     n_bins: int | None = None, kde: tuple | None = None) -> Estimate:
+    """Hidden-layer compression of ``activation`` over the seeds (:func:`sparsebook.stats.from_seeds`).
+
+    ``n_bins`` picks a run of the bins sweep, ``kde = (kind, noise)`` one of the KDE sweep."""
+    if kde is not None:
+        info = res.kde_sweep[(kde[0], float(kde[1]), activation)]
+    elif n_bins is not None and n_bins != res.config.n_bins:
+        info = res.bins_sweep[(estimator, activation, int(n_bins))]
+    else:
+        info = res.info[(estimator, activation, float(l2))]
+    return from_seeds(hidden_compression(info))
 
 
 # ---------------------------------------------------------------------------
@@ -532,17 +606,36 @@ def run_generalization(config: GeneralizationConfig, seed: int = 0) -> dict:
 LAYER_NAMES = ("10", "7", "5", "4", "3", "softmax")
 
 
-def compression_table(res: PlaneResult) -> str:
-    """Text table: per activation, hidden-layer compression (bits, mean over seeds) with fixed and
-    adaptive binning, and test accuracy."""
-    lines = [f"{'activation':<18}{'fixed (bits)':>14}{'adaptive (bits)':>17}{'test acc':>10}"]
+def compression_results(res: PlaneResult) -> Results:
+    """Per activation: hidden-layer compression (bits) with fixed and adaptive binning and test
+    accuracy, each over the seeds with its 95% interval."""
+    vals = {}
     for act in res.config.activations:
-        f = hidden_compression(res.info[("fixed", act, 0.0)]).mean()
-        a = hidden_compression(res.info[("adaptive", act, 0.0)]).mean()
-        acc = res.test_acc[(act, 0.0)].mean()
-        lines.append(f"{act:<18}{f:>14.2f}{a:>17.2f}{acc:>10.3f}")
-    return "\n".join(lines)
+        vals[f"{act}: fixed binning (bits)"] = seed_compression(res, "fixed", act)
+        vals[f"{act}: adaptive binning (bits)"] = seed_compression(res, "adaptive", act)
+        vals[f"{act}: test accuracy"] = from_seeds(res.test_acc[(act, 0.0)])
+    return Results(vals, title=f"hidden-layer compression and test accuracy, {res.config.n_models} seeds")
 
+
+def sweep_results(res: PlaneResult) -> Results:
+    """Hidden-layer compression (bits, over the seeds) at every swept estimator constant: the number of
+    bins for fixed binning (tanh, ReLU) and adaptive binning, and the KDE noise for ReLU."""
+    cfg = res.config
+    vals = {}
+    bins = sorted({cfg.n_bins, *cfg.bins_sweep})
+    for est, acts in (("fixed", ("tanh", "relu")), ("adaptive", cfg.sweep_activations)):
+        for act in acts:
+            for b in bins:
+                vals[f"{est} binning, {act}, {b} bins"] = seed_compression(res, est, act, n_bins=b)
+    if "relu" in cfg.kde_activations:
+        kde = [("fixed", cfg.noise_var), ("adaptive", cfg.rel_noise)] + [(k, float(v)) for k, v in cfg.kde_sweep]
+        for kind, v in sorted(kde):
+            name = f"fixed KDE σ² = {v:g}" if kind == "fixed" else f"adaptive KDE σ = {v:g}·max|t|"
+            main = (kind, v) in (("fixed", cfg.noise_var), ("adaptive", cfg.rel_noise))
+            e = (seed_compression(res, "kde" if kind == "fixed" else "adaptive_kde", "relu") if main
+                 else seed_compression(res, "", "relu", kde=(kind, v)))
+            vals[f"{name}, relu"] = e
+    return Results(vals, title="hidden-layer compression (bits) against the estimator's constant")
 
 
 def invariance_check(layers, warp=np.sinh, n_bins: int = 30) -> dict:

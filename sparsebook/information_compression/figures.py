@@ -8,38 +8,50 @@ from sparsebook.information_compression.experiments import LAYER_NAMES, PlaneRes
 from sparsebook.information_compression.kernels import compression, hidden_compression
 
 
-def _plane_axis(ax, info, title=""):
+def _plane_axis(ax, info, epochs, title="", norm=None):
     from sparsebook import plotting
 
     mean = info.mean(0)                               # (R, L, 2), mean over seeds
+    sc = None
     for l in range(mean.shape[1]):
         c = plotting.COLORS[l % len(plotting.COLORS)]
-        ax.plot(mean[:, l, 0], mean[:, l, 1], "-", color=c, label=f"layer {LAYER_NAMES[l]}", lw=1.2)
-        ax.plot(mean[0, l, 0], mean[0, l, 1], "o", color=c, mfc="none", ms=5)
-        ax.plot(mean[-1, l, 0], mean[-1, l, 1], "o", color=c, ms=5)
+        ax.plot(mean[:, l, 0], mean[:, l, 1], "-", color=c, label=f"layer {LAYER_NAMES[l]}", lw=1.0, alpha=0.8)
+        sc = ax.scatter(mean[:, l, 0], mean[:, l, 1], c=np.maximum(epochs, 0.5), cmap="viridis", norm=norm,
+                        s=14, zorder=3, edgecolors="none")
     plotting.label(ax, "I(X;T) (bits)", "I(T;Y) (bits)", title)
+    return sc
 
 
 def plot_planes(res: PlaneResult, activations=("tanh", "relu"), estimators=("fixed", "adaptive")):
     """Information planes (mean over seeds): rows ``estimators``, columns ``activations``; one line per
-    layer from the first record (open circle) to the last (filled)."""
+    layer, its points coloured by epoch (log scale, colour bar)."""
+    from matplotlib.colors import LogNorm
+
     from sparsebook import plotting
 
     fig, axes = plotting.figure(len(activations), len(estimators))
-    names = {"fixed": "fixed binning", "adaptive": "adaptive binning", "kde": "KDE, σ² = 1e-3",
-             "adaptive_kde": "adaptive KDE"}
+    names = {"fixed": "fixed binning", "adaptive": "adaptive binning",
+             "kde": f"KDE, σ² = {res.config.noise_var:g}",
+             "adaptive_kde": f"adaptive KDE, σ = {res.config.rel_noise:g}·max|t|"}
+    norm = LogNorm(0.5, max(float(res.epochs[-1]), 1.0))
+    sc = None
     for i, est in enumerate(estimators):
+        ep = res.epochs[res.kde_record_index] if est in ("kde", "adaptive_kde") else res.epochs
         for j, act in enumerate(activations):
             ax = axes[i * len(activations) + j]
-            _plane_axis(ax, res.info[(est, act, 0.0)], title=f"{act}, {names[est]}")
+            sc = _plane_axis(ax, res.info[(est, act, 0.0)], ep,
+                             title=f"{act}, {names[est]} ({res.config.n_models} seeds)", norm=norm)
+            if est in ("kde", "adaptive_kde"):
+                ax.axvline(np.log2(res.config.kde_points), color="0.5", lw=0.8, ls=":")
     fig = plotting.finish(fig, legend=False)
     axes[0].legend(fontsize=7)
+    fig.colorbar(sc, ax=list(axes), label="epoch (0 drawn at 0.5)", shrink=0.8)
     return fig
 
 
-def plot_compression(res: PlaneResult):
+def plot_compression(res: PlaneResult, compress_at: float = 0.5, no_compress_at: float = 0.2):
     """Hidden-layer compression per activation, fixed against adaptive binning (bars: mean over seeds,
-    dots: seeds)."""
+    dots: seeds), with the claims' criterion lines."""
     from sparsebook import plotting
 
     fig, axes = plotting.figure(1, 1)
@@ -51,10 +63,85 @@ def plot_compression(res: PlaneResult):
         ax.bar(x + off, vals.mean(1), width=0.38, color=plotting.COLORS[k], label=f"{est} binning")
         for s in range(vals.shape[1]):
             ax.plot(x + off, vals[:, s], "k.", ms=3)
+    ax.axhline(compress_at, color="k", ls="--", lw=0.8, label=f"compresses: ≥ {compress_at:g} bit")
+    ax.axhline(no_compress_at, color="k", ls=":", lw=0.8, label=f"does not: ≤ {no_compress_at:g} bit")
     ax.set_xticks(x, [a.replace("centred_softplus", "c-softplus").replace("leaky_relu", "leaky") for a in acts],
                   rotation=30)
-    plotting.label(ax, "activation", "hidden-layer compression (bits)", "compression by activation")
+    plotting.label(ax, "activation", "hidden-layer compression (bits)",
+                   f"compression by activation ({res.config.n_models} seeds)")
     return plotting.finish(fig)
+
+
+def plot_trajectories(res: PlaneResult, activations=("tanh", "relu"), estimator: str = "adaptive"):
+    """Top: I(X;T) of every layer against epoch (mean over seeds, band: min-max over seeds).  Bottom:
+    training cross-entropy against epoch (same bands)."""
+    from sparsebook import plotting
+
+    fig, axes = plotting.figure(len(activations), 2)
+    ep = np.maximum(res.epochs, 0.5)
+    for j, act in enumerate(activations):
+        ax = axes[j]
+        ixt = res.info[(estimator, act, 0.0)][..., 0]            # (S, R, L)
+        for l in range(ixt.shape[2]):
+            c = plotting.COLORS[l % len(plotting.COLORS)]
+            ax.plot(ep, ixt[:, :, l].mean(0), "-o", color=c, ms=3, label=f"layer {LAYER_NAMES[l]}")
+            ax.fill_between(ep, ixt[:, :, l].min(0), ixt[:, :, l].max(0), color=c, alpha=0.15, lw=0)
+        ax.set_xscale("log")
+        plotting.label(ax, "epoch (0 drawn at 0.5)", "I(X;T) (bits)", f"{act}, {estimator} binning")
+        ax = axes[len(activations) + j]
+        for k, l2 in enumerate((0.0, float(res.config.l2))):
+            if (act, l2) not in res.loss:
+                continue
+            cur = res.loss[(act, l2)]                              # (S, epochs)
+            e = np.arange(1, cur.shape[1] + 1)
+            c = plotting.COLORS[k]
+            ax.plot(e, cur.mean(0), color=c, label=f"L2 = {l2:g}")
+            ax.fill_between(e, cur.min(0), cur.max(0), color=c, alpha=0.2, lw=0)
+        ax.set_xscale("log")
+        plotting.label(ax, "epoch", "training cross-entropy (nats)", f"{act}, loss")
+    fig = plotting.finish(fig, legend=False)
+    axes[0].legend(fontsize=6)
+    axes[len(activations)].legend(fontsize=7)
+    return fig
+
+
+def plot_sweeps(res: PlaneResult, compress_at: float = 0.5, no_compress_at: float = 0.2):
+    """Hidden-layer compression (mean and 95% interval over seeds) against the number of bins (left)
+    and against the KDE noise for ReLU (right), with the claims' criterion lines."""
+    from sparsebook import plotting
+    from sparsebook.information_compression.experiments import seed_compression
+
+    cfg = res.config
+    fig, axes = plotting.figure(2, 1)
+    bins = sorted({cfg.n_bins, *cfg.bins_sweep})
+    series = [("fixed", a) for a in ("tanh", "relu")] + [("adaptive", a) for a in cfg.sweep_activations]
+    for k, (est, act) in enumerate(series):
+        es = [seed_compression(res, est, act, n_bins=b) for b in bins]
+        x = np.array(bins) * (1 + 0.03 * (k - len(series) / 2))
+        axes[0].errorbar(x, [e.value for e in es], yerr=[[e.value - e.lo for e in es], [e.hi - e.value for e in es]],
+                         fmt="o-" if est == "fixed" else "s--", ms=4, capsize=2,
+                         color=plotting.COLORS[k % len(plotting.COLORS)], label=f"{est}, {act}")
+    axes[0].set_xscale("log")
+    for ax in axes:
+        ax.axhline(compress_at, color="k", ls="--", lw=0.8)
+        ax.axhline(no_compress_at, color="k", ls=":", lw=0.8)
+    plotting.label(axes[0], "bins per unit", "hidden-layer compression (bits)", "binning: number of bins")
+    kde = [("fixed", cfg.noise_var), ("adaptive", cfg.rel_noise)] + [(k, float(v)) for k, v in cfg.kde_sweep]
+    labels, vals = [], []
+    for kind, v in sorted(kde):
+        main = (kind, v) in (("fixed", cfg.noise_var), ("adaptive", cfg.rel_noise))
+        e = (seed_compression(res, "kde" if kind == "fixed" else "adaptive_kde", "relu") if main
+             else seed_compression(res, "", "relu", kde=(kind, v)))
+        labels.append(f"σ²={v:g}" if kind == "fixed" else f"σ={v:g}·max|t|")
+        vals.append(e)
+    x = np.arange(len(vals))
+    axes[1].errorbar(x, [e.value for e in vals], yerr=[[e.value - e.lo for e in vals], [e.hi - e.value for e in vals]],
+                     fmt="o", capsize=3, color=plotting.COLORS[1])
+    axes[1].set_xticks(x, labels, rotation=20)
+    plotting.label(axes[1], "KDE noise", "hidden-layer compression (bits)", "ReLU: KDE noise")
+    fig = plotting.finish(fig, legend=False)
+    axes[0].legend(fontsize=6, ncol=2)
+    return fig
 
 
 def plot_l2(res: PlaneResult):
@@ -86,7 +173,7 @@ def plot_generalization(gen: dict):
                      color=plotting.COLORS[1], capsize=3)
     axes[1].axhline(0, color="k", lw=0.8)
     axes[1].set_xticks(layers, LAYER_NAMES)
-    plotting.label(axes[1], "layer (width)", "Pearson r with test accuracy", "90% bootstrap intervals")
+    plotting.label(axes[1], "layer (width)", "Pearson r with test accuracy", "95% bootstrap intervals")
     return plotting.finish(fig, legend=False)
 
 
@@ -104,9 +191,10 @@ def plot_coding_rate(res: PlaneResult, layer: int = -1):
         axes[1].plot(ep, r[:, 0] - r[:, 1], "-", color=c, label=act)
     for ax in axes:
         ax.set_xscale("log")
-    plotting.label(axes[0], "epoch (0 drawn at 0.5)", "$R^c(Z)$ (nats)", "class-conditional coding rate")
-    plotting.label(axes[1], "epoch (0 drawn at 0.5)", r"$\Delta R = R - R^c$ (nats)", "rate reduction")
+    name = f"layer {LAYER_NAMES[:-1][layer]}"
+    plotting.label(axes[0], "epoch (0 drawn at 0.5)", "$R^c(Z)$ (nats)", f"class-conditional coding rate, {name}")
+    plotting.label(axes[1], "epoch (0 drawn at 0.5)", r"$\Delta R = R - R^c$ (nats)", f"rate reduction, {name}")
     fig = plotting.finish(fig, legend=False)
-    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=6, loc="upper left", frameon=True)
     return fig
 

@@ -8,6 +8,7 @@ coding rates in nats.  No training, no plotting, no experiment configs.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -389,6 +390,58 @@ def pearson_with_ci(x, y, n_boot: int = 2000, level: float = 0.9, seed: int = 0)
     lo, hi = np.quantile(rb, [(1 - level) / 2, (1 + level) / 2])
     return r, float(lo), float(hi)
 
+
+
+def correlation_contrast(comp, acc, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+    """Pearson r of each layer's compression with accuracy, and the contrast "last layer minus the
+    mean of the other layers", with percentile bootstrap intervals over networks (paired resamples).
+
+    ``comp`` ``(S, L)`` compression per network and layer, ``acc`` ``(S,)``.  In a resample, a layer
+    whose compression is constant has no correlation and is left out of that resample's hidden mean
+    (and of its own interval); a resample in which the last layer or every hidden layer is constant
+    is dropped.  Returns ``{"r": (L,), "lo": (L,), "hi": (L,), "contrast": float, "contrast_lo",
+    "contrast_hi", "contrast_se": float, "n_boot_used": int}`` (NaN where undefined).
+    """
+    comp = np.asarray(comp, dtype=float)
+    acc = np.asarray(acc, dtype=float)
+    if comp.ndim != 2 or comp.shape[1] < 2 or acc.shape != (comp.shape[0],) or comp.shape[0] < 3:
+        raise ValueError(f"comp must be (S, L) with S >= 3, L >= 2 and acc (S,); got {comp.shape} and {acc.shape}")
+    n_boot = check_int(n_boot, "n_boot", 10)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level!r}")
+
+    def r_of(a, b):                       # a (..., S, L), b (..., S) -> (..., L)
+        da = a - a.mean(-2, keepdims=True)
+        db = (b - b.mean(-1, keepdims=True))[..., None]
+        den = np.sqrt((da * da).sum(-2) * (db * db).sum(-2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 1e-12, (da * db).sum(-2) / np.where(den > 1e-12, den, 1.0), np.nan)
+
+    def contrast(r):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return r[..., -1] - np.nanmean(r[..., :-1], axis=-1)
+
+    r = r_of(comp, acc)
+    idx = np.random.default_rng(seed).integers(0, comp.shape[0], size=(n_boot, comp.shape[0]))
+    rb = r_of(comp[idx], acc[idx])                                   # (B, L)
+    q = [(1 - level) / 2, (1 + level) / 2]
+    lo = np.full(r.shape, np.nan)
+    hi = np.full(r.shape, np.nan)
+    for l in range(r.size):
+        v = rb[:, l][np.isfinite(rb[:, l])]
+        if v.size and np.isfinite(r[l]):
+            lo[l], hi[l] = np.quantile(v, q)
+    cb = contrast(rb)
+    cb = cb[np.isfinite(cb)]
+    c = float(contrast(r))
+    if cb.size < 2 or not np.isfinite(c):
+        c_lo = c_hi = c_se = float("nan")
+    else:
+        c_lo, c_hi = (float(v) for v in np.quantile(cb, q))
+        c_se = float(cb.std(ddof=1))
+    return {"r": r, "lo": lo, "hi": hi, "contrast": c, "contrast_lo": c_lo, "contrast_hi": c_hi,
+            "contrast_se": c_se, "n_boot_used": int(cb.size)}
 
 
 def hidden_compression(info) -> np.ndarray:
