@@ -455,3 +455,46 @@ def test_runner_output_feeds_from_seeds_and_an_inconclusive_verdict():
     cs.add("straddles", paper="chelombiev2019", statement="s", quantity="q", paper_value="v",
            measured=ic.correlation_estimate(0.1, -0.2, 0.4, 16), criterion=AtLeast(0.0))
     assert cs.claims[0].verdict == "inconclusive"
+
+
+def test_crate_kernels_known_values():
+    rng = np.random.default_rng(3)
+    d, n = 8, 6
+    z = rng.normal(size=(d, n))
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    u = q.T.reshape(2, 4, d).transpose(0, 2, 1)                   # two orthonormal 4-dim subspaces
+    # R^c(Z; U) = sum_k R(U_k^T Z), each with its own p / (n eps^2)
+    want = sum(ic.coding_rate(u[k].T @ z, 0.5) for k in range(2))
+    assert ic.subspace_coding_rate(z, u, 0.5)[0] == pytest.approx(want, rel=1e-10)
+    # step 0 leaves the tokens; identical tokens are a fixed point of attention
+    np.testing.assert_allclose(ic.mssa_step(z, u, 0.0)[0], z)
+    same = np.repeat(z[:, :1], n, axis=1)
+    np.testing.assert_allclose(ic.mssa_step(same, u, 0.7)[0], same, atol=1e-12)
+    # a full step of attention averaging compresses the tokens of each subspace
+    zn = ic.unit_tokens(z)
+    assert ic.subspace_coding_rate(ic.mssa_step(zn, u, 1.0), u, 0.5)[0] < ic.subspace_coding_rate(zn, u, 0.5)[0]
+    # ISTA with D = I: ReLU(z - eta * lam)
+    np.testing.assert_allclose(ic.ista_step(z, np.eye(d), 0.1, 0.1)[0], np.maximum(z - 0.01, 0))
+    np.testing.assert_allclose(np.linalg.norm(ic.unit_tokens(z)[0], axis=0), 1.0)
+    with pytest.raises(ValueError, match="u must"):
+        ic.subspace_coding_rate(z, u[:, :3], 0.5)
+    with pytest.raises(ValueError, match="step"):
+        ic.mssa_step(z, u, 1.5)
+    with pytest.raises(ValueError, match="dictionary"):
+        ic.ista_step(z, np.eye(3))
+
+
+def test_crate_block_runner_feeds_steps():
+    from sparsebook.stats import steps
+
+    cfg = ic.CrateConfig(n_words=32, layers=3, n_seeds=2)
+    runs = [ic.run_crate_block(cfg, s) for s in range(3)]
+    assert runs[0]["rc_out"].shape == (4,) and runs[0]["sparsity"].shape == (3,)
+    np.testing.assert_allclose(runs[0]["rc_in"], runs[0]["rc_out"][:-1])
+    st = steps(np.array([r["rc_out"] for r in runs]))
+    assert len(st) == 3 and all(e.n == 3 for e in st)
+    assert ((r["sparsity"] > 0) & (r["sparsity"] < 1)).all() if (r := runs[0]) else False
+    with pytest.raises(ValueError, match="heads"):
+        ic.CrateConfig(d=10, heads=4).validate()
+    with pytest.raises(TypeError, match="CrateConfig"):
+        ic.run_crate_block({"d": 4})

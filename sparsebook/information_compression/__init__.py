@@ -34,6 +34,7 @@ from sparsebook.information_compression.experiments import (
     N_BITS,
     N_INPUTS,
     SATURATING,
+    CrateConfig,
     GeneralizationConfig,
     PlaneConfig,
     PlaneResult,
@@ -54,6 +55,7 @@ from sparsebook.information_compression.experiments import (
     invariance_check,
     l2_penalty,
     log_epochs,
+    run_crate_block,
     run_generalization,
     run_information_plane,
     tishby_dataset,
@@ -82,13 +84,17 @@ from sparsebook.information_compression.kernels import (
     entropy_bits,
     fixed_bins,
     hidden_compression,
+    ista_step,
     joint_codes,
     kde_information,
     layer_information,
+    mssa_step,
     normalize_columns,
     pair_information,
     pearson_with_ci,
     rate_reduction,
+    subspace_coding_rate,
+    unit_tokens,
 )
 
 __all__ = [
@@ -97,12 +103,12 @@ __all__ = [
     "train_test_split", "LAYER_SIZES", "LAYER_NAMES", "ACTIVATIONS", "SATURATING", "activation_fn",
     "activation_range", "init_weights", "forward", "log_epochs", "TrainedNetworks", "train_networks",
     "fixed_ranges", "information_trajectory", "hidden_coding_rates", "PlaneConfig", "PlaneResult",
-    "run_information_plane", "GeneralizationConfig", "run_generalization", "compression_results", "sweep_results", "seed_compression", "correlation_estimate", "AUTHORS_GAIN",
+    "run_information_plane", "CrateConfig", "run_crate_block", "GeneralizationConfig", "run_generalization", "compression_results", "sweep_results", "seed_compression", "correlation_estimate", "AUTHORS_GAIN",
     "invariance_check", "bounds_hold", "l2_penalty",
     # kernels: estimators, coding rates, summaries
     "entropy_bits", "joint_codes", "fixed_bins", "adaptive_bins", "binned_information",
     "layer_information", "pair_information", "kde_information", "adaptive_kde_information", "ESTIMATORS",
-    "coding_rate", "class_coding_rate", "class_mean_cosine", "rate_reduction", "normalize_columns",
+    "coding_rate", "class_coding_rate", "class_mean_cosine", "rate_reduction", "subspace_coding_rate", "mssa_step", "ista_step", "unit_tokens", "normalize_columns",
     "compression", "pearson_with_ci", "correlation_contrast", "hidden_compression",
     # figures
     "plot_planes", "plot_compression", "plot_l2", "plot_generalization", "plot_coding_rate", "plot_sweeps",

@@ -13,7 +13,7 @@ import torch
 
 from sparsebook.information_compression.kernels import (
     ESTIMATORS, _entropy_from_counts, adaptive_kde_information, class_coding_rate, coding_rate, compression,
-    correlation_contrast, hidden_compression, kde_information, layer_information, normalize_columns, pearson_with_ci,
+    correlation_contrast, hidden_compression, ista_step, kde_information, mssa_step, subspace_coding_rate, unit_tokens, layer_information, normalize_columns, pearson_with_ci,
 )
 from sparsebook.progress import progress
 from sparsebook.stats import Estimate, Results, from_seeds
@@ -406,7 +406,7 @@ class PlaneConfig:
     bins_sweep: tuple = (10, 100)
     sweep_activations: tuple = ("tanh", "relu", "elu", "softplus", "centred_softplus", "leaky_relu")
     kde_activations: tuple = ("tanh", "relu")
-    kde_points: int = 512
+    kde_points: int = 384
     kde_records: int = 6
     noise_var: float = 1e-3
     rel_noise: float = 0.1
@@ -580,10 +580,15 @@ def run_generalization(config: GeneralizationConfig, seed: int = 0) -> dict:
     return out
 
 
-def correlation_estimate(r: float, lo: float, hi: float, n: int, se: float = float("nan")) -> Estimate:
+def correlation_estimate(r: float, lo: float, hi: float, n: int, se: float | None = None) -> Estimate:
     """A correlation over ``n`` networks with its bootstrap interval, as a ``seeds`` :class:`Estimate`
-    (compared within its interval by the notebook regression)."""
-    return Estimate(float(r), float(lo), float(hi), "seeds", int(n), float(se), (), "bootstrap")
+    (compared within its interval by the notebook regression); ``se`` defaults to the interval's
+    width over 2·1.96."""
+    r, lo, hi = float(r), float(lo), float(hi)
+    if not all(np.isfinite([r, lo, hi])):
+        raise ValueError(f"r, lo and hi must be finite; got {r}, {lo}, {hi}")
+    se = (hi - lo) / (2 * 1.959964) if se is None or not np.isfinite(se) else float(se)
+    return Estimate(r, min(lo, r), max(hi, r), "seeds", int(n), se, (), "bootstrap")
 
 
 def seed_compression(res: PlaneResult, estimator: str, activation: str, l2: float = 0.0,
@@ -598,6 +603,82 @@ def seed_compression(res: PlaneResult, estimator: str, activation: str, l2: floa
     else:
         info = res.info[(estimator, activation, float(l2))]
     return from_seeds(hidden_compression(info))
+
+
+@dataclass(frozen=True)
+class CrateConfig:
+    """A weight-tied stack of CRATE blocks (Yu et al. 2023) on the 12-bit words, untrained.
+
+    Each word is a set of 12 tokens, token ``j`` = the embedding of bit value ``x_j`` plus a positional
+    embedding (random normal, dimension ``d``).  A block normalizes the tokens, takes one MSSA step
+    (``heads`` random orthonormal subspaces of dimension ``d/heads``, step ``step``), normalizes, and
+    one ISTA step (random orthogonal dictionary, ``eta``, ``lam``).  ``n_words`` words, ``layers``
+    blocks, ``n_seeds`` draws of the random weights."""
+
+    n_words: int = 256
+    d: int = 16
+    heads: int = 4
+    layers: int = 6
+    step: float = 0.5
+    eta: float = 0.1
+    lam: float = 0.1
+    eps: float = 0.5
+    n_seeds: int = 5
+
+    @classmethod
+    def preset(cls, scale: str) -> "CrateConfig":
+        check_scale(scale)
+        return cls() if scale == "ci" else cls(n_words=N_INPUTS, n_seeds=20)
+
+    def validate(self) -> "CrateConfig":
+        check_int(self.n_words, "n_words", 2)
+        if self.n_words > N_INPUTS:
+            raise ValueError(f"n_words must be <= {N_INPUTS}; got {self.n_words}")
+        check_int(self.d, "d", 2)
+        check_int(self.heads, "heads", 1)
+        if self.d % self.heads:
+            raise ValueError(f"heads must divide d; got d={self.d}, heads={self.heads}")
+        check_int(self.layers, "layers", 1)
+        check_int(self.n_seeds, "n_seeds", 2)
+        check_real(self.step, "step", 0, 1)
+        for name in ("eta", "eps"):
+            check_real(getattr(self, name), name, 0, low_open=True)
+        check_real(self.lam, "lam", 0)
+        return self
+
+
+def run_crate_block(config: CrateConfig, seed: int = 0) -> dict:
+    """Coding rate and sparsity through the CRATE stack of ``config``, weights drawn from ``seed``.
+
+    Returns ``{"rc_in": (layers,), "rc_mssa": (layers,), "rc_out": (layers + 1,), "sparsity": (layers,)}``:
+    mean over words of ``R^c(Z; U)`` (:func:`subspace_coding_rate`, nats) of the normalized tokens entering
+    each MSSA step and leaving it, of the normalized tokens entering the stack and leaving every block,
+    and the fraction of zero coordinates after each ISTA step."""
+    if not isinstance(config, CrateConfig):
+        raise TypeError(f"config must be a CrateConfig; got {type(config).__name__}")
+    config.validate()
+    rng = np.random.default_rng(seed)
+    d, k = config.d, config.heads
+    X, _ = tishby_dataset()
+    words = X[np.sort(rng.permutation(N_INPUTS)[:config.n_words])]            # (W, 12)
+    bit_emb = rng.normal(size=(2, d)) / math.sqrt(d)
+    pos_emb = rng.normal(size=(N_BITS, d)) / math.sqrt(d)
+    z = (bit_emb[words.astype(int)] + pos_emb[None]).transpose(0, 2, 1)       # (W, d, 12)
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    u = q.T.reshape(k, d // k, d).transpose(0, 2, 1)                          # (K, d, p), orthonormal
+    dmat, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    rc_in, rc_mssa, sparsity = [], [], []
+    rc_out = [float(subspace_coding_rate(unit_tokens(z), u, config.eps).mean())]
+    for _ in range(config.layers):
+        zn = unit_tokens(z)
+        rc_in.append(float(subspace_coding_rate(zn, u, config.eps).mean()))
+        zh = mssa_step(zn, u, config.step)
+        rc_mssa.append(float(subspace_coding_rate(zh, u, config.eps).mean()))
+        z = ista_step(unit_tokens(zh), dmat, config.eta, config.lam)
+        sparsity.append(float((z == 0).mean()))
+        rc_out.append(float(subspace_coding_rate(unit_tokens(z), u, config.eps).mean()))
+    return {"rc_in": np.array(rc_in), "rc_mssa": np.array(rc_mssa), "rc_out": np.array(rc_out),
+            "sparsity": np.array(sparsity)}
 
 
 # ---------------------------------------------------------------------------

@@ -298,8 +298,9 @@ def coding_rate(z, eps: float) -> float:
 def class_coding_rate(z, labels, eps: float) -> float:
     """Class-conditional coding rate ``R^c = Σ_j N_j/(2N) logdet(I + d/(N_j ε²) Z_j Z_jᵀ)`` (nats).
 
-    ``Z_j`` holds the columns of class ``j`` (MCR², Yu et al. 2020, Eq. 8; the compression term of
-    CRATE's sparse rate reduction when the subspaces are the classes).  ``labels`` ``(N,)``.
+    ``Z_j`` holds the columns of class ``j`` (MCR², Yu et al. 2020, Eq. 8: the samples are partitioned
+    by class and weighted by ``N_j/N``; CRATE's compression term, :func:`subspace_coding_rate`, is a
+    different object).  ``labels`` ``(N,)``.
     """
     z = _as_features(z)
     eps = check_real(eps, "eps", 0, low_open=True)
@@ -343,6 +344,79 @@ def normalize_columns(z) -> np.ndarray:
     norm = np.linalg.norm(z, axis=0, keepdims=True)
     return z / np.where(norm > 0, norm, 1.0)
 
+
+
+# ---------------------------------------------------------------------------
+# CRATE: sparse rate reduction block (Yu et al. 2023)
+# ---------------------------------------------------------------------------
+def _check_subspaces(u, d: int) -> np.ndarray:
+    u = np.asarray(u, dtype=np.float64)
+    if u.ndim != 3 or u.shape[1] != d or u.shape[2] < 1:
+        raise ValueError(f"u must have shape (K, d={d}, p); got {u.shape}")
+    return u
+
+
+def _batched_tokens(z) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim == 2:
+        z = z[None]
+    if z.ndim != 3 or min(z.shape) < 1:
+        raise ValueError(f"z must have shape (d, n) or (B, d, n); got {z.shape}")
+    if not np.isfinite(z).all():
+        raise ValueError("z must be finite")
+    return z
+
+
+def subspace_coding_rate(z, u, eps: float) -> np.ndarray:
+    """CRATE's compression term ``R^c(Z; U) = Σ_k R(U_kᵀ Z)``, ``R(W) = ½ logdet(I_p + p/(n ε²) W Wᵀ)``
+    (nats; Yu et al. 2023, the coding rate against the subspaces ``U_k``; every token is projected on
+    every subspace, no labels).  ``z`` ``(d, n)`` or ``(B, d, n)`` (B token sets); ``u`` ``(K, d, p)``.
+    Returns ``(B,)``."""
+    z = _batched_tokens(z)
+    u = _check_subspaces(u, z.shape[1])
+    eps = check_real(eps, "eps", 0, low_open=True)
+    p, n = u.shape[2], z.shape[2]
+    w = np.einsum("kdp,bdn->bkpn", u, z)                                  # (B, K, p, n)
+    g = np.eye(p) + (p / (n * eps ** 2)) * np.einsum("bkpn,bkqn->bkpq", w, w)
+    return 0.5 * np.linalg.slogdet(g)[1].sum(-1)
+
+
+def mssa_step(z, u, step: float) -> np.ndarray:
+    """CRATE's compression step: ``Z + step·(MSSA(Z|U) − Z)``, a convex mix of the tokens with
+    ``MSSA(Z|U) = Σ_k U_k SSA(U_kᵀZ)``, ``SSA(W) = W softmax(WᵀW)`` (softmax over each column's keys;
+    Yu et al. 2023: ``(1 − κp/(nε²))Z + κp/(nε²) MSSA(Z|U)``, ``step = κp/(nε²)``).
+    ``z`` ``(d, n)`` or ``(B, d, n)``; returns ``(B, d, n)``."""
+    z = _batched_tokens(z)
+    u = _check_subspaces(u, z.shape[1])
+    step = check_real(step, "step", 0, 1)
+    w = np.einsum("kdp,bdn->bkpn", u, z)
+    logits = np.einsum("bkpi,bkpj->bkij", w, w)                             # (B, K, n, n): keys i, queries j
+    logits -= logits.max(2, keepdims=True)
+    a = np.exp(logits)
+    a /= a.sum(2, keepdims=True)
+    mssa = np.einsum("kdp,bkpi,bkij->bdj", u, w, a)
+    return z + step * (mssa - z)
+
+
+def ista_step(z, dictionary, eta: float = 0.1, lam: float = 0.1) -> np.ndarray:
+    """CRATE's sparsification step: ``ReLU(Z + η Dᵀ(Z − D Z) − η λ)`` (one ISTA step towards a sparse
+    ``Z`` with ``Z ≈ D Z``; Yu et al. 2023, CRATE's ISTA block, defaults ``η = λ = 0.1``).
+    ``dictionary`` ``(d, d)``."""
+    z = _batched_tokens(z)
+    dmat = np.asarray(dictionary, dtype=np.float64)
+    if dmat.shape != (z.shape[1], z.shape[1]):
+        raise ValueError(f"dictionary must have shape ({z.shape[1]}, {z.shape[1]}); got {dmat.shape}")
+    eta = check_real(eta, "eta", 0, low_open=True)
+    lam = check_real(lam, "lam", 0)
+    resid = z - np.einsum("de,ben->bdn", dmat, z)
+    return np.maximum(z + eta * np.einsum("ed,ben->bdn", dmat, resid) - eta * lam, 0.0)
+
+
+def unit_tokens(z) -> np.ndarray:
+    """Tokens (columns) scaled to unit norm, ``(B, d, n)`` (CRATE normalizes before each step)."""
+    z = _batched_tokens(z)
+    norm = np.linalg.norm(z, axis=1, keepdims=True)
+    return z / np.where(norm > 0, norm, 1.0)
 
 
 # ---------------------------------------------------------------------------
