@@ -13,7 +13,8 @@ import torch
 
 from sparsebook.information_compression.kernels import (
     ESTIMATORS, _entropy_from_counts, adaptive_kde_information, class_coding_rate, coding_rate, compression,
-    correlation_contrast, hidden_compression, ista_step, kde_information, mssa_step, subspace_coding_rate, unit_tokens, layer_information, normalize_columns, pearson_with_ci,
+    correlation_contrast, hidden_compression, ista_step, kde_information, layer_information, mssa_step,
+    normalize_columns, subspace_coding_rate, unit_tokens,
 )
 from sparsebook.progress import progress
 from sparsebook.stats import Estimate, Results, from_seeds
