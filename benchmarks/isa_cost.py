@@ -7,20 +7,13 @@ and without those variables (``python -m benchmarks.isa_cost``), and compare the
 """
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
+
+from benchmarks.harness import median_time
 
 
 def _median(fn, repeats):
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+    return median_time(fn, repeats)[0]
 
 
 def measure() -> dict:
