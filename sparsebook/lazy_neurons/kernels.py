@@ -87,7 +87,8 @@ def _quantile(v: torch.Tensor, q: float, dim=None) -> torch.Tensor:
     pos = q * (n - 1)
     lo, hi = int(math.floor(pos)), int(math.ceil(pos))
     w = pos - lo
-    return s.select(dim, lo) * (1 - w) + s.select(dim, hi) * w
+    a, b = s.select(dim, lo), s.select(dim, hi)
+    return a + (b - a) * w  # exact when a == b (a·(1−w) + a·w is not), and between a and b
 
 
 def cats_threshold(activations, sparsity: float):
