@@ -389,6 +389,14 @@ def _check_psd(k: np.ndarray, name: str, tol: float = 1e-8) -> np.ndarray:
     return ev
 
 
+def _jittered_cholesky(kx: np.ndarray, jitter) -> np.ndarray:
+    """Lower Cholesky factor of ``kx + jitter·mean(diag kx)·I`` (``jitter`` a number >= 0)."""
+    if not (isinstance(jitter, (Real, np.floating)) and jitter >= 0):
+        raise ValueError(f"jitter must be a number >= 0; got {jitter!r}")
+    kj = kx + float(jitter) * float(np.mean(np.diag(kx))) * np.eye(len(kx))
+    return np.linalg.cholesky(kj)
+
+
 def gp_posterior(k_train, k_cross, k_test, y_train, jitter: float = 1e-8):
     """Noise-free GP posterior at the test points (eq. 2): hypotheses that interpolate the data.
 
@@ -415,10 +423,7 @@ def gp_posterior(k_train, k_cross, k_test, y_train, jitter: float = 1e-8):
         raise ValueError(f"k_cross must have shape (n_test, n) = {(ks.shape[0], kx.shape[0])}; got {kc.shape}")
     if y.shape[0] != kx.shape[0]:
         raise ValueError(f"y_train must have {kx.shape[0]} rows (one per training input); got {y.shape[0]}")
-    if not (isinstance(jitter, (Real, np.floating)) and jitter >= 0):
-        raise ValueError(f"jitter must be a number >= 0; got {jitter!r}")
-    kj = kx + float(jitter) * float(np.mean(np.diag(kx))) * np.eye(len(kx))
-    c = np.linalg.cholesky(kj)
+    c = _jittered_cholesky(kx, jitter)
     a = np.linalg.solve(c, kc.T)                     # L⁻¹ K_{X*}
     mean = kc @ np.linalg.solve(c.T, np.linalg.solve(c, y))
     cov = ks - a.T @ a
@@ -441,10 +446,7 @@ def ml_amplitude(k_train, y_train, jitter: float = 1e-8) -> float:
     _check_psd(kx, "k_train")
     if y.shape[0] != kx.shape[0]:
         raise ValueError(f"y_train must have {kx.shape[0]} rows (one per training input); got {y.shape[0]}")
-    if not (isinstance(jitter, (Real, np.floating)) and jitter >= 0):
-        raise ValueError(f"jitter must be a number >= 0; got {jitter!r}")
-    kj = kx + float(jitter) * float(np.mean(np.diag(kx))) * np.eye(len(kx))
-    c = np.linalg.cholesky(kj)
+    c = _jittered_cholesky(kx, jitter)
     w = np.linalg.solve(c, y)
     return float(np.sum(w * w) / y.size)
 
