@@ -114,6 +114,9 @@ def _pool(workers: int):
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                    initializer=_worker_init)
         _POOLS[workers] = pool
+        import atexit
+
+        atexit.register(pool.shutdown, wait=True)  # before interpreter teardown, not during it
     return pool
 
 
