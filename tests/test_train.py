@@ -118,3 +118,21 @@ def test_batched_over_seeds_does_not_depend_on_the_number_of_workers_and_checks_
 
 def _final_loss_first_only(seeds) -> list:
     return _final_losses(seeds)[:1]
+
+
+@pytest.mark.parametrize("name,weight_decay", [("adam", 0.0), ("adam", 1e-3), ("adamw", 1e-2), ("sgd", 0.0)])
+def test_make_optimizer_multi_tensor_updates_are_bit_identical_to_one_tensor_at_a_time(name, weight_decay):
+    """make_optimizer uses foreach=True for speed; the stored chapter outputs were made with PyTorch's
+    CPU default (foreach=False): the parameters after training must be equal bit for bit."""
+    def train(foreach):
+        seed_everything(0)
+        net = mlp([12, 32, 32, 4])
+        opt = make_optimizer(net.parameters(), name, 1e-2, weight_decay)
+        for group in opt.param_groups:
+            group["foreach"] = foreach
+        x, y = torch.randn(64, 12), torch.randint(0, 4, (64,))
+        run_steps(opt, lambda s: (torch.nn.functional.cross_entropy(net(x), y),) * 2, steps=50)
+        return torch.cat([p.detach().flatten() for p in net.parameters()])
+
+    assert make_optimizer([torch.zeros(1, requires_grad=True)], name).param_groups[0]["foreach"] is True
+    assert torch.equal(train(True), train(False))
