@@ -23,6 +23,19 @@ import numpy as np
 #: test sets ``SPARSEBOOK_TORCH_THREADS=2`` to perturb the order of sums as another machine would.
 TORCH_THREADS = int(os.environ.get("SPARSEBOOK_TORCH_THREADS", "1"))
 
+def _deterministic_aten(torch) -> None:
+    """ATen's deterministic-algorithms flag (warn only), as ``torch.use_deterministic_algorithms(True,
+    warn_only=True)`` sets it.  The public function also sets ``torch._inductor.config.deterministic``,
+    which imports the whole compiler stack (2-5 s per process, paid by every worker and every notebook
+    kernel); nothing in this package compiles, so the ATen flag alone is set when the private setter
+    exists, and the public function is the fallback."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:  # pragma: no cover - older or newer PyTorch without the private setter
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        setter(True, warn_only=True)
+
+
 def seed_everything(seed: int) -> "np.random.Generator":
     """Seed Python, NumPy and PyTorch, pin PyTorch to one thread, and return a NumPy Generator.
 
@@ -56,7 +69,9 @@ def seed_everything(seed: int) -> "np.random.Generator":
         torch.manual_seed(seed)
         if torch.get_num_threads() != TORCH_THREADS:
             torch.set_num_threads(TORCH_THREADS)
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        if not (torch.are_deterministic_algorithms_enabled()
+                and torch.is_deterministic_algorithms_warn_only_enabled()):
+            _deterministic_aten(torch)
     return np.random.default_rng(seed)
 
 

@@ -89,3 +89,15 @@ def test_import_leaves_the_arithmetic_to_the_machine():
            if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "XLA_FLAGS")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_seed_everything_sets_deterministic_algorithms_without_importing_the_compiler():
+    """The ATen flag is on (warn only) and torch._inductor (seconds of import per process) stays out."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from sparsebook.seeding import seed_everything; seed_everything(3); "
+            "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(), "
+            "'torch._inductor' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True", "False"]
