@@ -17,12 +17,24 @@
      stored interval (the verdict sat on the edge); the test then passes with a warning that
      names the claim.  Claim ids, kinds and criteria must be equal.
 
+3. Explorable figures (:data:`sparsebook.explore.EXPLORE_MIME`: a sweep precomputed over knob
+   values) are compared through their sweep, and their text and HTML renderings are left out
+   (the HTML embeds the same data and a content-hash id):
+
+   - the knobs (names, labels, values, defaults), titles, axes and the traces' names must be equal;
+   - exact curves: every value equal to one unit in the last stored digit (``digits``: 10 by
+     default, i.e. 1e-9 relative; a figure that stores fewer digits to stay small is compared to
+     its own rounding, never tighter than 1e-9);
+   - stochastic curves (a trace with a 95% band, ``kind`` seeds or Monte Carlo): the stored and
+     new bands must overlap at every point; missing values (null) must stay missing.
+
    Everything else (printed text, other MIME types) is compared by nbval as before.
 Loaded for every pytest run through ``addopts`` in pyproject.toml.
 """
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import warnings
 
@@ -33,9 +45,10 @@ except ImportError:  # pragma: no cover - nbval is a dev dependency
     _kernel = _plugin = None
 
 from sparsebook.claims import CLAIMS_MIME
+from sparsebook.explore import EXPLORE_MIME
 from sparsebook.stats import ESTIMATE_MIME, agree
 
-_OURS = (CLAIMS_MIME, ESTIMATE_MIME)
+_OURS = (CLAIMS_MIME, ESTIMATE_MIME, EXPLORE_MIME)
 _RENDERINGS = ("text/plain", "text/html")
 
 
@@ -124,9 +137,71 @@ def compare_claims(stored: dict, new: dict) -> tuple[list[str], list[str]]:
     return errors, notes
 
 
+def _close(a, b, rtol: float) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(float(a), float(b), rel_tol=rtol, abs_tol=1e-300)
+
+
+def compare_traces(stored: list, new: list, where: str, rtol: float) -> list[str]:
+    """Differences between two lists of traces of an explorable figure."""
+    if [t.get("name") for t in stored] != [t.get("name") for t in new]:
+        return [f"{where}: traces {[t.get('name') for t in stored]} -> {[t.get('name') for t in new]}"]
+    errs = []
+    for s, n in zip(stored, new):
+        w = f"{where} {s.get('name')!r}"
+        for key in ("mode", "kind", "dash", "color"):
+            if s.get(key) != n.get(key):
+                errs.append(f"{w}: {key} {s.get(key)!r} -> {n.get(key)!r}")
+        if any(len(s.get(k) or []) != len(n.get(k) or []) for k in ("x", "y", "lo", "hi")):
+            errs.append(f"{w}: lengths differ")
+            continue
+        bad = [i for i, (a, b) in enumerate(zip(s["x"], n["x"])) if not _close(a, b, rtol)]
+        if s.get("kind", "exact") == "exact" or "lo" not in s:
+            bad += [i for i, (a, b) in enumerate(zip(s["y"], n["y"])) if not _close(a, b, rtol)]
+        else:  # stochastic: the 95% bands must overlap point by point (missing stays missing)
+            for i, (slo, shi, nlo, nhi) in enumerate(zip(s["lo"], s["hi"], n["lo"], n["hi"])):
+                if None in (slo, shi, nlo, nhi):
+                    if not (slo is None and nlo is None and shi is None and nhi is None):
+                        bad.append(i)
+                elif nlo > shi * (1 + rtol) + 1e-300 or slo > nhi * (1 + rtol) + 1e-300:
+                    bad.append(i)
+        if bad:
+            i = bad[0]
+            errs.append(f"{w}: {len(bad)} of {len(s['x'])} points differ, first at x = {s['x'][i]!r}: "
+                        f"y {s['y'][i]!r} -> {n['y'][i]!r}")
+    return errs
+
+
+def compare_explore(stored: dict, new: dict) -> list[str]:
+    """Differences between two sweeps of an explorable figure (see the module docstring)."""
+    errs = []
+    for key in ("version", "title", "xlabel", "ylabel", "log_x", "log_y", "digits", "knobs"):
+        if stored.get(key) != new.get(key):
+            errs.append(f"{key} {stored.get(key)!r} -> {new.get(key)!r}")
+    if errs:
+        return errs
+    rtol = max(1e-9, 10.0 ** (1 - int(stored.get("digits", 10))))
+    for key in ("x_range", "y_range"):
+        a, b = stored.get(key), new.get(key)
+        if (a is None) != (b is None) or (a is not None and not all(_close(u, v, rtol) for u, v in zip(a, b))):
+            errs.append(f"{key} {a!r} -> {b!r}")
+    errs += compare_traces(stored.get("fixed", []), new.get("fixed", []), "fixed", rtol)
+    s_fr, n_fr = stored.get("frames", []), new.get("frames", [])
+    if len(s_fr) != len(n_fr):
+        return errs + [f"frames: {len(s_fr)} -> {len(n_fr)}"]
+    names = [k["name"] for k in stored["knobs"]]
+    combos = itertools.product(*[k["values"] for k in stored["knobs"]])
+    for combo, s, n in zip(combos, s_fr, n_fr):
+        errs += compare_traces(s, n, "frame " + ", ".join(f"{k}={v}" for k, v in zip(names, combo)), rtol)
+    return errs
+
+
 def compare_payloads(mime: str, stored, new) -> tuple[list[str], list[str]]:
     if mime == CLAIMS_MIME:
         return compare_claims(stored, new)
+    if mime == EXPLORE_MIME:
+        return compare_explore(stored, new), []
     s_est, n_est = stored.get("estimates", {}), new.get("estimates", {})
     # nbformat stores JSON outputs with sorted keys, so the order of names is not compared.
     if sorted(s_est) != sorted(n_est):

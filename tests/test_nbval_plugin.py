@@ -59,3 +59,66 @@ def test_order_of_names_does_not_matter_because_notebooks_store_sorted_json():
     a = Results({"b": exact(1.0), "a": exact(2.0)})._repr_mimebundle_()[ESTIMATE_MIME]
     b = {"title": "", "estimates": dict(sorted(a["estimates"].items()))}
     assert compare_payloads(ESTIMATE_MIME, b, a) == ([], [])
+
+
+# ---------------------------------------------------------------- explorable figures
+def _sweep(scale=1.0, digits=10, band=None):
+    import numpy as np
+
+    from sparsebook.explore import explore, trace
+
+    x = np.linspace(1.0, 2.0, 4)
+
+    def fn(k):
+        if band is None:
+            return [trace("y", x, scale * k * x)]
+        return [trace("y", x, scale * k * x, lo=scale * k * x - band, hi=scale * k * x + band, kind="seeds")]
+
+    return explore(fn, {"k": [1, 2]}, title="t", digits=digits)._repr_mimebundle_()
+
+
+def test_explorable_sweeps_compare_exact_values_to_1e_9():
+    from sparsebook.explore import EXPLORE_MIME
+
+    a, b, c = _sweep(), _sweep(1 + 1e-12), _sweep(1 + 1e-6)
+    assert compare_payloads(EXPLORE_MIME, a[EXPLORE_MIME], b[EXPLORE_MIME]) == ([], [])
+    errors, _ = compare_payloads(EXPLORE_MIME, a[EXPLORE_MIME], c[EXPLORE_MIME])
+    assert errors and "frame k=1 'y'" in errors[0]
+
+
+def test_explorable_sweeps_with_few_digits_compare_to_their_rounding():
+    from sparsebook.explore import EXPLORE_MIME
+
+    a, b = _sweep(digits=4), _sweep(1.0004, digits=4)
+    assert compare_payloads(EXPLORE_MIME, a[EXPLORE_MIME], b[EXPLORE_MIME]) == ([], [])
+    errors, _ = compare_payloads(EXPLORE_MIME, a[EXPLORE_MIME], _sweep(1.01, digits=4)[EXPLORE_MIME])
+    assert errors
+
+
+def test_explorable_stochastic_curves_compare_by_overlapping_bands():
+    from sparsebook.explore import EXPLORE_MIME
+
+    a, b, c = _sweep(band=0.1), _sweep(1.05, band=0.1), _sweep(1.5, band=0.1)
+    assert compare_payloads(EXPLORE_MIME, a[EXPLORE_MIME], b[EXPLORE_MIME]) == ([], [])
+    assert compare_payloads(EXPLORE_MIME, a[EXPLORE_MIME], c[EXPLORE_MIME])[0]
+
+
+def test_explorable_knobs_and_titles_compare_exactly():
+    from sparsebook.explore import EXPLORE_MIME
+
+    a = _sweep()[EXPLORE_MIME]
+    b = dict(a, knobs=[dict(a["knobs"][0], values=[1, 3])])
+    errors, _ = compare_payloads(EXPLORE_MIME, a, b)
+    assert errors and errors[0].startswith("knobs")
+
+
+def test_plugin_strips_the_html_of_explorable_outputs_and_keeps_the_png():
+    from sparsebook.explore import EXPLORE_MIME
+    from tests.nbval_jupyter import _records
+
+    bundle = _sweep()
+    outs = [{"output_type": "display_data", "data": bundle, "metadata": {}},
+            {"output_type": "display_data", "data": {"image/png": "x", "text/plain": "<Figure>"}, "metadata": {}}]
+    found, rest = _records(outs)
+    assert [m for m, _ in found] == [EXPLORE_MIME]
+    assert rest == [outs[1]]
