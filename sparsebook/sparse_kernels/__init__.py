@@ -1,0 +1,38 @@
+"""Sparse kernels: turning sparsity into wall-clock time, on the CPU and on an H200.
+
+Kernels and reference semantics (:mod:`~sparsebook.sparse_kernels.kernels`, CPU, tested in CI):
+
+- :func:`sparse_gemv_reference` (``y = Wᵀ(x ⊙ 1[|x| > t])``), :func:`sparse_rows_reference` (CATS's
+  up projection), :func:`cats_mlp_reference`, :func:`activation_mask`, :func:`threshold_for_sparsity`;
+- :func:`ideal_speedup`, :func:`fraction_of_ideal`, :func:`layer_byte_fraction`: what a memory-bound
+  kernel can gain; :func:`crossover_sparsity`: where sparse starts to win;
+- :func:`two_four_mask`, :func:`is_two_four`: the 2:4 pattern; :func:`conv1x1_as_matmul`,
+  :func:`random_sparse_weight`: the 1×1 convolution of Fast Sparse ConvNets.
+
+The GPU kernels (Triton) live in :mod:`sparsebook.sparse_kernels.gpu`, imported only where a GPU is
+used (CI has neither a GPU nor Triton); :mod:`sparsebook.sparse_kernels.measure` is the one-process
+H200 measurement that writes ``book/data/sparse_kernels_h200.json``.
+
+Experiments (:mod:`~sparsebook.sparse_kernels.experiments`): the live CPU sweep
+(:class:`ConvConfig`, :func:`run_conv_sweep`) and the stored GPU data (:func:`load_h200`,
+:func:`gemv_rows`, :func:`layer_rows`, :func:`semi_rows`); figures in
+:mod:`~sparsebook.sparse_kernels.figures`.
+"""
+from sparsebook.sparse_kernels.experiments import (DATA, ConvConfig, conv_crossover, conv_speedups, gemv_rows,
+                                                   h200_label, layer_rows, load_h200, ratio_estimate, run_conv_sweep,
+                                                   semi_rows, worst)
+from sparsebook.sparse_kernels.figures import plot_conv, plot_gemv, plot_gemv_times, plot_layers, plot_semi
+from sparsebook.sparse_kernels.kernels import (MOBILENET_V1_POINTWISE, activation_mask, cats_mlp_reference,
+                                               conv1x1_as_matmul, crossover_sparsity, fraction_of_ideal,
+                                               ideal_speedup, is_two_four, layer_byte_fraction, random_sparse_weight,
+                                               sparse_gemv_reference, sparse_rows_reference, threshold_for_sparsity,
+                                               two_four_mask)
+
+__all__ = [
+    "MOBILENET_V1_POINTWISE", "activation_mask", "threshold_for_sparsity", "sparse_gemv_reference",
+    "sparse_rows_reference", "cats_mlp_reference", "ideal_speedup", "fraction_of_ideal", "layer_byte_fraction",
+    "two_four_mask", "is_two_four", "random_sparse_weight", "conv1x1_as_matmul", "crossover_sparsity",
+    "DATA", "ConvConfig", "run_conv_sweep", "conv_speedups", "conv_crossover", "load_h200", "ratio_estimate",
+    "gemv_rows", "layer_rows", "semi_rows", "worst", "h200_label",
+    "plot_gemv", "plot_gemv_times", "plot_semi", "plot_layers", "plot_conv",
+]
