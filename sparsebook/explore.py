@@ -310,7 +310,24 @@ def interact(fn: Callable, knobs: Mapping[str, Any], default: Mapping[str, Any] 
             raise ValueError(f"default {name} = {value!r} is not among its values")
         controls[name] = widgets.SelectionSlider(options=[(_fmt(v), v) for v in values], value=value,
                                                  description=name, continuous_update=False)
-    return widgets.interactive(fn, **controls)
+    return _try_your_own_class(widgets)(fn, **controls)
+
+
+#: What a try-your-own cell shows where no kernel runs (the book's pages render text/plain for it).
+TRY_NOTE = "[Sliders: run this notebook (for example with `make lab`) to use them; the website shows the code only.]"
+
+
+def _try_your_own_class(widgets):
+    class TryYourOwn(widgets.interactive):
+        """ipywidgets.interactive whose plain-text form is a note instead of the widget's repr."""
+
+        def _repr_mimebundle_(self, **kwargs):
+            bundle = super()._repr_mimebundle_(**kwargs)
+            if bundle:
+                bundle["text/plain"] = TRY_NOTE
+            return bundle
+
+    return TryYourOwn
 
 
 _JS = r"""

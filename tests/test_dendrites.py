@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 from scipy.stats import hypergeom
 
 from sparsebook import dendrites as dd
+from sparsebook.dendrites import figures as _figures  # noqa: F401  (dd.figures)
 
 
 def exact_false_match(n, a, s, theta) -> Fraction:
@@ -335,3 +336,30 @@ def test_monte_carlo_checks_fail_against_a_wrong_reference():
     assert c.verdict == "fails"
     with pytest.raises(ValueError, match="rtol"):
         dd.add_monte_carlo_checks(ClaimSet("dendrites"), mc, rtol=0.0)
+
+
+# ---------------------------------------------------------------- explorable figure and try-your-own cell
+def test_explorable_false_match_matches_the_exact_formula():
+    fig = dd.explore_false_match()
+    assert len(fig.frames) == 5 * 4 * 5
+    (ref,) = fig.fixed
+    (t,) = fig.frame(a=128, s=24, theta=12)[1:]
+    assert t["y"] == ref["y"]
+    i = list(dd.figures.EXPLORE_N).index(10_000)
+    assert t["y"][i] == pytest.approx(float(exact_false_match(10_000, 128, 24, 12)), rel=1e-5)
+    (t,) = fig.frame(a=256, s=16, theta=20)[1:]
+    assert all(v is None or v == 0.0 for v in t["y"])  # θ > s: never fires; n < a: no such population
+    assert t["y"][0] is None
+
+
+def test_try_your_own_plot_prints_the_exact_value(capsys):
+    import matplotlib.pyplot as plt
+
+    fig = dd.plot_try_false_match(10_000, 300, 24, 12)
+    assert "8.376e-13" in capsys.readouterr().out
+    plt.close(fig)
+    dd.plot_try_false_match(1_000, 20, 10, 12)  # θ > s: P = 0, no error
+    assert "cannot fire" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="a <= n"):
+        dd.plot_try_false_match(100, 200, 10, 5)
+    assert dd.try_false_match().children

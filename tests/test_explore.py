@@ -95,5 +95,9 @@ def test_interact_builds_selection_sliders_and_calls_the_function():
     assert [s.description for s in sliders] == ["n", "mode"] and sliders[0].value == 100
     w.update()
     assert seen[-1] == (100, "a")
+    from sparsebook.explore import TRY_NOTE
+
+    bundle = w._repr_mimebundle_()
+    assert bundle["text/plain"] == TRY_NOTE and "application/vnd.jupyter.widget-view+json" in bundle
     with pytest.raises(ValueError, match="default"):
         interact(lambda n: None, {"n": [1, 2]}, default={"n": 3})

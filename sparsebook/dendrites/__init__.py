@@ -16,7 +16,8 @@ Where each part lives:
   ``run_scaling``, ``run_noise``, ``run_union``, ``run_optimal_threshold``,
   ``run_authors_value``, ``run_monte_carlo``, and the Monte Carlo checks
   (``monte_carlo_estimates``, ``add_monte_carlo_checks``).
-- :mod:`sparsebook.dendrites.figures`: one plotting function per figure.
+- :mod:`sparsebook.dendrites.figures`: one plotting function per figure; the explorable
+  false-match figure (``explore_false_match``) and the try-your-own cell (``try_false_match``).
 
 This module only re-exports the chapter's public names.
 
@@ -44,8 +45,8 @@ log space its relative error is a few ``m·ε`` whatever the size of ``N``.
 from sparsebook.dendrites.experiments import (DendritesConfig, add_monte_carlo_checks, monte_carlo_estimates,
                                               run_authors_value, run_monte_carlo, run_noise,
                                               results_table, run_optimal_threshold, run_scaling, run_union)
-from sparsebook.dendrites.figures import (plot_monte_carlo, plot_noise, plot_optimal_threshold, plot_scaling,
-                                          plot_union)
+from sparsebook.dendrites.figures import (explore_false_match, plot_monte_carlo, plot_noise, plot_optimal_threshold,
+                                          plot_scaling, plot_try_false_match, plot_union, try_false_match)
 from sparsebook.dendrites.kernels import (MonteCarloResult, false_match_probability, false_match_probability_exact,
                                           false_negative_probability, hypergeom_log_sf,
                                           log_false_match_probability, loglog_slope, printed_deviation,
@@ -70,6 +71,9 @@ __all__ = [
     "plot_optimal_threshold",
     "plot_scaling",
     "plot_union",
+    "explore_false_match",
+    "plot_try_false_match",
+    "try_false_match",
     "MonteCarloResult",
     "false_match_probability",
     "false_match_probability_exact",

@@ -123,3 +123,73 @@ def plot_monte_carlo(res: dict):
     ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
     plotting.label(ax, "point (parameters)", "(estimate − exact) / SE")
     return plotting.finish(fig)
+
+
+# ---------------------------------------------------------------- explorable figure and try-your-own cell
+#: Population sizes of the explorable false-match figure (log grid, 100 to 100,000 cells).
+EXPLORE_N = np.unique(np.round(np.logspace(2, 5, 25)).astype(int))
+#: Knob values of the explorable figure (the paper's setting a = 128, s = 24, θ = 12 among them).
+EXPLORE_KNOBS = {"a": [16, 32, 64, 128, 256], "s": [16, 24, 32, 48], "theta": [4, 8, 12, 16, 20]}
+
+
+def _false_match_curve(n, a: int, s: int, theta: int) -> np.ndarray:
+    """P(false match) on the population sizes ``n``; NaN where the setting does not exist
+    (n < a or n < s) and 0 where θ > s (a segment sees at most s active cells)."""
+    from sparsebook.dendrites.kernels import false_match_probability
+
+    n = np.asarray(n)
+    y = np.full(n.shape, np.nan)
+    ok = n >= max(a, s)
+    if theta > s:
+        y[ok] = 0.0
+    elif ok.any():
+        y[ok] = false_match_probability(n[ok], a, s, theta)
+    return y
+
+
+def explore_false_match():
+    """Explorable figure: P(false match) against n, with sliders for a, s and θ (eq. 1, exact)."""
+    from sparsebook.explore import explore, trace
+
+    ref = trace("paper's setting: a = 128, s = 24, θ = 12", EXPLORE_N, _false_match_curve(EXPLORE_N, 128, 24, 12),
+                dash="dash", color="#777777")
+    return explore(lambda a, s, theta: [trace(f"a = {a}, s = {s}, θ = {theta}", EXPLORE_N,
+                                              _false_match_curve(EXPLORE_N, a, s, theta), mode="lines+markers")],
+                   EXPLORE_KNOBS, fixed=[ref], default={"a": 128, "s": 24, "theta": 12},
+                   labels={"a": "active cells a", "s": "synapses s", "theta": "threshold θ"},
+                   title="False match against population size (exact, eq. 1)",
+                   xlabel="population size n (cells)", ylabel="P(false match)", log_x=True, log_y=True,
+                   y_range=[1e-40, 2.0], digits=6)
+
+
+def plot_try_false_match(n: int = 10_000, a: int = 128, s: int = 24, theta: int = 12):
+    """Try-your-own plot: P(false match) against θ at the chosen n, a, s (exact), the chosen θ
+    marked, and its value printed.  Returns the figure."""
+    from sparsebook import plotting
+    from sparsebook.dendrites.kernels import false_match_probability
+
+    if not (0 <= a <= n and 0 <= s <= n):
+        raise ValueError(f"need 0 <= a <= n and 0 <= s <= n, got n = {n}, a = {a}, s = {s}")
+    thetas = np.arange(1, s + 1)
+    fm = np.asarray(false_match_probability(n, a, s, thetas), dtype=float)
+    fig, (ax,) = plotting.figure(ncols=1)
+    ok = fm > 0
+    ax.semilogy(thetas[ok], fm[ok], "o-", ms=3, label=f"n = {n:,}, a = {a}, s = {s}")
+    value = false_match_probability(n, a, s, theta) if theta <= s else 0.0
+    if value > 0:
+        ax.semilogy([theta], [value], "o", ms=9, mfc="none", mec="k", label=f"θ = {theta}: {value:.3g}")
+    plotting.label(ax, "NMDA threshold θ (synapses)", "P(false match)", f"a/n = {a / n:.2%}")
+    print(f"P(false match) at n = {n:,}, a = {a}, s = {s}, θ = {theta}: {value:.4g}"
+          + ("  (θ > s: the segment cannot fire)" if theta > s else ""))
+    return plotting.finish(fig)
+
+
+def try_false_match():
+    """Try-your-own cell (JupyterLab): sliders for n, a, s, θ over :func:`plot_try_false_match`."""
+    from sparsebook.explore import interact
+
+    n_values = [int(v) for v in np.unique(np.round(np.logspace(2.5, 5.5, 31), -1))]
+    return interact(plot_try_false_match,
+                    {"n": n_values, "a": [8, 16, 32, 64, 128, 200, 256, 300, 512, 1024],
+                     "s": list(range(4, 65, 2)), "theta": list(range(1, 41))},
+                    default={"n": 10_000, "a": 128, "s": 24, "theta": 12})
