@@ -189,6 +189,21 @@ def test_stored_h200_data_renders():
     assert all(r["rel_err"] < 3e-3 for r in data["gemv"]["correctness"] if r["shape"].endswith("float16"))
 
 
+def test_stored_cpu_data_renders():
+    data = ex.load_h200(ex.CPU_DATA)
+    assert data["environment"]["threads"] == 1 and data["max_rel_err"] < 1e-5
+    est = ex.conv_speedups(data)
+    assert len(est) == len(data["sparsities"]) and all(e.n == data["config"]["rounds"] for e in est)
+    assert "measured on" in ex.cpu_label(data)
+
+
+def test_measure_cpu_writes_json(tmp_path):
+    cfg = ex.ConvConfig(layers=((8, 8, 2),), sparsities=(0.5,), rounds=2, repeats=1)
+    out = ex.measure_cpu(cfg, 0, tmp_path / "cpu.json")
+    again = ex.load_h200(tmp_path / "cpu.json")
+    assert again["dense"] == out["dense"] and len(again["dense"]) == 2
+
+
 # ---------------------------------------------------------------------------
 # GPU (Triton): run with -m gpu where a CUDA device is present
 # ---------------------------------------------------------------------------

@@ -13,14 +13,15 @@ The GPU kernels (Triton) live in :mod:`sparsebook.sparse_kernels.gpu`, imported 
 used (CI has neither a GPU nor Triton); :mod:`sparsebook.sparse_kernels.measure` is the one-process
 H200 measurement that writes ``book/data/sparse_kernels_h200.json``.
 
-Experiments (:mod:`~sparsebook.sparse_kernels.experiments`): the live CPU sweep
-(:class:`ConvConfig`, :func:`run_conv_sweep`) and the stored GPU data (:func:`load_h200`,
+Experiments (:mod:`~sparsebook.sparse_kernels.experiments`): the CPU sweep
+(:class:`ConvConfig`, :func:`run_conv_sweep`; stored by :func:`measure_cpu`) and the stored GPU data (:func:`load_h200`,
 :func:`gemv_rows`, :func:`layer_rows`, :func:`semi_rows`); figures in
 :mod:`~sparsebook.sparse_kernels.figures`.
 """
-from sparsebook.sparse_kernels.experiments import (DATA, ConvConfig, conv_crossover, conv_speedups, gemv_rows,
-                                                   h200_label, layer_rows, load_h200, ratio_estimate, run_conv_sweep,
-                                                   semi_rows, worst)
+from sparsebook.sparse_kernels.experiments import (CPU_DATA, DATA, ConvConfig, conv_crossover, conv_speedups,
+                                                   cpu_environment, cpu_label, gemv_rows, h200_label, layer_rows,
+                                                   load_h200, measure_cpu, ratio_estimate, run_conv_sweep, semi_rows,
+                                                   worst)
 from sparsebook.sparse_kernels.figures import plot_conv, plot_gemv, plot_gemv_times, plot_layers, plot_semi
 from sparsebook.sparse_kernels.kernels import (MOBILENET_V1_POINTWISE, activation_mask, cats_mlp_reference,
                                                conv1x1_as_matmul, crossover_sparsity, fraction_of_ideal,
@@ -32,7 +33,7 @@ __all__ = [
     "MOBILENET_V1_POINTWISE", "activation_mask", "threshold_for_sparsity", "sparse_gemv_reference",
     "sparse_rows_reference", "cats_mlp_reference", "ideal_speedup", "fraction_of_ideal", "layer_byte_fraction",
     "two_four_mask", "is_two_four", "random_sparse_weight", "conv1x1_as_matmul", "crossover_sparsity",
-    "DATA", "ConvConfig", "run_conv_sweep", "conv_speedups", "conv_crossover", "load_h200", "ratio_estimate",
+    "DATA", "CPU_DATA", "cpu_environment", "measure_cpu", "cpu_label", "ConvConfig", "run_conv_sweep", "conv_speedups", "conv_crossover", "load_h200", "ratio_estimate",
     "gemv_rows", "layer_rows", "semi_rows", "worst", "h200_label",
     "plot_gemv", "plot_gemv_times", "plot_semi", "plot_layers", "plot_conv",
 ]

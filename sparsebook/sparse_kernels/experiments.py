@@ -34,6 +34,7 @@ from sparsebook.stats import Estimate, from_samples
 from sparsebook.validate import check_int
 
 DATA = Path(__file__).resolve().parents[2] / "book" / "data" / "sparse_kernels_h200.json"
+CPU_DATA = DATA.with_name("sparse_kernels_cpu.json")
 
 
 # ---------------------------------------------------------------------------
@@ -121,6 +122,47 @@ def run_conv_sweep(config: ConvConfig, seed: int = 0) -> dict:
                 "max_rel_err": err, "threads": config.threads}
     finally:
         torch.set_num_threads(old)
+
+
+def cpu_environment() -> dict:
+    """The CPU, PyTorch and MKL this process runs on (for the stored CPU measurement's label)."""
+    import datetime as _dt
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return {"cpu": model, "torch": torch.__version__, "mkl": bool(torch.backends.mkl.is_available()),
+            "capability": torch.backends.cpu.get_cpu_capability(), "python": platform.python_version(),
+            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")}
+
+
+def measure_cpu(config: ConvConfig, seed: int = 0, path: str | Path | None = None) -> dict:
+    """Run :func:`run_conv_sweep` and return it as JSON-ready data with :func:`cpu_environment`; write it to ``path``.
+
+    The chapter's CPU claim rests on such a stored run (``book/data/sparse_kernels_cpu.json``), as
+    its GPU claims do: a live timing differs from machine to machine and from minute to minute on a
+    shared one by more than its own rounds show, so a verdict on it could flip between two runs.
+    """
+    res = run_conv_sweep(config, seed)
+    out = {"environment": {**cpu_environment(), "threads": config.threads}, "config": {
+        "rounds": config.rounds, "repeats": config.repeats, "seed": seed},
+        **{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.items()}}
+    if path is not None:
+        Path(path).write_text(json.dumps(out, separators=(",", ":")))
+    return out
+
+
+def cpu_label(data: dict) -> str:
+    """"measured on <CPU>, <date>" with the versions, for the stored CPU measurement."""
+    e = data["environment"]
+    return (f"measured on {e['cpu']}, {e['date']} ({e['threads']} thread, torch {e['torch']}, "
+            f"MKL {'yes' if e['mkl'] else 'no'}, ATen CPU capability {e['capability']})")
 
 
 def conv_speedups(res: dict) -> list[Estimate]:

@@ -109,7 +109,7 @@ def plot_layers(data, label: str):
     return plotting.finish(fig, legend=False)
 
 
-def plot_conv(res):
+def plot_conv(res, label: str = ""):
     """CPU: MobileNet v1 1×1 layers, sparse CSR against dense MKL: network speedup and per-layer times at 90%."""
     fig, (a, b) = plotting.figure(2)
     s = res["sparsities"]
@@ -127,4 +127,6 @@ def plot_conv(res):
     plotting.label(b, "layer (C_in > C_out, pixels)", "time per call (ms)", "per layer at 90% sparsity")
     a.legend(fontsize=6)
     b.legend(fontsize=6)
+    if label:
+        fig.suptitle(label, fontsize=7)
     return plotting.finish(fig, legend=False)
