@@ -164,6 +164,21 @@ def gemv_section(quick: bool, rounds: int, calls: int) -> dict:
     return out
 
 
+def _capture(step, calls: int) -> "torch.cuda.CUDAGraph":
+    """``calls`` calls of ``step`` captured in one CUDA graph (after two warm-up calls on a side stream)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    gr = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(gr):
+        for _ in range(calls):
+            step()
+    return gr
+
+
 class _Layer:
     """One LLaMA-7B-sized decoder layer's weights (fp16), in the layouts each variant reads."""
 
@@ -215,17 +230,7 @@ def layer_section(quick: bool, rounds: int, gemv: dict) -> dict:
     out["correctness"].append({"h_rel_err": float((h.double().cpu() - href).norm() / href.norm()),
                                "y_rel_err": float((y.double().cpu() - yref).norm() / yref.norm())})
 
-    def graph_of(step):
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            for _ in range(2):
-                step()
-        torch.cuda.current_stream().wait_stream(s)
-        gr = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(gr):
-            step()
-        return gr
+    graph_of = lambda step: _capture(step, 1)
 
     def replay_times(gr, n=20):
         gr.replay()
@@ -313,19 +318,7 @@ def semi_section(quick: bool, rounds: int) -> dict:
                             if mode == "eager":
                                 runners = {k: (lambda fn=fn: [fn() for _ in range(calls)]) for k, fn in fns.items()}
                             else:
-                                runners = {}
-                                for k, fn in fns.items():
-                                    s = torch.cuda.Stream()
-                                    s.wait_stream(torch.cuda.current_stream())
-                                    with torch.cuda.stream(s):
-                                        for _ in range(2):
-                                            fn()
-                                    torch.cuda.current_stream().wait_stream(s)
-                                    gr = torch.cuda.CUDAGraph()
-                                    with torch.cuda.graph(gr):
-                                        for _ in range(calls):
-                                            fn()
-                                    runners[k] = gr.replay
+                                runners = {k: _capture(fn, calls).replay for k, fn in fns.items()}
                             for k, r in runners.items():
                                 r()
                             torch.cuda.synchronize()
