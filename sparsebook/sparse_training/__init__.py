@@ -19,28 +19,28 @@ Where each part lives: :mod:`~sparsebook.sparse_training.kernels` (pure math),
 :mod:`~sparsebook.sparse_training.figures` (one function per figure).  This module only re-exports.
 """
 from sparsebook.sparse_training.experiments import (
-    CONFIGS, N_SEEDS, OPS, RUNNERS, DSnoTConfig, GroupSparsityConfig, IsoFlopConfig, PretrainConfig, PSTConfig,
+    CONFIGS, N_SEEDS, OPS, ORDER, RUNNERS, DSnoTConfig, GroupSparsityConfig, IsoFlopConfig, PretrainConfig, PSTConfig,
     RandomSearchConfig, RNNConfig, SaRAConfig, SearchConfig, SparKConfig, SSVIConfig, cubic_schedule, device_for,
     forward, gru_forward, init_gru, init_mlp, member_accuracy, member_ce, mirror, pretrained, pst_trainable,
-    run_dsnot, run_experiment, run_group_sparsity, run_pst, run_random_search, run_rnn, run_sara, run_search,
+    run_all, run_dsnot, run_experiment, run_indexed, run_group_sparsity, run_pst, run_random_search, run_rnn, run_sara, run_search,
     run_sparse_ift, run_spark, run_ssvi, spark_encode, sparse_wide_plan, stacked_digits, train_members)
 from sparsebook.sparse_training.figures import (
     plot_dsnot, plot_finetune, plot_group_sparsity, plot_iso_flop, plot_rnn, plot_search, plot_ssvi_spark)
 from sparsebook.sparse_training.kernels import (
     dsnot, expected_calibration_error, gaussian_kl, group_norms, layer_topk_mask, lora_rank_for_budget, mlp_flops,
-    n_keep, nuclear_norm, patch_mask, pst_importance, random_node_masks, reconstruction_gap, row_topk_mask,
+    n_keep, nuclear_norm, patch_mask, pst_importance, random_node_masks, reconstruction_gap, ridge_probe, row_topk_mask,
     smallest_magnitude_mask, sparse_envelope, sparse_wide_factor, ssvi_swap, straight_through, upsample_mask,
     wanda_scores)
 
 __all__ = [
-    "CONFIGS", "N_SEEDS", "OPS", "RUNNERS", "DSnoTConfig", "GroupSparsityConfig", "IsoFlopConfig", "PretrainConfig",
+    "CONFIGS", "N_SEEDS", "OPS", "ORDER", "RUNNERS", "DSnoTConfig", "GroupSparsityConfig", "IsoFlopConfig", "PretrainConfig",
     "PSTConfig", "RandomSearchConfig", "RNNConfig", "SaRAConfig", "SearchConfig", "SparKConfig", "SSVIConfig",
     "cubic_schedule", "device_for", "forward", "gru_forward", "init_gru", "init_mlp", "member_accuracy", "member_ce",
-    "mirror", "pretrained", "pst_trainable", "run_dsnot", "run_experiment", "run_group_sparsity", "run_pst",
+    "mirror", "pretrained", "pst_trainable", "run_all", "run_dsnot", "run_experiment", "run_indexed", "run_group_sparsity", "run_pst",
     "run_random_search", "run_rnn", "run_sara", "run_search", "run_sparse_ift", "run_spark", "run_ssvi",
     "spark_encode", "sparse_wide_plan", "stacked_digits", "train_members",
     "dsnot", "expected_calibration_error", "gaussian_kl", "group_norms", "layer_topk_mask", "lora_rank_for_budget",
-    "mlp_flops", "n_keep", "nuclear_norm", "patch_mask", "pst_importance", "random_node_masks", "reconstruction_gap",
+    "mlp_flops", "n_keep", "nuclear_norm", "patch_mask", "pst_importance", "random_node_masks", "reconstruction_gap", "ridge_probe",
     "row_topk_mask", "smallest_magnitude_mask", "sparse_envelope", "sparse_wide_factor", "ssvi_swap",
     "straight_through", "upsample_mask", "wanda_scores",
     "plot_dsnot", "plot_finetune", "plot_group_sparsity", "plot_iso_flop", "plot_rnn", "plot_search", "plot_ssvi_spark",

@@ -25,7 +25,7 @@ from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
 from sparsebook.sparse_training.kernels import (dsnot, expected_calibration_error, gaussian_kl, group_norms,
                                                 layer_topk_mask, lora_rank_for_budget, mlp_flops, n_keep,
-                                                nuclear_norm, patch_mask, pst_importance, random_node_masks,
+                                                nuclear_norm, patch_mask, pst_importance, random_node_masks, ridge_probe,
                                                 row_topk_mask, smallest_magnitude_mask, sparse_envelope,
                                                 sparse_wide_factor, ssvi_swap, straight_through, upsample_mask,
                                                 wanda_scores)
@@ -347,7 +347,7 @@ class SaRAConfig:
     """Fine-tuning the pretrained hidden layers on the mirrored digits: SaRA against LoRA at equal trainable parameters."""
 
     rank: int = 4            # LoRA rank; SaRA trains rank·(out + in) smallest weights per layer
-    steps: int = 300
+    steps: int = 200
     lr: float = 3e-3
     batch: int = 64
     nuclear: float = 1e-3    # weight of the nuclear-norm penalty on SaRA's sparse update
@@ -566,9 +566,9 @@ class SearchConfig:
     layers: int = 3
     bottleneck: int = 16
     sparsity: float = 0.95
-    search_steps: int = 200
-    train_steps: int = 200
-    finetune_steps: int = 100
+    search_steps: int = 150
+    train_steps: int = 150
+    finetune_steps: int = 60
     lr: float = 3e-3
     arch_lr: float = 3e-3
     batch: int = 64
@@ -809,11 +809,11 @@ class RNNConfig:
     """A GRU reads the 8 rows of a digit (8 pixels a step) and classifies it from its last state."""
 
     hidden: int = 32
-    steps: int = 300
+    steps: int = 250
     lr: float = 5e-3
     batch: int = 64
-    sparsities: tuple = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)
-    retrain_steps: int = 100
+    sparsities: tuple = (0.0, 0.5, 0.7, 0.8, 0.9)
+    retrain_steps: int = 80
 
     @classmethod
     def preset(cls, scale: str = "ci") -> "RNNConfig":
@@ -890,7 +890,7 @@ class SSVIConfig:
 
     hidden: int = 128
     density: float = 0.1
-    steps: int = 400
+    steps: int = 300
     lr: float = 1e-2
     batch: int = 64
     prior_sigma: float = 1.0
@@ -970,7 +970,7 @@ def run_ssvi(cfg: SSVIConfig, seeds: Sequence[int], dev="cpu") -> dict:
             out[f"{arm}_ece"] = expected_calibration_error(probs.double(), d["y_test"], cfg.bins).cpu().numpy()
             out[f"{arm}_nll"] = (-torch.log(probs.gather(-1, d["y_test"].unsqueeze(-1)).squeeze(-1) + 1e-12)).mean(1).double().cpu().numpy()
             out[f"{arm}_active"] = int(masks[0][0].sum() + masks[1][0].sum())
-            out[f"{arm}_active_all"] = [int(m.sum()) for m in masks]
+            out[f"{arm}_active_all"] = [m.reshape(K, -1).sum(-1).tolist() for m in masks]   # per matrix, per seed
     out["weights"] = 64 * cfg.hidden + cfg.hidden * 10
     return out
 
@@ -982,12 +982,12 @@ def run_ssvi(cfg: SSVIConfig, seeds: Sequence[int], dev="cpu") -> dict:
 class SparKConfig:
     """Encoder: conv 3×3 (1→c1), ReLU, conv 3×3 stride 2 (c1→c2), ReLU (8×8 → 4×4); 2×2-pixel patches."""
 
-    c1: int = 16
+    c1: int = 8
     c2: int = 32
     mask_ratio: float = 0.6
-    steps: int = 200
+    steps: int = 150
     lr: float = 3e-3
-    batch: int = 64
+    batch: int = 32
     ridge: float = 1.0
 
     @classmethod
@@ -1049,8 +1049,6 @@ def spark_loss(p: dict, x: torch.Tensor, vis: torch.Tensor, sparse: bool) -> tor
 def run_spark(cfg: SparKConfig, seeds: Sequence[int], dev="cpu") -> dict:
     """Ridge-probe test accuracy on encoder features after sparse (SparK) and dense masked pretraining
     (same initialisation, same masks, same batches), for the untrained encoder and for raw pixels."""
-    from sklearn.linear_model import RidgeClassifier
-
     seeds = _seeds(seeds)
     K = len(seeds)
     d = stacked_digits(seeds, dev)
@@ -1069,14 +1067,18 @@ def run_spark(cfg: SparKConfig, seeds: Sequence[int], dev="cpu") -> dict:
 
     def feats(params, x):
         with torch.no_grad():
-            return spark_encode(params, img(x), K, None).reshape(x.shape[1], K, -1).transpose(0, 1).cpu().numpy()
+            return spark_encode(params, img(x), K, None).reshape(x.shape[1], K, -1).transpose(0, 1)
 
-    ytr, yte = d["y_train"].cpu().numpy(), d["y_test"].cpu().numpy()
     sets = {name: (feats(p, d["x_train"]), feats(p, d["x_test"])) for name, p in
             (("sparse", arms["sparse"]), ("dense", arms["dense"]), ("untrained", untrained))}
-    sets["pixels"] = (d["x_train"].cpu().numpy(), d["x_test"].cpu().numpy())
-    return {f"{name}_acc": np.array([float(RidgeClassifier(alpha=cfg.ridge).fit(a[k], ytr[k]).score(b[k], yte[k]))
-                                     for k in range(K)]) for name, (a, b) in sets.items()}
+    sets["pixels"] = (d["x_train"], d["x_test"])
+    return {f"{name}_acc": member_accuracy_from_classes(ridge_probe(a, d["y_train"], b, 10, cfg.ridge), d["y_test"])
+            for name, (a, b) in sets.items()}
+
+
+def member_accuracy_from_classes(pred: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """Fraction of ``pred == y`` per member (``[K, n]`` → ``[K]``, float64)."""
+    return (pred == y).double().mean(-1).cpu().numpy()
 
 
 # ---------------------------------------------------------------------------
@@ -1088,6 +1090,26 @@ CONFIGS = {"dsnot": DSnoTConfig, "pst": PSTConfig, "sara": SaRAConfig, "sparse_i
 RUNNERS = {"dsnot": run_dsnot, "pst": run_pst, "sara": run_sara, "sparse_ift": run_sparse_ift,
            "group_sparsity": run_group_sparsity, "search": run_search, "random_search": run_random_search,
            "rnn": run_rnn, "ssvi": run_ssvi, "spark": run_spark}
+
+
+#: The experiments, heaviest first (the order in which :func:`run_all` hands them to workers).
+ORDER = ("spark", "sara", "ssvi", "search", "rnn", "group_sparsity", "pst", "dsnot", "random_search", "sparse_ift")
+
+
+def run_indexed(index: int, scale: str = "ci", seed: int = 0) -> dict:
+    """``run_experiment(ORDER[index], scale, seed)``: the picklable task :func:`run_all` spreads over workers."""
+    return run_experiment(ORDER[check_int(index, "index", 0, len(ORDER) - 1)], scale, seed)
+
+
+def run_all(scale: str = "ci", seed: int = 0, workers: int | None = None) -> dict:
+    """Every experiment at ``scale``, on a pool of worker processes (:func:`sparsebook.seeding.over_seeds`
+    with the experiment's index in :data:`ORDER` as the task); each experiment seeds itself, so the
+    results do not depend on the number of workers.  Returns ``{name: result}``."""
+    from sparsebook.seeding import over_seeds
+
+    check_scale(scale)
+    out = over_seeds(run_indexed, list(range(len(ORDER))), scale, seed, workers=workers)
+    return dict(zip(ORDER, out))
 
 
 def run_experiment(name: str, scale: str = "ci", seed: int = 0) -> dict:

@@ -84,9 +84,9 @@ def wanda_scores(w: torch.Tensor, x_norm: torch.Tensor) -> torch.Tensor:
     return w.abs() * x_norm.unsqueeze(-2)
 
 
-def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:  # noqa: D401
-    """``hard`` in the forward pass, the gradient of ``soft`` in the backward pass: ``hard + soft − soft.detach()``."""
-    return hard.to(soft.dtype) + soft - soft.detach()
+def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    """``hard`` in the forward pass (exactly), the gradient of ``soft`` in the backward pass: ``hard + (soft − soft.detach())``."""
+    return hard.to(soft.dtype) + (soft - soft.detach())
 
 
 # ---------------------------------------------------------------------------
@@ -346,3 +346,31 @@ def upsample_mask(mask: torch.Tensor, factor: int) -> torch.Tensor:
     """Repeat every patch of a ``[..., g, g]`` mask ``factor`` times along both axes: ``[..., g·f, g·f]``."""
     factor = check_int(factor, "factor", 1)
     return mask.repeat_interleave(factor, -1).repeat_interleave(factor, -2)
+
+
+# ---------------------------------------------------------------------------
+# linear probe
+# ---------------------------------------------------------------------------
+def ridge_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, classes: int,
+                alpha: float = 1.0) -> torch.Tensor:
+    """Predicted test classes of a ridge classifier, batched over leading dimensions.
+
+    As scikit-learn's ``RidgeClassifier``: targets ``T ∈ {−1, 1}^{n×C}``, inputs and targets centred on
+    the training means (intercept), ``W = (XᵀX + αI)⁻¹ XᵀT``, prediction ``argmax_c (x − x̄)W + t̄``.
+    ``x_train``: ``[..., n, d]``; ``y_train``: ``[..., n]`` ints in ``[0, classes)``; ``x_test``: ``[..., m, d]``.
+    Returns ``[..., m]`` (int64).  Solved in float64.
+    """
+    x_train, x_test = _tensor(x_train, "x_train", 2), _tensor(x_test, "x_test", 2)
+    classes = check_int(classes, "classes", 2)
+    alpha = check_real(alpha, "alpha", 0, None, low_open=True)
+    if x_train.shape[-1] != x_test.shape[-1] or y_train.shape != x_train.shape[:-1]:
+        raise ValueError("x_train [..., n, d], y_train [..., n] and x_test [..., m, d] must agree")
+    if int(y_train.min()) < 0 or int(y_train.max()) >= classes:
+        raise ValueError(f"y_train must hold class indices in [0, {classes})")
+    xtr, xte = x_train.double(), x_test.double()
+    t = 2.0 * torch.nn.functional.one_hot(y_train, classes).double() - 1.0
+    mx, mt = xtr.mean(-2, keepdim=True), t.mean(-2, keepdim=True)
+    xc = xtr - mx
+    gram = xc.transpose(-1, -2) @ xc + alpha * torch.eye(xtr.shape[-1], dtype=torch.float64, device=xtr.device)
+    w = torch.linalg.solve(gram, xc.transpose(-1, -2) @ (t - mt))
+    return ((xte - mx) @ w + mt).argmax(-1)
