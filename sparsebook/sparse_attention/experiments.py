@@ -1,0 +1,755 @@
+"""Sparse attention, experiments: the recall tasks, a one-layer NoPE attention model whose attention can be
+restricted by a pattern, frozen configs with ``preset(scale)`` and the runners ``run_<experiment>(config, seed)``.
+
+Every runner trains or evaluates ``N_SEEDS[scale]`` seeds ``seed, seed+1, ...`` at once
+(:func:`sparsebook.train.fit_seeds`, one batched computation) and returns per-seed arrays for
+:mod:`sparsebook.stats`.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import time
+import warnings
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from sparsebook.scales import check_scale
+from sparsebook.seeding import seed_everything
+from sparsebook.sparse_attention import kernels as K
+from sparsebook.train import fit_seeds, make_optimizer, run_steps
+from sparsebook.validate import check_int, check_real
+
+N_SEEDS = {"ci": 5, "full": 10}
+IGNORE = -100
+
+
+def _device(scale: str) -> torch.device:
+    return torch.device("cuda") if scale == "full" and torch.cuda.is_available() else torch.device("cpu")
+
+
+# ---------------------------------------------------------------------------
+# the tasks
+# ---------------------------------------------------------------------------
+def recall_task(n: int, L: int, pairs: int, keys: int = 32, values: int = 16, noise: int = 4, local: bool = False,
+                keep: float = 1.0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multi-query associative recall with one token per key–value pair.
+
+    A sequence of ``L`` positions holds ``pairs`` tokens ``(key, value)`` (distinct keys from ``keys``,
+    values from ``values``), noise tokens ``(noise symbol, none)`` everywhere else, and ends with the
+    ``pairs`` queries ``(key, query)`` in a random order; the target at a query is its pair's value
+    (``IGNORE`` elsewhere).  ``local=False``: pairs at random positions among the first ``L - pairs``
+    (attention must find content anywhere); ``local=True``: the pairs fill the ``pairs`` positions just
+    before the queries (a local window is enough).  A third channel holds a key-keep bit drawn with
+    probability ``keep`` (used only by stochastically sub-sampled training).
+
+    Returns ``x`` ``[n, L, 3]`` (int64: key-or-noise symbol, value-or-marker, keep bit) and ``y`` ``[n, L]``.
+    """
+    n, L = check_int(n, "n", 1), check_int(L, "L", 2)
+    pairs = check_int(pairs, "pairs", 1, min(keys, L // 2))
+    keep = check_real(keep, "keep", 0.0, 1.0, low_open=True)
+    rng = np.random.default_rng(seed)
+    none, query = values, values + 1
+    a = rng.integers(keys, keys + noise, size=(n, L))
+    b = np.full((n, L), none)
+    y = np.full((n, L), IGNORE)
+    ks = np.argsort(rng.random((n, keys)), axis=1)[:, :pairs]
+    vs = rng.integers(0, values, size=(n, pairs))
+    if local:
+        pos = L - 2 * pairs + np.argsort(rng.random((n, pairs)), axis=1)
+    else:
+        pos = np.argsort(rng.random((n, L - pairs)), axis=1)[:, :pairs]
+    rows = np.arange(n)[:, None]
+    a[rows, pos], b[rows, pos] = ks, vs
+    order = np.argsort(rng.random((n, pairs)), axis=1)
+    qpos = np.arange(L - pairs, L)[None, :].repeat(n, 0)
+    a[rows, qpos] = np.take_along_axis(ks, order, 1)
+    b[rows, qpos] = query
+    y[rows, qpos] = np.take_along_axis(vs, order, 1)
+    kb = rng.random((n, L)) < keep
+    x = np.stack([a, b, kb.astype(np.int64)], -1)
+    return torch.as_tensor(x), torch.as_tensor(y)
+
+
+# ---------------------------------------------------------------------------
+# the model
+# ---------------------------------------------------------------------------
+MODES = ("dense", "pattern", "ssa", "seqboat", "lemo")
+
+
+class RecallNet(nn.Module):
+    """One pre-LayerNorm causal attention layer without position encodings (NoPE) and a linear head.
+
+    ``h_t = E_a[a_t] + E_b[b_t]``; ``s = q kᵀ/√d_h`` per head; ``A = softmax(s | M)`` with ``M`` the causal
+    mask intersected with the mode's pattern; output ``head(LN(h + W_o A v))``.  Modes:
+
+    - ``dense``; ``pattern``: a fixed boolean ``[H, L, L]`` buffer (S2 shards, a homogeneous stride, ...);
+    - ``ssa``: keys whose keep bit (``x[..., 2]``) is 0 are dropped (Information Pathways' sub-sampling);
+    - ``seqboat``: a gate ``g_t = σ(w·LN(h_t))`` activates token ``t`` when ``g_t > 1/2``; only active tokens
+      attend and are attended (Sparse Modular Activation);
+      values are scaled by ``g_t`` (so the gate learns from the keys it serves); ``forward`` then returns ``(logits, mean g)`` so that a penalty can act on the gate;
+    - ``lemo``: only the ``keep_tokens`` most informative tokens (:func:`~.kernels.informativeness` of the
+      embeddings; queries always kept) serve as keys and values (LeMo's token elimination).
+
+    ``forward(x, mask=None, attention=None)``: ``mask`` (``[.., H, L, L]``) replaces the mode's pattern;
+    ``attention`` (a function ``s, M -> A``) replaces the softmax (Combiner).
+    """
+
+    def __init__(self, n_a: int, n_b: int, L: int, d: int = 64, heads: int = 8, mode: str = "dense",
+                 pattern: torch.Tensor | None = None, keep_tokens: int | None = None):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+        if d % heads:
+            raise ValueError(f"d must be divisible by heads; got {d} and {heads}")
+        self.mode, self.heads, self.L, self.keep_tokens, self.query_symbol = mode, heads, L, keep_tokens, n_b - 1
+        self.emb_a, self.emb_b = nn.Embedding(n_a, d), nn.Embedding(n_b, d)
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.head = nn.Linear(d, n_b - 2)
+        if mode == "seqboat":
+            self.gate = nn.Linear(d, 1)
+            nn.init.constant_(self.gate.bias, 1.0)  # every token starts active
+        self.register_buffer("pattern", pattern if pattern is not None else K.causal_mask(L), persistent=False)
+
+    def embed(self, x):
+        return self.emb_a(x[..., 0]) + self.emb_b(x[..., 1])
+
+    def qkv_heads(self, h):
+        n, L, d = h.shape
+        q, k, v = self.qkv(self.ln1(h)).view(n, L, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        return q, k, v  # [n, H, L, d_h]
+
+    def logits(self, x):
+        """Attention logits ``[n, H, L, L]`` and the head inputs of ``x``."""
+        h = self.embed(x)
+        q, k, v = self.qkv_heads(h)
+        return q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), h, v
+
+    def forward(self, x, mask=None, attention=None):
+        h = self.embed(x)
+        q, k, v = self.qkv_heads(h)
+        L = x.shape[-2]
+        eye = torch.eye(L, dtype=torch.bool, device=x.device)
+        causal = K.causal_mask(L).to(x.device)
+        gate = None
+        if mask is None:
+            mask = self.pattern[..., :L, :L] & causal
+            if self.mode == "ssa":
+                mask = mask & ((x[..., 2] > 0)[:, None, None, :] | eye)
+            elif self.mode == "seqboat":
+                gate = torch.sigmoid(self.gate(self.ln2(h))).squeeze(-1)  # [n, L]
+                act = gate > 0.5
+                mask = mask & ((act[:, :, None] & act[:, None, :]) | eye)[:, None]
+                v = v * (gate * act)[:, None, :, None]  # an active key contributes its gated value
+            elif self.mode == "lemo":
+                score = K.informativeness(h).masked_fill(x[..., 1] == self.query_symbol, float("inf"))
+                kept = K.keep_top(score, self.keep_tokens)
+                mask = mask & (kept[:, None, None, :] | eye)
+        if attention is not None:
+            o = attention(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), mask) @ v
+        else:  # the fused kernel: softmax(q kᵀ/√d_h | M) v without storing the probabilities
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        o = o.transpose(1, 2).reshape(h.shape)
+        o = self.out(o)
+        logits = self.head(self.ln2(h + o))
+        return (logits, gate.mean()) if gate is not None else logits
+
+
+def _ce(out, y):
+    if isinstance(out, tuple):
+        out = out[0]
+    return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), ignore_index=IGNORE)
+
+
+def _gated_ce(weight):
+    def loss(out, y):
+        return _ce(out[0], y) + weight * out[1]
+    return loss
+
+
+# ---------------------------------------------------------------------------
+# training, batched over seeds
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecallConfig:
+    """The recall model and its training.  ``L`` sequence length; ``pairs`` key–value pairs (= queries);
+    ``keys`` per row kept by every sparse pattern (the equal-density budget, about ``L/8``)."""
+
+    L: int = 64
+    pairs: int = 8
+    n_keys: int = 32
+    n_values: int = 16
+    d: int = 32
+    heads: int = 4
+    steps: int = 150
+    lr: float = 1e-2
+    batch: int = 16
+    n_train: int = 8192
+    n_test: int = 256
+    keys: int = 8
+    scale: str = "ci"
+
+    @classmethod
+    def preset(cls, scale: str) -> "RecallConfig":
+        scale = check_scale(scale)
+        if scale == "ci":
+            return cls()
+        return cls(L=256, pairs=16, n_keys=64, d=128, heads=8, steps=3000, lr=1e-3, batch=128, n_train=65536,
+                   n_test=2048, keys=32, scale="full")
+
+    def data(self, n, seed, local=False, keep=1.0, L=None, pairs=None):
+        return recall_task(n, L or self.L, pairs or self.pairs, self.n_keys, self.n_values, local=local, keep=keep,
+                           seed=seed)
+
+    def model(self, mode="dense", pattern=None, keep_tokens=None, L=None):
+        return RecallNet(self.n_keys + 4, self.n_values + 2, L or self.L, self.d, self.heads, mode, pattern, keep_tokens)
+
+
+def _seeds(seed: int, scale: str) -> list[int]:
+    return list(range(check_int(seed, "seed", 0), seed + N_SEEDS[check_scale(scale)]))
+
+
+def _train(cfg: RecallConfig, seeds, mode="dense", pattern=None, local=False, keep=1.0, steps=None, init=None,
+           keep_tokens=None, gate_weight=0.0, L=None, pairs=None, data_seed=10_000):
+    """:func:`fit_seeds` of ``cfg.model(mode, ...)`` on a training set drawn with ``data_seed + seeds[0]``;
+    ``init`` (a ``[K, ...]`` parameter dict) starts member ``k`` from its weights instead of a fresh draw.
+    Returns the fit result and the template model."""
+    x, y = cfg.data(cfg.n_train, data_seed + seeds[0], local=local, keep=keep, L=L, pairs=pairs)
+    dev = _device(cfg.scale)
+    count = iter(range(len(seeds)))
+
+    def make():
+        m = cfg.model(mode, pattern, keep_tokens, L=L)
+        if init is not None:
+            j = next(count)
+            m.load_state_dict({k: v[j] for k, v in init.items()}, strict=False)
+        return m.to(dev)
+
+    loss = _ce if mode != "seqboat" else _gated_ce(gate_weight)
+    with warnings.catch_warnings():  # vmap runs the fused attention kernel member by member (same numbers)
+        warnings.filterwarnings("ignore", message="There is a performance drop")
+        return fit_seeds(make, x.to(dev), y.to(dev), seeds, steps=steps or cfg.steps, lr=cfg.lr,
+                         batch_size=cfg.batch, loss_fn=loss)
+
+
+def members(cfg: RecallConfig, fit: dict, mode="dense", pattern=None, keep_tokens=None, L=None) -> list[RecallNet]:
+    """One :class:`RecallNet` per seed with that seed's trained weights (eval mode, CPU)."""
+    out = []
+    for j in range(next(iter(fit["params"].values())).shape[0]):
+        m = cfg.model(mode, pattern, keep_tokens, L=L)
+        m.load_state_dict({k: v[j].cpu() for k, v in fit["params"].items()}, strict=False)
+        out.append(m.eval())
+    return out
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x, y, **kw) -> float:
+    """Fraction of query positions answered correctly (exact count / queries)."""
+    out = model(x, **kw)
+    out = out[0] if isinstance(out, tuple) else out
+    q = y != IGNORE
+    return float((out.argmax(-1)[q] == y[q]).double().mean())
+
+
+@torch.no_grad()
+def test_loss(model: nn.Module, x, y, **kw) -> float:
+    out = model(x, **kw)
+    return float(_ce(out, y))
+
+
+@functools.lru_cache(maxsize=8)
+def _dense_cached(cfg: RecallConfig, seed: int, local: bool):
+    seeds = _seeds(seed, cfg.scale)
+    seed_everything(seeds[0])
+    fit = _train(cfg, seeds, local=local)
+    return fit
+
+
+def train_dense(cfg: RecallConfig, seed: int = 0, local: bool = False) -> list[RecallNet]:
+    """The dense models (one per seed) on the global (``local=False``) or local recall task (cached)."""
+    return members(cfg, _dense_cached(cfg, seed, local))
+
+
+# ---------------------------------------------------------------------------
+# patterns on a trained dense model
+# ---------------------------------------------------------------------------
+STATIC = ("local", "strided", "random", "s2")
+CONTENT = ("routing", "sparsifiner", "seer", "oracle")
+
+
+@dataclass(frozen=True)
+class PatternConfig:
+    """Patterns imposed on the trained dense model.  ``budgets``: keys per row for the density sweep;
+    ``rank``: Sparsifiner's predictor rank; ``block`` and ``gate_steps``: SeerAttention's block size and gate
+    training; ``kmeans_steps``: online k-means iterations; ``combiner_block``: Combiner's region size."""
+
+    recall: RecallConfig = RecallConfig()
+    budgets: tuple = (4, 8, 16, 32)
+    rank: int = 2
+    block: int = 4
+    gate_dim: int = 8
+    gate_steps: int = 100
+    kmeans_steps: int = 20
+    combiner_block: int = 8
+
+    @classmethod
+    def preset(cls, scale: str) -> "PatternConfig":
+        r = RecallConfig.preset(scale)
+        if scale == "ci":
+            return cls(recall=r)
+        return cls(recall=r, budgets=(8, 16, 32, 64, 128), rank=4, block=16, gate_steps=600, kmeans_steps=50,
+                   combiner_block=16)
+
+
+def fit_routing(q: torch.Tensor, k: torch.Tensor, clusters: int, steps: int, seed: int) -> torch.Tensor:
+    """Centroids ``[H, C, d_h]`` of online k-means on the queries and keys of each head (shared), from a
+    seeded random start.  q, k ``[n, H, L, d_h]``."""
+    g = torch.Generator().manual_seed(seed)
+    H, dh = q.shape[1], q.shape[-1]
+    cents = []
+    for h in range(H):
+        c = F.normalize(torch.randn(clusters, dh, generator=g), dim=-1)
+        z = torch.cat([q[:, h], k[:, h]], 1).reshape(-1, dh)
+        for s in range(steps):
+            rows = torch.randint(0, z.shape[0], (min(2048, z.shape[0]),), generator=g)
+            c = K.kmeans_update(c, z[rows], decay=0.9)
+        cents.append(c)
+    return torch.stack(cents)
+
+
+def routing_pattern(q, k, centroids, members_: int) -> torch.Tensor:
+    """:func:`~.kernels.routing_mask` per head with that head's centroids: ``[n, H, L, L]``."""
+    return torch.stack([K.routing_mask(q[:, h], k[:, h], centroids[h], members_) for h in range(q.shape[1])], 1)
+
+
+class SeerGate(nn.Module):
+    """SeerAttention's gate (Gao et al. 2024, Sec. 3.1): average-pooled queries and max-, min- and
+    average-pooled keys of every ``block``, projected per head to ``gate_dim``, scored, softmax over the causal
+    key blocks.  Input q, k ``[n, H, L, d_h]`` → block probabilities ``[n, H, L/b, L/b]``."""
+
+    def __init__(self, heads: int, d_head: int, gate_dim: int, block: int):
+        super().__init__()
+        self.block = block
+        self.wq = nn.Parameter(torch.randn(heads, d_head, gate_dim) / math.sqrt(d_head))
+        self.wk = nn.Parameter(torch.randn(heads, 3 * d_head, gate_dim) / math.sqrt(3 * d_head))
+
+    def forward(self, q, k):
+        n, H, L, dh = q.shape
+        nb = L // self.block
+        qb = q.reshape(n, H, nb, self.block, dh).mean(-2)
+        kr = k.reshape(n, H, nb, self.block, dh)
+        kb = torch.cat([kr.amax(-2), kr.amin(-2), kr.mean(-2)], -1)
+        s = torch.einsum("nhad,hdg->nhag", qb, self.wq) @ torch.einsum("nhbd,hdg->nhbg", kb, self.wk).transpose(-1, -2)
+        return K.masked_softmax(s / math.sqrt(self.wq.shape[-1]), K.causal_mask(nb))
+
+
+def train_seer_gate(q, k, attn, cfg: PatternConfig, seed: int) -> SeerGate:
+    """Fit the gate to the block ground truth (:func:`~.kernels.block_ground_truth`) by KL divergence."""
+    seed_everything(seed)
+    gate = SeerGate(q.shape[1], q.shape[-1], cfg.gate_dim, cfg.block)
+    target = K.block_ground_truth(attn, cfg.block)
+    opt = make_optimizer(gate.parameters(), "adam", 1e-2)
+    g = torch.Generator().manual_seed(seed)
+
+    def objective(s):
+        rows = torch.randint(0, q.shape[0], (64,), generator=g)
+        p = gate(q[rows], k[rows])
+        t = target[rows]
+        kl = (t * (torch.log(t.clamp_min(1e-12)) - torch.log(p.clamp_min(1e-12)))).sum(-1).mean()
+        return kl, kl
+
+    run_steps(opt, objective, steps=cfg.gate_steps)
+    return gate
+
+
+@torch.no_grad()
+def _rows_view(model: RecallNet, x, rows):
+    """Everything a one-layer model's answers at the query ``rows`` depend on: embeddings ``h``, per-head
+    ``q, k, v``, the logits of those rows ``s`` ``[n, H, R, L]`` and their causal attention ``attn``."""
+    h = model.embed(x)
+    q, k, v = model.qkv_heads(h)
+    s = q[..., rows, :] @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    attn = K.masked_softmax(s, K.causal_mask(x.shape[1])[rows])
+    return {"h": h, "q": q, "k": k, "v": v, "s": s, "attn": attn, "rows": rows}
+
+
+@torch.no_grad()
+def rows_accuracy(model: RecallNet, view: dict, y, mask=None, attn=None) -> float:
+    """Accuracy at the query rows when their attention is ``masked_softmax(s | mask)`` (or ``attn``):
+    the same as the full forward pass with that pattern, since a one-layer model's answer at a row
+    depends on that row's attention only."""
+    rows = view["rows"]
+    if attn is None:
+        attn = K.masked_softmax(view["s"], mask) if mask is not None else view["attn"]
+    o = (attn @ view["v"]).transpose(1, 2)
+    o = model.out(o.reshape(*o.shape[:2], -1))
+    logits = model.head(model.ln2(view["h"][:, rows] + o))
+    return float((logits.argmax(-1) == y[:, rows]).double().mean())
+
+
+@torch.no_grad()
+def evaluate_patterns(model: RecallNet, x, y, train_x, cfg: PatternConfig, keys: int, seed: int,
+                      which=STATIC + CONTENT, gate=None, centroids=None) -> dict:
+    """Mass recall, top-1 recall, accuracy and mean density (kept keys / causal keys) at the query rows of
+    each pattern at ``keys`` keys per row.  ``gate`` (a trained :class:`SeerGate`) and ``centroids``
+    (routing) are fitted on ``train_x`` when not given."""
+    L, H = x.shape[1], model.heads
+    rows = torch.arange(L - cfg.recall.pairs, L)
+    view = _rows_view(model, x, rows)
+    s, attn, q, k = view["s"], view["attn"], view["q"], view["k"]
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for name in which:
+        if name == "local":
+            m = K.local_mask(L, keys)[rows].expand(H, -1, -1)
+        elif name == "strided":
+            m = (K.strided_mask(L, max(1, L // keys)) | torch.eye(L, dtype=torch.bool))[rows].expand(H, -1, -1)
+        elif name == "random":
+            m = K.random_mask(L, keys, H, generator=g)[:, rows]
+        elif name == "s2":
+            m = K.s2_mask(L, H, max(1, L // keys), block=1, local_blocks=1)[:, rows]
+        elif name == "oracle":
+            m = K.topk_mask(s, keys, rows)
+        elif name == "sparsifiner":
+            d = model.qkv.weight.shape[1]
+            wq, wk = model.qkv.weight[:d], model.qkv.weight[d:2 * d]
+            dh = d // H
+            z = model.ln1(view["h"])
+            preds = []
+            for hh in range(H):
+                P, R = K.lowrank_factors(wq[hh * dh:(hh + 1) * dh].T, wk[hh * dh:(hh + 1) * dh].T, cfg.rank)
+                preds.append((z[:, rows] @ P) @ (z @ R).transpose(-1, -2))
+            m = K.topk_mask(torch.stack(preds, 1), keys, rows)
+        elif name == "routing":
+            # a query may join several clusters, so each cluster takes half the budget (the measured density
+            # stays at or below the static patterns')
+            half = max(1, keys // 2)
+            cents = centroids if centroids is not None else _fit_centroids(model, train_x, max(1, L // half), cfg, seed)
+            m = routing_pattern(q, k, cents, half)[..., rows, :]
+        elif name in ("seer", "seer_oracle"):
+            if name == "seer":
+                gate = gate if gate is not None else _fit_gate(model, train_x, cfg, seed)
+                bs = gate(q, k)
+            else:
+                bs = K.block_ground_truth(K.masked_softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]),
+                                                          K.causal_mask(L)), cfg.block)
+            m = K.expand_blocks(K.topk_blocks(bs, max(1, keys // cfg.block)), cfg.block)[..., rows, :]
+        elif name == "block_local":
+            nb = L // cfg.block
+            m = K.expand_blocks(K.local_mask(nb, max(1, keys // cfg.block)), cfg.block)[rows].expand(H, -1, -1)
+        else:
+            raise ValueError(f"unknown pattern {name!r}")
+        m = m.expand_as(attn)
+        dens = float((m.sum(-1).double() / (rows + 1)).mean())
+        out[name] = {"mass": float(K.mass_recall(attn, m).mean()), "top1": float(K.top1_recall(attn, m).double().mean()),
+                     "acc": rows_accuracy(model, view, y, mask=m), "density": dens}
+    return out
+
+
+@torch.no_grad()
+def _fit_centroids(model, train_x, clusters, cfg: PatternConfig, seed: int):
+    _, th, _ = model.logits(train_x)
+    tq, tk, _ = model.qkv_heads(th)
+    return fit_routing(tq, tk, clusters, cfg.kmeans_steps, seed)
+
+
+def _fit_gate(model, train_x, cfg: PatternConfig, seed: int):
+    with torch.no_grad():
+        tsc, th, _ = model.logits(train_x)
+        tq, tk, _ = model.qkv_heads(th)
+        attn = K.masked_softmax(tsc, K.causal_mask(train_x.shape[1]))
+    gate = train_seer_gate(tq, tk, attn, cfg, seed)
+    return gate.requires_grad_(False)
+
+
+@torch.no_grad()
+def evaluate_combiner(model: RecallNet, x, y, cfg: PatternConfig) -> dict:
+    """Combiner-Fixed (region size ``b``) against the local pattern of the same cost
+    (``b + L/b`` keys per row): total variation from full attention on the query rows, and accuracy."""
+    L, b = x.shape[1], cfg.combiner_block
+    rows = torch.arange(L - cfg.recall.pairs, L)
+    view = _rows_view(model, x, rows)
+    s, _, _ = model.logits(x)
+    comb = K.combiner_attention(s, b)
+    causal = K.causal_mask(L)
+    loc_mask = K.local_mask(L, b + L // b)[rows]
+    loc = K.masked_softmax(view["s"], loc_mask)
+    tv = lambda a: float(K.total_variation(a, view["attn"]).mean())
+    return {"tv_combiner": tv(comb[..., rows, :]), "tv_local": tv(loc),
+            "acc_combiner": rows_accuracy(model, view, y, attn=comb[..., rows, :]),
+            "acc_local": rows_accuracy(model, view, y, mask=loc_mask), "acc_dense": rows_accuracy(model, view, y),
+            "rows_sum_to_one": bool(torch.allclose(comb.sum(-1), torch.ones(()), atol=1e-5)),
+            "full_support": bool((comb[..., causal] > 0).all() and (comb[..., ~causal] == 0).all())}
+
+
+def run_patterns(config: PatternConfig, seed: int = 0) -> dict:
+    """Train the dense model (one per seed, on the global task), then impose every pattern at the
+    equal-density budget ``config.recall.keys`` on both tasks, and sweep the budget on the global task.
+    Routing centroids and the SeerAttention gate are fitted once per seed on global training sequences.
+    Returns per-seed arrays ``out[task][pattern][measure]`` (shape ``[K]``),
+    ``out["sweep"][pattern][measure]`` (shape ``[K, budgets]``) and Combiner's ``out["combiner"]``."""
+    cfg = config.recall
+    seeds = _seeds(seed, cfg.scale)
+    L = cfg.L
+    out = {"seeds": seeds, "budgets": tuple(config.budgets)}
+    main_which = STATIC + CONTENT + ("seer_oracle", "block_local")
+    sweep_which = ("local", "strided", "random", "routing", "sparsifiner", "oracle")
+    measures = ("mass", "top1", "acc", "density")
+    models = train_dense(cfg, seed)
+    tx, _ = cfg.data(256, 30_000 + seed)
+    data = {task: cfg.data(cfg.n_test, 20_000 + seed, local=local) for task, local in (("global", False), ("local", True))}
+    acc = {task: {name: {m: [] for m in measures} for name in main_which} for task in data}
+    sw = {name: {m: [] for m in measures} for name in sweep_which}
+    dense_acc = {task: [] for task in data}
+    comb = []
+    for j, model in enumerate(models):
+        seed_everything(seeds[j])
+        gate = _fit_gate(model, tx, config, seeds[j])
+        cents = {kb: _fit_centroids(model, tx, max(1, L // max(1, kb // 2)), config, seeds[j])
+                 for kb in set(config.budgets) | {cfg.keys}}
+        for task, (x, y) in data.items():
+            dense_acc[task].append(accuracy(model, x, y))
+            r = evaluate_patterns(model, x, y, tx, config, cfg.keys, seeds[j], main_which, gate, cents[cfg.keys])
+            for name in main_which:
+                for m in measures:
+                    acc[task][name][m].append(r[name][m])
+        x, y = data["global"]
+        per = [evaluate_patterns(model, x, y, tx, config, kb, seeds[j], sweep_which, gate, cents[kb])
+               for kb in config.budgets]
+        for name in sweep_which:
+            for m in measures:
+                sw[name][m].append([p[name][m] for p in per])
+        comb.append(evaluate_combiner(model, x, y, config))
+    for task in data:
+        out[task] = {name: {m: np.array(v) for m, v in d.items()} for name, d in acc[task].items()}
+        out[task]["dense"] = {"acc": np.array(dense_acc[task])}
+    out["sweep"] = {name: {m: np.array(v) for m, v in d.items()} for name, d in sw.items()}
+    out["combiner"] = {k: np.array([c[k] for c in comb]) for k in comb[0]}
+    return out
+
+
+# ---------------------------------------------------------------------------
+# training with a pattern: S2 shards, sub-sampled training, SeqBoat, LeMo
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class S2Config:
+    """From-scratch training with S2's heterogeneous shards against a homogeneous stride of equal density
+    (``stride`` = heads, so that the heterogeneous union covers the context)."""
+
+    recall: RecallConfig = RecallConfig()
+    stride: int = 4
+    block: int = 1
+    local_blocks: int = 1
+
+    @classmethod
+    def preset(cls, scale: str) -> "S2Config":
+        r = RecallConfig.preset(scale)
+        return cls(recall=r) if scale == "ci" else cls(recall=r, stride=8, block=4, local_blocks=1)
+
+    def masks(self):
+        c = self.recall
+        return {h: K.s2_mask(c.L, c.heads, self.stride, self.block, self.local_blocks, heterogeneous=h)
+                for h in (True, False)}
+
+
+def run_s2(config: S2Config, seed: int = 0) -> dict:
+    """Accuracy of models trained from scratch with heterogeneous and with homogeneous shards (per seed),
+    their union coverage and density (exact), and the dense model's accuracy."""
+    cfg = config.recall
+    seeds = _seeds(seed, cfg.scale)
+    x, y = cfg.data(cfg.n_test, 20_000 + seed)
+    out = {"dense": np.array([accuracy(m, x, y) for m in train_dense(cfg, seed)])}
+    for het, mask in config.masks().items():
+        name = "heterogeneous" if het else "homogeneous"
+        seed_everything(seeds[0])
+        fit = _train(cfg, seeds, "pattern", pattern=mask)
+        out[name] = np.array([accuracy(m, x, y) for m in members(cfg, fit, "pattern", mask)])
+        out[name + "_coverage"] = K.union_coverage(mask)
+        out[name + "_density"] = K.density(mask)
+    return out
+
+
+@dataclass(frozen=True)
+class PathwaysConfig:
+    """Stochastically sub-sampled training (keep probability ``keep``) for ``1 - finetune`` of the steps, then
+    dense fine-tuning, against dense training for the same total number of steps."""
+
+    recall: RecallConfig = RecallConfig()
+    keep: float = 0.25
+    finetune: float = 0.2
+
+    @classmethod
+    def preset(cls, scale: str) -> "PathwaysConfig":
+        return cls(recall=RecallConfig.preset(scale))
+
+    def step_split(self):
+        t = self.recall.steps
+        ft = max(1, int(round(self.finetune * t)))
+        return t - ft, ft
+
+    def attention_cost(self) -> float:
+        """Training attention cost relative to dense training: ``(T₁·keep + T₂)/(T₁ + T₂)`` (expected
+        fraction of score entries; causal structure the same in both)."""
+        t1, t2 = self.step_split()
+        return (t1 * self.keep + t2) / (t1 + t2)
+
+
+def run_pathways(config: PathwaysConfig, seed: int = 0) -> dict:
+    """Test accuracy and loss of SSA training + dense fine-tuning, of SSA alone, and of dense training."""
+    cfg = config.recall
+    seeds = _seeds(seed, cfg.scale)
+    x, y = cfg.data(cfg.n_test, 20_000 + seed)
+    t1, t2 = config.step_split()
+    seed_everything(seeds[0])
+    ssa = _train(cfg, seeds, "ssa", keep=config.keep, steps=t1)
+    ssa_models = members(cfg, ssa)  # evaluated dense (mode "dense"), as the paper evaluates
+    seed_everything(seeds[0])
+    ft = _train(cfg, seeds, "dense", steps=t2, init=ssa["params"], data_seed=40_000)
+    dense = train_dense(cfg, seed)
+    return {"ssa_ft": np.array([accuracy(m, x, y) for m in members(cfg, ft)]),
+            "ssa": np.array([accuracy(m, x, y) for m in ssa_models]),
+            "dense": np.array([accuracy(m, x, y) for m in dense]),
+            "loss_ssa_ft": np.array([test_loss(m, x, y) for m in members(cfg, ft)]),
+            "loss_dense": np.array([test_loss(m, x, y) for m in dense]),
+            "cost": config.attention_cost()}
+
+
+@dataclass(frozen=True)
+class SeqBoatConfig:
+    """Sparse Modular Activation trained from scratch; ``gate_weight`` penalises the mean gate value."""
+
+    recall: RecallConfig = RecallConfig()
+    gate_weight: float = 0.0
+
+    @classmethod
+    def preset(cls, scale: str) -> "SeqBoatConfig":
+        return cls(recall=RecallConfig.preset(scale))
+
+
+@torch.no_grad()
+def active_fraction(model: RecallNet, x) -> float:
+    """Fraction of tokens whose gate activates attention (``g_t > 1/2``)."""
+    h = model.embed(x)
+    return float((torch.sigmoid(model.gate(model.ln2(h))) > 0.5).double().mean())
+
+
+def run_seqboat(config: SeqBoatConfig, seed: int = 0) -> dict:
+    cfg = config.recall
+    seeds = _seeds(seed, cfg.scale)
+    x, y = cfg.data(cfg.n_test, 20_000 + seed)
+    seed_everything(seeds[0])
+    fit = _train(cfg, seeds, "seqboat", gate_weight=config.gate_weight)
+    ms = members(cfg, fit, "seqboat")
+    return {"seqboat": np.array([accuracy(m, x, y) for m in ms]),
+            "active": np.array([active_fraction(m, x) for m in ms]),
+            "needed": 2 * cfg.pairs / cfg.L,
+            "dense": np.array([accuracy(m, x, y) for m in train_dense(cfg, seed)])}
+
+
+@dataclass(frozen=True)
+class LeMoConfig:
+    """Fine-tuning the trained dense model on longer sequences (``L_ft``), with LeMo's token elimination
+    keeping ``keep`` of the tokens as keys/values, against full fine-tuning."""
+
+    recall: RecallConfig = RecallConfig()
+    L_ft: int = 128
+    keep: float = 0.5
+    steps: int = 40
+
+    @classmethod
+    def preset(cls, scale: str) -> "LeMoConfig":
+        r = RecallConfig.preset(scale)
+        return cls(recall=r) if scale == "ci" else cls(recall=r, L_ft=1024, steps=1000)
+
+    def memory_ratio(self) -> dict:
+        """Activation memory of the attention with elimination over without: values/outputs scale with the
+        kept keys (``keep``), the score matrix with ``keep`` as well (queries stay, keys go)."""
+        return {"kv": self.keep, "scores": self.keep}
+
+
+def run_lemo(config: LeMoConfig, seed: int = 0) -> dict:
+    cfg = config.recall
+    seeds = _seeds(seed, cfg.scale)
+    Lf = config.L_ft
+    x, y = cfg.data(cfg.n_test, 20_000 + seed, L=Lf)
+    init = _dense_cached(cfg, seed, False)["params"]
+    out = {}
+    for name, mode, kt in (("full", "dense", None), ("lemo", "lemo", int(round(config.keep * Lf)))):
+        seed_everything(seeds[0])
+        fit = _train(cfg, seeds, mode, steps=config.steps, init=init, keep_tokens=kt, L=Lf, data_seed=50_000)
+        ms = members(cfg, fit, "dense", L=Lf)
+        out[name + "_loss"] = np.array([test_loss(m, x, y) for m in ms])
+        out[name + "_acc"] = np.array([accuracy(m, x, y) for m in ms])
+    before = members(cfg, {"params": init}, "dense", L=Lf)
+    out["before_loss"] = np.array([test_loss(m, x, y) for m in before])
+    # how many of the pairs the elimination keeps (queries always kept)
+    lm = cfg.model("lemo", keep_tokens=int(round(config.keep * Lf)), L=Lf)
+    kept_pairs = []
+    for j in range(len(seeds)):
+        lm.load_state_dict({k: v[j].cpu() for k, v in init.items()}, strict=False)
+        with torch.no_grad():
+            sc = K.informativeness(lm.embed(x)).masked_fill(x[..., 1] == lm.query_symbol, float("inf"))
+            kept = K.keep_top(sc, int(round(config.keep * Lf)))
+        pair = (x[..., 1] < cfg.n_values)
+        kept_pairs.append(float((kept & pair).sum()) / float(pair.sum()))
+    out["pairs_kept"] = np.array(kept_pairs)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# cost
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CostConfig:
+    """Analytic cost against ``lengths`` (``keys = √L``, Combiner's region ``√L``); CPU wall-clock of a
+    block-sparse gather kernel against unfused dense attention (and dense with a mask) at ``timed``."""
+
+    lengths: tuple = (256, 512, 1024, 2048, 4096, 8192, 16384)
+    timed: tuple = (256, 512, 1024, 2048)
+    d_head: int = 64
+    block: int = 32
+    repeats: int = 3
+
+    @classmethod
+    def preset(cls, scale: str) -> "CostConfig":
+        return cls() if check_scale(scale) == "ci" else cls(timed=(256, 512, 1024, 2048, 4096), repeats=7)
+
+
+def analytic_costs(config: CostConfig) -> dict:
+    """FLOPs and stored entries of every pattern at each length (exact formulas, :func:`~.kernels.attention_cost`)."""
+    out = {}
+    for p in K.PATTERNS:
+        rows = [K.attention_cost(p, L, config.d_head, keys=None if p == "dense" else int(math.isqrt(L)))
+                for L in config.lengths]
+        out[p] = {m: np.array([r[m] for r in rows]) for m in ("flops", "memory")}
+    return out
+
+
+def run_wallclock(config: CostConfig, seed: int = 0) -> dict:
+    """Seconds per call (each repeat) of dense, masked dense and block-gathered attention with
+    ``√L/block``-ish kept blocks (at least 1) per query block, and the log-log slope of each repeat."""
+    seed_everything(seed)
+    g = torch.Generator().manual_seed(seed)
+    res = {k: np.zeros((config.repeats, len(config.timed))) for k in ("dense", "masked", "block")}
+    for j, L in enumerate(config.timed):
+        q, k, v = (torch.randn(L, config.d_head, generator=g) for _ in range(3))
+        n = L // config.block
+        m_blocks = max(1, int(round(math.sqrt(L) / config.block)) + 1)
+        idx = torch.stack([torch.arange(a - m_blocks + 1, a + 1).clamp_min(0) for a in range(n)])
+        mask = K.expand_blocks(K.local_mask(n, m_blocks), config.block)
+        fns = {"dense": lambda: K.dense_attention(q, k, v), "masked": lambda: K.dense_attention(q, k, v, mask),
+               "block": lambda: K.block_gather_attention(q, k, v, idx, config.block)}
+        for name, fn in fns.items():
+            fn()
+            for r in range(config.repeats):
+                t0 = time.perf_counter()
+                fn()
+                res[name][r, j] = time.perf_counter() - t0
+    res["slopes"] = {name: np.array([K.loglog_slope(config.timed, res[name][r]) for r in range(config.repeats)])
+                     for name in ("dense", "masked", "block")}
+    return res

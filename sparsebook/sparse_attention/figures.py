@@ -1,0 +1,116 @@
+"""Sparse attention, figures: one function per figure, in the house style."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sparsebook import plotting
+from sparsebook.sparse_attention import kernels as K
+
+PATTERN_LABELS = {"local": "local window", "strided": "strided", "random": "random", "s2": "S2 shard",
+                  "routing": "routing (k-means)", "sparsifiner": "Sparsifiner (rank-2)", "seer": "SeerAttention gate",
+                  "oracle": "top-k oracle", "seer_oracle": "block oracle", "block_local": "local blocks"}
+
+
+def plot_masks(L: int = 32, heads: int = 4, keys: int = 8, seed: int = 0):
+    """The fixed patterns as masks: local, strided, random, and S2's heterogeneous and homogeneous shards
+    (one panel per head for S2), black = kept."""
+    g = torch.Generator().manual_seed(seed)
+    stride = heads
+    panels = [("local window", K.local_mask(L, keys)), ("strided", K.strided_mask(L, L // keys)),
+              ("random (head 0)", K.random_mask(L, keys, 1, generator=g)[0])]
+    het = K.s2_mask(L, heads, stride, block=2, local_blocks=1)
+    hom = K.s2_mask(L, heads, stride, block=2, local_blocks=1, heterogeneous=False)
+    panels += [(f"S2 head {h}", het[h]) for h in range(heads)]
+    panels += [("S2 union over heads", het.any(0)), ("homogeneous union", hom.any(0))]
+    ncols = 5
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plotting.figure(ncols=ncols, nrows=nrows)
+    fig.set_size_inches(2.0 * ncols, 2.1 * nrows)
+    for ax, (title, m) in zip(axes, panels):
+        ax.imshow(m.numpy(), cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
+        ax.grid(False)
+        plotting.label(ax, "key j", "query i", title)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    return plotting.finish(fig, legend=False)
+
+
+def _band(ax, x, ys, label, marker="o"):
+    ys = np.asarray(ys)
+    m = ys.mean(0)
+    ax.plot(x, m, marker=marker, label=label)
+    if ys.shape[0] > 1:
+        ax.fill_between(x, ys.min(0), ys.max(0), alpha=0.15)
+
+
+def plot_recall_vs_density(run: dict):
+    """Mass recall, top-1 recall and imposed accuracy against the measured density, per pattern
+    (mean over seeds, band: min to max over seeds), on the global recall task."""
+    sw = run["sweep"]
+    fig, axes = plotting.figure(ncols=3)
+    for name, d in sw.items():
+        x = d["density"].mean(0)
+        for ax, m in zip(axes, ("mass", "top1", "acc")):
+            _band(ax, x, d[m], PATTERN_LABELS[name])
+    for ax, (m, t) in zip(axes, (("attention mass kept", "Mass recall"), ("strongest key kept (fraction)", "Top-1 recall"),
+                                 ("query accuracy", "Pattern imposed on the dense model"))):
+        ax.set_xscale("log")
+        plotting.label(ax, "density (kept / causal keys)", m, t)
+    axes[0].legend(fontsize=7)
+    for ax in axes[1:]:
+        ax.legend().set_visible(False) if ax.get_legend() else None
+    return plotting.finish(fig, legend=False)
+
+
+def plot_tasks(run: dict, patterns=("local", "strided", "random", "s2", "routing", "sparsifiner", "seer", "oracle")):
+    """Mass recall at the equal-density budget on the global and the local task (mean and per-seed points)."""
+    fig, axes = plotting.figure(ncols=1)
+    ax = axes[0]
+    fig.set_size_inches(7.5, 3.1)
+    x = np.arange(len(patterns))
+    for off, task in ((-0.18, "global"), (0.18, "local")):
+        vals = np.array([run[task][p]["mass"] for p in patterns])  # [P, K]
+        ax.bar(x + off, vals.mean(1), width=0.36, label=f"{task} recall task")
+        ax.plot(np.repeat(x + off, vals.shape[1]), vals.ravel(), "k.", ms=2)
+    ax.set_xticks(x, [PATTERN_LABELS[p] for p in patterns], rotation=25, ha="right", fontsize=8)
+    plotting.label(ax, "pattern (equal budget of keys per query)", "attention mass kept", "Which pattern keeps what attention needs")
+    ax.legend()
+    return plotting.finish(fig, legend=False)
+
+
+def plot_costs(analytic: dict, lengths, wall: dict, timed):
+    """Left: analytic FLOPs of one head against L (keys = √L). Right: CPU seconds per call of unfused dense,
+    masked dense and block-gathered attention (median over repeats, points: repeats)."""
+    fig, (ax, bx) = plotting.figure(ncols=2)
+    for name, d in analytic.items():
+        ax.plot(lengths, d["flops"], marker=".", label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    plotting.label(ax, "sequence length L (tokens)", "multiply-adds per head", "Analytic cost (keys = √L)")
+    ax.legend(fontsize=6, ncol=2)
+    for name, lab in (("dense", "dense (unfused)"), ("masked", "dense + mask"), ("block", "block gather")):
+        t = wall[name]
+        bx.plot(timed, np.median(t, 0), marker="o", label=lab)
+        bx.plot(np.tile(timed, (t.shape[0], 1)).ravel(), t.ravel(), "k.", ms=2)
+    bx.set_xscale("log")
+    bx.set_yscale("log")
+    plotting.label(bx, "sequence length L (tokens)", "seconds per call (CPU)", "Wall-clock, like for like")
+    bx.legend(fontsize=7)
+    return plotting.finish(fig, legend=False)
+
+
+def plot_training(s2: dict, paths: dict, seqboat: dict, lemo: dict):
+    """Per-seed accuracies of the trained-with-sparsity models against their dense baselines."""
+    fig, axes = plotting.figure(ncols=1)
+    ax = axes[0]
+    fig.set_size_inches(7.5, 3.1)
+    cols = [("dense", s2["dense"]), ("S2 heterogeneous", s2["heterogeneous"]), ("homogeneous stride", s2["homogeneous"]),
+            ("SSA + dense fine-tune", paths["ssa_ft"]), ("SSA only", paths["ssa"]), ("SeqBoat gate", seqboat["seqboat"]),
+            ("LeMo fine-tune (L=128)", lemo["lemo_acc"]), ("full fine-tune (L=128)", lemo["full_acc"])]
+    for i, (name, v) in enumerate(cols):
+        ax.bar(i, np.mean(v), width=0.6, color=plotting.COLORS[i % len(plotting.COLORS)])
+        ax.plot(np.full(len(v), i), v, "k.", ms=3)
+    ax.set_xticks(range(len(cols)), [c[0] for c in cols], rotation=25, ha="right", fontsize=8)
+    plotting.label(ax, "training recipe", "query accuracy", "Training with sparse attention (global recall task)")
+    return plotting.finish(fig, legend=False)

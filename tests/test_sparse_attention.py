@@ -1,0 +1,220 @@
+"""Tests for sparsebook.sparse_attention: patterns, routing, block targets, Combiner, measures, costs, runners."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sparsebook import sparse_attention as sa
+from sparsebook.claims import AtLeast, ClaimSet
+from sparsebook.sparse_attention import experiments as E
+from sparsebook.stats import from_seeds, paired_difference
+
+FAST = settings(max_examples=25, deadline=None)
+
+
+def _uniform(L):
+    c = sa.causal_mask(L).double()
+    return c / c.sum(-1, keepdim=True)
+
+
+# ---------------------------------------------------------------------------
+# known values
+# ---------------------------------------------------------------------------
+def test_local_and_strided_by_hand():
+    assert sa.local_mask(4, 2).int().tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]]
+    assert sa.strided_mask(5, 2).int().tolist()[4] == [1, 0, 1, 0, 1]
+
+
+def test_s2_authors_construction_small_case():
+    # 8 tokens, blocks of 2, stride 2, 2 heads, no local blocks: head 0 keeps even key blocks, head 1 odd ones
+    m = sa.s2_mask(8, 2, 2, block=2, local_blocks=0)
+    diag = torch.eye(8, dtype=torch.bool)
+    assert (m[0] & ~diag)[7].int().tolist() == [1, 1, 0, 0, 1, 1, 0, 0]
+    assert (m[1] & ~diag)[7].int().tolist() == [0, 0, 1, 1, 0, 0, 1, 0]  # key blocks (b + 1) % 2 == 0: b = 1, 3
+    assert (m[1] & ~diag)[6].int().tolist() == [0, 0, 1, 1, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("heads,stride", [(1, 1), (2, 2), (4, 4), (8, 4), (2, 4), (3, 4), (1, 8)])
+def test_s2_union_covers_all_causal_blocks_iff_heads_at_least_stride(heads, stride):
+    L, block = 64, 4
+    m = sa.s2_mask(L, heads, stride, block=block, local_blocks=1)
+    full = sa.union_coverage(m) == 1.0
+    assert full == (heads >= stride)
+    hom = sa.s2_mask(L, heads, stride, block=block, local_blocks=1, heterogeneous=False)
+    assert (sa.union_coverage(hom) == 1.0) == (stride == 1)
+
+
+def test_lowrank_factors_full_rank_is_exact():
+    g = torch.Generator().manual_seed(0)
+    wq, wk = torch.randn(6, 3, generator=g, dtype=torch.float64), torch.randn(6, 3, generator=g, dtype=torch.float64)
+    P, R = sa.lowrank_factors(wq, wk, 3)
+    assert torch.allclose(P @ R.T, wq @ wk.T, atol=1e-10)
+
+
+def test_attention_cost_dense_and_slopes():
+    c = sa.attention_cost("dense", 8, 4)
+    assert c["entries"] == 36 and c["flops"] == 4 * 36 * 4
+    Ls = [1024, 4096, 16384]
+    dense = [sa.attention_cost("dense", L, 64)["flops"] for L in Ls]
+    local = [sa.attention_cost("local", L, 64, keys=int(math.isqrt(L)))["flops"] for L in Ls]
+    assert abs(sa.loglog_slope(Ls, dense) - 2) < 0.01
+    assert abs(sa.loglog_slope(Ls, local) - 1.5) < 0.01
+
+
+# ---------------------------------------------------------------------------
+# properties
+# ---------------------------------------------------------------------------
+@FAST
+@given(L=st.integers(2, 40), window=st.integers(1, 40))
+def test_local_mass_on_uniform_attention_equals_density(L, window):
+    m = sa.local_mask(L, window)
+    mass = sa.mass_recall(_uniform(L), m)
+    dens = m.sum(-1).double() / torch.arange(1, L + 1)
+    assert torch.allclose(mass, dens)
+
+
+@FAST
+@given(L=st.integers(2, 40), keys=st.integers(1, 40), seed=st.integers(0, 100))
+def test_random_mask_keeps_exactly_min_keys_and_mass_equals_density(L, keys, seed):
+    m = sa.random_mask(L, keys, 2, generator=torch.Generator().manual_seed(seed))
+    kept = m.sum(-1)
+    assert torch.equal(kept, torch.minimum(torch.full((L,), keys), torch.arange(1, L + 1)).expand(2, L))
+    assert bool(m.diagonal(dim1=-2, dim2=-1).all()) and not bool((m & ~sa.causal_mask(L)).any())
+    assert torch.allclose(sa.mass_recall(_uniform(L), m), kept.double() / torch.arange(1, L + 1))
+
+
+@FAST
+@given(n=st.integers(1, 6), block=st.sampled_from([1, 2, 4]), seed=st.integers(0, 100))
+def test_block_ground_truth_rows_sum_to_one(n, block, seed):
+    L = n * block
+    s = torch.randn(3, L, L, generator=torch.Generator().manual_seed(seed))
+    attn = sa.masked_softmax(s, sa.causal_mask(L))
+    t = sa.block_ground_truth(attn, block)
+    assert torch.allclose(t.sum(-1), torch.ones(3, n))
+    assert bool((t[:, ~sa.causal_mask(n)] == 0).all())
+
+
+@FAST
+@given(n=st.integers(1, 6), block=st.sampled_from([1, 2, 3, 4]), seed=st.integers(0, 100))
+def test_combiner_attention_is_a_distribution_with_full_causal_support(n, block, seed):
+    L = n * block
+    s = 3 * torch.randn(2, L, L, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    a = sa.combiner_attention(s, block)
+    c = sa.causal_mask(L)
+    assert torch.allclose(a.sum(-1), torch.ones(2, L, dtype=torch.float64))
+    assert bool((a[:, c] > 0).all()) and bool((a[:, ~c] == 0).all())
+
+
+def test_combiner_is_exact_when_one_region():
+    s = torch.randn(1, 6, 6, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(sa.combiner_attention(s, 6), sa.masked_softmax(s, sa.causal_mask(6)), atol=1e-6)
+
+
+@FAST
+@given(L=st.integers(2, 30), keys=st.integers(1, 30), seed=st.integers(0, 50))
+def test_topk_mask_keeps_min_keys_and_the_largest(L, keys, seed):
+    s = torch.randn(L, L, generator=torch.Generator().manual_seed(seed))
+    m = sa.topk_mask(s, keys)
+    assert torch.equal(m.sum(-1), torch.minimum(torch.full((L,), keys), torch.arange(1, L + 1)))
+    rows = torch.arange(L // 2, L)
+    assert torch.equal(sa.topk_mask(s[rows], keys, rows), m[rows])
+
+
+def test_routing_mask_is_causal_with_diagonal_and_kmeans_keeps_unit_centroids():
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(2, 16, 4, generator=g), torch.randn(2, 16, 4, generator=g)
+    c = torch.nn.functional.normalize(torch.randn(4, 4, generator=g), dim=-1)
+    m = sa.routing_mask(q, k, c, 4)
+    assert bool(m.diagonal(dim1=-2, dim2=-1).all()) and not bool((m & ~sa.causal_mask(16)).any())
+    c2 = sa.kmeans_update(c, torch.cat([q, k], 1).reshape(-1, 4))
+    assert torch.allclose(c2.norm(dim=-1), torch.ones(4))
+
+
+def test_kmeans_recovers_two_separated_clusters():
+    z = torch.cat([torch.tensor([[1.0, 0.0]]).repeat(10, 1), torch.tensor([[0.0, 1.0]]).repeat(10, 1)])
+    c = torch.nn.functional.normalize(torch.tensor([[1.0, 0.2], [0.2, 1.0]]), dim=-1)
+    for _ in range(50):
+        c = sa.kmeans_update(c, z, decay=0.5)
+    assert torch.allclose(c, torch.eye(2), atol=1e-6)
+
+
+def test_keep_top_and_informativeness():
+    assert sa.keep_top(torch.tensor([[0.1, 0.9, 0.5]]), 2).tolist() == [[False, True, True]]
+    e = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])
+    s = sa.informativeness(e)
+    assert int(s.argmax()) == 3
+
+
+# ---------------------------------------------------------------------------
+# bad input
+# ---------------------------------------------------------------------------
+def test_bad_input_raises_clear_errors():
+    with pytest.raises(ValueError, match="window"):
+        sa.local_mask(8, 0)
+    with pytest.raises(TypeError, match="L"):
+        sa.causal_mask(2.5)
+    with pytest.raises(ValueError, match="block must divide"):
+        sa.block_ground_truth(torch.rand(6, 6), 4)
+    with pytest.raises(ValueError, match="square"):
+        sa.combiner_attention(torch.rand(4, 5), 2)
+    with pytest.raises(ValueError, match="pattern"):
+        sa.attention_cost("bogus", 8, 4)
+    with pytest.raises(ValueError, match="keys is required"):
+        sa.attention_cost("local", 8, 4)
+    with pytest.raises(ValueError, match="keep"):
+        sa.subsample_keys(8, 0.0)
+    with pytest.raises(TypeError, match="scores"):
+        sa.topk_mask(np.zeros((3, 3)), 1)
+    with pytest.raises(ValueError, match="mode"):
+        sa.RecallNet(10, 5, 8, mode="nope")
+    with pytest.raises(ValueError, match="scale"):
+        sa.RecallConfig.preset("huge")
+
+
+# ---------------------------------------------------------------------------
+# task, model and runners (tiny configs)
+# ---------------------------------------------------------------------------
+def test_recall_task_layout():
+    x, y = sa.recall_task(3, 16, 4, keys=8, values=5, local=True, seed=1)
+    assert x.shape == (3, 16, 3) and y.shape == (3, 16)
+    assert bool((y[:, :12] == E.IGNORE).all()) and bool((y[:, 12:] >= 0).all())
+    for r in range(3):  # every query's key appears once as a pair, with the target as its value
+        for t in range(12, 16):
+            pos = ((x[r, :12, 0] == x[r, t, 0]) & (x[r, :12, 1] < 5)).nonzero().ravel()
+            assert len(pos) == 1 and int(pos[0]) >= 8 and int(x[r, pos[0], 1]) == int(y[r, t])
+
+
+TINY = E.RecallConfig(L=16, pairs=2, n_keys=8, n_values=4, d=8, heads=2, steps=3, batch=4, n_train=32, n_test=8, keys=4)
+
+
+def test_pattern_runner_feeds_from_seeds(monkeypatch):
+    monkeypatch.setitem(E.N_SEEDS, "ci", 2)
+    cfg = E.PatternConfig(recall=TINY, budgets=(2, 4), gate_steps=2, kmeans_steps=2, combiner_block=4)
+    r = E.run_patterns(cfg, 0)
+    assert r["global"]["local"]["mass"].shape == (2,)
+    assert r["sweep"]["oracle"]["acc"].shape == (2, 2)
+    assert bool(r["combiner"]["full_support"].all()) and bool(r["combiner"]["rows_sum_to_one"].all())
+    e = from_seeds(r["global"]["oracle"]["mass"])
+    assert e.kind == "seeds" and e.n == 2
+
+
+def test_rows_accuracy_matches_full_forward_with_a_mask():
+    fit = E._train(TINY, [0])
+    model = E.members(TINY, fit)[0]
+    x, y = TINY.data(8, 1)
+    rows = torch.arange(TINY.L - TINY.pairs, TINY.L)
+    m = sa.local_mask(TINY.L, 3).expand(2, -1, -1)
+    view = E._rows_view(model, x, rows)
+    assert E.rows_accuracy(model, view, y, mask=m[:, rows]) == E.accuracy(model, x, y, mask=m)
+
+
+def test_claim_is_inconclusive_when_interval_straddles_threshold():
+    cs = ClaimSet("sparse_attention")
+    c = cs.add("x", paper="roy2021routing", statement="s", quantity="q", paper_value="p",
+               measured=paired_difference([0.1, -0.1, 0.2, -0.15, 0.05], [0, 0, 0, 0, 0]), criterion=AtLeast(0.0))
+    assert c.verdict == "inconclusive"
