@@ -189,6 +189,16 @@ def test_stored_h200_data_renders():
     assert all(r["rel_err"] < 3e-3 for r in data["gemv"]["correctness"] if r["shape"].endswith("float16"))
 
 
+def test_tokens_per_second_from_stack_times():
+    data = {"layer": {"layers": 8, "points": [{"sparsity": 0.5, "times_ms": {"dense": [2.0, 2.0, 2.0, 2.0]}}]}}
+    e = ex.tokens_per_second(data, 0.5, "dense", n_layers=32)  # 4 stacks of 2 ms per token -> 125 tokens/s
+    assert e.value == pytest.approx(125.0) and e.n == 4
+    with pytest.raises(ValueError, match="variant"):
+        ex.tokens_per_second(data, 0.5, "cats")
+    with pytest.raises(ValueError, match="n_layers"):
+        ex.tokens_per_second(data, 0.5, "dense", n_layers=0)
+
+
 def test_stored_cpu_data_renders():
     data = ex.load_h200(ex.CPU_DATA)
     assert data["environment"]["threads"] == 1 and data["max_rel_err"] < 1e-5

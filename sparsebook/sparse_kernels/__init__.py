@@ -21,7 +21,7 @@ Experiments (:mod:`~sparsebook.sparse_kernels.experiments`): the CPU sweep
 from sparsebook.sparse_kernels.experiments import (CPU_DATA, DATA, ConvConfig, conv_crossover, conv_speedups,
                                                    cpu_environment, cpu_label, gemv_rows, h200_label, layer_rows,
                                                    load_h200, measure_cpu, ratio_estimate, run_conv_sweep, semi_rows,
-                                                   worst)
+                                                   tokens_per_second, worst)
 from sparsebook.sparse_kernels.figures import plot_conv, plot_gemv, plot_gemv_times, plot_layers, plot_semi
 from sparsebook.sparse_kernels.kernels import (MOBILENET_V1_POINTWISE, activation_mask, cats_mlp_reference,
                                                conv1x1_as_matmul, crossover_sparsity, fraction_of_ideal,
@@ -34,6 +34,6 @@ __all__ = [
     "sparse_rows_reference", "cats_mlp_reference", "ideal_speedup", "fraction_of_ideal", "layer_byte_fraction",
     "two_four_mask", "is_two_four", "random_sparse_weight", "conv1x1_as_matmul", "crossover_sparsity",
     "DATA", "CPU_DATA", "cpu_environment", "measure_cpu", "cpu_label", "ConvConfig", "run_conv_sweep", "conv_speedups", "conv_crossover", "load_h200", "ratio_estimate",
-    "gemv_rows", "layer_rows", "semi_rows", "worst", "h200_label",
+    "gemv_rows", "layer_rows", "semi_rows", "tokens_per_second", "worst", "h200_label",
     "plot_gemv", "plot_gemv_times", "plot_semi", "plot_layers", "plot_conv",
 ]

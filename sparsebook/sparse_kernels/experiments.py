@@ -243,6 +243,20 @@ def layer_rows(data: dict) -> list[dict]:
     return out
 
 
+def tokens_per_second(data: dict, sparsity: float, variant: str, n_layers: int = 32) -> Estimate:
+    """Decode tokens per second of ``n_layers`` such layers (weights only), from each round's stack time.
+
+    The stored stack holds ``data["layer"]["layers"]`` layers; one token costs
+    ``n_layers / layers`` stack times.  LLaMA-7B has 32 layers.
+    """
+    check_int(n_layers, "n_layers", 1)
+    p = next((q for q in data["layer"]["points"] if q["sparsity"] == sparsity), None)
+    if p is None or variant not in p["times_ms"]:
+        raise ValueError(f"no layer measurement for sparsity {sparsity!r} and variant {variant!r}")
+    stack_ms = np.asarray(p["times_ms"][variant], dtype=float)
+    return from_samples(1e3 / (stack_ms * n_layers / data["layer"]["layers"]))
+
+
 def semi_rows(data: dict) -> list[dict]:
     """2:4 against dense per (shape, dtype, backend, M): speedups eager and in CUDA graphs."""
     out = []

@@ -123,7 +123,7 @@ def plot_conv(res, label: str = ""):
     x = np.arange(ld.shape[1])
     b.bar(x - 0.2, 1e3 * ld.mean(0), 0.4, label="dense (MKL)", color=plotting.COLORS[1])
     b.bar(x + 0.2, 1e3 * ls.mean(0), 0.4, label=f"sparse CSR, s={s[j]:g}", color=plotting.COLORS[0])
-    b.set_xticks(x, [f"{ci}>{co}\n{side}²" for ci, co, side in res["layers"]], fontsize=5)
+    b.set_xticks(x, [f"{ci}>{co} @{side}²" for ci, co, side in res["layers"]], fontsize=5, rotation=90)
     plotting.label(b, "layer (C_in > C_out, pixels)", "time per call (ms)", "per layer at 90% sparsity")
     a.legend(fontsize=6)
     b.legend(fontsize=6)
