@@ -211,6 +211,19 @@ class Explorable:
         self.x_range = None if x_range is None else [float(v) for v in x_range]
         self.y_range = None if y_range is None else [float(v) for v in y_range]
 
+    @classmethod
+    def from_payload(cls, payload: Mapping) -> "Explorable":
+        """The figure back from its stored sweep (:meth:`payload`), e.g. to re-render a stored
+        notebook output with a newer script: ``from_payload(p).payload() == p``."""
+        if payload.get("version") != 1:
+            raise ValueError(f"unknown sweep version {payload.get('version')!r}")
+        knobs = {k["name"]: k["values"] for k in payload["knobs"]}
+        return cls(payload["title"], knobs, payload["frames"], xlabel=payload["xlabel"], ylabel=payload["ylabel"],
+                   log_x=payload["log_x"], log_y=payload["log_y"], x_range=payload["x_range"],
+                   y_range=payload["y_range"], labels={k["name"]: k["label"] for k in payload["knobs"]},
+                   default={k["name"]: k["values"][k["default"]] for k in payload["knobs"]},
+                   fixed=payload["fixed"], digits=payload["digits"], height=payload.get("height", 400))
+
     # ----------------------------------------------------------------- data
     def payload(self) -> dict:
         """The sweep as JSON-ready data (what :data:`EXPLORE_MIME` carries)."""
@@ -260,7 +273,7 @@ class Explorable:
             f'<div class="sparsebook-explore" id="{eid}">'
             f'<div class="sbx-controls" style="display:flex;flex-wrap:wrap;gap:0.3em 1.5em;font-size:0.9em">'
             + "".join(controls) + "</div>"
-            f'<div class="sbx-plot" style="width:100%;min-height:{self.height}px"></div>'
+            f'<div class="sbx-plot" style="width:100%;height:{self.height}px"></div>'
             f'<p class="sbx-msg" style="display:none;font-size:0.9em;color:#555"></p>'
             f'<script type="application/json" class="sbx-data">{data}</script>'
             f"<script>{_JS.replace('__ID__', eid)}</script></div>")
@@ -340,7 +353,7 @@ _JS = r"""
   var idx = spec.knobs.map(function (k) { return k.default; });
   var colors = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"];
   function axis(label, log, range) {
-    var a = {title: {text: label}, type: log ? "log" : "linear", automargin: true};
+    var a = {title: {text: label}, type: log ? "log" : "linear", automargin: true, exponentformat: "power"};
     if (range) a.range = log ? range.map(function (v) { return Math.log10(v); }) : range;
     return a;
   }
@@ -351,15 +364,15 @@ _JS = r"""
   function traces() {
     var i = 0;
     for (var j = 0; j < spec.knobs.length; j++) i = i * spec.knobs[j].values.length + idx[j];
-    var out = [];
+    var out = [], k = 0;
     spec.fixed.concat(spec.frames[i]).forEach(function (t) {
-      var line = {dash: t.dash || "solid"};
-      if (t.color) line.color = t.color;
-      if (t.lo) out.push({type: "scatter", x: t.x.concat(t.x.slice().reverse()), y: t.hi.concat(t.lo.slice().reverse()),
-                          fill: "toself", line: {width: 0, color: t.color}, opacity: 0.25, hoverinfo: "skip",
-                          showlegend: false, name: t.name + " (95%)"});
-      out.push({type: "scatter", mode: t.mode || "lines", name: t.name, x: t.x, y: t.y, line: line,
-                marker: {size: 5, color: t.color}});
+      var color = t.color || colors[k++ % colors.length];
+      if (t.lo) out.push({type: "scatter", mode: "lines", x: t.x.concat(t.x.slice().reverse()),
+                          y: t.hi.concat(t.lo.slice().reverse()), fill: "toself", fillcolor: color,
+                          line: {width: 0, color: color}, opacity: 0.2, hoverinfo: "skip", showlegend: false,
+                          name: t.name + " (95%)"});
+      out.push({type: "scatter", mode: t.mode || "lines", name: t.name, x: t.x, y: t.y,
+                line: {dash: t.dash || "solid", color: color}, marker: {size: 5, color: color}});
     });
     return out;
   }

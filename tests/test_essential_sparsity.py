@@ -590,3 +590,30 @@ def test_global_magnitude_mask_matches_torch_nn_utils_prune():
                                    amount=es.n_pruned(s, 20 * 30 + 30 * 7))
         assert torch.equal(ours["0.weight"], ref_net[0].weight_mask.bool())
         assert torch.equal(ours["2.weight"], ref_net[2].weight_mask.bool())
+
+
+# ---------------------------------------------------------------- explorable figure and try-your-own cell
+def test_explorable_layer_densities_are_erk_and_keep_the_budget():
+    from sparsebook.essential_sparsity.figures import EXPLORE_SPARSITY
+
+    fig = es.explore_layer_densities()
+    assert len(fig.frames) == 7 * 3
+    uniform, *layers = fig.frame(width=256, depth=2)
+    assert [t["name"] for t in layers] == ["ERK: input layer", "ERK: hidden layer 2", "ERK: head"]
+    counts = [np.prod(s) for s in es.mlp_shapes(256, 2)]
+    for i, s in enumerate(EXPLORE_SPARSITY):
+        kept = sum(t["y"][i] * c for t, c in zip(layers, counts))
+        assert kept == pytest.approx((1 - s) * sum(counts), rel=1e-5)
+        assert uniform["y"][i] == pytest.approx(1 - s)
+    assert all(v <= 1.0 for t in layers for v in t["y"])
+
+
+def test_try_your_own_layer_densities(capsys):
+    import matplotlib.pyplot as plt
+
+    plt.close(es.plot_try_layer_densities(32, 2, 0.9))
+    out = capsys.readouterr().out
+    assert "head: ERK" in out and "(of 320)" in out
+    with pytest.raises(ValueError):
+        es.mlp_shapes(0, 2)
+    assert es.try_layer_densities().children

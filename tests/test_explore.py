@@ -101,3 +101,11 @@ def test_interact_builds_selection_sliders_and_calls_the_function():
     assert bundle["text/plain"] == TRY_NOTE and "application/vnd.jupyter.widget-view+json" in bundle
     with pytest.raises(ValueError, match="default"):
         interact(lambda n: None, {"n": [1, 2]}, default={"n": 3})
+
+
+def test_from_payload_round_trips():
+    fig = _fig(default={"a": 3})
+    again = Explorable.from_payload(json.loads(json.dumps(fig.payload())))
+    assert again.payload() == fig.payload() and again._repr_mimebundle_() == fig._repr_mimebundle_()
+    band = explore(lambda k: [trace("m", X, k * X, lo=k * X - 1, hi=k * X + 1, kind="seeds")], {"k": [1.0]}, title="b")
+    assert Explorable.from_payload(band.payload()).payload() == band.payload()

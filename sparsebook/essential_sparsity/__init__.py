@@ -41,8 +41,8 @@ from sparsebook.essential_sparsity.experiments import (
     small_cnn, sort_task, train_parent, transformer_pool,
 )
 from sparsebook.essential_sparsity.figures import (
-    band, knee_table, plot_emergence, plot_journey, plot_objectives, plot_oneshot, plot_soups_nm, plot_sparse_training,
-    plot_transformer,
+    band, explore_layer_densities, knee_table, mlp_shapes, plot_emergence, plot_journey, plot_objectives, plot_oneshot, plot_soups_nm, plot_sparse_training,
+    plot_transformer, plot_try_layer_densities, try_layer_densities,
 )
 from sparsebook.essential_sparsity.kernels import (
     KNEE_METHODS, apply_masks, average_density, average_state_dicts, largest_rise_fraction, cubic_sparsity_schedule, erk_densities,
@@ -63,5 +63,6 @@ __all__ = [
     "sort_task", "TransformerConfig", "transformer_pool", "run_transformer_oneshot", "prunable", "evaluate",
     # figures and tables
     "knee_table", "plot_oneshot", "plot_objectives", "plot_emergence", "plot_sparse_training", "plot_journey",
-    "plot_transformer", "plot_soups_nm", "band",
+    "plot_transformer", "plot_soups_nm", "band", "explore_layer_densities", "mlp_shapes", "plot_try_layer_densities",
+    "try_layer_densities",
 ]

@@ -210,3 +210,87 @@ def plot_soups_nm(runs):
     n, mm = runs[0]["nm"]["n"], runs[0]["nm"]["m"]
     plotting.label(b, "method", "test accuracy", f"{n}:{mm} training (one shot off the scale if absent)")
     return plotting.finish(fig)
+
+
+# ---------------------------------------------------------------------------
+# Explorable figure and try-your-own cell (layer densities: ERK vs uniform vs global magnitude)
+# ---------------------------------------------------------------------------
+#: Target sparsities (x axis) and knob values of the explorable layer-density figure.
+EXPLORE_SPARSITY = np.round(np.concatenate([np.linspace(0.5, 0.9, 9), np.linspace(0.92, 0.99, 8)]), 4)
+EXPLORE_WIDTHS = (16, 32, 64, 128, 256, 512, 1024)
+EXPLORE_DEPTHS = (1, 2, 3)
+
+
+def mlp_shapes(width: int, depth: int, n_in: int = 64, n_out: int = 10) -> list[tuple[int, int]]:
+    """Weight shapes (out, in) of the chapter's MLP on 8×8 digits: ``n_in → width (× depth) → n_out``."""
+    if width < 1 or depth < 1:
+        raise ValueError(f"width and depth must be >= 1, got {width}, {depth}")
+    return [(width, n_in)] + [(width, width)] * (depth - 1) + [(n_out, width)]
+
+
+def _layer_names(depth: int) -> list[str]:
+    return ["input layer"] + [f"hidden layer {i}" for i in range(2, depth + 1)] + ["head"]
+
+
+def explore_layer_densities():
+    """Explorable figure: the ERK density of each layer against the target sparsity (the random
+    masks of Liu et al. 2022; uniform keeps 1 − s everywhere), with sliders for the MLP's width
+    and depth.  Pure arithmetic (:func:`erk_densities`), no training."""
+    from sparsebook.essential_sparsity.kernels import erk_densities
+    from sparsebook.explore import explore, trace
+
+    x = EXPLORE_SPARSITY
+    uniform = trace("uniform (every layer)", x, 1.0 - x, dash="dash", color="#777777")
+
+    def fn(width, depth):
+        dens = np.array([erk_densities(mlp_shapes(width, depth), 1.0 - s) for s in x])
+        return [trace(f"ERK: {name}", x, dens[:, i], mode="lines+markers")
+                for i, name in enumerate(_layer_names(depth))]
+
+    return explore(fn, {"width": list(EXPLORE_WIDTHS), "depth": list(EXPLORE_DEPTHS)}, fixed=[uniform],
+                   labels={"width": "hidden width", "depth": "hidden layers"}, default={"width": 256, "depth": 2},
+                   title="Layer densities of a random ERK mask (64 → width → 10 MLP)",
+                   xlabel="target sparsity s (global)", ylabel="density of the layer", log_y=True,
+                   y_range=[1e-3, 1.2], digits=6)
+
+
+def plot_try_layer_densities(width: int = 256, depth: int = 2, sparsity: float = 0.9, seed: int = 0):
+    """Try-your-own plot: per-layer density of the chapter's MLP under a uniform random mask, an
+    ERK random mask and global magnitude pruning at initialisation (PyTorch's default init,
+    ``seed``), at the chosen width, depth and sparsity.  Prints the counts kept.  Returns the figure."""
+    import torch
+
+    from sparsebook import plotting
+    from sparsebook.essential_sparsity.kernels import erk_densities, magnitude_mask
+    from sparsebook.models import mlp
+
+    shapes = mlp_shapes(width, depth)
+    torch.manual_seed(seed)
+    net = mlp([64] + [width] * depth + [10])
+    weights = [m.weight.detach() for m in net if isinstance(m, torch.nn.Linear)]
+    mag = [float(m.float().mean()) for m in magnitude_mask(weights, sparsity, "global")]
+    erk = erk_densities(shapes, 1.0 - sparsity)
+    names = _layer_names(depth)
+    fig, (ax,) = plotting.figure(ncols=1)
+    pos = np.arange(len(shapes))
+    for k, (label, vals) in enumerate((("uniform", [1.0 - sparsity] * len(shapes)), ("ERK", erk),
+                                       ("global magnitude (init)", mag))):
+        ax.bar(pos + (k - 1) * 0.27, vals, width=0.27, label=label)
+    ax.set_xticks(pos)
+    ax.set_xticklabels(names, fontsize=8)
+    ax.set_yscale("log")
+    plotting.label(ax, "layer", "density kept", f"width {width}, depth {depth}, sparsity {sparsity:g}")
+    counts = [int(np.prod(s)) for s in shapes]
+    print("weights kept (of): " + "; ".join(f"{n}: ERK {round(d * c):,}, uniform {round((1 - sparsity) * c):,} (of {c:,})"
+                                             for n, d, c in zip(names, erk, counts)))
+    return plotting.finish(fig)
+
+
+def try_layer_densities():
+    """Try-your-own cell (JupyterLab): sliders over :func:`plot_try_layer_densities`."""
+    from sparsebook.explore import interact
+
+    return interact(plot_try_layer_densities,
+                    {"width": [8, 16, 32, 64, 128, 256, 512, 1024, 2048], "depth": [1, 2, 3, 4, 6],
+                     "sparsity": [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995]},
+                    default={"width": 256, "depth": 2, "sparsity": 0.9})
