@@ -107,8 +107,9 @@ def test_auc_matches_sklearn(seed, n):
 
 def test_rela_impr_and_two_level_auc():
     assert si.rela_impr(0.8, 0.75) == pytest.approx(0.2)
-    assert si.two_level_auc(0.8, 0.2) == pytest.approx(0.8)
+    assert si.two_level_auc(0.8, 0.2) == pytest.approx(0.8)          # p = 0.8, q = 0.2: 0.64 + 0.5 * 0.32
     assert si.two_level_auc(0.5, 0.5) == pytest.approx(0.5)
+    assert si.two_level_auc(1.0, 0.0) == pytest.approx(1.0)
 
 
 def test_ctr_data_plants_the_interests():
@@ -268,7 +269,7 @@ def test_run_ctr_tiny_is_deterministic_and_independent_of_batching():
     b = si.run_ctr([1], cfg)
     assert a[1]["test_auc"] == pytest.approx(b[0]["test_auc"], abs=1e-5)
     assert si.run_ctr([0, 1], cfg)[0]["test_auc"] == a[0]["test_auc"]
-    assert {"test_auc", "train_auc", "curve", "w_match", "w_other", "example"} <= set(a[0])
+    assert {"test_auc", "train_auc", "curve", "w_match", "w_other", "example", "oracle_auc"} <= set(a[0])
     assert len(a[0]["curve"]) == len(a[0]["curve_steps"]) == 3
 
 

@@ -17,7 +17,7 @@ structure (a multigrid V-cycle of 3-point convolutions instead of a dense kernel
 This module only re-exports the chapter's public names.
 """
 from sparsebook.sparse_inputs.experiments import (
-    N_SEEDS, CTRConfig, CTRNet, FNO, MgNO, OperatorConfig, PlainCNN, RegCostConfig, VCycleOperator, build_model,
+    CTR_VARIANTS, N_SEEDS, CTRConfig, CTRNet, CTRSuiteConfig, OperatorSuiteConfig, run_ctr_suite, run_operator_suite, FNO, MgNO, OperatorConfig, PlainCNN, RegCostConfig, VCycleOperator, build_model,
     ctr_data, darcy_data, device_for, feature_counts, matched_widths, n_params, random_coefficient, run_ctr,
     run_operator, run_reg_cost, true_solutions,
 )
@@ -32,7 +32,8 @@ from sparsebook.sparse_inputs.kernels import (
 )
 
 __all__ = [
-    "N_SEEDS", "CTRConfig", "CTRNet", "FNO", "MgNO", "OperatorConfig", "PlainCNN", "RegCostConfig", "VCycleOperator",
+    "CTR_VARIANTS", "N_SEEDS", "CTRConfig", "CTRNet", "CTRSuiteConfig", "OperatorSuiteConfig", "run_ctr_suite",
+    "run_operator_suite", "FNO", "MgNO", "OperatorConfig", "PlainCNN", "RegCostConfig", "VCycleOperator",
     "build_model", "ctr_data", "darcy_data", "device_for", "feature_counts", "matched_widths", "n_params",
     "random_coefficient", "run_ctr", "run_operator", "run_reg_cost", "true_solutions",
     "plot_attention", "plot_interests", "plot_operator_sweep", "plot_predictions", "plot_reg_cost",

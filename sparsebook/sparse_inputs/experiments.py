@@ -292,7 +292,8 @@ def run_ctr(seeds: Sequence[int], config: CTRConfig) -> list[dict]:
     share the batch.  Returns one dict per seed: ``test_auc``, ``train_auc``, ``test_logloss``,
     ``train_logloss``, ``curve`` (test log-loss at ``evals + 1`` points, on the first
     ``n_eval`` test samples), ``curve_steps``, ``train_curve`` (the same on the first ``n_eval`` training
-    samples, which also give ``train_auc`` and ``train_logloss``), and for DIN ``w_match``/``w_other`` (mean activation weight on behaviours of
+    samples, which also give ``train_auc`` and ``train_logloss``), ``oracle_auc`` (the test AUC of the
+    Bayes-optimal score, the planted match), and for DIN ``w_match``/``w_other`` (mean |activation weight| on behaviours of
     the candidate's interest / of the user's other interests, on matching test candidates) and
     ``example`` (one test user's weights and behaviour interests).
     """
@@ -356,7 +357,8 @@ def run_ctr(seeds: Sequence[int], config: CTRConfig) -> list[dict]:
              "train_auc": auc(logit_tr[k].cpu().numpy(), splits[k][0]["click"][:ne]),
              "test_logloss": float(ll_te[k]), "train_logloss": float(ll_tr[k]),
              "curve": np.array([c[k] for c in curve]), "train_curve": np.array([c[k] for c in train_curve]),
-             "curve_steps": np.array(curve_steps)}
+             "curve_steps": np.array(curve_steps),
+             "oracle_auc": auc(splits[k][1]["match"].astype(float), splits[k][1]["click"])}
         out.append(r)
     if config.pool == "din":
         model.eval()
@@ -367,8 +369,9 @@ def run_ctr(seeds: Sequence[int], config: CTRConfig) -> list[dict]:
             wk = w[k].cpu().numpy()
             same = te["hist_interest"] == te["cand_interest"][:, None]
             sel = te["match"]
-            out[k]["w_match"] = float(wk[sel][same[sel]].mean())
-            out[k]["w_other"] = float(wk[sel][~same[sel]].mean())
+            on, off = np.abs(wk[sel][same[sel]]), np.abs(wk[sel][~same[sel]])
+            out[k]["w_match"] = float(on.mean()) if on.size else float("nan")
+            out[k]["w_other"] = float(off.mean()) if off.size else float("nan")   # none when m = 1
             i = int(np.flatnonzero(sel)[0])
             out[k]["example"] = {"weights": wk[i], "hist_interest": te["hist_interest"][i],
                                  "cand_interest": int(te["cand_interest"][i])}
@@ -750,8 +753,8 @@ def run_ctr_suite(config: CTRSuiteConfig, seeds: Sequence[int], workers: int | N
 
 @dataclass(frozen=True)
 class OperatorSuiteConfig:
-    """The MgNO section: the three models against the training-set size (Dirichlet), MgNO and FNO
-    with Neumann boundaries at the largest size, and MgNO and FNO on a coarser grid."""
+    """The MgNO section: MgNO and FNO against the training-set size and the CNN at the largest size
+    (Dirichlet), MgNO and FNO with Neumann boundaries at the largest size, and on a coarser grid."""
 
     base: OperatorConfig = OperatorConfig()
     coarse_grid: int = 17
@@ -761,7 +764,7 @@ class OperatorSuiteConfig:
     def preset(cls, scale: str = "ci") -> "OperatorSuiteConfig":
         check_scale(scale)
         if scale == "ci":
-            return cls(base=OperatorConfig.preset("ci", n_train=(16, 128), steps=200))
+            return cls(base=OperatorConfig.preset("ci", n_train=(16, 128), steps=200, modes=8))
         return cls(base=OperatorConfig.preset("full"), coarse_grid=65, coarse_levels=6)
 
 
@@ -771,8 +774,8 @@ def run_operator_suite(config: OperatorSuiteConfig, seeds: Sequence[int], worker
 
     b = config.base
     top = max(b.n_train)
-    coarse = replace(b, n_grid=config.coarse_grid, levels=config.coarse_levels)
-    jobs = [(kind, b, n) for n in b.n_train for kind in ("mgno", "fno", "cnn")]
+    coarse = replace(b, n_grid=config.coarse_grid, levels=config.coarse_levels, modes=min(b.modes, config.coarse_grid // 2 + 1))
+    jobs = [(kind, b, n) for n in b.n_train for kind in ("mgno", "fno")] + [("cnn", b, top)]
     jobs += [(kind, replace(b, bc="neumann"), top) for kind in ("mgno", "fno")]
     jobs += [(kind, coarse, top) for kind in ("mgno", "fno")]
     out = {}

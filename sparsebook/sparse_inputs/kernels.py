@@ -191,15 +191,19 @@ def rela_impr(auc_model, auc_base):
     return (a - 0.5) / (b - 0.5) - 1.0
 
 
-def two_level_auc(p_match: float, q_match: float) -> float:
-    """AUC of a score that takes two values, high on matching candidates and low otherwise.
+def two_level_auc(p_hi: float, p_lo: float, share: float = 0.5) -> float:
+    """The Bayes-optimal AUC of the planted task: the score "is the candidate in the user's interests".
 
-    With click probabilities ``p_hi``/``p_lo`` and a share ``π`` of matching candidates,
-    ``p_match = P(match | click)`` and ``q_match = P(match | no click)``:
-    ``AUC = p_match (1 − q_match) + ½ [p_match q_match + (1 − p_match)(1 − q_match)]``.
+    Clicks are Bernoulli(``p_hi``) on a match (a share ``π`` of the samples) and Bernoulli(``p_lo``)
+    otherwise, so ``p = P(match | click) = π p_hi / (π p_hi + (1 − π) p_lo)`` and
+    ``q = P(match | no click) = π(1 − p_hi) / (π(1 − p_hi) + (1 − π)(1 − p_lo))``, and for a two-valued
+    score ``AUC = p (1 − q) + ½ [p q + (1 − p)(1 − q)]`` (ties count one half).
     """
-    p = check_real(p_match, "p_match", 0, 1)
-    q = check_real(q_match, "q_match", 0, 1)
+    p_hi = check_real(p_hi, "p_hi", 0, 1, low_open=True)
+    p_lo = check_real(p_lo, "p_lo", 0, 1, high_open=True)
+    pi = check_real(share, "share", 0, 1, low_open=True, high_open=True)
+    p = pi * p_hi / (pi * p_hi + (1 - pi) * p_lo)
+    q = pi * (1 - p_hi) / (pi * (1 - p_hi) + (1 - pi) * (1 - p_lo))
     return p * (1 - q) + 0.5 * (p * q + (1 - p) * (1 - q))
 
 
