@@ -573,3 +573,32 @@ def test_run_polycom_feeds_paired_differences():
     assert d.value == pytest.approx(float(np.mean(r["auc"]["polyrelu"] - r["auc"]["relu"])))
     with pytest.raises(ValueError, match="activations"):
         rg.run_polycom(rg.PolyComConfig(activations=("tanh",), steps=2), seed=0)
+
+
+# ---------------------------------------------------------------- explorable figure and try-your-own cell
+def test_explorable_kernel_flow_is_the_exact_recursion():
+    from sparsebook.rg_flow.figures import EXPLORE_ACTIVATIONS, EXPLORE_CW_FACTORS, _layers
+
+    res = {"depth": 100, "critical": {"relu": rg.critical_point("relu"), "tanh": rg.critical_point("tanh"),
+                                      "sin": rg.critical_point("sin")},
+           "half_stable": {"gelu": {"point": rg.critical_point("gelu")}, "swish": {"point": rg.critical_point("swish")}}}
+    fig = rg.explore_kernel_flow(res)
+    assert len(fig.frames) == len(EXPLORE_ACTIVATIONS) * len(EXPLORE_CW_FACTORS)
+    crit, off = fig.frame(activation="tanh", cw_factor=1.1)
+    layers = _layers(100)
+    assert crit["x"] == [float(v) for v in layers]
+    assert off["y"] == pytest.approx(rg.kernel_flow("tanh", 0.0, 1.1, 1.0, 100)[layers - 1], rel=1e-5)
+    relu_crit, = fig.frame(activation="relu", cw_factor=1.0)
+    assert relu_crit["y"] == pytest.approx([1.0] * len(layers), rel=1e-5)  # ReLU at C_W = 2 keeps its kernel
+
+
+def test_try_your_own_kernel_flow(capsys):
+    import matplotlib.pyplot as plt
+
+    plt.close(rg.plot_try_kernel_flow("relu", 2.0, 0.0, 1.0, 10))
+    assert "K^(10) = 1;" in capsys.readouterr().out
+    plt.close(rg.plot_try_kernel_flow("tanh", 1.0, 0.0, 1.0, 30))
+    assert "χ∥" in capsys.readouterr().out
+    with pytest.raises(ValueError):
+        rg.plot_try_kernel_flow("tanh", -1.0, 0.0, 1.0, 10)
+    assert rg.try_kernel_flow().children

@@ -29,7 +29,8 @@ Where each part lives:
   :func:`run_aspect_ratio`, :func:`run_gradients`, each configured by a frozen dataclass with
   ``preset(scale)``.
 * :mod:`sparsebook.rg_flow.figures`, one plotting function per figure (house style) and
-  :func:`cumulant_table`.
+  :func:`cumulant_table`; the explorable kernel-flow figure (:func:`explore_kernel_flow`) and the
+  try-your-own cell (:func:`try_kernel_flow`).
 """
 from sparsebook.rg_flow.experiments import (
     AspectRatioConfig, CumulantConfig, GradientConfig, KernelFlowConfig, PhaseDiagramConfig, PolyComConfig, PolyReLU,
@@ -38,8 +39,8 @@ from sparsebook.rg_flow.experiments import (
     sample_layer_moments, sample_output_scales,
 )
 from sparsebook.rg_flow.figures import (
-    cumulant_table, plot_angles, plot_aspect_ratio, plot_polycom, plot_fourth_cumulant, plot_gradients, plot_half_stable,
-    plot_kernel_flows, plot_phase_diagram, plot_vertex_and_ntk,
+    cumulant_table, explore_kernel_flow, plot_angles, plot_aspect_ratio, plot_polycom, plot_fourth_cumulant, plot_gradients, plot_half_stable,
+    plot_kernel_flows, plot_phase_diagram, plot_try_kernel_flow, plot_vertex_and_ntk, try_kernel_flow,
 )
 from sparsebook.rg_flow.kernels import (
     ACTIVATIONS, N_NODES, CriticalPoint, NoCriticalPoint, activation_fn, chi_parallel, chi_perp, collapse_exponent,
@@ -67,4 +68,5 @@ __all__ = [
     # figures
     "plot_kernel_flows", "plot_half_stable", "plot_phase_diagram", "plot_vertex_and_ntk", "plot_angles",
     "plot_fourth_cumulant", "plot_gradients", "plot_aspect_ratio", "cumulant_table", "plot_polycom",
+    "explore_kernel_flow", "plot_try_kernel_flow", "try_kernel_flow",
 ]

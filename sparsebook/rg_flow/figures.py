@@ -208,3 +208,79 @@ def plot_polycom(res: dict):
     plotting.label(ax, "training step", "minibatch cross-entropy (nats)",
                    f"digits, MLP {'-'.join(map(str, cfg.sizes))}, Adam {cfg.lr:g}; band: seed range")
     return plotting.finish(fig)
+
+
+# ---------------------------------------------------------------------------
+# Explorable figure and try-your-own cell
+# ---------------------------------------------------------------------------
+
+#: Activations of the explorable kernel-flow figure (one of each universality class) and the
+#: multiples of the critical C_W its slider offers.
+EXPLORE_ACTIVATIONS = ("relu", "tanh", "sin", "gelu", "swish")
+EXPLORE_CW_FACTORS = (0.9, 0.95, 0.99, 1.0, 1.01, 1.05, 1.1)
+
+
+def _layers(depth: int, n: int = 40) -> np.ndarray:
+    return np.unique(np.round(np.logspace(0, np.log10(depth), n)).astype(int))
+
+
+def explore_kernel_flow(res: dict):
+    """Explorable figure: K^(l) against l (exact recursion K^(l+1) = C_b + C_W⟨σ²⟩_K, Gauss-Hermite),
+    with a selector for the activation and a slider for C_W in units of its critical value (C_b at
+    its critical value).  ``res`` from :func:`run_kernel_flows` (its critical points are reused)."""
+    from sparsebook.explore import explore, trace
+    from sparsebook.rg_flow.kernels import critical_point, kernel_flow
+
+    depth = int(res["depth"])
+    k1 = float(res.get("k1", 1.0))
+    layers = _layers(depth)
+    points = {name: (res["critical"][name] if name in res.get("critical", {}) else
+                     res["half_stable"][name]["point"] if name in res.get("half_stable", {}) else critical_point(name))
+              for name in EXPLORE_ACTIVATIONS}
+
+    critical = {name: kernel_flow(name, cp.c_b, cp.c_w, k1, depth)[layers - 1] for name, cp in points.items()}
+
+    def fn(activation, cw_factor):
+        cp = points[activation]
+        out = [trace("critical C_W", layers, critical[activation], dash="dash", color="#777777")]
+        if cw_factor != 1.0:
+            flow = kernel_flow(activation, cp.c_b, cw_factor * cp.c_w, k1, depth)[layers - 1]
+            out.append(trace(f"C_W = {cw_factor:g} × critical", layers, flow, color="#0072B2"))
+        return out
+
+    return explore(fn, {"activation": list(EXPLORE_ACTIVATIONS), "cw_factor": list(EXPLORE_CW_FACTORS)},
+                   labels={"activation": "activation", "cw_factor": "C_W / critical C_W"},
+                   default={"activation": "tanh", "cw_factor": 1.1},
+                   title=f"Kernel flow K^(l), K^(1) = {k1:g}, C_b at its critical value (exact recursion)",
+                   xlabel="layer l", ylabel="kernel K^(l)", log_x=True, log_y=True, y_range=[1e-5, 1e5], digits=6)
+
+
+def plot_try_kernel_flow(activation: str = "tanh", c_w: float = 1.0, c_b: float = 0.0, k1: float = 1.0,
+                         depth: int = 1000):
+    """Try-your-own plot: K^(l) against l for any activation, C_W, C_b, K^(1) and depth (the
+    chapter's exact recursion), and the parallel susceptibility χ∥ at the last layer.  Returns the figure."""
+    from sparsebook import plotting
+    from sparsebook.rg_flow.kernels import chi_parallel, kernel_flow
+
+    flow = kernel_flow(activation, c_b, c_w, k1, depth)
+    l = np.arange(1, depth + 1)
+    fig, (ax,) = plotting.figure(ncols=1)
+    ok = np.isfinite(flow) & (flow > 0)
+    ax.loglog(l[ok], flow[ok], "-", label=f"{activation}, C_W = {c_w:g}, C_b = {c_b:g}")
+    plotting.label(ax, "layer l", "kernel K^(l)", f"K^(1) = {k1:g}")
+    last = flow[-1]
+    chi = float(chi_parallel(activation, c_w, np.array([last]))[0]) if np.isfinite(last) and last > 0 else float("nan")
+    print(f"K^({depth}) = {last:.4g}; χ∥ there = {chi:.4g} (1 at a critical fixed point)")
+    return plotting.finish(fig)
+
+
+def try_kernel_flow():
+    """Try-your-own cell (JupyterLab): sliders over :func:`plot_try_kernel_flow`."""
+    from sparsebook.explore import interact
+
+    return interact(plot_try_kernel_flow,
+                    {"activation": ["relu", "linear", "tanh", "erf", "sin", "gelu", "swish", "sigmoid", "softplus"],
+                     "c_w": [round(v, 2) for v in np.arange(0.5, 2.51, 0.05)],
+                     "c_b": [0.0, 0.05, 0.1, 0.17, 0.2, 0.3, 0.5, 0.56, 1.0],
+                     "k1": [0.1, 0.3, 1.0, 3.0, 10.0], "depth": [10, 30, 100, 300, 1000]},
+                    default={"activation": "tanh", "c_w": 1.0, "c_b": 0.0, "k1": 1.0, "depth": 1000})
