@@ -200,7 +200,7 @@ class RecallConfig:
         if scale == "ci":
             return cls()
         return cls(L=256, pairs=16, n_keys=64, d=128, heads=8, steps=3000, lr=1e-3, batch=128, n_train=65536,
-                   n_test=2048, keys=32, scale="full")
+                   n_test=1024, keys=32, scale="full")
 
     def data(self, n, seed, local=False, keep=1.0, L=None, pairs=None):
         return recall_task(n, L or self.L, pairs or self.pairs, self.n_keys, self.n_values, local=local, keep=keep,
