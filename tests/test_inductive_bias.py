@@ -668,3 +668,28 @@ def test_multitask_runner_and_estimates():
         ib.run_multitask(ib.MultiTaskConfig(k=2, relevance=(1.0, 0.5, 0.2)))
     with pytest.raises(TypeError):
         ib.run_multitask({"d": 3})
+
+
+# ---------------------------------------------------------------- explorable figure and try-your-own cell
+def test_explorable_dimension_figure_holds_the_exact_bits_of_run_dimension():
+    from sparsebook.inductive_bias.experiments import DimensionConfig
+
+    cfg = DimensionConfig(dims=(4, 8), n_train=16, n_test=16, tasks=2)
+    fig = ib.explore_dimension(cfg, seed=0)
+    res = ib.run_dimension(cfg, seed=0)
+    eps_line, t1, t2, mean = fig.frame(d=8)
+    assert eps_line["x"] == [cfg.eps, cfg.eps] and mean["name"] == "mean over tasks"
+    # the curves pass through the bits of run_dimension at the chapter's ε (interpolated on the log grid)
+    x = np.log(fig.frames[0][0]["x"])
+    for t, curve in enumerate((t1, t2)):
+        at = np.exp(np.interp(np.log(cfg.eps), x, np.log(curve["y"])))
+        assert at == pytest.approx(res["bits"][1, t], rel=0.05)
+    assert all(a >= b for a, b in zip(mean["y"], mean["y"][1:]))  # bits fall as ε grows
+
+
+def test_try_your_own_dimension(capsys):
+    import matplotlib.pyplot as plt
+
+    plt.close(ib.plot_try_dimension(4, 16, 0.25, 0))
+    assert "bits at ε = 0.25" in capsys.readouterr().out
+    assert ib.try_dimension().children

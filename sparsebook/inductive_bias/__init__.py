@@ -74,7 +74,10 @@ from sparsebook.inductive_bias.experiments import (
     train_mlp_ensemble,
 )
 from sparsebook.inductive_bias.figures import (
+    explore_dimension,
     plot_dimension,
+    plot_try_dimension,
+    try_dimension,
     plot_estimator,
     plot_guidance,
     plot_network_bias,
@@ -152,4 +155,7 @@ __all__ = [
     "plot_dimension",
     "plot_network_bias",
     "plot_guidance",
+    "explore_dimension",
+    "plot_try_dimension",
+    "try_dimension",
 ]

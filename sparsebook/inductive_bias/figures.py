@@ -124,3 +124,71 @@ def plot_guidance(results: list[dict]):
     b.set_ylim(0, 1)
     plotting.label(b, "target trained with", "held-out CKA (mean over layers)", "representational alignment")
     return plotting.finish(fig)
+
+
+# ---------------------------------------------------------------------------
+# Explorable figure and try-your-own cell (the task dimension)
+# ---------------------------------------------------------------------------
+#: Input dimensions offered by the explorable figure's slider, and its error levels (x axis).
+EXPLORE_DIMS = (2, 4, 8, 16, 32, 64)
+EXPLORE_EPS = np.round(np.geomspace(0.02, 1.0, 30), 6)
+
+
+def _task_loss(d: int, n_train: int, n_test: int, task: int):
+    from sparsebook.inductive_bias.experiments import gp_task
+    from sparsebook.inductive_bias.kernels import kernel_test_loss
+
+    xtr, ytr, xte, yte, ell = gp_task(d, n_train, n_test, seed=task)
+    return kernel_test_loss(xtr, ytr, xte, yte, lengthscale=ell)
+
+
+def explore_dimension(config=None, seed: int = 0):
+    """Explorable figure: the exact inductive bias (bits, eq. 1 with eq. 3) of the RBF-kernel space
+    against the target error ε, one curve per task drawn from the kernel's prior, with a slider for
+    the input dimension d (the tasks of :func:`run_dimension`: ``config`` a ``DimensionConfig``)."""
+    from sparsebook.explore import explore, trace
+    from sparsebook.inductive_bias.experiments import DimensionConfig
+
+    cfg = config or DimensionConfig.preset("ci")
+    eps_line = trace(f"target ε = {cfg.eps:g} (the chapter's claim)", [cfg.eps, cfg.eps], [1e-2, 1e4],
+                     dash="dot", color="#777777")
+
+    def fn(d):
+        curves = np.array([_task_loss(d, cfg.n_train, cfg.n_test, 1000 * seed + t).bits(EXPLORE_EPS)
+                           for t in range(cfg.tasks)])
+        out = [trace(f"task {t + 1}", EXPLORE_EPS, c, color="#9ecae1") for t, c in enumerate(curves)]
+        return out + [trace("mean over tasks", EXPLORE_EPS, curves.mean(0), color="#0072B2", mode="lines+markers")]
+
+    return explore(fn, {"d": list(EXPLORE_DIMS)}, fixed=[eps_line], labels={"d": "input dimension d"},
+                   default={"d": 16}, title=f"Inductive bias of the RBF-kernel space ({cfg.n_train} training points, exact)",
+                   xlabel="target test MSE ε", ylabel="inductive bias (bits)", log_x=True, log_y=True,
+                   y_range=[1e-2, 1e4], digits=6)
+
+
+def plot_try_dimension(d: int = 16, n_train: int = 64, eps: float = 0.25, task: int = 0):
+    """Try-your-own plot: bits against ε for one task of input dimension ``d`` with ``n_train``
+    training points (exact), ``eps`` marked; prints the bits there and the mean error of a random
+    interpolating hypothesis.  Returns the figure."""
+    from sparsebook import plotting
+
+    loss = _task_loss(d, n_train, 64, task)
+    b = loss.bits(EXPLORE_EPS)
+    fig, (ax,) = plotting.figure(ncols=1)
+    ok = np.isfinite(b)
+    ax.loglog(EXPLORE_EPS[ok], b[ok], "-", label=f"d = {d}, {n_train} training points, task {task}")
+    at = loss.bits(eps)
+    if np.isfinite(at):
+        ax.plot([eps], [at], "o", ms=8, mfc="none", mec="k", label=f"ε = {eps:g}: {at:.3g} bits")
+    plotting.label(ax, "target test MSE ε", "inductive bias (bits)", "RBF-kernel hypotheses (exact)")
+    print(f"bits at ε = {eps:g}: {at:.4g}; mean test MSE of a random interpolating hypothesis: {loss.cumulants()[0]:.4g}")
+    return plotting.finish(fig)
+
+
+def try_dimension():
+    """Try-your-own cell (JupyterLab): sliders over :func:`plot_try_dimension`."""
+    from sparsebook.explore import interact
+
+    return interact(plot_try_dimension,
+                    {"d": [1, 2, 4, 8, 16, 32, 64, 128, 256], "n_train": [8, 16, 32, 64, 128, 256],
+                     "eps": [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7], "task": list(range(10))},
+                    default={"d": 16, "n_train": 64, "eps": 0.25, "task": 0})
