@@ -413,7 +413,7 @@ class ConditionsConfig:
     """One 2-layer ReLU MLP trained under contrasting conditions (width, steps, batch shared)."""
 
     width: int = 256
-    steps: int = 400
+    steps: int = 300
     batch: int = 128
     small_lr: float = 1e-3
     large_lr: float = 1e-2
@@ -509,7 +509,7 @@ class ScalingConfig:
     depth_width: int = 128
     data_sizes: tuple = (256, 1024, 4096, 16384)
     width: int = 256
-    steps: int = 400
+    steps: int = 300
     batch: int = 128
     lr: float = 1e-2
     noise: float = 0.5
@@ -1041,7 +1041,7 @@ class MixerConfig:
     token_hidden: int = 64
     channel_hidden: int = 128
     layers: int = 2
-    steps: int = 300
+    steps: int = 200
     batch: int = 128
     lr: float = 1e-2
     label_noise: float = 0.5
