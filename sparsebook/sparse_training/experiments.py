@@ -780,7 +780,7 @@ def run_random_search(cfg: RandomSearchConfig, seeds: Sequence[int], dev="cpu") 
                               for c in range(cfg.candidates)], 1)          # [K, candidates]
     best = losses.argmin(1)
     for l in range(2):
-        chosen["random_search"].append(chosen["_cands"][l][torch.arange(K), best])
+        chosen["random_search"].append(chosen["_cands"][l][torch.arange(K, device=best.device), best])
     A = len(ARMS_RS)
     members = [s for s in seeds for _ in range(A)]
     params = [[_repeat(w.detach(), A).requires_grad_(), _repeat(b.detach(), A).requires_grad_()] for w, b in parent]

@@ -316,7 +316,7 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: 
     bins = check_int(bins, "bins", 1)
     if labels.shape != probs.shape[:-1]:
         raise ValueError(f"labels must have shape {tuple(probs.shape[:-1])}; got {tuple(labels.shape)}")
-    if not torch.allclose(probs.sum(-1), torch.ones((), dtype=probs.dtype), atol=1e-4):
+    if not torch.allclose(probs.sum(-1), torch.ones((), dtype=probs.dtype, device=probs.device), atol=1e-4):
         raise ValueError("probs rows must sum to 1")
     conf, pred = probs.max(-1)
     correct = (pred == labels).to(probs.dtype)
