@@ -8,14 +8,14 @@ of explanations, codebook selection and O'Neill & Bui's unique-code score.
 Experiments (:mod:`.experiments`): synthetic superposition, the batched trainer (S autoencoders
 as stacked tensors, one optimiser, :func:`sparsebook.train.run_steps`), and the runners
 ``run_allocation``, ``run_gradient``, ``run_mlp``, ``run_codebook``, ``run_attention``, each taking a
-frozen config with ``preset(scale)`` and a list of seeds.  Figures in :mod:`.figures`.
+frozen config with ``preset(scale)`` and a list of seeds; ``run_all`` runs them all on worker processes.  Figures in :mod:`.figures`.
 
 This module only re-exports the chapter's public names.
 """
 from sparsebook.sparse_autoencoders.experiments import (
     ALLOC_RUNS, DATASETS, N_SEEDS, AllocationConfig, AttentionConfig, CodebookConfig, GradientConfig, MLPConfig,
     device_for, firing_probabilities, random_dictionary, run_allocation, run_attention, run_codebook, run_gradient,
-    run_mlp, sparse_codes, superposition, train_sae,
+    run_all, run_mlp, run_task, sparse_codes, superposition, train_sae, TASKS,
 )
 from sparsebook.sparse_autoencoders.figures import plot_allocation, plot_dead_curves, plot_dictionary, plot_models
 from sparsebook.sparse_autoencoders.kernels import (
@@ -32,6 +32,6 @@ __all__ = [
     "unique_code_fraction", "zipf_targets", "zipf_underuse",
     "ALLOC_RUNS", "DATASETS", "N_SEEDS", "AllocationConfig", "AttentionConfig", "CodebookConfig", "GradientConfig",
     "MLPConfig", "device_for", "firing_probabilities", "random_dictionary", "run_allocation", "run_attention",
-    "run_codebook", "run_gradient", "run_mlp", "sparse_codes", "superposition", "train_sae",
+    "run_codebook", "run_gradient", "run_mlp", "run_all", "run_task", "TASKS", "sparse_codes", "superposition", "train_sae",
     "plot_allocation", "plot_dead_curves", "plot_dictionary", "plot_models",
 ]

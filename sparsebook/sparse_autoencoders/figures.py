@@ -13,7 +13,7 @@ RULE_LABELS = {"topk": "TopK", "mutual": "Mutual Choice", "feature": "Feature Ch
 
 def _interval(values):
     e = from_seeds(values)
-    return e.value, e.low, e.high
+    return e.value, e.lo, e.hi
 
 
 def plot_dictionary(alloc: dict):
