@@ -52,6 +52,10 @@ def benchmarks() -> list[Benchmark]:
         for s in range(SEEDS):
             seed_everything(s)
             model = PlainTopKSAE(x.shape[1], M, K)
+            with torch.no_grad():   # the same initialisation as ours: tied unit-norm decoder, b_dec at the data mean
+                model.enc.bias.zero_()
+                model.dec.weight.copy_(model.enc.weight.T / model.enc.weight.T.norm(dim=0, keepdim=True))
+                model.dec.bias.copy_(x.mean(0))
             opt = torch.optim.Adam(model.parameters(), lr=3e-3)
             g = torch.Generator().manual_seed(s)
             for _ in range(STEPS):
