@@ -498,3 +498,41 @@ def test_crate_block_runner_feeds_steps():
         ic.CrateConfig(d=10, heads=4).validate()
     with pytest.raises(TypeError, match="CrateConfig"):
         ic.run_crate_block({"d": 4})
+
+
+# ---------------------------------------------------------------- explorable figure and try-your-own cell
+@pytest.fixture(scope="module")
+def tiny_plane():
+    cfg = ic.PlaneConfig(activations=("tanh", "relu"), l2_activations=("relu",), n_models=3, epochs=6,
+                         n_records=3, bins_sweep=(10,), sweep_activations=("tanh", "relu"), kde_points=64,
+                         kde_records=2, kde_sweep=(("fixed", 0.01),))
+    return ic.run_information_plane(cfg, seed=0)
+
+
+def test_explorable_binning_holds_the_seed_means_and_intervals(tiny_plane):
+    from sparsebook.stats import from_seeds
+
+    fig = ic.explore_binning(tiny_plane)
+    assert [k["values"] for k in fig.knobs] == [["tanh", "relu"], ["fixed", "adaptive"], [10, 30]]
+    layers = fig.frame(activation="relu", estimator="adaptive", n_bins=10)
+    assert len(layers) == 6 and all(t["kind"] == "seeds" for t in layers)
+    ixt = tiny_plane.bins_sweep[("adaptive", "relu", 10)][..., 0]
+    e = from_seeds(ixt[:, -1, 2])
+    assert layers[2]["y"][-1] == pytest.approx(e.value, rel=1e-5)
+    assert layers[2]["lo"][-1] == pytest.approx(e.lo, rel=1e-5, abs=1e-6)
+    assert layers[2]["hi"][-1] == pytest.approx(e.hi, rel=1e-5, abs=1e-6)
+    default = fig.frame()
+    assert default[0]["y"] == pytest.approx(tiny_plane.info[("fixed", "tanh", 0.0)][..., 0][:, :, 0].mean(0), rel=1e-5)
+
+
+def test_try_your_own_binning(tiny_plane, capsys):
+    import matplotlib.pyplot as plt
+
+    plt.close(ic.plot_try_binning(tiny_plane, "tanh", "fixed", 30, 0.0))
+    assert "compression" in capsys.readouterr().out
+    plt.close(ic.plot_try_binning(tiny_plane, "relu", "adaptive", 4, 0.1))
+    with pytest.raises(ValueError, match="activation"):
+        ic.plot_try_binning(tiny_plane, "elu")
+    with pytest.raises(ValueError, match="noise"):
+        ic.plot_try_binning(tiny_plane, "tanh", noise=-1.0)
+    assert ic.try_binning(tiny_plane).children

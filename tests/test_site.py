@@ -191,3 +191,53 @@ def test_scoreboard_filters_rows_by_chapter_and_verdict(site, server, browser):
                                              ".map(e => e.dataset.verdict)")
     assert verdicts and set(verdicts) == {"not reproduced"}
     ctx.close()
+
+
+EXPLORABLE_CHAPTERS = ["dendrites", "rg_flow", "essential_sparsity", "inductive_bias", "information_compression"]
+
+
+def test_plotly_is_served_from_the_site(site):
+    assert (site / "_static" / "plotly.min.js").stat().st_size > 1_000_000
+    html = (site / "book" / "dendrites.html").read_text()
+    assert "_static/plotly.min.js" in html and "cdn.plot.ly" not in html
+
+
+@pytest.mark.parametrize("page", EXPLORABLE_CHAPTERS)
+def test_explorable_figure_slider_changes_the_figure_offline(page, site, server, browser):
+    """On each chapter with an explorable figure: plotly.js loads from the site (all non-local requests
+    are blocked), the figure draws, and moving a slider redraws it with other data."""
+    ctx = browser.new_context()
+    external = []
+
+    def route(r):
+        if urlparse(r.request.url).hostname in ("127.0.0.1", "localhost"):
+            r.continue_()
+        else:
+            external.append(r.request.url)
+            r.abort()
+
+    ctx.route("**/*", route)
+    pg = ctx.new_page()
+    pg.goto(f"{server}/book/{page}.html", wait_until="load")
+    pg.wait_for_function("() => window.Plotly !== undefined", timeout=60_000)
+    pg.wait_for_selector(".sparsebook-explore .sbx-plot .main-svg", timeout=60_000)
+    assert not any("plot" in u for u in external), f"plotly requested from the network on {page}: {external}"
+    root = pg.locator(".sparsebook-explore").first
+    slider = root.locator("input[type=range]").first
+    state = """el => { const p = el.querySelector('.sbx-plot');
+        return {data: JSON.stringify(p.data.map(t => [t.name, t.y])),
+                paths: Array.from(p.querySelectorAll('.scatterlayer path')).map(e => e.getAttribute('d')).join('|'),
+                label: el.querySelector('output').textContent}; }"""
+    before = root.evaluate(state)
+    value, top = int(slider.input_value()), int(slider.get_attribute("max"))
+    slider.focus()
+    pg.keyboard.press("ArrowLeft" if value == top else "ArrowRight")
+    assert int(slider.input_value()) != value, f"the slider did not move on {page}"
+    pg.wait_for_function("""([id, old]) => { const p = document.querySelector('#' + id + ' .sbx-plot');
+        return JSON.stringify(p.data.map(t => [t.name, t.y])) !== old; }""",
+                         arg=[root.get_attribute("id"), before["data"]], timeout=30_000)
+    after = root.evaluate(state)
+    assert after["data"] != before["data"] and after["paths"] != before["paths"], f"the figure did not change on {page}"
+    assert after["label"] != before["label"]
+    assert root.locator(".sbx-msg").is_hidden()
+    ctx.close()

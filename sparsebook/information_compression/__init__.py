@@ -63,7 +63,10 @@ from sparsebook.information_compression.experiments import (
     train_test_split,
 )
 from sparsebook.information_compression.figures import (
+    explore_binning,
     plot_coding_rate,
+    plot_try_binning,
+    try_binning,
     plot_compression,
     plot_generalization,
     plot_l2,
@@ -112,5 +115,5 @@ __all__ = [
     "compression", "pearson_with_ci", "correlation_contrast", "hidden_compression",
     # figures
     "plot_planes", "plot_compression", "plot_l2", "plot_generalization", "plot_coding_rate", "plot_sweeps",
-    "plot_trajectories",
+    "plot_trajectories", "explore_binning", "plot_try_binning", "try_binning",
 ]

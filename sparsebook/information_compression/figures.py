@@ -198,3 +198,96 @@ def plot_coding_rate(res: PlaneResult, layer: int = -1):
     axes[1].legend(fontsize=6, loc="upper left", frameon=True)
     return fig
 
+
+
+# ---------------------------------------------------------------------------
+# Explorable figure and try-your-own cell (the estimator's bins, noise on stored activations)
+# ---------------------------------------------------------------------------
+def _seed_band(x: np.ndarray):
+    """Mean over seeds (axis 0) and its 95% Student-t interval (as :func:`sparsebook.stats.from_seeds`)."""
+    from scipy import stats as _st
+
+    k = x.shape[0]
+    mean = x.mean(0)
+    half = _st.t.ppf(0.975, k - 1) * x.std(0, ddof=1) / np.sqrt(k) if k > 1 else np.zeros_like(mean)
+    return mean, mean - half, mean + half
+
+
+def explore_binning(res: PlaneResult):
+    """Explorable figure: I(X;T) of every layer against epoch (mean over seeds with its 95% interval)
+    under the binning estimator, with selectors for the activation, the estimator (fixed or adaptive
+    bins) and the number of bins: the trajectories of :func:`run_information_plane` at ``n_bins``
+    and at each of ``bins_sweep`` (nothing is recomputed)."""
+    from sparsebook.explore import explore, trace
+
+    bins = sorted({int(res.config.n_bins), *(int(b) for b in res.config.bins_sweep)})
+    acts = [a for a in ("tanh", "relu") if all((e, a, b) in res.bins_sweep or b == res.config.n_bins
+                                               for e in ("fixed", "adaptive") for b in bins)]
+    ep = np.maximum(np.asarray(res.epochs, dtype=float), 0.5)
+
+    def fn(activation, estimator, n_bins):
+        info = (res.info[(estimator, activation, 0.0)] if n_bins == res.config.n_bins
+                else res.bins_sweep[(estimator, activation, n_bins)])[..., 0]      # (S, R, L)
+        out = []
+        for l in range(info.shape[2]):
+            mean, lo, hi = _seed_band(info[:, :, l])
+            out.append(trace(f"layer {LAYER_NAMES[l]}", ep, mean, lo=lo, hi=hi, kind="seeds", mode="lines+markers"))
+        return out
+
+    return explore(fn, {"activation": acts, "estimator": ["fixed", "adaptive"], "n_bins": bins},
+                   labels={"activation": "activation", "estimator": "binning", "n_bins": "bins per unit"},
+                   default={"activation": "tanh", "estimator": "fixed", "n_bins": int(res.config.n_bins)},
+                   title=f"I(X;T) per layer, mean over {len(res.train_acc[(acts[0], 0.0)])} seeds (95% band)",
+                   xlabel="epoch (0 drawn at 0.5)", ylabel="I(X;T) (bits)", log_x=True, y_range=[0, 12.5],
+                   digits=6)
+
+
+def plot_try_binning(res: PlaneResult, activation: str = "tanh", estimator: str = "fixed", n_bins: int = 30,
+                     noise: float = 0.0, seed: int = 0):
+    """Try-your-own plot: I(X;T) of every layer against epoch for the first seed's stored activations
+    (``res.sample_layers``), binned with ``n_bins`` per unit (fixed or adaptive), after adding Gaussian
+    noise of standard deviation ``noise`` (in units of each layer's spread) to the stored activations.
+    Prints the hidden layers' compression (drop from the peak).  Returns the figure."""
+    from sparsebook import plotting
+    from sparsebook.information_compression.experiments import tishby_dataset
+    from sparsebook.information_compression.kernels import layer_information
+
+    if activation not in res.sample_layers:
+        raise ValueError(f"activation must be one of {sorted(res.sample_layers)}; got {activation!r}")
+    if not noise >= 0:
+        raise ValueError(f"noise must be >= 0; got {noise!r}")
+    _, y = tishby_dataset()
+    rng = np.random.default_rng(seed)
+    layers = res.sample_layers[activation]
+    ixt = np.empty((layers[0].shape[0], len(layers)))
+    for l, arr in enumerate(layers):
+        for r in range(arr.shape[0]):
+            t = arr[r]
+            if noise > 0:
+                t = t + noise * t.std() * rng.standard_normal(t.shape)
+            ixt[r, l] = layer_information(t, y, n_bins, estimator)[0]
+    ep = np.maximum(np.asarray(res.epochs, dtype=float), 0.5)
+    fig, (ax,) = plotting.figure(ncols=1)
+    for l in range(ixt.shape[1]):
+        ax.plot(ep, ixt[:, l], "-o", ms=3, label=f"layer {LAYER_NAMES[l]}")
+    ax.set_xscale("log")
+    plotting.label(ax, "epoch (0 drawn at 0.5)", "I(X;T) (bits)",
+                   f"{activation}, {estimator} binning, {n_bins} bins, noise {noise:g} (first seed)")
+    drop = ixt[:, :-1].max(0) - ixt[-1, :-1]
+    print("compression (peak − final I(X;T), bits), hidden layers: "
+          + ", ".join(f"{LAYER_NAMES[l]}: {d:.2f}" for l, d in enumerate(drop)))
+    return plotting.finish(fig)
+
+
+def try_binning(res: PlaneResult):
+    """Try-your-own cell (JupyterLab): sliders over :func:`plot_try_binning` for the stored activations of ``res``."""
+    from functools import partial
+
+    from sparsebook.explore import interact
+
+    fn = partial(plot_try_binning, res)
+    fn.__name__ = "plot_try_binning"
+    return interact(fn, {"activation": sorted(res.sample_layers), "estimator": ["fixed", "adaptive"],
+                         "n_bins": [2, 4, 8, 16, 30, 64, 100, 256, 1000],
+                         "noise": [0.0, 0.001, 0.01, 0.03, 0.1, 0.3, 1.0]},
+                    default={"activation": "tanh", "estimator": "fixed", "n_bins": 30, "noise": 0.0})
