@@ -748,9 +748,9 @@ def time_layers(tokens: int = 4096, d: int = 64, h: int = 64, n_experts: int = 8
     _, idx, gates = top_k_routing(logits, k)
     gm = gate_matrix(idx, gates, n_experts)
     ones = torch.ones(1, tokens, 1)
-    fns = {"MoE, index dispatch": lambda: moe_dispatch(x, ex, idx, gates, None),
-           "MoE, dense-masked reference": lambda: moe_dense_reference(x, ex, gm),
-           "dense MLP, same active params": lambda: moe_dense_reference(x, dense, ones)}
+    fns = {"MoE: index dispatch": lambda: moe_dispatch(x, ex, idx, gates, None),
+           "MoE: dense-masked": lambda: moe_dense_reference(x, ex, gm),
+           "dense MLP: same active": lambda: moe_dense_reference(x, dense, ones)}
     out = {}
     with torch.no_grad():
         for name, fn in fns.items():

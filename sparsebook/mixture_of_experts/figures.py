@@ -105,6 +105,6 @@ def plot_cost(times: dict):
     med = [np.median(v) for v in ms]
     ax[0].bar(range(len(names)), med, yerr=[[m - v.min() for m, v in zip(med, ms)], [v.max() - m for m, v in zip(med, ms)]],
               color=plotting.COLORS[:len(names)], capsize=3)
-    ax[0].set_xticks(range(len(names)), [n.replace(", ", ",\n") for n in names])
+    ax[0].set_xticks(range(len(names)), [n.replace(": ", "\n") for n in names])
     plotting.label(ax[0], "implementation", "ms per forward (this machine)", "one layer, 4,096 tokens")
     return plotting.finish(fig, legend=False)
