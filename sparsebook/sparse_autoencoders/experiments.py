@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -36,6 +37,19 @@ def seeds_for(scale: str, seed: int = 0) -> list[int]:
     if scale not in N_SEEDS:
         raise ValueError(f"scale must be one of {sorted(N_SEEDS)}; got {scale!r}")
     return list(range(seed, seed + N_SEEDS[scale]))
+
+
+class _Preset:
+    """``preset("ci")`` is the class's defaults; ``preset("full")`` overrides them with ``FULL``."""
+    FULL: ClassVar[dict] = {}
+
+    @classmethod
+    def preset(cls, scale: str):
+        if scale == "ci":
+            return cls()
+        if scale == "full":
+            return cls(**cls.FULL)
+        raise ValueError(f"scale must be 'ci' or 'full'; got {scale!r}")
 
 
 # ---------------------------------------------------------------------------
@@ -230,7 +244,7 @@ def encode_eval(p: dict, x: torch.Tensor, rule: str, k: int, batch: int, grad=No
 # experiment 1: allocation rules and auxiliary losses on synthetic superposition
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
-class AllocationConfig:
+class AllocationConfig(_Preset):
     """Synthetic superposition (``n_features`` in ``dim``) and the SAEs trained on it."""
     n_features: int = 64
     dim: int = 16
@@ -247,14 +261,8 @@ class AllocationConfig:
     record_every: int = 20
     sweep_k: tuple = (2, 8)
 
-    @classmethod
-    def preset(cls, scale: str) -> "AllocationConfig":
-        if scale == "ci":
-            return cls()
-        if scale == "full":
-            return cls(n_features=256, dim=64, m=512, k=8, mean_p=0.02, n_train=65536, n_eval=16384, steps=4000,
+    FULL: ClassVar[dict] = dict(n_features=256, dim=64, m=512, k=8, mean_p=0.02, n_train=65536, n_eval=16384, steps=4000,
                        batch=512, dead_steps=200, record_every=100, sweep_k=(2, 4, 16, 32))
-        raise ValueError(f"scale must be 'ci' or 'full'; got {scale!r}")
 
 
 DATASETS = ("uniform", "zipf")
@@ -329,7 +337,7 @@ def run_allocation(cfg: AllocationConfig, seeds, device="cpu", part: str = "all"
 # experiment 2: gradient-aware selection (g-SAE)
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
-class GradientConfig:
+class GradientConfig(_Preset):
     """Loud features that the downstream readout ignores, quiet features it amplifies."""
     n_features: int = 32
     dim: int = 16
@@ -344,13 +352,7 @@ class GradientConfig:
     batch: int = 128
     lr: float = 3e-3
 
-    @classmethod
-    def preset(cls, scale: str) -> "GradientConfig":
-        if scale == "ci":
-            return cls()
-        if scale == "full":
-            return cls(n_features=192, dim=64, m=384, k=8, mean_p=0.02, n_train=65536, n_eval=16384, steps=4000, batch=512)
-        raise ValueError(f"scale must be 'ci' or 'full'; got {scale!r}")
+    FULL: ClassVar[dict] = dict(n_features=192, dim=64, m=384, k=8, mean_p=0.02, n_train=65536, n_eval=16384, steps=4000, batch=512)
 
 
 def readout_problem(cfg: GradientConfig, seed: int) -> dict:
@@ -413,7 +415,7 @@ def run_gradient(cfg: GradientConfig, seeds, device="cpu") -> dict:
 # experiment 3: a trained MLP; transcoders against SAEs, and automatic interpretation
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
-class MLPConfig:
+class MLPConfig(_Preset):
     """A one-hidden-layer MLP trained to map ``x = a D_in`` to ``y = a D_out`` (features moved
     from one basis to another), then a TopK SAE on its output and a TopK transcoder replacing it."""
     n_features: int = 32
@@ -430,14 +432,8 @@ class MLPConfig:
     batch: int = 128
     lr: float = 3e-3
 
-    @classmethod
-    def preset(cls, scale: str) -> "MLPConfig":
-        if scale == "ci":
-            return cls()
-        if scale == "full":
-            return cls(n_features=128, dim=64, hidden=64, mean_p=0.03, n_train=65536, n_eval=16384, mlp_steps=4000,
+    FULL: ClassVar[dict] = dict(n_features=128, dim=64, hidden=64, mean_p=0.03, n_train=65536, n_eval=16384, mlp_steps=4000,
                        m=256, k=8, steps=4000, batch=512)
-        raise ValueError(f"scale must be 'ci' or 'full'; got {scale!r}")
 
 
 def mlp_forward(p: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -536,7 +532,7 @@ def run_mlp(cfg: MLPConfig, seeds, device="cpu") -> dict:
 # experiment 4: codebook features on a state machine
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
-class CodebookConfig:
+class CodebookConfig(_Preset):
     """Hidden states of a noisy next-state task, with and without a one-code bottleneck."""
     n_states: int = 16
     dim: int = 8
@@ -551,13 +547,7 @@ class CodebookConfig:
     lr: float = 3e-3
     beta: float = 0.25
 
-    @classmethod
-    def preset(cls, scale: str) -> "CodebookConfig":
-        if scale == "ci":
-            return cls()
-        if scale == "full":
-            return cls(n_states=64, dim=16, hidden=128, codes=128, n_train=32768, n_eval=8192, steps=4000, batch=512)
-        raise ValueError(f"scale must be 'ci' or 'full'; got {scale!r}")
+    FULL: ClassVar[dict] = dict(n_states=64, dim=16, hidden=128, codes=128, n_train=32768, n_eval=8192, steps=4000, batch=512)
 
 
 def next_state(s: np.ndarray, n_states: int) -> np.ndarray:
@@ -659,7 +649,7 @@ def run_codebook(cfg: CodebookConfig, seeds, device="cpu") -> dict:
 # experiment 5: a one-layer attention model; attention-output SAEs and circuit identification
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
-class AttentionConfig:
+class AttentionConfig(_Preset):
     """Attention-only model reading two planted variables: the first token (task A) and the
     second-to-last token (task B) of a sequence, predicted at the last position."""
     vocab: int = 8
@@ -679,14 +669,8 @@ class AttentionConfig:
     ablation_drop: float = 0.05
     unique_threshold: float = 0.5
 
-    @classmethod
-    def preset(cls, scale: str) -> "AttentionConfig":
-        if scale == "ci":
-            return cls()
-        if scale == "full":
-            return cls(vocab=16, length=10, d_model=32, heads=8, n_train=32768, n_eval=8192, steps=3000, batch=512,
+    FULL: ClassVar[dict] = dict(vocab=16, length=10, d_model=32, heads=8, n_train=32768, n_eval=8192, steps=3000, batch=512,
                        sae_m=128, sae_k=4, sae_steps=3000, head_m=32, n_examples=256)
-        raise ValueError(f"scale must be 'ci' or 'full'; got {scale!r}")
 
 
 def attention_forward(p: dict, tokens: torch.Tensor, ablate=None) -> tuple:
