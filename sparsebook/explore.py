@@ -271,10 +271,10 @@ class Explorable:
                 f'<output>{html.escape(value)}</output></label>')
         return (
             f'<div class="sparsebook-explore" id="{eid}">'
-            f'<div class="sbx-controls" style="display:flex;flex-wrap:wrap;gap:0.3em 1.5em;font-size:0.9em">'
+            f'<div class="sbx-controls" style="display:none;flex-wrap:wrap;gap:0.3em 1.5em;font-size:0.9em">'
             + "".join(controls) + "</div>"
-            f'<div class="sbx-plot" style="width:100%;height:{self.height}px"></div>'
-            f'<p class="sbx-msg" style="display:none;font-size:0.9em;color:#555"></p>'
+            f'<div class="sbx-plot" style="display:none;width:100%;height:{self.height}px"></div>'
+            f'<p class="sbx-msg" style="font-size:0.9em;color:#555">{html.escape(NO_SCRIPT)}</p>'
             f'<script type="application/json" class="sbx-data">{data}</script>'
             f"<script>{_JS.replace('__ID__', eid)}</script></div>")
 
@@ -343,6 +343,10 @@ def _try_your_own_class(widgets):
     return TryYourOwn
 
 
+#: Shown until the script draws the figure (where scripts do not run: no JavaScript, an untrusted notebook).
+NO_SCRIPT = ("Explorable figure: it draws in the built book (JavaScript and plotly.js, served with the site). "
+             "The static figure above shows one setting; the notebook's 'try your own' cell turns the same knobs.")
+
 _JS = r"""
 (function () {
   var root = document.getElementById("__ID__");
@@ -377,6 +381,9 @@ _JS = r"""
     return out;
   }
   function draw() {
+    msg.style.display = "none";
+    root.querySelector(".sbx-controls").style.display = "flex";
+    plot.style.display = "block";
     window.Plotly.newPlot(plot, traces(), layout, {responsive: true, displaylogo: false});
     root.querySelectorAll("input[data-knob]").forEach(function (el) {
       el.addEventListener("input", function () {
@@ -390,7 +397,6 @@ _JS = r"""
   }
   function start() {
     if (window.Plotly) { draw(); return; }
-    msg.style.display = "block";
     msg.textContent = "This explorable figure needs plotly.js, which the built book serves from its own pages " +
       "(no network). Here it is not loaded: the static figure above shows one setting, and the " +
       "'try your own' cell of this notebook turns the same knobs with a running kernel.";
