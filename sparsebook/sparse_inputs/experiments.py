@@ -27,7 +27,7 @@ from sparsebook.train import batch_order, fit_seeds, run_steps
 from sparsebook.validate import check_int, check_real
 from sparsebook.sparse_inputs.kernels import (
     BCS, activation_unit_input, auc, darcy_1d, darcy_2d, dice, full_l2, mba_l2, mean_pool, prelu, relative_l2,
-    smooth, spectral_conv, sum_pool, vcycle, weighted_pool,
+    sparse_grad_bytes, spectral_conv, sum_pool, vcycle, weighted_pool,
 )
 
 N_SEEDS = {"ci": 5, "full": 10}
@@ -417,10 +417,10 @@ def run_reg_cost(config: RegCostConfig, seed: int = 0) -> dict:
         counts = torch.ones(V)
         w = nn.Parameter(table)
         F.embedding(ids, w, sparse=True).sum().backward()
-        out["bytes_lookup_sparse"].append(_bytes_of(w.grad))
+        out["bytes_lookup_sparse"].append(sparse_grad_bytes(w.grad))
         w.grad = None
         F.embedding(ids, w).sum().backward()
-        out["bytes_lookup_dense"].append(_bytes_of(w.grad))
+        out["bytes_lookup_dense"].append(sparse_grad_bytes(w.grad))
         times = {"mba": [], "full": []}
         for kind in ("mba", "full"):
             for r in range(config.repeats + 1):
@@ -434,18 +434,12 @@ def run_reg_cost(config: RegCostConfig, seed: int = 0) -> dict:
                 if r:
                     times[kind].append(dt)
                 else:
-                    out[f"bytes_{kind}"].append(_bytes_of(w.grad))
+                    out[f"bytes_{kind}"].append(sparse_grad_bytes(w.grad))
         out["vocab"].append(V)
         out["rows"].append(int(rows.numel()))
         out["sec_mba"].append(times["mba"])
         out["sec_full"].append(times["full"])
     return {k: np.array(v) for k, v in out.items()}
-
-
-def _bytes_of(g):
-    from sparsebook.sparse_inputs.kernels import sparse_grad_bytes
-
-    return sparse_grad_bytes(g)
 
 
 # ---------------------------------------------------------------------------

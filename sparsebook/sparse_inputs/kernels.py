@@ -25,7 +25,6 @@ MgNO (He, Liu & Xu 2024, :cite:`he2024mgno`):
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
