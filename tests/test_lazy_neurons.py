@@ -592,3 +592,41 @@ def test_run_mixer_rejects_bad_arguments():
         L.run_mixer(_tiny_mixer_cfg(), seed=-1)
     with pytest.raises(ValueError, match="patch"):
         L.TinyMixer(side=8, patch=3)
+
+
+def test_mlp_emergence_is_run_emergences_mlp_half_bit_for_bit():
+    from dataclasses import replace
+
+    ec = replace(L.EmergenceConfig(), tf_steps=4, mlp_width=16, mlp_steps=12, every=4, eval_rows=64, d_model=8, ff=16,
+                 layers=1)
+    full = L.run_emergence(ec, seed=2)["mlp"]
+    alone = L.mlp_emergence(16, 12, ec.mlp_lr, 2, noise=ec.noise, batch=ec.mlp_batch, every=4, eval_rows=64)
+    assert list(alone["steps"]) == [0, 4, 8, 12]
+    for key in ("held_out", "train", "loss"):
+        assert np.array_equal(full[key], alone[key])
+    with pytest.raises(ValueError, match="width"):
+        L.mlp_emergence(0, 10, 1e-2)
+    with pytest.raises(ValueError, match="noise"):
+        L.mlp_emergence(8, 10, 1e-2, noise=1.5)
+
+
+def test_explorable_emergence_and_try_your_own(capsys):
+    import matplotlib.pyplot as plt
+
+    from sparsebook.explore import EXPLORE_MIME
+
+    steps = np.array([0, 50, 100])
+    runs = [{"emergence": {"transformer": {"steps": steps, "held_out": {"a": np.array([.5, .4, .3 + s / 100]),
+                                                                           "b": np.array([.5, .45, .4])},
+                                           "train": {"a": np.array([.5, .4, .3]), "b": np.array([.5, .45, .4])}},
+                           "mlp": {"steps": steps, "held_out": np.array([.5, .3, .2 + s / 100]),
+                                   "train": np.array([.5, .3, .2])}}} for s in range(5)]
+    ex = L.explore_emergence(runs)
+    payload = ex._repr_mimebundle_()[EXPLORE_MIME]
+    payload = payload if isinstance(payload, dict) else __import__("json").loads(payload)
+    assert [k["name"] for k in payload["knobs"]] == ["model", "data"]
+    first = payload["frames"][0]                      # Transformer, held-out: one trace per block
+    assert len(first) == 2 and first[0]["y"][2] == pytest.approx(0.32) and first[0]["lo"][2] < 0.32 < first[0]["hi"][2]
+    plt.close(L.plot_try_emergence(width=8, steps=10, lr=1e-2, noise=0.5, seed=0))
+    assert "final held-out fraction nonzero" in capsys.readouterr().out
+    assert L.try_emergence().children

@@ -193,7 +193,7 @@ def test_scoreboard_filters_rows_by_chapter_and_verdict(site, server, browser):
     ctx.close()
 
 
-EXPLORABLE_CHAPTERS = ["dendrites", "rg_flow", "essential_sparsity", "inductive_bias", "information_compression"]
+EXPLORABLE_CHAPTERS = ["dendrites", "lazy_neurons", "rg_flow", "essential_sparsity", "inductive_bias", "information_compression"]
 
 
 def test_plotly_is_served_from_the_site(site):

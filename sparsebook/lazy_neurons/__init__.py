@@ -39,12 +39,12 @@ from sparsebook.lazy_neurons.experiments import (
     EmergenceConfig, FamilyConfig, MarkovSource, MixerBlock, MixerConfig, NoisyTeacher, ScalingConfig, SpeedConfig,
     TinyMixer, TopKConfig, TransformerScalingConfig, activations_estimates, chapter_part, chapter_seed,
     conditions_estimates, emergence_estimates, evaluate, family_estimates, mixer_estimates, mlp_activation_modules,
-    mlp_sites, ppl_p_sparsity, record_activations, run_activations, run_chapter, run_conditions, run_data,
+    mlp_emergence, mlp_sites, ppl_p_sparsity, record_activations, run_activations, run_chapter, run_conditions, run_data,
     run_emergence, run_family, run_mixer, run_scaling, run_speed, run_topk, run_transformer_scaling,
     scaling_estimates, sparse_activation_batch, topk_estimates, train,
 )
 from sparsebook.lazy_neurons.figures import (
-    plot_data, plot_emergence, plot_firing, plot_mixer, plot_scaling, plot_sparsing_law, plot_speed, plot_topk,
+    explore_emergence, plot_data, plot_emergence, plot_try_emergence, try_emergence, plot_firing, plot_mixer, plot_scaling, plot_sparsing_law, plot_speed, plot_topk,
     plot_tradeoff,
 )
 from sparsebook.lazy_neurons.kernels import (
@@ -66,7 +66,7 @@ __all__ = [
     # data, training, evaluation
     "NoisyTeacher", "MarkovSource", "train", "evaluate", "ppl_p_sparsity", "sparse_activation_batch",
     # experiments
-    "EmergenceConfig", "run_emergence", "ConditionsConfig", "CONDITIONS", "run_conditions",
+    "EmergenceConfig", "run_emergence", "mlp_emergence", "ConditionsConfig", "CONDITIONS", "run_conditions",
     "ScalingConfig", "run_scaling", "run_data", "TransformerScalingConfig", "run_transformer_scaling",
     "TopKConfig", "run_topk", "ActivationsConfig", "run_activations", "MixerConfig", "run_mixer",
     "FamilyConfig", "run_family", "SpeedConfig", "run_speed",
@@ -77,4 +77,6 @@ __all__ = [
     # figures
     "plot_emergence", "plot_firing", "plot_scaling", "plot_data", "plot_mixer", "plot_topk", "plot_tradeoff",
     "plot_sparsing_law", "plot_speed",
+    # explorable figure and try-your-own cell
+    "explore_emergence", "plot_try_emergence", "try_emergence",
 ]

@@ -377,16 +377,36 @@ def run_emergence(cfg: EmergenceConfig, seed: int = 0) -> dict:
                            "dead": {k: np.array([d[k] for d in trace["dead"]]) for k in trace["dead"][0]},
                            "firing": {k: firing_frequency(v).numpy() for k, v in held.items()},
                            "loss": losses, "entropy": src.entropy(), "final": ev}}
+    out["mlp"] = mlp_emergence(cfg.mlp_width, cfg.mlp_steps, cfg.mlp_lr, seed, noise=cfg.noise, batch=cfg.mlp_batch,
+                               every=cfg.every, eval_rows=cfg.eval_rows)
+    return out
+
+
+def mlp_emergence(width: int, steps: int, lr: float, seed: int = 0, *, noise: float = 0.5, batch: int = 128,
+                  every: int = 50, eval_rows: int = 2000) -> dict:
+    """A 2-layer ReLU :class:`MLP` of ``width`` hidden units trained on the noisy teacher (label noise
+    ``noise``, fresh batches of ``batch``) with Adam at ``lr`` for ``steps``; its fraction nonzero on
+    held-out data and on the latest training batch every ``every`` steps (the MLP half of
+    :func:`run_emergence`, and the try-your-own cell's model).
+
+    Returns ``{"steps" [p], "train" [p], "held_out" [p], "loss" [steps], "final", "firing" [width]}``.
+    """
+    width = check_int(width, "width", 1)
+    steps = check_int(steps, "steps", 1)
+    every = check_int(every, "every", 1)
+    batch = check_int(batch, "batch", 1)
+    check_real(lr, "lr", 0.0, math.inf, low_open=True)
+    check_real(noise, "noise", 0.0, 1.0)
     seed_everything(seed)
-    teacher = NoisyTeacher(noise=cfg.noise, seed=seed)
+    teacher = NoisyTeacher(noise=noise, seed=seed)
     rng = np.random.default_rng(seed)
-    model = MLP(teacher.d, cfg.mlp_width, teacher.classes)
-    held_x, held_y = teacher.sample(cfg.eval_rows, np.random.default_rng(seed + 999), symmetric=True)
+    model = MLP(teacher.d, width, teacher.classes)
+    held_x, held_y = teacher.sample(eval_rows, np.random.default_rng(seed + 999), symmetric=True)
     tr = {"step": [], "held_out": [], "train": []}
     last = {}
 
-    def batch(s):
-        last["x"] = teacher.sample(cfg.mlp_batch, rng)
+    def draw(s):
+        last["x"] = teacher.sample(batch, rng)
         return last["x"]
 
     def probe(m, s):
@@ -395,12 +415,11 @@ def run_emergence(cfg: EmergenceConfig, seed: int = 0) -> dict:
         tx = last["x"][0] if last else held_x
         tr["train"].append(nonzero_fraction(record_activations(m, tx))["acts.0"])
 
-    losses = train(model, batch, steps=cfg.mlp_steps, lr=cfg.mlp_lr, probe=probe, every=cfg.every)
+    losses = train(model, draw, steps=steps, lr=lr, probe=probe, every=every)
     ev = evaluate(model, held_x, teacher.clean_labels(held_x))
-    out["mlp"] = {"steps": np.array(tr["step"]), "train": np.array(tr["train"]),
-                  "held_out": np.array(tr["held_out"]), "loss": losses, "final": ev,
-                  "firing": firing_frequency(record_activations(model, held_x)["acts.0"]).numpy()}
-    return out
+    return {"steps": np.array(tr["step"]), "train": np.array(tr["train"]),
+           "held_out": np.array(tr["held_out"]), "loss": losses, "final": ev,
+           "firing": firing_frequency(record_activations(model, held_x)["acts.0"]).numpy()}
 
 
 # ---------------------------------------------------------------------------

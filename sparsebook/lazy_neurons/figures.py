@@ -216,3 +216,73 @@ def plot_speed(sp: dict):
     a.set_yscale("log")
     plotting.label(a, "activation sparsity s (fraction zero)", "speedup over dense (×)", "down projection, one token, CPU")
     return plotting.finish(fig)
+
+
+def _seed_traces(name: str, x, values) -> dict:
+    """A :func:`sparsebook.explore.trace` of the mean over seeds of ``values`` [seeds, points] with its
+    95% interval at every point (:func:`sparsebook.stats.from_seeds`, Student t)."""
+    from sparsebook.explore import trace
+    from sparsebook.stats import from_seeds
+
+    v = np.asarray(values, dtype=float)
+    est = [from_seeds(v[:, j]) for j in range(v.shape[1])]
+    return trace(name, np.asarray(x, dtype=float), [e.value for e in est], lo=[e.lo for e in est],
+                 hi=[e.hi for e in est], kind="seeds", mode="lines+markers")
+
+
+def explore_emergence(runs: list[dict]):
+    """Explorable figure: the fraction of activations nonzero against training step, for each layer of
+    the Transformer (Markov source) and for the 2-layer MLP (noisy teacher), on held-out data or on
+    the latest training batch, mean over seeds with its 95% band (the traces of :func:`run_emergence`;
+    nothing is recomputed)."""
+    from sparsebook.explore import explore
+
+    tf = [r["emergence"]["transformer"] for r in runs]
+    mp = [r["emergence"]["mlp"] for r in runs]
+    layers = list(tf[0]["held_out"])
+
+    def fn(model, data):
+        key = "held_out" if data == "held-out" else "train"
+        if model == "MLP":
+            return [_seed_traces("hidden layer", mp[0]["steps"], [m[key] for m in mp])]
+        return [_seed_traces(f"block {i} MLP", tf[0]["steps"], [t[key][name] for t in tf])
+                for i, name in enumerate(layers)]
+
+    return explore(fn, {"model": ["Transformer", "MLP"], "data": ["held-out", "training batch"]},
+                   labels={"model": "model", "data": "measured on"},
+                   default={"model": "Transformer", "data": "held-out"},
+                   title=f"Fraction of activations nonzero during training, mean over {len(runs)} seeds (95% band)",
+                   xlabel="training step (Adam updates)", ylabel="fraction nonzero", y_range=[0, 0.6], digits=6)
+
+
+def plot_try_emergence(width: int = 256, steps: int = 300, lr: float = 1e-2, noise: float = 0.5, seed: int = 0):
+    """Try-your-own plot: train the chapter's 2-layer ReLU MLP (:func:`mlp_emergence`) with ``width``
+    hidden units for ``steps`` Adam steps at ``lr`` on the teacher with label noise ``noise``, and draw
+    its fraction nonzero (held-out and training batch) against the step; prints the final values."""
+    from sparsebook import plotting
+    from sparsebook.lazy_neurons.experiments import mlp_emergence
+
+    r = mlp_emergence(width, steps, lr, seed, noise=noise, every=max(1, steps // 20))
+    c = plotting.COLORS
+    fig, (ax,) = plotting.figure(ncols=1)
+    ax.plot(r["steps"], r["held_out"], "-o", ms=3, color=c[0], label="held-out")
+    ax.plot(r["steps"], r["train"], "--", color=c[1], label="training batch")
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_ylim(0, 0.6)
+    plotting.label(ax, "training step (Adam updates)", "fraction nonzero",
+                   f"MLP h = {width}, lr = {lr:g}, label noise {noise:g}, seed {seed}")
+    print(f"final held-out fraction nonzero {r['held_out'][-1]:.3f}, dead units {r['final']['dead']['acts.0']:.3f}")
+    return plotting.finish(fig)
+
+
+def try_emergence():
+    """Try-your-own cell (JupyterLab): sliders for width, steps, learning rate and label noise over
+    :func:`plot_try_emergence` (each move trains a fresh MLP: about a second on one core)."""
+    from sparsebook.explore import interact
+
+    return interact(plot_try_emergence, {"width": [16, 32, 64, 128, 256, 512, 1024],
+                                         "steps": [50, 100, 200, 300, 600, 1000],
+                                         "lr": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2],
+                                         "noise": [0.0, 0.25, 0.5, 0.75, 1.0],
+                                         "seed": [0, 1, 2, 3, 4]},
+                    default={"width": 256, "steps": 300, "lr": 1e-2, "noise": 0.5, "seed": 0})
