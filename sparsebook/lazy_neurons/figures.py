@@ -285,4 +285,4 @@ def try_emergence():
                                          "lr": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2],
                                          "noise": [0.0, 0.25, 0.5, 0.75, 1.0],
                                          "seed": [0, 1, 2, 3, 4]},
-                    default={"width": 256, "steps": 300, "lr": 1e-2, "noise": 0.5, "seed": 0})
+                    default={"width": 64, "steps": 100, "lr": 1e-2, "noise": 0.5, "seed": 0})
