@@ -106,6 +106,46 @@ def test_cats_mlp_reference_is_the_composition():
     torch.testing.assert_close(K.cats_mlp_reference(x, wg, wu, wd, 0.0), dense)
 
 
+def test_chess_thresholds_hand_computed():
+    # two channels, four calibration tokens; mu = E|up| = (1, 4)
+    a = torch.tensor([[1.0, 0.1], [2.0, 0.2], [3.0, 0.3], [4.0, 0.4]])
+    u = torch.tensor([[1.0, 4.0], [-1.0, -4.0], [1.0, 4.0], [-1.0, 4.0]])
+    # importance |a| * mu: channel 0: 1,2,3,4; channel 1: .4,.8,1.2,1.6 -> sorted .4 .8 1 1.2 1.6 2 3 4
+    t = K.chess_thresholds(a, u, 0.5)  # tau = 4th smallest = 1.2
+    assert torch.allclose(t, torch.tensor([1.2, 0.3], dtype=torch.float64))
+    kept = K.threshold_activation(a, t) != 0
+    assert kept.tolist() == [[False, False], [True, False], [True, False], [True, True]]
+    # CATS on the same data: one cutoff, the 4th smallest |a| = 0.4: channel 1 is cut entirely
+    assert K.cats_threshold(a, 0.5) == pytest.approx(0.4)
+
+
+def test_chess_equals_cats_when_up_magnitudes_are_equal():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(64, 16, generator=g)
+    u = torch.randn(64, 16, generator=g).sign() * 2.5  # E|up| = 2.5 in every channel
+    t = K.chess_thresholds(a, u, 0.7)
+    assert torch.allclose(t, torch.full((16,), K.cats_threshold(a, 0.7), dtype=torch.float64))
+
+
+def test_threshold_activation_scalar_and_channels():
+    a = torch.tensor([[-0.5, 0.2, 1.0], [0.3, -2.0, 0.1]])
+    assert torch.equal(K.threshold_activation(a, 0.3), torch.tensor([[-0.5, 0.0, 1.0], [0.0, -2.0, 0.0]]))
+    assert torch.equal(K.threshold_activation(a, torch.tensor([0.0, 1.0, 0.5])),
+                       torch.tensor([[-0.5, 0.0, 1.0], [0.3, -2.0, 0.0]]))
+
+
+def test_dispatch_crossover_and_plan():
+    s = [0.0, 0.25, 0.5, 0.7, 0.9]
+    # loses at 0 and 0.5, wins from 0.7: the crossover is 0.7 (a win at 0.25 below a loss does not count)
+    assert K.dispatch_crossover(s, [2.0, 0.9, 1.1, 0.8, 0.5], [1.0] * 5) == 0.7
+    assert K.dispatch_crossover(s, [0.5] * 5, [1.0] * 5) == 0.0
+    assert K.dispatch_crossover(s, [2.0] * 5, [1.0] * 5) == 1.0
+    table = {"qo": 0.7, "down": 0.25, "up": 0.5}
+    shape_of = {"q": "qo", "o": "qo", "up": "up", "down": "down", "k": "kv"}
+    plan = K.dispatch_plan({"q": 0.5, "o": 0.7, "up": 0.5, "down": 0.2, "k": 0.9}, shape_of, table)
+    assert plan == {"q": "dense", "o": "sparse", "up": "sparse", "down": "dense", "k": "dense"}
+
+
 # ---------------------------------------------------------------------------
 # properties
 # ---------------------------------------------------------------------------
@@ -154,6 +194,24 @@ def test_bad_inputs_raise():
         K.crossover_sparsity([0.9, 0.8], [1.0, 2.0])
     with pytest.raises(ValueError, match="rounds"):
         ex.run_conv_sweep(ex.ConvConfig(rounds=1))
+    with pytest.raises(ValueError, match="threshold"):
+        K.threshold_activation(torch.ones(2, 3), torch.ones(2))
+    with pytest.raises(ValueError, match="threshold"):
+        K.threshold_activation(torch.ones(3), -0.1)
+    with pytest.raises(ValueError, match="a_up"):
+        K.chess_thresholds(torch.ones(4, 3), torch.ones(4, 2), 0.5)
+    with pytest.raises(ValueError, match="a_gate"):
+        K.cats_threshold(torch.ones(3), 0.5)
+    with pytest.raises(ValueError, match="sparse_ms"):
+        K.dispatch_crossover([0.0, 0.5], [1.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="sparsity"):
+        K.dispatch_plan({"q": 1.5}, {"q": "qo"}, {"qo": 0.5})
+    with pytest.raises(ValueError, match="shape_of"):
+        K.dispatch_plan({"q": 0.5}, {}, {"qo": 0.5})
+    with pytest.raises(TypeError, match="dict"):
+        K.dispatch_plan([("q", 0.5)], {}, {})
+    with pytest.raises(ValueError, match="n_seeds"):
+        ex.run_accuracy(ex.AccuracyConfig(n_seeds=1))
 
 
 # ---------------------------------------------------------------------------
@@ -166,6 +224,48 @@ def test_conv_sweep_tiny_feeds_estimates():
     assert res["max_rel_err"] < 1e-5
     est = ex.conv_speedups(res)
     assert len(est) == 2 and all(e.kind == "monte carlo" and e.n == 3 for e in est)
+
+
+def test_markov_windows_follow_the_table():
+    x, y = ex.markov_windows(4, 3, 20000, 0.5, seed=1, table_seed=2)
+    assert x.shape == (20000, 3) and y.shape == (20000,) and int(x.max()) < 4
+    table = np.random.default_rng(2).dirichlet(np.full(4, 0.5), size=(4, 4))
+    sel = (x[:, 1] == 1) & (x[:, 2] == 3)
+    freq = np.bincount(y[sel].numpy(), minlength=4) / int(sel.sum())
+    assert np.abs(freq - table[1, 3]).max() < 0.05
+
+
+def test_run_accuracy_tiny_is_deterministic_and_exact_at_zero():
+    cfg = ex.AccuracyConfig(d_model=8, d_ff=16, layers=1, n_train=512, n_calib=128, n_test=256, steps=20,
+                            batch_size=32, n_seeds=2, sparsities=(0.0, 0.5))
+    r1, r2 = ex.run_accuracy(cfg, seed=3), ex.run_accuracy(cfg, seed=3)
+    assert np.array_equal(r1["cats_loss"], r2["cats_loss"]) and np.array_equal(r1["chess_acc"], r2["chess_acc"])
+    # at sparsity 0 both rules cut nothing: the dense model exactly
+    assert np.allclose(r1["cats_loss"][:, 0], r1["dense_loss"]) and np.allclose(r1["chess_loss"][:, 0], r1["dense_loss"])
+    assert np.allclose(r1["cats_cut"][:, 1], 0.5, atol=0.1)
+    rows = ex.accuracy_rows(r1)
+    assert rows[0]["cats_dloss"].value == pytest.approx(0.0, abs=1e-9) and "chess_minus_cats" in rows[1]
+
+
+def test_full_accuracy_preset_constructs():
+    cfg = ex.AccuracyConfig.preset("full")
+    assert cfg.n_seeds >= 5 and 0.5 in cfg.sparsities
+    m = ex.GatedLM(cfg.vocab, cfg.context, 8, 16, 2)
+    assert m(torch.zeros(3, cfg.context, dtype=torch.long)).shape == (3, cfg.vocab)
+
+
+def test_stored_dispatch_data_renders():
+    if not ex.DISPATCH_DATA.exists():
+        pytest.skip("no stored dispatcher measurement")
+    data = ex.load_h200(ex.DISPATCH_DATA)
+    rows = ex.dispatch_rows(data)
+    assert rows and all("chess_dispatch" in r and "dispatch_gain" in r for r in rows)
+    table = ex.dispatch_table(data)
+    assert set(table) == {"qo", "up", "down"}
+    for r in rows:  # the stored plan is the rule applied to the stored table
+        assert r["plan"] == K.dispatch_plan({n: r["sparsity"] for n in r["plan"]},
+                                            {"q": "qo", "o": "qo", "up": "up", "down": "down"},
+                                            {k: v["crossover"] for k, v in table.items()})
 
 
 def test_ratio_estimate_and_straddling_claim_is_inconclusive():

@@ -28,9 +28,10 @@ import torch
 
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
-from sparsebook.sparse_kernels.kernels import (MOBILENET_V1_POINTWISE, conv1x1_as_matmul, crossover_sparsity,
-                                               random_sparse_weight)
-from sparsebook.stats import Estimate, from_samples
+from sparsebook.sparse_kernels.kernels import (MOBILENET_V1_POINTWISE, cats_threshold, chess_thresholds,
+                                               conv1x1_as_matmul, crossover_sparsity, random_sparse_weight,
+                                               threshold_activation)
+from sparsebook.stats import Estimate, from_samples, from_seeds, paired_difference
 from sparsebook.validate import check_int
 
 DATA = Path(__file__).resolve().parents[2] / "book" / "data" / "sparse_kernels_h200.json"
@@ -278,3 +279,204 @@ def h200_label(data: dict) -> str:
     e = data["environment"]
     return (f"measured on {e['gpu']}, {e['date']} (driver {e['nvidia_smi'].split(',')[0]}, torch {e['torch']}, "
             f"CUDA {e['cuda']}, Triton {e['triton']}, cuSPARSELt {e['cusparselt']})")
+
+
+# ---------------------------------------------------------------------------
+# CPU: the accuracy cost of CATS and CHESS thresholds on a trained gated LM
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AccuracyConfig:
+    """Trained gated (SwiGLU) language models on a seeded order-2 Markov source, then thresholds from calibration.
+
+    ``vocab`` tokens, a ``context`` of previous tokens, transitions ``P(x_t | x_{t-2}, x_{t-1})`` drawn
+    once from ``Dirichlet(alpha)`` (``data_seed``); ``seeds`` models trained as one batched
+    computation (:func:`sparsebook.train.fit_seeds`); thresholds calibrated on ``n_calib`` windows
+    and evaluated on ``n_test`` held-out windows at each of ``sparsities``.
+    """
+
+    vocab: int = 16
+    context: int = 2
+    alpha: float = 0.3
+    d_model: int = 32
+    d_ff: int = 128
+    layers: int = 2
+    n_train: int = 16384
+    n_calib: int = 2048
+    n_test: int = 4096
+    steps: int = 400
+    batch_size: int = 128
+    lr: float = 1e-2
+    n_seeds: int = 5
+    sparsities: tuple = (0.3, 0.5, 0.7, 0.9)
+    data_seed: int = 0
+
+    @classmethod
+    def preset(cls, scale: str) -> "AccuracyConfig":
+        if check_scale(scale) == "ci":
+            return cls()
+        return cls(context=3, d_model=128, d_ff=512, layers=3, n_train=65536, n_test=16384, steps=4000, lr=3e-3, n_seeds=10,
+                   sparsities=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9))
+
+
+def markov_windows(vocab: int, context: int, n: int, alpha: float, seed: int, table_seed: int) -> tuple:
+    """``n`` windows ``(x_{1..C}, x_{C+1})`` of an order-2 Markov chain over ``vocab`` tokens.
+
+    The transition table ``P[a, b] ~ Dirichlet(alpha · 1)`` comes from ``table_seed`` (one language);
+    the windows from ``seed`` (first two tokens uniform).  Returns ``(x [n, C] int64, y [n] int64)``.
+    """
+    v, c, n = check_int(vocab, "vocab", 2), check_int(context, "context", 2), check_int(n, "n", 1)
+    table = np.random.default_rng(table_seed).dirichlet(np.full(v, float(alpha)), size=(v, v))
+    cdf = np.cumsum(table, axis=-1)
+    rng = np.random.default_rng(seed)
+    seq = np.empty((n, c + 1), dtype=np.int64)
+    seq[:, :2] = rng.integers(0, v, size=(n, 2))
+    for t in range(2, c + 1):
+        u = rng.random(n)[:, None]
+        seq[:, t] = np.minimum((u > cdf[seq[:, t - 2], seq[:, t - 1]]).sum(-1), v - 1)
+    return torch.from_numpy(seq[:, :c]), torch.from_numpy(seq[:, c])
+
+
+class GatedLM(torch.nn.Module):
+    """A small next-token model with LLaMA-style gated FFN blocks (the FFN CATS and CHESS sparsify).
+
+    ``h = W_in · concat(emb(x_1..x_C))``; each block ``h ← h + W_down (CATS_t(SiLU(W_gate n)) ⊙ W_up n)``,
+    ``n = LayerNorm(h)``; logits ``= head(LayerNorm(h))``.  ``thresholds[l]``: ``None`` (dense), a
+    scalar (CATS) or a ``[d_ff]`` tensor (CHESS), applied by :func:`~.kernels.threshold_activation`
+    to the gate activation.  ``forward(x, record=list)`` appends each block's ``(a_gate, a_up)``.
+    """
+
+    def __init__(self, vocab: int, context: int, d_model: int, d_ff: int, layers: int):
+        super().__init__()
+        nn = torch.nn
+        self.emb = nn.Embedding(vocab, d_model)
+        self.inp = nn.Linear(context * d_model, d_model)
+        self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(layers))
+        self.gate = nn.ModuleList(nn.Linear(d_model, d_ff, bias=False) for _ in range(layers))
+        self.up = nn.ModuleList(nn.Linear(d_model, d_ff, bias=False) for _ in range(layers))
+        self.down = nn.ModuleList(nn.Linear(d_ff, d_model, bias=False) for _ in range(layers))
+        self.ln = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, vocab)
+        self.thresholds = [None] * layers
+
+    def forward(self, x, record: list | None = None):
+        h = self.inp(self.emb(x).flatten(-2))
+        for l, (norm, wg, wu, wd) in enumerate(zip(self.norms, self.gate, self.up, self.down)):
+            n = norm(h)
+            a, u = torch.nn.functional.silu(wg(n)), wu(n)
+            if record is not None:
+                record.append((a, u))
+            if self.thresholds[l] is not None:
+                a = threshold_activation(a, self.thresholds[l])
+            h = h + wd(a * u)
+        return self.head(self.ln(h))
+
+
+def _evaluate(model, params, x, y) -> tuple[float, float, float]:
+    """Test loss, accuracy and the fraction of gate activations cut (over blocks) of one member."""
+    from torch.func import functional_call
+
+    rec = []
+    with torch.no_grad():
+        logits = functional_call(model, params, (x,), {"record": rec})
+        loss = float(torch.nn.functional.cross_entropy(logits, y))
+        acc = float((logits.argmax(-1) == y).double().mean())
+        cut = [float((threshold_activation(a, t) == 0).double().mean()) if t is not None else float((a == 0).double().mean())
+               for (a, _), t in zip(rec, model.thresholds)]
+    return loss, acc, float(np.mean(cut))
+
+
+def run_accuracy(config: AccuracyConfig, seed: int = 0) -> dict:
+    """Train ``n_seeds`` gated LMs (seeds ``seed .. seed+n_seeds-1``), then threshold them without fine-tuning.
+
+    Per member and target sparsity ``s``: CATS (:func:`~.kernels.cats_threshold`, one per block) and
+    CHESS (:func:`~.kernels.chess_thresholds`, one per channel), both from the calibration windows.
+    Returns ``{"seeds", "sparsities", "dense_loss", "dense_acc": [K], "cats_loss", "cats_acc",
+    "cats_cut", "chess_loss", "chess_acc", "chess_cut": [K, S], "entropy_floor"}`` (test loss of the
+    true conditional distribution: no model can go below it).
+    """
+    from sparsebook.train import fit_seeds
+
+    cfg = config
+    check_int(cfg.n_seeds, "n_seeds", 2)
+    seed_everything(seed)
+    seeds = [seed + k for k in range(cfg.n_seeds)]
+    xtr, ytr = markov_windows(cfg.vocab, cfg.context, cfg.n_train, cfg.alpha, 1000 + cfg.data_seed, cfg.data_seed)
+    xca, _ = markov_windows(cfg.vocab, cfg.context, cfg.n_calib, cfg.alpha, 2000 + cfg.data_seed, cfg.data_seed)
+    xte, yte = markov_windows(cfg.vocab, cfg.context, cfg.n_test, cfg.alpha, 3000 + cfg.data_seed, cfg.data_seed)
+    make = lambda: GatedLM(cfg.vocab, cfg.context, cfg.d_model, cfg.d_ff, cfg.layers)
+    fit = fit_seeds(make, xtr, ytr, seeds, steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size)
+    model, P = fit["model"], fit["params"]
+    table = np.random.default_rng(cfg.data_seed).dirichlet(np.full(cfg.vocab, float(cfg.alpha)), size=(cfg.vocab,) * 2)
+    p_true = torch.from_numpy(table[xte[:, -2].numpy(), xte[:, -1].numpy(), yte.numpy()])
+    K, S = len(seeds), len(cfg.sparsities)
+    out = {k: np.zeros((K, S)) for k in ("cats_loss", "cats_acc", "cats_cut", "chess_loss", "chess_acc", "chess_cut")}
+    out.update(dense_loss=np.zeros(K), dense_acc=np.zeros(K))
+    for k in range(K):
+        pk = {name: v[k] for name, v in P.items()}
+        model.thresholds = [None] * cfg.layers
+        out["dense_loss"][k], out["dense_acc"][k], _ = _evaluate(model, pk, xte, yte)
+        rec = []
+        with torch.no_grad():
+            torch.func.functional_call(model, pk, (xca,), {"record": rec})
+        for j, s in enumerate(cfg.sparsities):
+            for rule in ("cats", "chess"):
+                model.thresholds = [cats_threshold(a, s) if rule == "cats" else chess_thresholds(a, u, s).float()
+                                    for a, u in rec]
+                out[f"{rule}_loss"][k, j], out[f"{rule}_acc"][k, j], out[f"{rule}_cut"][k, j] = _evaluate(model, pk, xte, yte)
+    model.thresholds = [None] * cfg.layers
+    return {"seeds": seeds, "sparsities": list(cfg.sparsities), **out,
+            "entropy_floor": float(-torch.log(p_true).mean()), "train_loss": np.asarray(fit["loss"])}
+
+
+def accuracy_rows(res: dict) -> list[dict]:
+    """Per target sparsity: paired per-seed costs of CATS and CHESS against the dense model.
+
+    ``cats_dloss``/``chess_dloss``: test-loss increase (nats/token); ``cats_rel_drop``/``chess_rel_drop``:
+    relative accuracy drop ``1 − acc/acc_dense``; ``chess_minus_cats``: CHESS's loss increase minus
+    CATS's (paired); ``cats_cut``/``chess_cut``: fraction of gate activations cut on the test windows.
+    """
+    rows = []
+    dl, da = np.asarray(res["dense_loss"]), np.asarray(res["dense_acc"])
+    for j, s in enumerate(res["sparsities"]):
+        cl, hl = np.asarray(res["cats_loss"])[:, j], np.asarray(res["chess_loss"])[:, j]
+        rows.append({"sparsity": s, "cats_dloss": paired_difference(cl, dl), "chess_dloss": paired_difference(hl, dl),
+                     "chess_minus_cats": paired_difference(hl, cl),
+                     "cats_rel_drop": from_seeds(1 - np.asarray(res["cats_acc"])[:, j] / da),
+                     "chess_rel_drop": from_seeds(1 - np.asarray(res["chess_acc"])[:, j] / da),
+                     "cats_cut": from_seeds(np.asarray(res["cats_cut"])[:, j]),
+                     "chess_cut": from_seeds(np.asarray(res["chess_cut"])[:, j])})
+    return rows
+
+
+DISPATCH_DATA = DATA.with_name("sparse_kernels_dispatch_h200.json")
+
+
+def dispatch_rows(data: dict) -> list[dict]:
+    """The dispatcher's layer stack: speedup over dense of CATS, CHESS-style and both dispatched, per sparsity.
+
+    ``data``: the JSON of ``measure --sections dispatch`` (its ``"dispatch"`` section).  Also the
+    per-round ratio CHESS-style / dispatched CHESS (``dispatch_gain``: > 1 where the dispatcher helps).
+    """
+    sec = data["dispatch"]
+    out = []
+    for p in sec["points"]:
+        t = p["times_ms"]
+        row = {"sparsity": p["sparsity"], "plan": p["plan"]}
+        for k in ("cats", "chess", "cats_dispatch", "chess_dispatch"):
+            if t.get(k):
+                row[k] = ratio_estimate(t["dense"], t[k])
+        if t.get("chess") and t.get("chess_dispatch"):
+            row["dispatch_gain"] = ratio_estimate(t["chess"], t["chess_dispatch"])
+        out.append(row)
+    return out
+
+
+def dispatch_table(data: dict) -> dict:
+    """The measured crossover table ``{shape: {"crossover", "sparsities", "speedup"}}`` (dense / best kernel, tuning medians)."""
+    sec = data["dispatch"]
+    table = {}
+    for key, c in sec["crossover"].items():
+        pts = sorted((p for p in sec["tuning"] if p["shape"] == key), key=lambda p: p["sparsity"])
+        table[key] = {"crossover": c, "sparsities": [p["sparsity"] for p in pts],
+                      "speedup": [p["dense_ms"] / p["sparse_ms"] for p in pts]}
+    return table

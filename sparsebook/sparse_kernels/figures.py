@@ -130,3 +130,49 @@ def plot_conv(res, label: str = ""):
     if label:
         fig.suptitle(label, fontsize=7)
     return plotting.finish(fig, legend=False)
+
+
+def plot_accuracy(rows, title: str = ""):
+    """Left: test-loss increase over dense against target sparsity; right: relative accuracy drop (CATS vs CHESS, 95% over seeds)."""
+    fig, (a, b) = plotting.figure(2)
+    s = np.array([r["sparsity"] for r in rows])
+    for i, (rule, name) in enumerate((("cats", "CATS (one threshold per tensor)"), ("chess", "CHESS (one per channel)"))):
+        c = plotting.COLORS[i]
+        _errbar(a, s + (i - 0.5) * 0.01, [r[f"{rule}_dloss"] for r in rows], color=c, label=name)
+        _errbar(b, s + (i - 0.5) * 0.01, [r[f"{rule}_rel_drop"] for r in rows], color=c, label=name)
+    for ax in (a, b):
+        ax.axhline(0, color="0.6", lw=0.8)
+    b.axhline(0.02, color="0.5", lw=0.8, ls="--")
+    b.text(s[0], 0.021, "CATS: within 1-2% at 50%", fontsize=7, color="0.4")
+    plotting.label(a, "target activation sparsity s", "test loss - dense loss (nats/token)", "loss cost, no fine-tuning")
+    plotting.label(b, "target activation sparsity s", "1 - accuracy / dense accuracy", "relative accuracy drop")
+    a.legend(fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=7)
+    return plotting.finish(fig, legend=False)
+
+
+def plot_dispatch(data, label: str):
+    """Left: the crossover table (dense / kernel per projection shape); right: layer-stack speedups with and without the dispatcher."""
+    from sparsebook.sparse_kernels.experiments import dispatch_rows, dispatch_table
+
+    fig, (a, b) = plotting.figure(2)
+    names = {"qo": "q, o (4096 -> 4096)", "up": "up, rows kernel (4096 -> 11008)", "down": "down (11008 -> 4096)"}
+    for i, (key, t) in enumerate(sorted(dispatch_table(data).items())):
+        c = plotting.COLORS[i % len(plotting.COLORS)]
+        a.plot(t["sparsities"], t["speedup"], "o-", color=c, label=f"{names.get(key, key)}; crossover {t['crossover']:g}")
+    a.axhline(1, color="0.6", lw=0.8)
+    a.set_yscale("log")
+    rows = dispatch_rows(data)
+    s = [r["sparsity"] for r in rows]
+    for i, k in enumerate(("cats", "chess", "cats_dispatch", "chess_dispatch")):
+        if all(k in r for r in rows):
+            _errbar(b, np.array(s) + (i - 1.5) * 0.006, [r[k] for r in rows], fmt="o-" if "dispatch" not in k else "s--",
+                    color=plotting.COLORS[i % 2], label=k.replace("_", " + "))
+    b.axhline(1, color="0.6", lw=0.8)
+    plotting.label(a, "activation sparsity s", "dense time / kernel time (x)", "crossover table (tuning, fp16)")
+    plotting.label(b, "activation sparsity s", "speedup over dense layers (x)", "8 LLaMA-7B layers, CUDA graph")
+    a.legend(fontsize=6)
+    b.legend(fontsize=6)
+    fig.suptitle(label, fontsize=7)
+    return plotting.finish(fig, legend=False)

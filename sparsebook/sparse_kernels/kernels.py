@@ -49,7 +49,7 @@ def threshold_for_sparsity(x: torch.Tensor, sparsity: float) -> float:
     k = int(math.floor(s * a.numel() + 0.5))
     if k == 0:
         return 0.0
-    return float(torch.sort(a).values[k - 1])
+    return float(torch.kthvalue(a, k).values)  # the k-th smallest, O(K): no full sort
 
 
 def sparse_gemv_reference(x: torch.Tensor, wt: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -194,3 +194,98 @@ def crossover_sparsity(sparsities, speedups) -> float:
         return float(s[0])
     j = int(below[-1])
     return float(s[j] + (1 - r[j]) * (s[j + 1] - s[j]) / (r[j + 1] - r[j]))
+
+
+# ---------------------------------------------------------------------------
+# Thresholds from calibration data: CATS (one per tensor) and CHESS (one per channel)
+# ---------------------------------------------------------------------------
+def threshold_activation(a: torch.Tensor, threshold) -> torch.Tensor:
+    """``a ⊙ 1[|a| > t]`` with a scalar ``t`` (CATS) or one threshold per channel, ``t`` of shape ``[F]`` (CHESS).
+
+    ``a``: ``[..., F]`` (channels last).  Strict ``>`` as in :func:`activation_mask`, so that at
+    ``t = 0`` only exact zeros are cut.  Thresholds must be ``>= 0``.
+    """
+    a = _tensor(a, "a")
+    t = torch.as_tensor(threshold, dtype=a.dtype)
+    if t.ndim > 1 or (t.ndim == 1 and (a.ndim < 1 or t.shape[0] != a.shape[-1])):
+        raise ValueError(f"threshold must be a scalar or have shape [{a.shape[-1] if a.ndim else '?'}]; "
+                         f"got {tuple(t.shape)}")
+    if torch.any(t < 0) or torch.any(torch.isnan(t)):
+        raise ValueError("threshold must be >= 0 (and not NaN)")
+    return a * (a.abs() > t)
+
+
+def cats_threshold(a_gate: torch.Tensor, sparsity: float) -> float:
+    """CATS's per-tensor cutoff (Lee et al. 2024, §3): the ``sparsity`` quantile of ``|a_gate|`` over the calibration set.
+
+    ``a_gate``: ``[T, F]`` activations ``SiLU(x W_gate)`` of ``T`` calibration tokens.  One number
+    for the whole layer: :func:`threshold_for_sparsity` of all ``T·F`` entries.
+    """
+    a = _tensor(a_gate, "a_gate")
+    if a.ndim != 2:
+        raise ValueError(f"a_gate must be [T, F]; got {tuple(a.shape)}")
+    return threshold_for_sparsity(a, sparsity)
+
+
+def chess_thresholds(a_gate: torch.Tensor, a_up: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """CHESS's channel-wise thresholds (He et al. 2024, §3.2, channel-wise thresholding), from calibration data.
+
+    CHESS ranks the entries of the gate activation by their estimated effect on the FFN output,
+    the importance score ``u_{t,i} = |a^gate_{t,i}| · E_t|a^up_{t,i}|`` (the up activation replaced by
+    its calibration mean magnitude ``μ_i``, so the score needs no up projection at inference).
+    One importance cutoff ``τ`` per layer, the ``sparsity`` quantile of ``u`` over all ``T·F``
+    entries, becomes one gate threshold per channel, ``t_i = τ / μ_i``: keeping ``|a_i| > t_i`` is
+    keeping ``u_i > τ``.  ``a_gate``, ``a_up``: ``[T, F]``.  Returns ``[F]`` float64
+    (``+inf`` where ``μ_i = 0``: such a channel never contributes).
+    """
+    g, u = _tensor(a_gate, "a_gate"), _tensor(a_up, "a_up")
+    if g.ndim != 2 or g.shape != u.shape:
+        raise ValueError(f"a_gate and a_up must both be [T, F]; got {tuple(g.shape)} and {tuple(u.shape)}")
+    mu = u.detach().abs().double().mean(0)
+    tau = threshold_for_sparsity(g.detach().abs().double() * mu, sparsity)
+    return torch.where(mu > 0, tau / mu.clamp_min(1e-300), torch.full_like(mu, math.inf))
+
+
+# ---------------------------------------------------------------------------
+# Dispatch: sparse or dense per projection, from a measured crossover table
+# ---------------------------------------------------------------------------
+def dispatch_crossover(sparsities, sparse_ms, dense_ms) -> float:
+    """The crossover of a dispatcher: the lowest measured sparsity from which the sparse kernel beats dense at every higher one.
+
+    ``sparsities`` strictly increasing; ``sparse_ms``, ``dense_ms``: times at each.  Returns
+    ``1.0`` (never sparse) when the kernel loses at the highest sparsity.  Unlike
+    :func:`crossover_sparsity` it does not interpolate: a dispatcher may only switch where it was measured to win.
+    """
+    s = np.asarray(sparsities, dtype=float)
+    a, b = np.asarray(sparse_ms, dtype=float), np.asarray(dense_ms, dtype=float)
+    if s.ndim != 1 or s.size < 1 or a.shape != s.shape or b.shape != s.shape:
+        raise ValueError(f"sparsities, sparse_ms and dense_ms must be 1-D of one length; got {s.shape}, {a.shape}, {b.shape}")
+    if np.any(np.diff(s) <= 0):
+        raise ValueError("sparsities must be strictly increasing")
+    cross = 1.0
+    for j in range(s.size - 1, -1, -1):
+        if a[j] < b[j]:
+            cross = float(s[j])
+        else:
+            break
+    return cross
+
+
+def dispatch_plan(sparsity: dict, shape_of: dict, crossovers: dict) -> dict:
+    """Sparse or dense for each projection: ``"sparse"`` iff its calibrated sparsity ``>=`` the crossover of its shape.
+
+    ``sparsity``: projection name -> calibrated input sparsity in [0, 1]; ``shape_of``: name -> key
+    of ``crossovers`` (shape -> crossover sparsity, as :func:`dispatch_crossover` measures it).
+    A projection whose shape was never measured goes dense (the safe side).  A pure function
+    of numbers known before the token, so the choice costs the GPU nothing.
+    """
+    if not isinstance(sparsity, dict) or not isinstance(shape_of, dict) or not isinstance(crossovers, dict):
+        raise TypeError("sparsity, shape_of and crossovers must be dicts")
+    plan = {}
+    for name, s in sparsity.items():
+        s = check_real(s, f"sparsity[{name!r}]", 0.0, 1.0)
+        if name not in shape_of:
+            raise ValueError(f"shape_of has no entry for projection {name!r}")
+        c = crossovers.get(shape_of[name])
+        plan[name] = "sparse" if c is not None and s >= c else "dense"
+    return plan

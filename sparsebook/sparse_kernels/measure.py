@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 
 from sparsebook.sparse_kernels import gpu
-from sparsebook.sparse_kernels.kernels import (sparse_gemv_reference, sparse_rows_reference, threshold_for_sparsity,
-                                               two_four_mask)
+from sparsebook.sparse_kernels.kernels import (dispatch_crossover, dispatch_plan, sparse_gemv_reference,
+                                               sparse_rows_reference, threshold_for_sparsity, two_four_mask)
 
 GEMV_SHAPES = ((11008, 4096), (28672, 8192))  # (K inputs, N outputs): LLaMA-7B and LLaMA-70B down projections
 GEMV_SPARSITIES = (0.0, 0.25, 0.5, 0.7, 0.8, 0.9, 0.95)
@@ -134,12 +134,8 @@ def gemv_section(quick: bool, rounds: int, calls: int) -> dict:
                 pts.append((s, x, xv, t, active, best, tun))
             # crossover of the dispatcher: the lowest sparsity from which the kernel beats the fallback
             wins = [s for (s, *_r, best, tun) in pts if best is not None and best["ms"] < tun["fallback_ms"]]
-            cross = 1.0
-            for s, *_r, best, tun in reversed(pts):
-                if best is not None and best["ms"] < tun["fallback_ms"]:
-                    cross = s
-                else:
-                    break
+            cross = dispatch_crossover([p[0] for p in pts], [p[5]["ms"] if p[5] else math.inf for p in pts],
+                                       [p[6]["fallback_ms"] for p in pts])
             out["crossover"][name] = {"sparsity": cross, "wins_at": wins}
             for s, x, xv, t, active, best, tun in pts:
                 cfg = gpu.GemvConfig(**best["config"]) if best else gpu.CONFIGS[0]
@@ -177,6 +173,19 @@ def _capture(step, calls: int) -> "torch.cuda.CUDAGraph":
         for _ in range(calls):
             step()
     return gr
+
+
+def _replay_ms(gr, n: int = 20) -> float:
+    """Mean time (ms) of ``n`` back-to-back replays of the CUDA graph ``gr``, after one warm-up replay."""
+    gr.replay()
+    torch.cuda.synchronize()
+    e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    e0.record()
+    for _ in range(n):
+        gr.replay()
+    e1.record()
+    torch.cuda.synchronize()
+    return e0.elapsed_time(e1) / n
 
 
 class _Layer:
@@ -231,17 +240,7 @@ def layer_section(quick: bool, rounds: int, gemv: dict) -> dict:
                                "y_rel_err": float((y.double().cpu() - yref).norm() / yref.norm())})
 
     graph_of = lambda step: _capture(step, 1)
-
-    def replay_times(gr, n=20):
-        gr.replay()
-        torch.cuda.synchronize()
-        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        e0.record()
-        for _ in range(n):
-            gr.replay()
-        e1.record()
-        torch.cuda.synchronize()
-        return e0.elapsed_time(e1) / n
+    replay_times = _replay_ms
 
     sps = (0.5, 0.7, 0.9) if not quick else (0.5,)
     for s in sps:
@@ -270,6 +269,152 @@ def layer_section(quick: bool, rounds: int, gemv: dict) -> dict:
         if "dense" in times:
             md = _median(times["dense"])
             _log(f"layer s={s} dense {md * 1e3 / n_layers:.1f}us/layer " +
+                 " ".join(f"{k} {md / _median(v):.3f}x" for k, v in times.items() if k != "dense"), errors or "")
+        del graphs
+    del layers
+    torch.cuda.empty_cache()
+    return out
+
+
+def _tuned_ms(fns: dict, flush, calls: int = 20) -> dict:
+    """Median time (ms) of each callable in ``fns`` (name -> fn), the L2 flushed before every call."""
+    return {k: _median(gpu.time_calls(fn, calls, flush)) for k, fn in fns.items()}
+
+
+def _layer_planned(L, x, att, t_ffn, t_x, t_att, plan, cfg):
+    """One decoder layer with each projection's path from ``plan`` (name -> "sparse" | "dense" | "off").
+
+    ``"off"``: not thresholded (CATS leaves q and o alone); ``"dense"``: the threshold applied, then
+    cuBLAS (the dispatcher's fallback, same semantics as the kernel); ``"sparse"``: the Triton
+    kernel (``cfg[name]``).  Same outputs for "dense" and "sparse" up to rounding.
+    """
+    def proj(name, v, w, wt, t):
+        if plan[name] == "sparse":
+            return gpu.sparse_gemv(v, wt, t, cfg[name])
+        return gpu.dense_gemv(v, wt, t) if plan[name] == "dense" else F.linear(v, w)
+
+    q = proj("q", x, L.wq, L.wqt, t_x)
+    o = proj("o", att, L.wo, L.wot, t_att)
+    k, v = F.linear(x, L.wk), F.linear(x, L.wv)
+    a = F.silu(F.linear(x, L.wg))
+    if plan["up"] == "sparse":
+        h = gpu.sparse_rows_gemv(x, a, L.wu, t_ffn)
+    else:
+        h = F.hardshrink(a, t_ffn) * F.linear(x, L.wu)
+    y = gpu.sparse_gemv(h, L.wdt, 0.0, cfg["down"]) if plan["down"] == "sparse" else F.linear(h, L.wd)
+    return y, (q, k, v, o)
+
+
+def dispatch_section(quick: bool, rounds: int) -> dict:
+    """The per-projection dispatcher, measured: a crossover table, then layers that follow it.
+
+    1. For each projection shape of a LLaMA-7B layer (q and o: 4096 -> 4096 through
+       :func:`gpu.sparse_gemv`; up: the output-sparse :func:`gpu.sparse_rows_gemv`, 4096 -> 11008;
+       down: 11008 -> 4096), fp16, at every sparsity of ``GEMV_SPARSITIES``: the fastest correct
+       kernel configuration against the dense fallback (threshold, then cuBLAS), each the median
+       of 20 calls with the L2 flushed; the crossover (:func:`dispatch_crossover`) per shape.
+    2. Eight distinct layers in one CUDA graph, replayed (as in :func:`layer_section`): dense, CATS,
+       CHESS-style (every thresholded projection sparse) and both with the dispatcher
+       (:func:`dispatch_plan` of the table), interleaved in every round.
+    """
+    d, f, n_layers = 4096, 11008, 8
+    flush = torch.ones(256 * 2**20 // 4, dtype=torch.int32, device="cuda")
+    g = torch.Generator(device="cuda").manual_seed(3)
+    sps = GEMV_SPARSITIES if not quick else (0.0, 0.5, 0.9)
+    mk = lambda o, i: torch.randn(o, i, device="cuda", dtype=torch.float16, generator=g) / math.sqrt(i)
+    shapes = {"qo": (d, d), "down": (f, d)}
+    out = {"d_model": d, "d_ff": f, "layers": n_layers, "dtype": "float16", "sparsities": list(sps), "rounds": rounds,
+           "tuning": [], "crossover": {}, "best_config": {}, "correctness": [], "points": [],
+           "timing": "tuning: median of 20 calls, L2 flushed before each; layers: eight distinct layers captured "
+                     "in one CUDA graph, CUDA events around 20 replays, variants interleaved in every round"}
+    best_cfg = {}
+    for key, (K, N) in shapes.items():
+        w = mk(N, K)
+        wt = w.t().contiguous()
+        xc = torch.randn(K, device="cuda", dtype=torch.float16, generator=g)
+        tc = threshold_for_sparsity(xc.float().cpu(), 0.5)
+        ref = sparse_gemv_reference(xc.cpu(), wt.cpu(), tc)
+        ok = []
+        for c in gpu.CONFIGS:
+            try:
+                y = torch.full((N,), float("nan"), device="cuda", dtype=torch.float16)
+                gpu.sparse_gemv(xc, wt, tc, c, out=y)
+                torch.cuda.synchronize()
+                err = float((y.double().cpu() - ref).norm() / ref.norm())
+            except Exception as e:  # pragma: no cover - device only
+                err = float("nan")
+                _log(key, c, "failed", repr(e)[:200])
+            out["correctness"].append({"shape": key, "config": c.record(), "rel_err": err})
+            if err < 3e-3:
+                ok.append(c)
+        sparse_ms, dense_ms = [], []
+        for s in sps:
+            x = torch.randn(K, device="cuda", dtype=torch.float16, generator=g)
+            t = threshold_for_sparsity(x.float().cpu(), s)
+            tm = _tuned_ms({"dense": lambda: gpu.dense_gemv(x, wt, t),
+                            **{i: (lambda c=c: gpu.sparse_gemv(x, wt, t, c)) for i, c in enumerate(ok)}}, flush)
+            dense = tm.pop("dense")
+            i_best = min(tm, key=tm.get)
+            best_cfg[(key, s)] = ok[i_best]
+            sparse_ms.append(tm[i_best])
+            dense_ms.append(dense)
+            out["tuning"].append({"shape": key, "sparsity": s, "dense_ms": dense, "sparse_ms": tm[i_best],
+                                  "config": ok[i_best].record()})
+        out["crossover"][key] = dispatch_crossover(sps, sparse_ms, dense_ms)
+        _log(f"dispatch table {key}: crossover {out['crossover'][key]}",
+             " ".join(f"{s:g}:{dm / sm:.2f}x" for s, sm, dm in zip(sps, sparse_ms, dense_ms)))
+        del w, wt
+    # the up projection: the output-sparse rows kernel against threshold-then-cuBLAS
+    wu, wg = mk(f, d), mk(f, d)
+    x = torch.randn(d, device="cuda", dtype=torch.float16, generator=g)
+    a = F.silu(F.linear(x, wg))
+    sparse_ms, dense_ms = [], []
+    for s in sps:
+        t = threshold_for_sparsity(a.float().cpu(), s)
+        tm = _tuned_ms({"dense": lambda: F.hardshrink(a, t) * F.linear(x, wu),
+                        "sparse": lambda: gpu.sparse_rows_gemv(x, a, wu, t)}, flush)
+        sparse_ms.append(tm["sparse"])
+        dense_ms.append(tm["dense"])
+        out["tuning"].append({"shape": "up", "sparsity": s, "dense_ms": tm["dense"], "sparse_ms": tm["sparse"]})
+    out["crossover"]["up"] = dispatch_crossover(sps, sparse_ms, dense_ms)
+    _log(f"dispatch table up: crossover {out['crossover']['up']}",
+         " ".join(f"{s:g}:{dm / sm:.2f}x" for s, sm, dm in zip(sps, sparse_ms, dense_ms)))
+    del wu, wg
+    out["best_config"] = {f"{k}@{s:g}": c.record() for (k, s), c in best_cfg.items()}
+    torch.cuda.empty_cache()
+    # layers
+    g1 = torch.Generator(device="cuda").manual_seed(1)
+    layers = [_Layer(d, f, g1) for _ in range(n_layers)]
+    x = torch.randn(d, device="cuda", dtype=torch.float16, generator=g1)
+    att = torch.randn(d, device="cuda", dtype=torch.float16, generator=g1)
+    shape_of = {"q": "qo", "o": "qo", "up": "up", "down": "down"}
+    for s in ((0.5, 0.7, 0.9) if not quick else (0.5,)):
+        t_x, t_att = threshold_for_sparsity(x.float().cpu(), s), threshold_for_sparsity(att.float().cpu(), s)
+        ts_ffn = [threshold_for_sparsity(F.silu(F.linear(x, L.wg)).float().cpu(), s) for L in layers]
+        cfg = {"q": best_cfg[("qo", s)], "o": best_cfg[("qo", s)], "down": best_cfg[("down", s)]}
+        disp = dispatch_plan({n: s for n in shape_of}, shape_of, out["crossover"])
+        plans = {"dense": None,
+                 "cats": {"q": "off", "o": "off", "up": "sparse", "down": "sparse"},
+                 "chess": {"q": "sparse", "o": "sparse", "up": "sparse", "down": "sparse"},
+                 "cats_dispatch": {**disp, "q": "off", "o": "off"},
+                 "chess_dispatch": disp}
+        graphs, errors = {}, {}
+        for k, plan in plans.items():
+            fn = ((lambda: [_layer_dense(L, x, att) for L in layers]) if plan is None else
+                  (lambda plan=plan: [_layer_planned(L, x, att, tf, t_x, t_att, plan, cfg) for L, tf in zip(layers, ts_ffn)]))
+            try:
+                graphs[k] = _capture(fn, 1)
+            except Exception as e:  # pragma: no cover - device only
+                errors[k] = repr(e)[:300]
+        times = {k: [] for k in graphs}
+        for _ in range(rounds):
+            for k, gr in graphs.items():
+                times[k].append(_replay_ms(gr))
+        out["points"].append({"sparsity": s, "plan": disp, "times_ms": times, "errors": errors,
+                              "configs": {k: c.record() for k, c in cfg.items()}})
+        if "dense" in times:
+            md = _median(times["dense"])
+            _log(f"dispatch layers s={s} plan {disp} " +
                  " ".join(f"{k} {md / _median(v):.3f}x" for k, v in times.items() if k != "dense"), errors or "")
         del graphs
     del layers
@@ -347,7 +492,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--quick", action="store_true", help="a short probe (few points, few repeats)")
-    p.add_argument("--sections", default="gemv,layer,semi")
+    p.add_argument("--sections", default="gemv,layer,semi,dispatch",
+                   help="comma-separated: gemv, layer, semi, dispatch (the chapter's first data file holds the "
+                        "first three, book/data/sparse_kernels_dispatch_h200.json the last)")
     a = p.parse_args(argv)
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to measure", file=sys.stderr)
@@ -368,7 +515,8 @@ def main(argv=None) -> int:
 
     for sec, fn in (("gemv", lambda: gemv_section(a.quick, rounds, 20 if a.quick else 40)),
                     ("layer", lambda: layer_section(a.quick, rounds, res.get("gemv", {"points": []}))),
-                    ("semi", lambda: semi_section(a.quick, rounds))):
+                    ("semi", lambda: semi_section(a.quick, rounds)),
+                    ("dispatch", lambda: dispatch_section(a.quick, rounds))):
         if sec not in secs:
             continue
         try:
