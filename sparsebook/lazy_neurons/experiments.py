@@ -375,7 +375,7 @@ def run_emergence(cfg: EmergenceConfig, seed: int = 0) -> dict:
                            "train": {k: np.array([d[k] for d in trace["train"]]) for k in trace["train"][0]},
                            "held_out": {k: np.array([d[k] for d in trace["held_out"]]) for k in trace["held_out"][0]},
                            "dead": {k: np.array([d[k] for d in trace["dead"]]) for k in trace["dead"][0]},
-                           "firing": {k: firing_frequency(v).numpy() for k, v in held.items()},
+                           "firing": {k: firing_frequency(v).cpu().numpy() for k, v in held.items()},
                            "loss": losses, "entropy": src.entropy(), "final": ev}}
     out["mlp"] = mlp_emergence(cfg.mlp_width, cfg.mlp_steps, cfg.mlp_lr, seed, noise=cfg.noise, batch=cfg.mlp_batch,
                                every=cfg.every, eval_rows=cfg.eval_rows)
