@@ -388,7 +388,7 @@ def dispatch_section(quick: bool, rounds: int) -> dict:
     x = torch.randn(d, device="cuda", dtype=torch.float16, generator=g1)
     att = torch.randn(d, device="cuda", dtype=torch.float16, generator=g1)
     shape_of = {"q": "qo", "o": "qo", "up": "up", "down": "down"}
-    for s in ((0.5, 0.7, 0.9) if not quick else (0.5,)):
+    for s in ((0.0, 0.25, 0.5, 0.7, 0.9) if not quick else (0.0, 0.5)):
         t_x, t_att = threshold_for_sparsity(x.float().cpu(), s), threshold_for_sparsity(att.float().cpu(), s)
         ts_ffn = [threshold_for_sparsity(F.silu(F.linear(x, L.wg)).float().cpu(), s) for L in layers]
         cfg = {"q": best_cfg[("qo", s)], "o": best_cfg[("qo", s)], "down": best_cfg[("down", s)]}
