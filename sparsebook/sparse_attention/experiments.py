@@ -152,6 +152,12 @@ class RecallNet(nn.Module):
                 mask = mask & (kept[:, None, None, :] | eye)
         if attention is not None:
             o = attention(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), mask) @ v
+        elif q.is_cuda:  # PyTorch's math kernel on a GPU: the memory-efficient one fails in backward with
+            # a boolean mask at these shapes ("LSE is not correctly aligned") and is not deterministic
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            with sdpa_kernel([SDPBackend.MATH]):
+                o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         else:  # the fused kernel: softmax(q kᵀ/√d_h | M) v without storing the probabilities
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         o = o.transpose(1, 2).reshape(h.shape)
