@@ -309,12 +309,13 @@ class AccuracyConfig:
     n_seeds: int = 5
     sparsities: tuple = (0.3, 0.5, 0.7, 0.9)
     data_seed: int = 0
+    device: str = "cpu"
 
     @classmethod
     def preset(cls, scale: str) -> "AccuracyConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(context=3, d_model=128, d_ff=512, layers=3, n_train=65536, n_test=16384, steps=4000, lr=3e-3, n_seeds=10,
+        return cls(context=3, d_model=128, d_ff=512, layers=3, n_train=65536, n_test=16384, steps=4000, lr=3e-3, n_seeds=10, device="cuda",
                    sparsities=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9))
 
 
@@ -403,7 +404,9 @@ def run_accuracy(config: AccuracyConfig, seed: int = 0) -> dict:
     xtr, ytr = markov_windows(cfg.vocab, cfg.context, cfg.n_train, cfg.alpha, 1000 + cfg.data_seed, cfg.data_seed)
     xca, _ = markov_windows(cfg.vocab, cfg.context, cfg.n_calib, cfg.alpha, 2000 + cfg.data_seed, cfg.data_seed)
     xte, yte = markov_windows(cfg.vocab, cfg.context, cfg.n_test, cfg.alpha, 3000 + cfg.data_seed, cfg.data_seed)
-    make = lambda: GatedLM(cfg.vocab, cfg.context, cfg.d_model, cfg.d_ff, cfg.layers)
+    dev = torch.device("cuda") if cfg.device == "cuda" and torch.cuda.is_available() else torch.device("cpu")
+    xtr, ytr, xca, xte_d, yte_d = (t.to(dev) for t in (xtr, ytr, xca, xte, yte))
+    make = lambda: GatedLM(cfg.vocab, cfg.context, cfg.d_model, cfg.d_ff, cfg.layers).to(dev)
     fit = fit_seeds(make, xtr, ytr, seeds, steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size)
     model, P = fit["model"], fit["params"]
     table = np.random.default_rng(cfg.data_seed).dirichlet(np.full(cfg.vocab, float(cfg.alpha)), size=(cfg.vocab,) * 2)
@@ -414,7 +417,7 @@ def run_accuracy(config: AccuracyConfig, seed: int = 0) -> dict:
     for k in range(K):
         pk = {name: v[k] for name, v in P.items()}
         model.thresholds = [None] * cfg.layers
-        out["dense_loss"][k], out["dense_acc"][k], _ = _evaluate(model, pk, xte, yte)
+        out["dense_loss"][k], out["dense_acc"][k], _ = _evaluate(model, pk, xte_d, yte_d)
         rec = []
         with torch.no_grad():
             torch.func.functional_call(model, pk, (xca,), {"record": rec})
@@ -422,10 +425,10 @@ def run_accuracy(config: AccuracyConfig, seed: int = 0) -> dict:
             for rule in ("cats", "chess"):
                 model.thresholds = [cats_threshold(a, s) if rule == "cats" else chess_thresholds(a, u, s).float()
                                     for a, u in rec]
-                out[f"{rule}_loss"][k, j], out[f"{rule}_acc"][k, j], out[f"{rule}_cut"][k, j] = _evaluate(model, pk, xte, yte)
+                out[f"{rule}_loss"][k, j], out[f"{rule}_acc"][k, j], out[f"{rule}_cut"][k, j] = _evaluate(model, pk, xte_d, yte_d)
     model.thresholds = [None] * cfg.layers
     return {"seeds": seeds, "sparsities": list(cfg.sparsities), **out,
-            "entropy_floor": float(-torch.log(p_true).mean()), "train_loss": np.asarray(fit["loss"])}
+            "entropy_floor": float(-torch.log(p_true).mean()), "train_loss": np.asarray(fit["loss"]), "device": str(dev)}
 
 
 def accuracy_rows(res: dict) -> list[dict]:

@@ -19,6 +19,14 @@ def _errbar(ax, x, ests, fmt="o-", **kw):
     return ax.errorbar(x, v, yerr=[v - lo, hi - v], fmt=fmt, capsize=2, **kw)
 
 
+def _finish_pair(fig, a, b, label: str):
+    """Small legends on both panels, the measurement label as the figure's title, the house checks."""
+    a.legend(fontsize=6)
+    b.legend(fontsize=6)
+    fig.suptitle(label, fontsize=7)
+    return plotting.finish(fig, legend=False)
+
+
 def plot_gemv(data, label: str):
     """Left: speedup over cuBLAS against sparsity (kernel, dispatcher, ideal); right: fraction of the ideal."""
     rows = gemv_rows(data)
@@ -40,10 +48,7 @@ def plot_gemv(data, label: str):
         b.text(0.0, y + 0.01, txt, fontsize=7, color="0.4")
     plotting.label(a, "activation sparsity s", "speedup over cuBLAS (x)", "batch-1 GEMV (x: dispatcher)")
     plotting.label(b, "activation sparsity s", "speedup / ideal speedup", "fraction of the ideal")
-    a.legend(fontsize=6)
-    b.legend(fontsize=6)
-    fig.suptitle(label, fontsize=7)
-    return plotting.finish(fig, legend=False)
+    return _finish_pair(fig, a, b, label)
 
 
 def plot_gemv_times(data, label: str):
@@ -164,15 +169,12 @@ def plot_dispatch(data, label: str):
     a.axhline(1, color="0.6", lw=0.8)
     a.set_yscale("log")
     rows = dispatch_rows(data)
-    s = [r["sparsity"] for r in rows]
     for i, k in enumerate(("cats", "chess", "cats_dispatch", "chess_dispatch")):
-        if all(k in r for r in rows):
-            _errbar(b, np.array(s) + (i - 1.5) * 0.006, [r[k] for r in rows], fmt="o-" if "dispatch" not in k else "s--",
-                    color=plotting.COLORS[i % 2], label=k.replace("_", " + "))
+        have = [r for r in rows if k in r]
+        if have:
+            _errbar(b, np.array([r["sparsity"] for r in have]) + (i - 1.5) * 0.006, [r[k] for r in have],
+                    fmt="o-" if "dispatch" not in k else "s--", color=plotting.COLORS[i % 2], label=k.replace("_", " + "))
     b.axhline(1, color="0.6", lw=0.8)
     plotting.label(a, "activation sparsity s", "dense time / kernel time (x)", "crossover table (tuning, fp16)")
     plotting.label(b, "activation sparsity s", "speedup over dense layers (x)", "8 LLaMA-7B layers, CUDA graph")
-    a.legend(fontsize=6)
-    b.legend(fontsize=6)
-    fig.suptitle(label, fontsize=7)
-    return plotting.finish(fig, legend=False)
+    return _finish_pair(fig, a, b, label)

@@ -188,6 +188,19 @@ def _replay_ms(gr, n: int = 20) -> float:
     return e0.elapsed_time(e1) / n
 
 
+def _interleaved_replays(graphs: dict, rounds: int, tag: str, errors: dict) -> dict:
+    """``rounds`` rounds of :func:`_replay_ms` of every graph in turn; logs each variant's speedup over "dense"."""
+    times = {k: [] for k in graphs}
+    for _ in range(rounds):
+        for k, gr in graphs.items():
+            times[k].append(_replay_ms(gr))
+    if "dense" in times:
+        md = _median(times["dense"])
+        _log(f"{tag} dense {md * 1e3:.1f}us/stack " +
+             " ".join(f"{k} {md / _median(v):.3f}x" for k, v in times.items() if k != "dense"), errors or "")
+    return times
+
+
 class _Layer:
     """One LLaMA-7B-sized decoder layer's weights (fp16), in the layouts each variant reads."""
 
@@ -240,7 +253,6 @@ def layer_section(quick: bool, rounds: int, gemv: dict) -> dict:
                                "y_rel_err": float((y.double().cpu() - yref).norm() / yref.norm())})
 
     graph_of = lambda step: _capture(step, 1)
-    replay_times = _replay_ms
 
     sps = (0.5, 0.7, 0.9) if not quick else (0.5,)
     for s in sps:
@@ -260,16 +272,9 @@ def layer_section(quick: bool, rounds: int, gemv: dict) -> dict:
                 graphs[k] = graph_of(fn)
             except Exception as e:
                 errors[k] = repr(e)[:300]
-        times = {k: [] for k in graphs}
-        for _ in range(rounds):
-            for k, gr in graphs.items():
-                times[k].append(replay_times(gr))
+        times = _interleaved_replays(graphs, rounds, f"layer s={s}", errors)
         out["points"].append({"sparsity": s, "times_ms": times, "errors": errors,
                               "config_down": cfg_d.record(), "config_qo": cfg_q.record()})
-        if "dense" in times:
-            md = _median(times["dense"])
-            _log(f"layer s={s} dense {md * 1e3 / n_layers:.1f}us/layer " +
-                 " ".join(f"{k} {md / _median(v):.3f}x" for k, v in times.items() if k != "dense"), errors or "")
         del graphs
     del layers
     torch.cuda.empty_cache()
@@ -301,7 +306,8 @@ def _layer_planned(L, x, att, t_ffn, t_x, t_att, plan, cfg):
         h = gpu.sparse_rows_gemv(x, a, L.wu, t_ffn)
     else:
         h = F.hardshrink(a, t_ffn) * F.linear(x, L.wu)
-    y = gpu.sparse_gemv(h, L.wdt, 0.0, cfg["down"]) if plan["down"] == "sparse" else F.linear(h, L.wd)
+    # the rows kernel returns float32 h; the dense down projection needs it in the weights' dtype
+    y = gpu.sparse_gemv(h, L.wdt, 0.0, cfg["down"]) if plan["down"] == "sparse" else F.linear(h.to(L.wd.dtype), L.wd)
     return y, (q, k, v, o)
 
 
@@ -406,16 +412,9 @@ def dispatch_section(quick: bool, rounds: int) -> dict:
                 graphs[k] = _capture(fn, 1)
             except Exception as e:  # pragma: no cover - device only
                 errors[k] = repr(e)[:300]
-        times = {k: [] for k in graphs}
-        for _ in range(rounds):
-            for k, gr in graphs.items():
-                times[k].append(_replay_ms(gr))
+        times = _interleaved_replays(graphs, rounds, f"dispatch layers s={s} plan {disp}", errors)
         out["points"].append({"sparsity": s, "plan": disp, "times_ms": times, "errors": errors,
                               "configs": {k: c.record() for k, c in cfg.items()}})
-        if "dense" in times:
-            md = _median(times["dense"])
-            _log(f"dispatch layers s={s} plan {disp} " +
-                 " ".join(f"{k} {md / _median(v):.3f}x" for k, v in times.items() if k != "dense"), errors or "")
         del graphs
     del layers
     torch.cuda.empty_cache()
