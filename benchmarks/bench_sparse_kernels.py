@@ -3,6 +3,8 @@
 - CPU: a 1×1 convolution of MobileNet v1 (512 → 512 channels, 14×14 pixels) at 90% weight
   sparsity, CSR ``torch.sparse.mm`` (MKL sparse BLAS) against dense ``torch.mm`` (MKL SGEMM), one thread.
 - CPU: the same layer against ``torch.nn.functional.conv2d`` (oneDNN), the call a model would make.
+- CPU: CHESS's channel-wise thresholds from 4096 calibration tokens × 1024 channels (one importance
+  quantile by ``torch.kthvalue``) against the same rule in NumPy (``np.partition``).
 - GPU (only where CUDA and Triton are present): the activation-sparse GEMV at 50% and 90% sparsity
   against cuBLAS ``F.linear`` (LLaMA-70B's down projection, fp16).  The stored H200 numbers with
   all repeats are in ``book/data/sparse_kernels_h200.json`` and in the chapter.
@@ -49,6 +51,20 @@ def benchmarks() -> list[Benchmark]:
                   _one_thread(lambda: torch.nn.functional.conv2d(x[None], w[:, :, None, None])[0]),
                   "F.conv2d (oneDNN)", repeats=21, check=_check_close),
     ]
+    import numpy as np
+
+    a, u = torch.randn(4096, 1024, generator=g), torch.randn(4096, 1024, generator=g)
+
+    def chess_numpy():
+        an, un = a.numpy().astype(np.float64), u.numpy().astype(np.float64)
+        mu = np.abs(un).mean(0)
+        imp = (np.abs(an) * mu).ravel()
+        k = int(np.floor(0.5 * imp.size + 0.5))
+        return torch.from_numpy(np.partition(imp, k - 1)[k - 1] / mu)
+
+    out.append(Benchmark("sparse_kernels", "CHESS channel thresholds, 4096 tokens x 1024 channels, s=0.5",
+                         lambda: K.chess_thresholds(a, u, 0.5), chess_numpy, "NumPy (np.partition)", repeats=11,
+                         check=lambda x, y: _check_close(x, y, tol=1e-12)))
     try:
         import triton  # noqa: F401
         gpu_ok = torch.cuda.is_available()
