@@ -235,9 +235,107 @@ def test_runner_feeds_from_seeds_and_an_inconclusive_claim():
 
 
 def test_presets_and_bad_scale():
-    for cfg in (sa.AllocationConfig, sa.GradientConfig, sa.MLPConfig, sa.CodebookConfig, sa.AttentionConfig):
+    for cfg in (sa.AllocationConfig, sa.AbsorptionConfig, sa.GradientConfig, sa.MLPConfig, sa.CodebookConfig, sa.AttentionConfig):
         assert cfg.preset("full") != cfg.preset("ci")
         with pytest.raises(ValueError, match="scale"):
             cfg.preset("huge")
     with pytest.raises(ValueError, match="task"):
         ex.run_task(99, "ci")
+
+
+# ---------------------------------------------------------------------------
+# hierarchical features and feature absorption
+# ---------------------------------------------------------------------------
+def test_absorption_counts_on_hand_made_tokens():
+    # one family, one child; tokens: both on & parent latent silent & child latent fires (absorbed),
+    # parent alone, child alone (impossible in the planted data, ignored), both on & both latents fire
+    po = np.array([[1], [1], [0], [1]], bool)
+    ch = np.array([[1], [0], [1], [1]], bool)[..., None]
+    pf = np.array([[0], [1], [0], [1]], bool)
+    cf = np.array([[1], [0], [1], [1]], bool)[..., None]
+    absorbed, co = sa.absorption_counts(po, ch, pf, cf)
+    assert co.tolist() == [2] and absorbed.tolist() == [1]
+    assert sa.absorption_rate(po, ch, pf, cf) == 0.5
+    assert sa.absorption_rate(po, ch, po, cf) == 0.0                       # parent latent always fires
+    assert sa.absorption_rate(po, ch, np.zeros_like(po), np.zeros_like(cf)) == 0.0   # nothing fires: missed, not absorbed
+    assert np.isnan(sa.absorption_rate(po, np.zeros_like(ch), pf, cf))
+
+
+@FAST
+@given(st.integers(1, 40), st.integers(1, 4), st.integers(1, 3), st.integers(0, 10_000))
+def test_absorption_is_bounded_by_co_occurrences(n, g, c, seed):
+    rng = np.random.default_rng(seed)
+    po, pf = rng.random((n, g)) < 0.5, rng.random((n, g)) < 0.5
+    ch, cf = rng.random((n, g, c)) < 0.5, rng.random((n, g, c)) < 0.5
+    absorbed, co = sa.absorption_counts(po, ch, pf, cf)
+    assert (absorbed <= co).all() and (co <= po.sum(0)).all()
+    assert (sa.absorption_counts(po, ch, po | pf, cf)[0] == 0).all()       # a parent latent that fires is never absorbed
+
+
+def test_absorption_bad_input():
+    b = np.zeros((4, 2), bool)
+    with pytest.raises(TypeError, match="parent_on"):
+        sa.absorption_counts(b.astype(int), b[..., None], b, b[..., None])
+    with pytest.raises(ValueError, match="child_on"):
+        sa.absorption_counts(b, b, b, b)
+    with pytest.raises(ValueError, match="parent_fires"):
+        sa.absorption_counts(b, b[..., None], b[:3], b[..., None])
+
+
+def test_hierarchical_codes_plant_child_implies_parent():
+    rng = np.random.default_rng(0)
+    h = sa.hierarchical_codes(40000, 4, 3, 0.2, 0.75, rng)
+    assert h["a"].shape == (40000, 16) and h["child"].shape == (40000, 4, 3)
+    assert (h["child"].any(-1) <= h["parent"]).all() and (h["child"].sum(-1) <= 1).all()
+    assert (h["a"].reshape(40000, 4, 4)[..., 0] > 0).tolist() == h["parent"].tolist()
+    a = h["a"][h["a"] > 0]
+    assert a.min() >= 0.5 and a.max() <= 1.5
+    assert h["parent"].mean() == pytest.approx(0.2, abs=0.005)
+    assert h["child"].mean() == pytest.approx(0.2 * 0.75 / 3, abs=0.002)
+    ind = sa.hierarchical_codes(40000, 4, 3, 0.2, 0.75, rng, independent=True)
+    assert ind["child"].mean() == pytest.approx(0.05, abs=0.002)
+    assert (ind["child"].any(-1) & ~ind["parent"]).any()                    # the control has no implication
+    with pytest.raises(ValueError, match="rho"):
+        sa.hierarchical_codes(10, 2, 2, 0.2, 1.5, rng)
+    with pytest.raises(ValueError, match="p_parent"):
+        sa.hierarchical_codes(10, 2, 2, 0.0, 0.5, rng)
+
+
+def _hand_built_sae(absorbed: bool, d: int = 4) -> dict:
+    """One family (parent 0, children 1..3) on the standard basis: a perfect SAE, or one whose parent
+    latent is inhibited by the children and whose child latents decode to child + parent."""
+    W_enc, W_dec = torch.eye(d), torch.eye(d)
+    if absorbed:
+        W_enc[1:, 0] = -3.0                                                # silent whenever a child (>= 0.5) is on
+        W_dec[1:] = torch.nn.functional.normalize(torch.eye(d)[1:] + torch.eye(d)[0], dim=-1)
+    return {"W_enc": W_enc[None], "b_enc": torch.zeros(1, d), "W_dec": W_dec[None], "b_dec": torch.zeros(1, d)}
+
+
+@pytest.mark.parametrize("absorbed, expected", [(False, 0.0), (True, 1.0)])
+def test_member_absorption_of_hand_built_saes(absorbed, expected):
+    h = sa.hierarchical_codes(2000, 1, 3, 0.5, 0.8, np.random.default_rng(1))
+    p = _hand_built_sae(absorbed)
+    z, _ = ex.sae_codes(p, torch.tensor(h["a"], dtype=torch.float32)[None], "topk", 2)
+    rate = ex.member_absorption(np.eye(4), p["W_dec"][0], (z[0] != 0).numpy(), h["parent"], h["child"])
+    assert rate == expected
+
+
+def test_run_absorption_tiny_and_deterministic():
+    cfg = replace(sa.AbsorptionConfig(), families=2, children=2, dim=6, rhos=(0.5, 1.0), rho_main=1.0, m=12, k=2,
+                  n_train=512, n_eval=256, steps=15, batch=32)
+    a, b = sa.run_absorption(cfg, [0, 1]), sa.run_absorption(cfg, [0, 1])
+    keys = set(a["rate"])
+    assert ("topk", 0.5, 2, 12) in keys and ("mutual", "independent", 2, 12) in keys
+    assert ("feature", 1.0, 2, 12) in keys and ("feature", 0.5, 2, 12) not in keys     # Feature Choice only at rho_main
+    assert ("topk", 1.0, 4, 12) in keys and ("topk", "independent", 2, 24) in keys
+    for key in keys:
+        assert a["rate"][key].shape == (2,) and np.all((a["rate"][key] >= 0) & (a["rate"][key] <= 1))
+        assert np.array_equal(a["rate"][key], b["rate"][key]) and np.array_equal(a["fvu"][key], b["fvu"][key])
+
+
+def test_full_absorption_preset_runs_a_tiny_smoke_on_cpu():
+    full = sa.AbsorptionConfig.preset("full")
+    assert full.sweep_rules == sa.RULES and full.n_features == 128
+    cfg = replace(full, families=2, dim=8, m=16, n_train=256, n_eval=128, steps=3, batch=32, k=2)
+    out = sa.run_absorption(cfg, [0], device=ex.device_for("ci"))
+    assert ("feature", 0.25, 2, 16) in out["rate"]

@@ -334,6 +334,123 @@ def run_allocation(cfg: AllocationConfig, seeds, device="cpu", part: str = "all"
 
 
 # ---------------------------------------------------------------------------
+# experiment 1b: hierarchical feature families and feature absorption
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AbsorptionConfig(_Preset):
+    """``families`` parent features, each with ``children`` child features (child ⇒ parent): the
+    parent fires with probability ``p_parent``; given it fires, exactly one of its children fires with
+    probability ``rho`` (the co-occurrence).  The *independent* control has the same marginal firing
+    rates with no hierarchy.  Features are random unit vectors in ``dim`` dimensions (``dim`` =
+    number of features: little superposition, so a silent parent latent is absorption or allocation)."""
+    families: int = 8
+    children: int = 3
+    dim: int = 32
+    p_parent: float = 0.2
+    rhos: tuple = (0.25, 0.5, 0.75, 1.0)
+    rho_main: float = 0.75
+    sweep_rules: tuple = ("topk", "mutual")
+    low: float = 0.5
+    high: float = 1.5
+    m: int = 64
+    k: int = 4
+    n_train: int = 8192
+    n_eval: int = 2048
+    steps: int = 400
+    batch: int = 64
+    lr: float = 3e-3
+
+    FULL: ClassVar[dict] = dict(families=32, dim=128, p_parent=0.1, m=256, k=8, n_train=65536, n_eval=16384, steps=4000,
+                                batch=512, sweep_rules=("topk", "mutual", "feature"))
+
+    @property
+    def n_features(self) -> int:
+        return self.families * (1 + self.children)
+
+
+def hierarchical_codes(n: int, families: int, children: int, p_parent: float, rho: float, rng: np.random.Generator,
+                       independent: bool = False, low: float = 0.5, high: float = 1.5) -> dict:
+    """Codes of feature families: feature ``g(1+c)`` is parent g, the next ``c`` are its children.
+    Hierarchical: parent on with probability ``p_parent``; when on, one uniformly chosen child joins
+    it with probability ``rho``; children never fire alone.  ``independent``: every child fires on its
+    own with the same marginal rate ``p_parent·rho/c``.  Magnitudes Uniform(low, high).
+    Returns ``{"a" [n, F], "parent" [n, G] bool, "child" [n, G, c] bool}``."""
+    n, G, c = check_int(n, "n", 1), check_int(families, "families", 1), check_int(children, "children", 1)
+    if not 0 < p_parent <= 1:
+        raise ValueError(f"p_parent must be in (0, 1]; got {p_parent}")
+    if not 0 <= rho <= 1:
+        raise ValueError(f"rho must be in [0, 1]; got {rho}")
+    parent = rng.random((n, G)) < p_parent
+    if independent:
+        child = rng.random((n, G, c)) < p_parent * rho / c
+    else:
+        joins = parent & (rng.random((n, G)) < rho)
+        child = (rng.integers(0, c, (n, G))[..., None] == np.arange(c)) & joins[..., None]
+    active = np.concatenate([parent[..., None], child], -1)
+    a = active * rng.uniform(low, high, active.shape)
+    return {"a": a.reshape(n, G * (1 + c)), "parent": parent, "child": child}
+
+
+def member_absorption(D, w_dec, fires, parent, child) -> float:
+    """Absorption rate of one SAE: the latent of each true feature is the decoder row of largest cosine
+    with it; D ``[G(1+c), d]`` (families in order parent, children), w_dec ``[m, d]``, fires ``[N, m]``
+    bool, parent ``[N, G]``, child ``[N, G, c]`` → :func:`~kernels.absorption_rate`."""
+    G, c = child.shape[1:]
+    latent = K.cosine_matrix(D, w_dec).argmax(1).reshape(G, 1 + c)        # [G, 1+c]
+    f_lat = np.asarray(fires, bool)[:, latent]                             # [N, G, 1+c]
+    return K.absorption_rate(parent, child, f_lat[..., 0], f_lat[..., 1:])
+
+
+def run_absorption(cfg: AbsorptionConfig, seeds, device="cpu") -> dict:
+    """Absorption rate of TopK, Mutual Choice and Feature Choice SAEs (same budget k·B) on hierarchical
+    data at every co-occurrence ``rho`` of ``cfg.rhos`` (the rules of ``sweep_rules``; the others at
+    ``rho_main`` only) and on the independent control (marginals of ``rho_main``); TopK also at 2k and at 2m latents, on hierarchical (``rho_main``) and control data.
+    One dictionary per seed, shared by every condition; the latent of a feature is the one whose
+    decoder row has the largest cosine with it.
+
+    Returns ``{"rate": {(rule, rho or "independent", k, m): [S]}, "fvu": same keys, "l0": same keys}``."""
+    seeds = list(seeds)
+    seed_everything(seeds[0])
+    G, c, S = cfg.families, cfg.children, len(seeds)
+    variants = [*cfg.rhos, "independent"]
+    data, Ds = {}, []
+    for s in seeds:
+        D = random_dictionary(cfg.n_features, cfg.dim, np.random.default_rng([s, 71]))
+        Ds.append(D)
+        for v in variants:
+            rho = cfg.rho_main if v == "independent" else v
+            rng = np.random.default_rng([s, 73, variants.index(v)])
+            tr, ev = (hierarchical_codes(n, G, c, cfg.p_parent, rho, rng, v == "independent", cfg.low, cfg.high)
+                      for n in (cfg.n_train, cfg.n_eval))
+            data[(s, v)] = (tr["a"] @ D, ev)
+    pair = (cfg.rho_main, "independent")
+    conds = [(r, v, cfg.k, cfg.m) for r in cfg.sweep_rules for v in variants]
+    conds += [(r, v, cfg.k, cfg.m) for r in K.RULES if r not in cfg.sweep_rules for v in pair]
+    conds += [("topk", v, 2 * cfg.k, cfg.m) for v in pair]
+    wide = [("topk", v, cfg.k, 2 * cfg.m) for v in pair]
+    out = {"rate": {}, "fvu": {}, "l0": {}}
+    for group in (conds, wide):
+        members = [(cd, i, s) for cd in group for i, s in enumerate(seeds)]
+        f = lambda arrs: torch.tensor(np.stack(arrs), dtype=torch.float32, device=device)
+        x = f([data[(s, cd[1])][0] for cd, _, s in members])
+        ev = [data[(s, cd[1])][1] for cd, _, s in members]
+        xe = f([e["a"] @ Ds[i] for (cd, i, s), e in zip(members, ev)])
+        rules, ks = [cd[0] for cd, _, _ in members], [cd[2] for cd, _, _ in members]
+        res = train_sae(x, x, m=group[0][3], k=ks, rule=rules, steps=cfg.steps, lr=cfg.lr, batch=cfg.batch,
+                        seed=seeds[0], device=device)
+        z, xhat = encode_eval(res["params"], xe, rules, ks, cfg.batch)
+        n = z.shape[1]
+        fv, l0v = K.fvu(xe[:, :n], xhat).cpu().numpy(), K.l0(z).cpu().numpy()
+        fires = (z != 0).cpu().numpy()
+        rates = [member_absorption(Ds[i], res["params"]["W_dec"][j], fires[j], e["parent"][:n], e["child"][:n])
+                 for j, ((cd, i, s), e) in enumerate(zip(members, ev))]
+        for g, cd in enumerate(group):
+            sl = slice(g * S, (g + 1) * S)
+            out["rate"][cd], out["fvu"][cd], out["l0"][cd] = np.array(rates[sl]), fv[sl], l0v[sl]
+    return out
+
+
+# ---------------------------------------------------------------------------
 # experiment 2: gradient-aware selection (g-SAE)
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -785,7 +902,7 @@ def run_attention(cfg: AttentionConfig, seeds, device="cpu") -> dict:
 # ---------------------------------------------------------------------------
 # everything, spread over worker processes
 # ---------------------------------------------------------------------------
-TASKS = ("allocation", "allocation_sweep", "gradient", "mlp", "codebook", "attention")
+TASKS = ("allocation", "allocation_sweep", "absorption", "gradient", "mlp", "codebook", "attention")
 
 
 def run_task(task: int, scale: str, seed: int = 0):
@@ -796,7 +913,7 @@ def run_task(task: int, scale: str, seed: int = 0):
     seeds, dev = seeds_for(scale, seed), device_for(scale)
     if name.startswith("allocation"):
         return run_allocation(AllocationConfig.preset(scale), seeds, device=dev, part="sweep" if name.endswith("sweep") else "main")
-    runner, config = {"gradient": (run_gradient, GradientConfig), "mlp": (run_mlp, MLPConfig),
+    runner, config = {"absorption": (run_absorption, AbsorptionConfig), "gradient": (run_gradient, GradientConfig), "mlp": (run_mlp, MLPConfig),
                       "codebook": (run_codebook, CodebookConfig), "attention": (run_attention, AttentionConfig)}[name]
     return runner(config.preset(scale), seeds, device=dev)
 

@@ -83,3 +83,31 @@ def plot_models(panels: dict):
         ax.set_xticks(range(len(conds)), list(conds), rotation=20, ha="right")
         plotting.label(ax, "condition", ylabel, title)
     return plotting.finish(fig, legend=False)
+
+
+def plot_absorption(ab: dict, cfg):
+    """Left: absorption rate against the co-occurrence ρ = P(a child | parent) for each allocation rule
+    (mean over seeds, 95% band), the rules' independent controls as dashed lines; right: TopK's
+    absorption at k, at 2k and at 2m latents, hierarchical (ρ = ``rho_main``) against the control."""
+    fig, (a0, a1) = plotting.figure(2)
+    rate = ab["rate"]
+    for j, (rule, lab) in enumerate(RULE_LABELS.items()):
+        color = f"C{j}"
+        rhos = [r for r in cfg.rhos if (rule, r, cfg.k, cfg.m) in rate]
+        m, lo, hi = np.array([_interval(rate[(rule, r, cfg.k, cfg.m)]) for r in rhos]).T
+        if len(rhos) > 1:
+            a0.plot(rhos, m, marker="o", color=color, label=lab)
+            a0.fill_between(rhos, lo, hi, color=color, alpha=0.2)
+        else:
+            a0.errorbar(rhos, m, yerr=[m - lo, hi - m], marker="s", color=color, capsize=3, ls="none", label=lab)
+        a0.axhline(np.mean(rate[(rule, "independent", cfg.k, cfg.m)]), color=color, ls="--", lw=0.9)
+    plotting.label(a0, "co-occurrence ρ = P(a child fires | parent fires)", "absorption rate",
+                   f"k = {cfg.k}, m = {cfg.m}; dashed: independent control")
+    variants = [("k, m", cfg.k, cfg.m), ("2k, m", 2 * cfg.k, cfg.m), ("k, 2m", cfg.k, 2 * cfg.m)]
+    for j, (name, v) in enumerate(((f"hierarchical (ρ = {cfg.rho_main})", cfg.rho_main), ("independent", "independent"))):
+        m, lo, hi = np.array([_interval(rate[("topk", v, kk, mm)]) for _, kk, mm in variants]).T
+        x = np.arange(len(variants)) + (j - 0.5) * 0.2
+        a1.errorbar(x, m, yerr=[m - lo, hi - m], marker="o", capsize=3, ls="none", label=name)
+    a1.set_xticks(range(len(variants)), [f"TopK, {n}" for n, _, _ in variants])
+    plotting.label(a1, "SAE (k per token, m latents)", "absorption rate", "wider or less sparse TopK SAEs")
+    return plotting.finish(fig)

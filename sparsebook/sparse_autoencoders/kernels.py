@@ -304,3 +304,42 @@ def f1_score(pred, truth) -> float:
     if p.sum() + t.sum() == 0:
         return 1.0
     return 2 * tp / (int(p.sum()) + int(t.sum()))
+
+
+# ---------------------------------------------------------------------------
+# feature absorption in hierarchical feature families
+# ---------------------------------------------------------------------------
+def absorption_counts(parent_on, child_on, parent_fires, child_fires) -> tuple[np.ndarray, np.ndarray]:
+    """Feature absorption (Chanin et al. 2024, Sec. 3, "A is for Absorption"), counted per family.
+
+    A parent feature's occurrence *can* be absorbed when one of its children is active with it; it
+    *is* absorbed when the parent's latent stays silent while the latent of an active child fires
+    (the child's latent has taken over the parent's direction)::
+
+        co[g]       = #{n : parent_on[n, g] and any_c child_on[n, g, c]}
+        absorbed[g] = #{n : parent_on[n, g] and not parent_fires[n, g]
+                            and any_c (child_on[n, g, c] and child_fires[n, g, c])}
+
+    parent_on, parent_fires ``[N, G]`` bool (true parent active / its latent fires); child_on,
+    child_fires ``[N, G, c]`` bool.  Returns ``(absorbed [G], co [G])`` as int arrays; the absorption
+    rate of family g is ``absorbed[g] / co[g]`` and the pooled rate ``Σ absorbed / Σ co``."""
+    po, pf = np.asarray(parent_on), np.asarray(parent_fires)
+    co_, cf = np.asarray(child_on), np.asarray(child_fires)
+    for name, a in (("parent_on", po), ("parent_fires", pf), ("child_on", co_), ("child_fires", cf)):
+        if a.dtype != bool:
+            raise TypeError(f"{name} must be a boolean array; got dtype {a.dtype}")
+    if po.ndim != 2 or po.shape[0] == 0 or pf.shape != po.shape:
+        raise ValueError(f"parent_on and parent_fires must be the same non-empty [N, G]; got {po.shape} and {pf.shape}")
+    if co_.ndim != 3 or co_.shape[:2] != po.shape or cf.shape != co_.shape:
+        raise ValueError(f"child_on and child_fires must be the same [N, G, c] with [N, G] = {po.shape}; "
+                         f"got {co_.shape} and {cf.shape}")
+    co = po & co_.any(-1)
+    absorbed = co & ~pf & (co_ & cf).any(-1)
+    return absorbed.sum(0), co.sum(0)
+
+
+def absorption_rate(parent_on, child_on, parent_fires, child_fires) -> float:
+    """Pooled absorption rate ``Σ_g absorbed[g] / Σ_g co[g]`` of :func:`absorption_counts` (NaN when
+    no parent ever co-occurs with a child)."""
+    absorbed, co = absorption_counts(parent_on, child_on, parent_fires, child_fires)
+    return float(absorbed.sum() / co.sum()) if co.sum() > 0 else float("nan")
