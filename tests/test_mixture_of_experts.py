@@ -279,8 +279,82 @@ def test_a_claim_on_a_straddling_interval_is_inconclusive():
 
 def test_presets_construct_at_both_scales():
     for cfg in (moe.RoutingConfig, moe.MoeXConfig, moe.GaussianMoEConfig, moe.MergeConfig, moe.PruneConfig,
-                moe.ReadMeConfig, moe.CometConfig):
+                moe.ReadMeConfig, moe.CometConfig, moe.LanguageConfig):
         for scale in ("ci", "full"):
             assert cfg.preset(scale) is not None
     full = moe.RoutingConfig.preset("full")
     assert full.spec().n_experts == 16 and replace(full, device="cpu").dense_spec().hidden == 2 * full.hidden
+
+
+# ---------------------------------------------------------------------------
+# the language model: Markov sources, the MoE feed-forward layer, the runner
+# ---------------------------------------------------------------------------
+def test_markov_sources_follow_their_transitions_and_the_oracle_loss_is_theirs():
+    d = moe.markov_sources(400, 12, 3, vocab=6, n_sources=2, alpha=0.05)
+    assert d["tokens"].shape == (400, 13) and d["oracle_nll"].shape == (400, 12)
+    assert int(d["tokens"].min()) >= 0 and int(d["tokens"].max()) < 6 and set(d["source"].tolist()) == {0, 1}
+    # rebuild the sources from the same task seed: the oracle loss is -log P_s(next | current)
+    trans = np.random.default_rng(3).dirichlet(np.full(6, 0.05), size=(2, 6))
+    trans = np.maximum(trans, 1e-12)
+    trans /= trans.sum(-1, keepdims=True)
+    x, s = d["tokens"].numpy(), d["source"].numpy()
+    expect = -np.log(trans[s[:, None], x[:, :-1], x[:, 1:]])
+    assert np.allclose(d["oracle_nll"].numpy(), expect)
+    # the empirical transition frequencies of one source approach its matrix
+    pairs = np.zeros((6, 6))
+    np.add.at(pairs, (x[s == 0][:, :-1].ravel(), x[s == 0][:, 1:].ravel()), 1)
+    rows = pairs.sum(1) > 200
+    assert np.abs(pairs[rows] / pairs[rows].sum(1, keepdims=True) - trans[0][rows]).max() < 0.1
+    again = moe.markov_sources(400, 12, 3, vocab=6, n_sources=2, alpha=0.05)
+    assert torch.equal(again["tokens"], d["tokens"])
+    with pytest.raises(ValueError, match="alpha"):
+        moe.markov_sources(10, 4, 0, alpha=0.0)
+    with pytest.raises(ValueError, match="vocab"):
+        moe.markov_sources(10, 4, 0, vocab=1)
+
+
+def test_moe_ffn_equals_the_dense_masked_reference_and_respects_pruning():
+    torch.manual_seed(0)
+    layer = moe.MoEFFN(6, 4, 2, 5)
+    x = torch.randn(3, 7, 6)
+    y = layer(x)
+    bal, z, idx = layer.aux
+    assert y.shape == x.shape and idx.shape == (3, 7, 2) and bal.shape == () and float(bal.detach()) > 0
+    _, idx2, gates = moe.top_k_routing(x.reshape(21, 6) @ layer.router, 2)
+    ex = {"w1": layer.w1, "b1": layer.b1, "w2": layer.w2, "b2": layer.b2}
+    ref = moe.moe_dense_reference(x.reshape(21, 6), ex, moe.gate_matrix(idx2, gates, 4)).reshape(3, 7, 6)
+    assert torch.allclose(y, ref, atol=1e-5)
+    layer.keep = torch.tensor([False, True, False, True])
+    layer(x)
+    assert set(layer.aux[2].unique().tolist()) <= {1, 3}
+    layer.keep = torch.tensor([False, False, True, False])           # one expert left: k drops to 1
+    layer(x)
+    assert layer.aux[2].shape == (3, 7, 1) and set(layer.aux[2].unique().tolist()) == {2}
+
+
+def test_moe_transformer_has_the_dense_models_active_ffn_width():
+    torch.manual_seed(0)
+    dense = moe.moe_transformer(10, 8, 12, 2, 2, 1, 2, 6)
+    sparse = moe.moe_transformer(10, 8, 12, 2, 2, 4, 2, 6)
+    assert not any(isinstance(b.up, moe.MoEFFN) for b in dense.blocks)
+    kinds = [isinstance(b.up, moe.MoEFFN) for b in sparse.blocks]
+    assert kinds == [False, True]                                    # every second FFN, as in Switch
+    assert dense.blocks[1].up.out_features == 2 * 6                  # k * hidden units
+    one = moe.moe_transformer(10, 8, 12, 1, 2, 4, 2, 6)
+    assert isinstance(one.blocks[0].up, moe.MoEFFN)
+    assert one(torch.zeros(2, 8, dtype=torch.long)).shape == (2, 8, 10)
+
+
+def test_language_runner_tiny_is_deterministic():
+    cfg = moe.LanguageConfig(n_seeds=2, n_train=64, n_test=32, seq_len=6, vocab=5, n_sources=2, d_model=8, heads=2,
+                             n_experts=4, hidden=4, steps=3, batch=8, every=2, keep=(4, 2, 1))
+    a = moe.run_language_seed(cfg, 0, "moe")
+    assert a["task_ce"].shape == (3,) and a["load"].shape == (4,) and abs(a["load"].sum() - 1) < 1e-9
+    assert a["nmi_curve"].shape == a["curve_steps"].shape == (3,) and a["task_ce"][0] == pytest.approx(a["random_ce"][0])
+    assert moe.run_language_seed(cfg, 0, "moe")["ce"] == a["ce"]
+    d = moe.run_language_seed(cfg, 1, "dense")
+    assert set(d) == {"ce", "oracle_ce", "ce_by_source"}
+    stacked = moe.collect_language([a, moe.run_language_seed(cfg, 1, "moe")], cfg, variants=("moe",))
+    assert stacked["moe"]["ce"].shape == (2,)
+    with pytest.raises(ValueError, match="variant"):
+        moe.run_language_seed(cfg, 0, "sparse")

@@ -15,7 +15,7 @@ Kernels (PyTorch, any leading batch axes; the chapter stacks seeds there):
   :func:`gaussian_moe_logpdf` (softmax Gaussian MoE with a temperature or an activation gate).
 
 Experiments (:mod:`sparsebook.mixture_of_experts.experiments`): data with known expert structure
-(:func:`cluster_regression`, :func:`planted_variables`), a small MoE network with stacked seeds
+(:func:`cluster_regression`, :func:`planted_variables`, :func:`markov_sources`), a small MoE network with stacked seeds
 (:class:`NetSpec`, :func:`init_net`, :func:`net_forward`, :func:`train_net`), frozen configs with
 ``preset(scale)`` and runners; :func:`run_all` runs everything on worker processes.
 Figures: :mod:`sparsebook.mixture_of_experts.figures`.
@@ -24,12 +24,13 @@ This module only re-exports the chapter's public names.
 """
 from sparsebook.mixture_of_experts.experiments import (
     TRUTH, CometConfig, GaussianMoEConfig, MergeConfig, MoeXConfig, NetSpec, PruneConfig, ReadMeConfig, RoutingConfig,
-    TrainSpec, cluster_regression, evaluate, init_net, interpretability, net_forward, nmse, planted_variables,
+    TrainSpec, LanguageConfig, MoEFFN, cluster_regression, markov_sources, moe_transformer, run_language_seed,
+    collect_language, evaluate, init_net, interpretability, net_forward, nmse, planted_variables,
     run_all, run_comet, run_gaussian_moe, run_merging, run_moex, run_pruning, run_readme, run_routing,
     sample_gaussian_moe, specialization, time_layers, train_net, unit_activations, usage,
 )
 from sparsebook.mixture_of_experts.figures import (
-    plot_cost, plot_gaussian, plot_merging, plot_moex, plot_pruning, plot_routing,
+    plot_cost, plot_gaussian, plot_language, plot_merging, plot_moex, plot_pruning, plot_routing,
 )
 from sparsebook.mixture_of_experts.kernels import (
     align_permutation, assign_slots, auroc_matrix, comet_gate, expert_capacity, experts_all, gate_matrix,
@@ -48,7 +49,8 @@ __all__ = [
     "cluster_regression", "planted_variables", "sample_gaussian_moe", "TRUTH", "RoutingConfig", "MergeConfig",
     "PruneConfig", "ReadMeConfig", "CometConfig", "MoeXConfig", "GaussianMoEConfig", "run_routing", "run_merging",
     "run_pruning", "run_readme", "run_comet", "run_moex", "run_gaussian_moe", "run_all", "unit_activations",
-    "interpretability", "time_layers",
+    "interpretability", "time_layers", "LanguageConfig", "MoEFFN", "markov_sources", "moe_transformer",
+    "run_language_seed", "collect_language",
     # figures
-    "plot_routing", "plot_merging", "plot_pruning", "plot_moex", "plot_gaussian", "plot_cost",
+    "plot_routing", "plot_merging", "plot_pruning", "plot_moex", "plot_gaussian", "plot_cost", "plot_language",
 ]

@@ -729,6 +729,250 @@ def run_gaussian_moe(config: GaussianMoEConfig, seed: int = 0) -> dict:
 
 
 # ---------------------------------------------------------------------------
+# 9. a small language model: the book's Transformer with its FFN replaced by the top-k MoE
+# ---------------------------------------------------------------------------
+def markov_sources(n: int, seq_len: int, seed: int, vocab: int = 32, n_sources: int = 8, alpha: float = 0.1,
+                   task_seed: int | None = None) -> dict:
+    """Sequences from a mixture of first-order Markov sources (a language with known structure).
+
+    Source ``s`` (equally likely per sequence) has transition matrix ``P_s [V, V]`` with rows
+    ``~ Dirichlet(α 1_V)`` (small ``α``: each token has a few likely successors, different per
+    source); a sequence starts from a uniform token and runs ``seq_len`` transitions.  The sources
+    are drawn from ``task_seed`` (default ``seed``), the sequences from ``seed + 10⁶``.
+    Returns ``{"tokens": [n, seq_len + 1] long, "source": [n] long, "oracle_nll": [n, seq_len]}``:
+    ``oracle_nll`` is ``−log P_s(x_{t+1} | x_t)`` with the true source, the loss of a predictor that
+    knows the source (a floor for any model that has to infer it from the context).
+    """
+    n, seq_len = check_int(n, "n", 1), check_int(seq_len, "seq_len", 1)
+    vocab, n_sources = check_int(vocab, "vocab", 2), check_int(n_sources, "n_sources", 1)
+    alpha = check_real(alpha, "alpha", 0, None, low_open=True)
+    task = np.random.default_rng(seed if task_seed is None else task_seed)
+    trans = task.dirichlet(np.full(vocab, alpha), size=(n_sources, vocab))
+    trans = np.maximum(trans, 1e-12)
+    trans /= trans.sum(-1, keepdims=True)
+    cum = trans.cumsum(-1)
+    rng = np.random.default_rng(seed + 10**6)
+    src = rng.integers(0, n_sources, n)
+    x = np.empty((n, seq_len + 1), dtype=np.int64)
+    x[:, 0] = rng.integers(0, vocab, n)
+    for t in range(seq_len):                       # positions, each a vectorised draw over sequences
+        u = rng.random(n)
+        x[:, t + 1] = np.minimum((u[:, None] > cum[src, x[:, t]]).sum(-1), vocab - 1)
+    nll = -np.log(trans[src[:, None], x[:, :-1], x[:, 1:]])
+    return {"tokens": torch.tensor(x), "source": torch.tensor(src), "oracle_nll": torch.tensor(nll)}
+
+
+class MoEFFN(torch.nn.Module):
+    """The top-k MoE as a Transformer FFN: router ``x W_r``, :func:`top_k_routing` with renormalised
+    gates, :func:`moe_dispatch` (index dispatch; ``capacity_factor=None``: nothing dropped).
+
+    After each forward, ``self.aux`` holds the Switch balance loss, the router z-loss and the
+    routing ``idx [B, T, k]`` of that call (read by the training penalty and the evaluation).
+    ``self.keep`` (``[E]`` bool or None): experts left after pruning (UNCURL); the others' router
+    logits are −∞ and each token picks ``min(k, kept)`` experts.
+    """
+
+    def __init__(self, d: int, n_experts: int, k: int, hidden: int, capacity_factor: float | None = None):
+        super().__init__()
+        self.n_experts, self.k = check_int(n_experts, "n_experts", 1), check_int(k, "k", 1, n_experts)
+        self.capacity_factor = capacity_factor
+        g = None                                    # the global generator, seeded by seed_everything
+        self.router = torch.nn.Parameter(_linear(g, d, (d, n_experts)))
+        self.w1 = torch.nn.Parameter(_linear(g, d, (n_experts, d, hidden)))
+        self.b1 = torch.nn.Parameter(_linear(g, d, (n_experts, hidden)))
+        self.w2 = torch.nn.Parameter(_linear(g, hidden, (n_experts, hidden, d)))
+        self.b2 = torch.nn.Parameter(torch.zeros(n_experts, d))
+        self.aux, self.keep = None, None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        xf = x.reshape(b * t, d)
+        logits = xf @ self.router
+        k = self.k
+        if self.keep is not None:
+            logits = logits.masked_fill(~self.keep.to(x.device), float("-inf"))
+            k = min(k, int(self.keep.sum()))
+        probs, idx, gates = top_k_routing(logits, k)
+        cap = None if self.capacity_factor is None else expert_capacity(b * t, self.n_experts, k, self.capacity_factor)
+        y, _ = moe_dispatch(xf, {"w1": self.w1, "b1": self.b1, "w2": self.w2, "b2": self.b2}, idx, gates, cap)
+        self.aux = (load_balancing_loss(probs, idx), router_z_loss(logits.masked_fill(torch.isinf(logits), 0.0)),
+                    idx.reshape(b, t, k))
+        return y.reshape(b, t, d)
+
+
+def moe_transformer(vocab: int, seq_len: int, d_model: int, layers: int, heads: int, n_experts: int, k: int,
+                    hidden: int, moe_every: int = 2):
+    """The book's :class:`~sparsebook.models.TinyTransformer` with the FFN of every ``moe_every``-th
+    block (the last of each pair, as in Switch and GShard) replaced by a top-``k`` MoE of
+    ``n_experts`` experts of ``hidden`` units; the other FFNs, and all FFNs of the dense model
+    (``n_experts = 1``), have ``k · hidden`` units: equal active FFN parameters per token."""
+    from sparsebook.models import TinyTransformer
+
+    model = TinyTransformer(vocab, seq_len, d_model=d_model, ff=k * hidden, layers=layers, heads=heads)
+    if n_experts > 1:
+        for i, blk in enumerate(model.blocks):
+            if (i + 1) % moe_every == 0 or layers == 1:
+                blk.up, blk.act, blk.down = MoEFFN(d_model, n_experts, k, hidden), torch.nn.Identity(), torch.nn.Identity()
+    return model
+
+
+def moe_layers(model) -> list:
+    return [blk.up for blk in model.blocks if isinstance(blk.up, MoEFFN)]
+
+
+@dataclass(frozen=True)
+class LanguageConfig:
+    """A next-token task on a mixture of ``n_sources`` Markov sources; the Transformer with a top-2
+    MoE FFN (8 experts of 16 units, balance loss 0.01, z-loss 10⁻³) against the same Transformer
+    with a dense FFN of 32 units (equal active parameters), and the MoE without the balance loss.
+    At ``ci`` the Transformer has one block (its FFN is the MoE); at ``full`` four, every second FFN an MoE."""
+
+    n_seeds: int = 5
+    n_train: int = 2048
+    n_test: int = 512
+    seq_len: int = 16
+    vocab: int = 16
+    n_sources: int = 4
+    alpha: float = 0.05
+    d_model: int = 32
+    layers: int = 1
+    heads: int = 2
+    n_experts: int = 8
+    k: int = 2
+    hidden: int = 16
+    steps: int = 300
+    lr: float = 1e-2
+    batch: int = 32
+    balance: float = 0.01
+    z_loss: float = 1e-3
+    every: int = 50
+    task_sources: tuple = (0,)
+    keep: tuple = (8, 4, 2)
+    device: str = "cpu"
+
+    @classmethod
+    def preset(cls, scale: str) -> "LanguageConfig":
+        if check_scale(scale) == "ci":
+            return cls()
+        return cls(n_seeds=10, n_train=16384, n_test=2048, seq_len=64, vocab=64, n_sources=16, d_model=64, layers=4,
+                   heads=4, n_experts=16, hidden=32, steps=3000, lr=3e-3, batch=64, every=250, keep=(16, 8, 4, 2),
+                   device=str(device_for(scale)))
+
+
+def _lm_eval(model, tokens: torch.Tensor, chunk: int = 256) -> dict:
+    """Per-token next-token loss ``[n, T]`` and the last MoE layer's first-choice expert ``[n, T]``."""
+    nll, first = [], []
+    model.eval()
+    with torch.no_grad():
+        for a in range(0, tokens.shape[0], chunk):
+            xb = tokens[a:a + chunk]
+            out = model(xb[:, :-1])
+            nll.append(torch.nn.functional.cross_entropy(out.transpose(1, 2), xb[:, 1:], reduction="none"))
+            lay = moe_layers(model)
+            if lay:
+                first.append(lay[-1].aux[2][..., 0])
+    return {"nll": torch.cat(nll).cpu(), "first": torch.cat(first).cpu() if first else None}
+
+
+def _nmi(a, b) -> float:
+    from sklearn.metrics import normalized_mutual_info_score
+
+    return float(normalized_mutual_info_score(np.asarray(a).ravel(), np.asarray(b).ravel()))
+
+
+def run_language_seed(config: LanguageConfig, seed: int, variant: str) -> dict:
+    """One seed, one model (``variant``: ``moe``, ``moe_nobalance`` or ``dense``) trained with
+    :func:`sparsebook.train.fit` on the seed's own sources and sequences.
+
+    Returns the test next-token loss (mean, and per source), the oracle loss on the same tokens;
+    for the MoE variants the expert load (last MoE layer, test tokens), the NMI between a token's
+    source and its first-choice expert (at initialisation and over training), and the task's loss
+    after UNCURL pruning (keep the ``m`` experts the task's training tokens use most, or ``m`` at random).
+    """
+    from sparsebook.train import fit
+
+    seed = check_int(seed, "seed", 0)
+    if variant not in ("moe", "moe_nobalance", "dense"):
+        raise ValueError(f"variant must be 'moe', 'moe_nobalance' or 'dense'; got {variant!r}")
+    c = config
+    data = markov_sources(c.n_train + c.n_test, c.seq_len, seed, c.vocab, c.n_sources, c.alpha)
+    dev = torch.device(c.device)
+    tok, src = data["tokens"].to(dev), data["source"]
+    tr, te = tok[:c.n_train], tok[c.n_train:]
+    src_tr, src_te = src[:c.n_train], src[c.n_train:]
+    seed_everything(seed)
+    model = moe_transformer(c.vocab, c.seq_len, c.d_model, c.layers, c.heads,
+                            1 if variant == "dense" else c.n_experts, c.k, c.hidden).to(dev)
+    bal = c.balance if variant == "moe" else 0.0
+    lay = moe_layers(model)
+    mon = te[: min(128, c.n_test)]
+    curve = {"steps": [], "nmi": []}
+
+    def lm_loss(out, y):
+        return torch.nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+
+    def penalty(m, step):
+        if not lay:
+            return torch.zeros((), device=dev)
+        return sum(bal * l.aux[0] + c.z_loss * l.aux[1] for l in lay)
+
+    def callback(m, step):
+        if lay:
+            ev = _lm_eval(m, mon)
+            curve["steps"].append(step)
+            curve["nmi"].append(_nmi(np.repeat(src_te[:mon.shape[0]].numpy()[:, None], c.seq_len, 1), ev["first"].numpy()))
+
+    fit(model, tr[:, :-1], tr[:, 1:], steps=c.steps, lr=c.lr, batch_size=c.batch, seed=seed, loss_fn=lm_loss,
+        penalty=penalty, callback=callback, every=c.every)
+    ev = _lm_eval(model, te)
+    per_seq = ev["nll"].mean(1).double().numpy()
+    oracle = data["oracle_nll"][c.n_train:].double()
+    out = {"ce": float(ev["nll"].double().mean()), "oracle_ce": float(oracle.mean()),
+           "ce_by_source": np.array([per_seq[src_te.numpy() == s].mean() for s in range(c.n_sources)])}
+    if not lay:
+        return out
+    first = ev["first"].numpy()
+    src_tok = np.repeat(src_te.numpy()[:, None], c.seq_len, 1)
+    load = np.bincount(first.ravel(), minlength=c.n_experts) / first.size
+    out.update(nmi=_nmi(src_tok, first), nmi_curve=np.array(curve["nmi"]), curve_steps=np.array(curve["steps"]),
+               load=load, load_cv=float(load.std() / load.mean()), expert_by_source=np.stack(
+                   [np.bincount(first[src_te.numpy() == s].ravel(), minlength=c.n_experts) for s in range(c.n_sources)]))
+    if variant != "moe":
+        return out
+    # UNCURL: the task is the sequences of task_sources; experts ranked by the task's training usage
+    task_tr = tr[torch.isin(src_tr, torch.as_tensor(c.task_sources))]
+    task_te = te[torch.isin(src_te, torch.as_tensor(c.task_sources))]
+    ev_tr = _lm_eval(model, task_tr)
+    use = np.bincount(ev_tr["first"].numpy().ravel(), minlength=c.n_experts)
+    rng = np.random.default_rng([seed, 18])
+    pruned = {"task": [], "random": []}
+    for m in c.keep:
+        for mode in pruned:
+            order = np.argsort(-use, kind="stable") if mode == "task" else rng.permutation(c.n_experts)
+            keep = torch.zeros(c.n_experts, dtype=torch.bool)
+            keep[torch.as_tensor(order[:m])] = True
+            lay[-1].keep = keep
+            pruned[mode].append(float(_lm_eval(model, task_te)["nll"].double().mean()))
+            lay[-1].keep = None
+    out.update(task_ce=np.array(pruned["task"]), random_ce=np.array(pruned["random"]), task_usage=use / use.sum())
+    return out
+
+
+LM_VARIANTS = ("moe", "dense", "moe_nobalance")
+
+
+def collect_language(results: list, config: LanguageConfig, variants=LM_VARIANTS) -> dict:
+    """Stack the per-seed results of :func:`run_language_seed` (in ``variants × seeds`` order) into
+    ``{variant: {name: [S, ...] array}}``."""
+    out, i = {}, 0
+    for v in variants:
+        per = results[i:i + config.n_seeds]
+        i += config.n_seeds
+        out[v] = {key: np.stack([np.asarray(r[key]) for r in per]) for key in per[0]}
+    return out
+
+
+# ---------------------------------------------------------------------------
 # 8. cost: wall-clock of the MoE layer (figure only)
 # ---------------------------------------------------------------------------
 def time_layers(tokens: int = 4096, d: int = 64, h: int = 64, n_experts: int = 8, k: int = 2, repeats: int = 15) -> dict:
@@ -775,8 +1019,13 @@ def _strip(d):
 
 
 def _run_task(task: int, scale: str, seed: int) -> dict:
-    """Task 0: routing + merging + pruning; 1: Read-ME; 2: COMET + MoE-X; 3: Gaussian MoE."""
+    """Task 0: routing + merging + pruning; 1: Read-ME; 2: COMET + MoE-X; 3: Gaussian MoE;
+    4 + i: the language model, unit ``i`` of ``LM_VARIANTS × seeds`` (one model, one seed)."""
     rc = RoutingConfig.preset(scale)
+    if task >= 4:
+        lc = LanguageConfig.preset(scale)
+        variant, s = LM_VARIANTS[(task - 4) // lc.n_seeds], (task - 4) % lc.n_seeds
+        return {"lm_unit": run_language_seed(lc, seed + s, variant)}
     if task == 0:
         rt = run_routing(rc, seed)
         return {"routing": _strip(rt), "merging": run_merging(MergeConfig.preset(scale), rt),
@@ -799,7 +1048,16 @@ def run_all(scale: str = "ci", seed: int = 0, workers: int | None = None) -> dic
 
     scale = check_scale(scale)
     seed = check_int(seed, "seed", 0)
-    out = {}
-    for part in over_seeds(_run_task, [0, 1, 2, 3], scale, seed, workers=workers):
-        out.update(part)
+    lc = LanguageConfig.preset(scale)
+    n_lm = len(LM_VARIANTS) * lc.n_seeds
+    # the longest task first; the language-model units fill the workers around the others
+    order = [0] + [4 + i for i in range(n_lm)][:n_lm // 2] + [1, 2, 3] + [4 + i for i in range(n_lm)][n_lm // 2:]
+    parts = dict(zip(order, over_seeds(_run_task, order, scale, seed, workers=workers)))
+    out, lm = {}, []
+    for task in sorted(parts):
+        if task >= 4:
+            lm.append(parts[task]["lm_unit"])
+        else:
+            out.update(parts[task])
+    out["language"] = collect_language(lm, lc)
     return out

@@ -108,3 +108,22 @@ def plot_cost(times: dict):
     ax[0].set_xticks(range(len(names)), [n.replace(": ", "\n") for n in names])
     plotting.label(ax[0], "implementation", "ms per forward (this machine)", "one layer, 4,096 tokens")
     return plotting.finish(fig, legend=False)
+
+
+def plot_language(lm: dict, keep) -> object:
+    """The Transformer language model with a top-2 MoE FFN: specialisation by source over training,
+    the final expert load (sorted), and the task's loss against the experts kept after pruning."""
+    fig, ax = plotting.figure(3)
+    for name, label in (("moe", "balance loss 0.01"), ("moe_nobalance", "no balance loss")):
+        d = lm[name]
+        _band(ax[0], d["curve_steps"][0], d["nmi_curve"], label, marker=None)
+        u = -np.sort(-d["load"], axis=1)
+        _band(ax[1], np.arange(1, u.shape[1] + 1), u, label)
+    ax[1].axhline(1 / lm["moe"]["load"].shape[1], color="grey", ls=":", label="uniform load")
+    _band(ax[2], list(keep), lm["moe"]["task_ce"], "keep the task's most used experts")
+    _band(ax[2], list(keep), lm["moe"]["random_ce"], "keep random experts")
+    ax[2].invert_xaxis()
+    plotting.label(ax[0], "training step", "NMI(source, expert)", "specialisation by source")
+    plotting.label(ax[1], "expert rank by load", "fraction of test tokens", "final load (first choice)")
+    plotting.label(ax[2], "experts kept", "task next-token loss (nats)", "task-specific pruning")
+    return plotting.finish(fig)
