@@ -426,6 +426,14 @@ def test_dimension_runner_small():
     assert r["bits"].shape == (2, 2)
     assert r["mean_bits"][1] > r["mean_bits"][0]
     assert r["mean_error"][1] > r["mean_error"][0]
+    # the misspecified target: the bits of single_index_task's kernel loss, task by task
+    assert r["bits_sine"].shape == (2, 2) and np.all(r["bits_sine"] >= 0)
+    from sparsebook.inductive_bias.experiments import single_index_task
+
+    x1, y1, x2, y2 = single_index_task(32, 16, 16, seed=1)
+    assert r["bits_sine"][1, 1] == pytest.approx(float(ib.kernel_test_loss(x1, y1, x2, y2).bits(0.25)), rel=1e-12)
+    e = ib.dimension_estimates(r)
+    assert set(e["bits_sine"]) == {2, 32} and len(e["steps_sine"]) == 1
 
 
 def test_estimator_runner_small():
@@ -482,7 +490,7 @@ def test_guidance_seeds_feed_paired_estimates():
 
 def test_network_runner_small_and_estimates():
     cfg = ib.NetworkConfig(n_train=40, n_test=30, n_models=6, steps=5, base=(8, 1), archs=((8, 1),),
-                           amplitudes=(0.1, 1.0), seeds=2)
+                           amplitudes=(0.1, 1.0), seeds=2, test_sizes=(10, 30))
     res = ib.run_network_bias_seeds(cfg, seed=0, workers=1)
     r = res[0]
     row = r["rows"][0]
@@ -492,6 +500,11 @@ def test_network_runner_small_and_estimates():
     gaps = [x["rows"][0]["kernel_bits"] - x["rows"][0]["network_bits"] for x in res]
     assert e["gap"].n == 2 and e["gap"].value == pytest.approx(np.mean(gaps))
     assert set(e["amplitude_gap"]) == {0.1, 1.0}
+    # at the full test set the size sweep is the main gap; on a subset, a re-scored run of the same ensemble
+    assert r["test_size_gap"][1] == pytest.approx(row["kernel_bits"] - row["network_bits"], rel=1e-12)
+    assert set(e["test_size_gap"]) == {10, 30} and e["test_size_gap"][30].value == pytest.approx(e["gap"].value)
+    with pytest.raises(ValueError, match="test_sizes"):
+        ib.run_network_bias(ib.NetworkConfig(n_test=30, test_sizes=(40,)), seed=0)
 
 
 def test_inconclusive_verdict_from_straddling_seeds():
@@ -693,3 +706,15 @@ def test_try_your_own_dimension(capsys):
     plt.close(ib.plot_try_dimension(4, 16, 0.25, 0))
     assert "bits at ε = 0.25" in capsys.readouterr().out
     assert ib.try_dimension().children
+
+
+def test_hypotheses_figure_exact_curve_matches_its_draws():
+    import matplotlib.pyplot as plt
+
+    fig = ib.plot_hypotheses_1d(n_mc=4000, seed=1)
+    a, b = fig.axes
+    exact, sampled = (line.get_ydata() for line in b.get_lines()[:2])
+    ok = sampled > 0.05                                 # where the draws have many hits
+    assert ok.sum() > 10 and np.max(np.abs(np.log(sampled[ok] / exact[ok]))) < 0.2
+    assert np.all(np.diff(exact) >= -1e-12)             # a CDF
+    plt.close(fig)

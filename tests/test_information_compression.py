@@ -1,6 +1,7 @@
 """Tests of sparsebook.information_compression: the 12-bit data set, the estimators (bounds,
 invariances, Gaussian channels with known mutual information), the coding rate's closed forms,
 the batched training, and bad input."""
+import hashlib
 import math
 
 import numpy as np
@@ -28,6 +29,20 @@ def test_dataset_has_all_4096_inputs_in_binary_order():
 def test_dataset_has_2118_positive_labels_as_the_original_file():
     assert int(Y.sum()) == 2118
     assert H_Y == pytest.approx(0.99916, abs=1e-5)
+
+
+def test_labels_match_the_original_file_fingerprint():
+    # the fingerprint of the labels in data/var_u.mat of the authors' code (known value, not computed here)
+    assert ic.label_fingerprint(Y) == ic.ORIGINAL_LABELS_SHA256
+    flipped = Y.copy()
+    flipped[2047] ^= 1                                   # one label changed: another fingerprint
+    assert ic.label_fingerprint(flipped) != ic.ORIGINAL_LABELS_SHA256
+    assert ic.label_fingerprint(Y[::-1]) != ic.ORIGINAL_LABELS_SHA256   # same counts, other order
+    assert ic.label_fingerprint([0, 1, 1]) == hashlib.sha256(bytes([0b01100000])).hexdigest()
+    with pytest.raises(ValueError, match="y must"):
+        ic.label_fingerprint([0, 2])
+    with pytest.raises(ValueError, match="y must"):
+        ic.label_fingerprint(np.zeros((2, 2)))
 
 
 def test_icosahedron_structure():
@@ -177,7 +192,8 @@ def test_bivariate_gaussian_information(rho):
     v = rho * u + math.sqrt(1 - rho ** 2) * rng.normal(size=n)
     exact = -0.5 * math.log2(1 - rho ** 2)
     got = ic.pair_information(u, v, 30, "adaptive")
-    # equal-mass bins of a 30×30 grid: plug-in bias + discretization, both < 0.06 bits here
+    # adaptive bins of a 30×30 grid (continuous samples have no ties, so equal distinct-value counts
+    # are equal masses here): plug-in bias + discretization, both < 0.06 bits here
     assert got == pytest.approx(exact, abs=0.06)
 
 
@@ -442,7 +458,7 @@ def test_runner_output_feeds_from_seeds_and_an_inconclusive_verdict():
 
     cfg = ic.PlaneConfig(activations=("tanh", "relu"), l2_activations=("relu",), n_models=2, epochs=6,
                          n_records=3, bins_sweep=(10,), sweep_activations=("tanh", "relu"), kde_points=64,
-                         kde_records=2, kde_sweep=(("fixed", 0.01),))
+                         kde_records=2, kde_sweep=(("fixed", 0.01),), init_activations=("relu",))
     res = ic.run_information_plane(cfg, seed=0)
     e = ic.seed_compression(res, "adaptive", "relu")
     ref = from_seeds(ic.hidden_compression(res.info[("adaptive", "relu", 0.0)]))
@@ -505,7 +521,7 @@ def test_crate_block_runner_feeds_steps():
 def tiny_plane():
     cfg = ic.PlaneConfig(activations=("tanh", "relu"), l2_activations=("relu",), n_models=3, epochs=6,
                          n_records=3, bins_sweep=(10,), sweep_activations=("tanh", "relu"), kde_points=64,
-                         kde_records=2, kde_sweep=(("fixed", 0.01),))
+                         kde_records=2, kde_sweep=(("fixed", 0.01),), init_activations=("relu",))
     return ic.run_information_plane(cfg, seed=0)
 
 
@@ -536,3 +552,60 @@ def test_try_your_own_binning(tiny_plane, capsys):
     with pytest.raises(ValueError, match="noise"):
         ic.plot_try_binning(tiny_plane, "tanh", noise=-1.0)
     assert ic.try_binning(tiny_plane).children
+
+
+def test_unit_gain_runs_and_their_table(tiny_plane):
+    cfg = tiny_plane.config
+    assert set(tiny_plane.init_sweep) == {(e, a) for e in ("fixed", "adaptive") for a in cfg.init_activations}
+    # the unit-gain runs are train_networks(init="unit") on the same seeds and split, nothing else
+    nets = ic.train_networks(("relu",) * cfg.n_models, list(range(cfg.n_models)), cfg.epochs, cfg.lr, 0.0,
+                             cfg.n_records, split_seed=0, init="unit")
+    np.testing.assert_array_equal(tiny_plane.init_sweep[("adaptive", "relu")],
+                                  ic.information_trajectory(nets, "adaptive", cfg.n_bins))
+    w2, w1 = ic.init_weights(3, gain=2.0), ic.init_weights(3, gain=1.0)
+    assert all(torch.equal(a[0], 2 * b[0]) for a, b in zip(w2, w1))        # same draw, scaled
+    e = ic.seed_compression(tiny_plane, "adaptive", "relu", init="unit")
+    assert e.n == cfg.n_models
+    assert e.value == pytest.approx(ic.hidden_compression(tiny_plane.init_sweep[("adaptive", "relu")]).mean())
+    table = ic.init_results(tiny_plane).values
+    assert len(table) == 6 * len(cfg.init_activations)
+    d = table["adaptive binning, relu: gain 2 minus unit (paired)"]
+    assert d.value == pytest.approx(ic.seed_compression(tiny_plane, "adaptive", "relu").value - e.value)
+    with pytest.raises(ValueError, match="init"):
+        ic.seed_compression(tiny_plane, "adaptive", "relu", init="he")
+
+
+def test_coefficient_of_variation_known_values_and_bootstrap():
+    assert ic.coefficient_of_variation([1.0, 3.0]) == pytest.approx(math.sqrt(2) / 2)
+    np.testing.assert_allclose(ic.coefficient_of_variation(np.array([[2.0, 2.0, 2.0], [1.0, 2.0, 3.0]])), [0.0, 0.5])
+    for bad in ([1.0], [1.0, -1.0], [1.0, np.nan]):
+        with pytest.raises(ValueError, match="x|mean"):
+            ic.coefficient_of_variation(bad)
+    x = np.random.default_rng(1).gamma(16.0, 1 / 16.0, size=200)            # cv of a gamma(16) is 1/4
+    e = ic.variation_across_seeds(x, n_boot=500, seed=0)
+    assert e.kind == "seeds" and e.n == 200 and e.lo <= e.value <= e.hi
+    assert e.lo < 0.25 < e.hi and e.hi - e.lo < 0.15
+    assert ic.variation_across_seeds(x, n_boot=500, seed=0).lo == e.lo     # seeded: deterministic
+    with pytest.raises(ValueError, match="values"):
+        ic.variation_across_seeds(np.ones((3, 2)))
+
+
+def test_init_activations_must_be_trained():
+    with pytest.raises(ValueError, match="init_activations"):
+        ic.PlaneConfig(activations=("tanh", "relu"), l2_activations=("tanh",), sweep_activations=("tanh",),
+                       kde_activations=("tanh",), init_activations=("elu",)).validate()
+    with pytest.raises(ValueError, match="init"):
+        ic.train_networks(("relu",), [0], 1, 1e-3, init="he")
+
+
+def test_figures_draw_on_a_tiny_plane(tiny_plane):
+    import matplotlib.pyplot as plt
+
+    fig = ic.plot_activation_histograms(tiny_plane)
+    assert len(fig.axes) == len(tiny_plane.sample_layers)
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
+    plt.close(fig)
+    fig = ic.plot_coding_rate(tiny_plane)
+    assert len(fig.axes) == 3 and len(fig.axes[2].patches) == len(tiny_plane.config.activations)
+    plt.close(fig)
+    plt.close(ic.plot_l2(tiny_plane))

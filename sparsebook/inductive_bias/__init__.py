@@ -76,6 +76,7 @@ from sparsebook.inductive_bias.experiments import (
 from sparsebook.inductive_bias.figures import (
     explore_dimension,
     plot_dimension,
+    plot_hypotheses_1d,
     plot_try_dimension,
     try_dimension,
     plot_estimator,
@@ -153,6 +154,7 @@ __all__ = [
     "multitask_estimates",
     "plot_estimator",
     "plot_dimension",
+    "plot_hypotheses_1d",
     "plot_network_bias",
     "plot_guidance",
     "explore_dimension",

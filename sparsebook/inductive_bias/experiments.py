@@ -325,21 +325,30 @@ def run_dimension(config: DimensionConfig, seed: int = 0) -> dict:
     """Exact inductive bias (bits, eq. 1 with eq. 3) of the RBF-kernel space for each input dimension.
 
     Returns ``{"dims", "bits" (dims, tasks), "mean_bits" (dims,), "mean_error" (dims,)}``:
-    ``mean_error`` is the average test MSE of a random interpolating hypothesis.
+    ``mean_error`` is the average test MSE of a random interpolating hypothesis.  ``bits_sine``,
+    ``mean_error_sine``: the same for a misspecified target, the single-index task
+    :func:`single_index_task` (``sin(2 aᵀx)``, prior variance about 1/2) with the median-distance
+    length scale, as in the estimator section, on the same number of tasks.
     """
     if not isinstance(config, DimensionConfig):
         raise TypeError(f"config must be a DimensionConfig; got {type(config).__name__}")
     seed_everything(seed)
     out = np.empty((len(config.dims), config.tasks))
     mean_err = np.empty_like(out)
+    out_s, err_s = np.empty_like(out), np.empty_like(out)
     for i, d in enumerate(config.dims):
         for t in range(config.tasks):
             xtr, ytr, xte, yte, ell = gp_task(d, config.n_train, config.n_test, seed=1000 * seed + t)
             loss = kernel_test_loss(xtr, ytr, xte, yte, lengthscale=ell)
             out[i, t] = loss.bits(config.eps)
             mean_err[i, t] = loss.cumulants()[0]
+            xtr, ytr, xte, yte = single_index_task(d, config.n_train, config.n_test, seed=1000 * seed + t)
+            loss = kernel_test_loss(xtr, ytr, xte, yte)
+            out_s[i, t] = loss.bits(config.eps)
+            err_s[i, t] = loss.cumulants()[0]
     return {"dims": np.asarray(config.dims), "bits": out, "mean_bits": out.mean(1),
-            "mean_error": mean_err.mean(1), "eps": config.eps}
+            "mean_error": mean_err.mean(1), "eps": config.eps, "bits_sine": out_s,
+            "mean_bits_sine": out_s.mean(1), "mean_error_sine": err_s.mean(1)}
 
 
 @dataclass(frozen=True)
@@ -355,6 +364,7 @@ class NetworkConfig:
     archs: tuple = ((8, 1), (32, 1), (32, 2))
     amplitudes: tuple = (0.01, 0.03, 0.09, 0.3, 1.0)   # kernel prior amplitudes of the sweep
     seeds: int = 5                                     # data splits × initializations
+    test_sizes: tuple = (50, 100, 200)                 # first n_* test images: the gap against the test-set size
 
     @classmethod
     def preset(cls, scale: str = "ci") -> "NetworkConfig":
@@ -362,7 +372,8 @@ class NetworkConfig:
         if scale == "ci":
             return cls()
         return cls(n_train=1000, n_test=400, n_models=256, steps=2000, lr=1e-3, base=(64, 1),
-                   archs=((16, 1), (64, 1), (256, 1), (1024, 1), (64, 2), (64, 3), (64, 4)), seeds=10)
+                   archs=((16, 1), (64, 1), (256, 1), (1024, 1), (64, 2), (64, 3), (64, 4)), seeds=10,
+                   test_sizes=(100, 200, 400))
 
 
 def run_network_bias(config: NetworkConfig, seed: int = 0) -> dict:
@@ -373,7 +384,10 @@ def run_network_bias(config: NetworkConfig, seed: int = 0) -> dict:
       kernel at amplitude 1 (the authors' convention) and ``kernel_bits_ml`` at the amplitude
       fitted by maximum marginal likelihood (:func:`~sparsebook.inductive_bias.kernels.ml_amplitude`);
     - ``network_bits``: −log₂ P_network(e ≤ ε) from the scaled-χ² fit to the ensemble's losses;
-    - ``amplitude_bits``: kernel bits at the base architecture's median MSE for each of ``config.amplitudes``.
+    - ``amplitude_bits``: kernel bits at the base architecture's median MSE for each of ``config.amplitudes``;
+    - ``test_size_gap``: kernel bits (amplitude 1) minus network bits of the base architecture when only
+      the first ``m`` test images count, for each ``m`` of ``config.test_sizes`` (same training: the
+      ensemble is deterministic given the seed).
 
     ``seed`` picks the data split and the initializations.
     """
@@ -381,6 +395,8 @@ def run_network_bias(config: NetworkConfig, seed: int = 0) -> dict:
         raise TypeError(f"config must be a NetworkConfig; got {type(config).__name__}")
     from sparsebook.data import digits
 
+    for m in config.test_sizes:
+        check_int(m, "test_sizes", 2, config.n_test)
     seed_everything(seed)
     data = digits(test_fraction=0.3, seed=seed)
     xtr, xte = data["x_train"][:config.n_train].astype(np.float64), data["x_test"][:config.n_test].astype(np.float64)
@@ -402,13 +418,24 @@ def run_network_bias(config: NetworkConfig, seed: int = 0) -> dict:
                      "network_bits": float(fit.bits(eps)), "losses": losses})
     base = next(r for r in rows if (r["width"], r["depth"]) == tuple(config.base))
     amp_bits = np.array([kloss.rescaled(a).bits(base["median_mse"]) for a in config.amplitudes])
+    size_gap = []
+    for m in config.test_sizes:
+        if m == config.n_test:
+            size_gap.append(base["kernel_bits"] - base["network_bits"])
+            continue
+        lm = train_mlp_ensemble(xtr, ytr, xte[:m], yte[:m], n_models=config.n_models, width=config.base[0],
+                                depth=config.base[1], steps=config.steps, lr=config.lr, seed=seed)
+        em = float(np.median(lm))
+        km = kernel_test_loss(xtr, ytr, xte[:m], yte[:m], lengthscale=ell)
+        size_gap.append(float(km.bits(em)) - float(fit_scaled_ncx2(lm).bits(em)))
     eps_grid = np.geomspace(0.5 * min(r["median_mse"] for r in rows), kloss.cumulants()[0], 40)
     return {"rows": rows, "kernel_mean_mse": kloss.cumulants()[0], "kernel_mean_mse_ml": kloss_ml.cumulants()[0],
             "kernel_eps": eps_grid, "kernel_curve_bits": kloss.bits(eps_grid),
             "kernel_curve_bits_ml": kloss_ml.bits(eps_grid), "ml_amplitude": a_ml,
             "amplitudes": np.asarray(config.amplitudes, dtype=float), "amplitude_bits": amp_bits,
             "kernel_mean_fn_mse": float(kloss.offset + np.sum(kloss.weights * kloss.noncentralities)),
-            "base": config.base, "seed": seed}
+            "base": config.base, "seed": seed, "test_sizes": np.asarray(config.test_sizes),
+            "test_size_gap": np.asarray(size_gap)}
 
 
 def network_bias_seed(seed: int, config: NetworkConfig) -> dict:
@@ -616,7 +643,12 @@ def dimension_estimates(r: dict) -> dict:
     from sparsebook.stats import from_seeds, steps
 
     b = np.asarray(r["bits"], dtype=float)        # (dims, tasks)
-    return {"bits": {int(d): from_seeds(b[i]) for i, d in enumerate(r["dims"])}, "steps": steps(b.T)}
+    out = {"bits": {int(d): from_seeds(b[i]) for i, d in enumerate(r["dims"])}, "steps": steps(b.T)}
+    if "bits_sine" in r:
+        bs = np.asarray(r["bits_sine"], dtype=float)
+        out["bits_sine"] = {int(d): from_seeds(bs[i]) for i, d in enumerate(r["dims"])}
+        out["steps_sine"] = steps(bs.T)
+    return out
 
 
 def network_estimates(results: list[dict]) -> dict:
@@ -649,6 +681,8 @@ def network_estimates(results: list[dict]) -> dict:
         "median_mse": per_arch("median_mse"), "train_mse": per_arch("train_mse"),
         "kernel_bits": per_arch("kernel_bits"), "kernel_bits_ml": per_arch("kernel_bits_ml"),
         "network_bits": per_arch("network_bits"),
+        "test_size_gap": {int(m): from_seeds([r["test_size_gap"][j] for r in results])
+                          for j, m in enumerate(results[0]["test_sizes"])},
     }
 
 

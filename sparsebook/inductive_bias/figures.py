@@ -13,12 +13,15 @@ def plot_estimator(r: dict):
 
     fig, (a, b) = plotting.figure(2, 1)
     c = plotting.COLORS
-    a.plot(r["eps"], r["exact_bits"], color=c[0], label="exact tail (saddlepoint)")
+    a.plot(r["eps"], r["exact_bits"], color=c[0], label="tail of eq. 3 (saddlepoint)")
     ok = np.isfinite(r["mc_bits"])
-    a.plot(r["eps"][ok], r["mc_bits"][ok], "o", color=c[1], ms=3, label="Monte Carlo")
+    p = 2.0 ** -r["mc_bits"][ok]                       # Monte Carlo frequency; 95% bars by the delta method
+    half = 1.96 * np.sqrt((1 - p) / (r["n_mc"] * p)) / np.log(2)
+    a.errorbar(r["eps"][ok], r["mc_bits"][ok], yerr=half, fmt="o", color=c[1], ms=3, elinewidth=0.8,
+               label="Monte Carlo (95% bars)")
     a.plot(r["eps"], r["fitted_bits"], "--", color=c[2], label="fitted scaled χ²")
     a.axhline(r["mc_max_bits"], color="0.5", lw=0.8, ls=":", label="Monte Carlo reach")
-    a.axvline(r["eps_tail"], color="0.7", lw=0.8)
+    a.axvline(r["eps_tail"], color="0.7", lw=0.8, label=f"ε of the {r['exact_tail_bits']:.0f}-bit level")
     a.set_yscale("log")
     plotting.label(a, "error level ε (test MSE)", "inductive bias (bits)", "a kernel task: tail of the test error")
     n = r["sample_sizes"]
@@ -43,10 +46,17 @@ def plot_dimension(r: dict):
     d = r["dims"]
     for t in range(r["bits"].shape[1]):
         a.plot(d, r["bits"][:, t], "o", color=c[0], alpha=0.35, ms=3)
-    a.plot(d, r["mean_bits"], "-", color=c[0], label="mean over tasks")
+    a.plot(d, r["mean_bits"], "-", color=c[0], label="target from the kernel's prior")
+    if "bits_sine" in r:
+        for t in range(r["bits_sine"].shape[1]):
+            a.plot(d, r["bits_sine"][:, t], "s", color=c[1], alpha=0.35, ms=3)
+        a.plot(d, r["mean_bits_sine"], "--", color=c[1], label="misspecified target sin(2aᵀx)")
+        a.set_yscale("symlog", linthresh=1.0)
     a.set_xscale("log", base=2)
     plotting.label(a, "input dimension d", f"inductive bias at ε = {r['eps']:g} (bits)", "RBF-kernel hypotheses")
-    b.plot(d, r["mean_error"], "o-", color=c[1], label="random interpolating hypothesis")
+    b.plot(d, r["mean_error"], "o-", color=c[0], label="random interpolant, prior target")
+    if "mean_error_sine" in r:
+        b.plot(d, r["mean_error_sine"], "s--", color=c[1], label="random interpolant, sin(2aᵀx)")
     b.axhline(r["eps"], color="0.4", ls=":", label="target ε")
     b.set_xscale("log", base=2)
     plotting.label(b, "input dimension d", "mean test MSE", "how far the hypotheses are from ε")
@@ -192,3 +202,45 @@ def try_dimension():
                     {"d": [1, 2, 4, 8, 16, 32, 64, 128, 256], "n_train": [8, 16, 32, 64, 128, 256],
                      "eps": [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7], "task": list(range(10))},
                     default={"d": 16, "n_train": 64, "eps": 0.25, "task": 0})
+
+
+def plot_hypotheses_1d(n_train: int = 6, n_test: int = 12, n_draws: int = 20, n_mc: int = 10_000, seed: int = 0):
+    """What the bits count, in one dimension.  Left: a GP (RBF, length scale 1, amplitude 1) conditioned
+    without noise on ``n_train`` points of ``sin(2x)``: its posterior mean and ``n_draws`` random
+    interpolating hypotheses, with the ``n_test`` test points.  Right: ``P(e ≤ ε)`` of the test MSE of
+    a random hypothesis, exact (eq. 3, saddlepoint) and the frequency among ``n_mc`` draws; the
+    bits at ε are ``−log₂`` of this curve."""
+    from sparsebook import plotting
+    from sparsebook.inductive_bias.kernels import gaussian_test_loss, gp_posterior, rbf_kernel
+
+    rng = np.random.default_rng(seed)
+    xtr = np.sort(rng.uniform(-3, 3, n_train))[:, None]
+    xte = rng.uniform(-3, 3, n_test)[:, None]
+    ytr, yte = np.sin(2 * xtr[:, 0]), np.sin(2 * xte[:, 0])
+    grid = np.linspace(-3.2, 3.2, 161)[:, None]
+    pts = np.vstack([grid, xte])
+    mean, cov = gp_posterior(rbf_kernel(xtr, xtr, 1.0), rbf_kernel(pts, xtr, 1.0), rbf_kernel(pts, pts, 1.0), ytr)
+    lam, u = np.linalg.eigh(cov)
+    root = u * np.sqrt(np.clip(lam, 0, None))
+    draws = mean[:, 0][None, :] + rng.standard_normal((n_mc, len(pts))) @ root.T
+    g, t = slice(0, len(grid)), slice(len(grid), None)
+    fig, (a, b) = plotting.figure(2, 1)
+    c = plotting.COLORS
+    for k in range(n_draws):
+        a.plot(grid[:, 0], draws[k, g], color=c[0], lw=0.6, alpha=0.35, label="random interpolants" if k == 0 else None)
+    a.plot(grid[:, 0], mean[g, 0], color="k", lw=1.5, label="posterior mean")
+    a.plot(grid[:, 0], np.sin(2 * grid[:, 0]), ":", color="0.4", label="target sin(2x)")
+    a.plot(xtr[:, 0], ytr, "o", color="k", ms=5, label="training points")
+    a.plot(xte[:, 0], yte, "x", color=c[1], ms=6, label="test points")
+    a.set_ylim(-2.2, 1.6)
+    a.legend(loc="lower left", fontsize=7, ncol=2)
+    plotting.label(a, "input x", "hypothesis f(x)", "hypotheses that fit the training set")
+    loss = gaussian_test_loss(mean[t], cov[t, t], yte)
+    mse = np.sort(np.mean((draws[:, t] - yte[None, :]) ** 2, axis=1))
+    eps = np.geomspace(mse[9], mse[-1], 60)
+    b.plot(eps, 2.0 ** -loss.bits(eps), color=c[0], label="exact (eq. 3)")
+    b.plot(eps, np.searchsorted(mse, eps, side="right") / n_mc, "--", color=c[1], label=f"{n_mc:,} draws")
+    b.set_xscale("log")
+    b.set_yscale("log")
+    plotting.label(b, "error level ε (test MSE)", "P(test MSE ≤ ε)", "bits needed = −log₂ P")
+    return plotting.finish(fig)

@@ -663,7 +663,7 @@ def layer_pairs(n_target: int, n_guide: int) -> list[tuple[int, int]]:
     n_target = check_int(n_target, "n_target", 1)
     n_guide = check_int(n_guide, "n_guide", 1)
     if n_target == 1 or n_guide == 1:
-        return [(n_target - 1, n_guide - 1)] if n_target == 1 or n_guide == 1 else []
+        return [(n_target - 1, n_guide - 1)]          # the last layers pair up
     if n_target >= n_guide:
         return [(int(round(j * (n_target - 1) / (n_guide - 1))), j) for j in range(n_guide)]
     return [(i, int(round(i * (n_guide - 1) / (n_target - 1)))) for i in range(n_target)]

@@ -5,19 +5,22 @@ the checks and tables the chapter prints.
 """
 from __future__ import annotations
 
+import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy import stats
 
 from sparsebook.information_compression.kernels import (
-    ESTIMATORS, _entropy_from_counts, adaptive_kde_information, class_coding_rate, coding_rate, compression,
+    ESTIMATORS, _entropy_from_counts, adaptive_kde_information, class_coding_rate, coding_rate, coefficient_of_variation,
+    compression,
     correlation_contrast, hidden_compression, ista_step, kde_information, layer_information, mssa_step,
     normalize_columns, subspace_coding_rate, unit_tokens,
 )
 from sparsebook.progress import progress
-from sparsebook.stats import Estimate, Results, from_seeds
+from sparsebook.stats import Estimate, Results, from_seeds, paired_difference
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
 from sparsebook.train import make_optimizer, run_steps
@@ -67,6 +70,28 @@ def tishby_dataset() -> tuple[np.ndarray, np.ndarray]:
     b = k * (k - 1) // 2 - a - c
     y = (103 * k + 2 * a - 22 * b - 34 * c > 429.5).astype(np.int64)
     return bits.astype(np.float32), y
+
+
+#: SHA-256 of the original labels, packed 8 to a byte (``np.packbits``) in the row order of
+#: :func:`tishby_dataset` (row ``r`` = the binary expansion of ``r``): computed once from ``y`` in
+#: ``data/var_u.mat`` of the authors' IDNNs code (Shwartz-Ziv & Tishby), whose input rows ``F`` are in
+#: that same order.  The file itself is not shipped (it is not needed offline): only its fingerprint.
+ORIGINAL_LABELS_SHA256 = "371b2b46a5052b4f69f7991ca141fb5afa1ac364ef7beb81ec900eecac2f86d9"
+
+
+def label_fingerprint(y) -> str:
+    """SHA-256 (hex) of a 0/1 label vector packed 8 labels to a byte, in the given row order.
+
+    Two label vectors of the same length have the same fingerprint iff they are equal (up to a
+    hash collision), so comparing it with :data:`ORIGINAL_LABELS_SHA256` compares the labels
+    themselves, not only their counts.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1 or y.size == 0:
+        raise ValueError(f"y must be a non-empty 1-D label vector; got shape {y.shape}")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("y must hold only 0/1 labels")
+    return hashlib.sha256(np.packbits(y.astype(np.uint8)).tobytes()).hexdigest()
 
 
 def train_test_split(n: int = N_INPUTS, train_fraction: float = 0.8, seed: int = 0,
@@ -394,6 +419,9 @@ class PlaneConfig:
     fixed-noise KDE at ``noise_var`` and an adaptive KDE at ``rel_noise`` (every seed, a seeded
     subsample of ``kde_points`` inputs, ``kde_records`` of the record epochs: the KDE costs O(N²)),
     plus, for ReLU, the KDE at each noise of ``kde_sweep``: ``("fixed", σ²)`` or ``("adaptive", rel)``.
+    ``init_activations`` are trained once more with unit gain (``init="unit"``, same seeds: the same
+    initial weights scaled by 1/2) and measured with fixed and adaptive binning, to show what the
+    authors' gain 2 does to their verdicts.
     """
 
     activations: tuple = ACTIVATIONS
@@ -413,6 +441,7 @@ class PlaneConfig:
     rel_noise: float = 0.1
     kde_sweep: tuple = (("fixed", 0.01), ("adaptive", 0.03))
     eps: float = 0.5
+    init_activations: tuple = ("relu", "elu")
 
     @classmethod
     def preset(cls, scale: str) -> "PlaneConfig":
@@ -421,14 +450,17 @@ class PlaneConfig:
             return cls()
         return cls(l2_activations=ACTIVATIONS, n_models=10, epochs=4000, lr=1e-3, n_records=30,
                    kde_points=N_INPUTS, kde_records=12, kde_sweep=(("fixed", 0.01), ("adaptive", 0.03),
-                                                                   ("adaptive", 0.05)))
+                                                                   ("adaptive", 0.05)),
+                   init_activations=tuple(a for a in ACTIVATIONS if a not in SATURATING))
 
     def validate(self) -> "PlaneConfig":
-        for a in self.activations + self.l2_activations + self.kde_activations + self.sweep_activations:
+        for a in self.activations + self.l2_activations + self.kde_activations + self.sweep_activations \
+                + self.init_activations:
             activation_fn(a)
-        for a in self.kde_activations + self.sweep_activations:
+        for a in self.kde_activations + self.sweep_activations + self.init_activations:
             if a not in self.activations:
-                raise ValueError(f"kde_activations and sweep_activations must be among activations; got {a!r}")
+                raise ValueError("kde_activations, sweep_activations and init_activations must be among "
+                                 f"activations; got {a!r}")
         check_int(self.n_models, "n_models", 2)
         check_int(self.epochs, "epochs", 1)
         check_int(self.n_records, "n_records", 2)
@@ -462,6 +494,8 @@ class PlaneResult:
     ``train_acc``, ``test_acc``, ``final_loss``: ``{(activation, l2): (S,)}``; ``loss``:
     ``{(activation, l2): (S, epochs)}`` training cross-entropy.  ``sample_layers[activation]``: the
     first seed's layer activities ``[(R, 4096, n_l) per layer]`` for the ``kde_activations``.
+    ``init_sweep[(estimator, activation)]``: ``(S, R, L, 2)`` bits of the unit-gain runs of
+    ``init_activations`` (no L2), fixed and adaptive binning at ``n_bins``.
     """
 
     config: PlaneConfig
@@ -477,6 +511,7 @@ class PlaneResult:
     kde_sweep: dict
     loss: dict
     split_seed: int
+    init_sweep: dict = field(default_factory=dict)
 
 
 def run_information_plane(config: PlaneConfig, seed: int = 0, scale: str = "ci") -> PlaneResult:
@@ -519,8 +554,17 @@ def run_information_plane(config: PlaneConfig, seed: int = 0, scale: str = "ci")
         tr_acc[(act, l2)], te_acc[(act, l2)] = nets.train_acc[m], nets.test_acc[m]
         loss[(act, l2)] = nets.loss[m, -1]
         curves[(act, l2)] = nets.loss[m]
+    isweep = {}
+    if config.init_activations:                       # last, so the runs above are unchanged by it
+        acts_u = tuple(a for a in config.init_activations for _ in seeds)
+        nets_u = train_networks(acts_u, seeds * len(config.init_activations), config.epochs, config.lr, 0.0,
+                                config.n_records, split_seed=seed, init="unit")
+        for act in config.init_activations:
+            m = nets_u.select(act)
+            for est in ("fixed", "adaptive"):
+                isweep[(est, act)] = information_trajectory(nets_u, est, config.n_bins, models=m)
     return PlaneResult(config, nets.epochs, info, rates, tr_acc, te_acc, loss, kde_rec, sample,
-                       bsweep, ksweep, curves, seed)
+                       bsweep, ksweep, curves, seed, isweep)
 
 
 @dataclass(frozen=True)
@@ -592,12 +636,39 @@ def correlation_estimate(r: float, lo: float, hi: float, n: int, se: float | Non
     return Estimate(r, min(lo, r), max(hi, r), "seeds", int(n), se, (), "bootstrap")
 
 
+def variation_across_seeds(values, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Estimate:
+    """Coefficient of variation (:func:`~.kernels.coefficient_of_variation`) of one value per network,
+    with a percentile bootstrap interval over networks (``scipy.stats.bootstrap``, seeded), as a
+    ``seeds`` :class:`Estimate`."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1:
+        raise ValueError(f"values must be 1-D (one value per network); got shape {values.shape}")
+    cv = float(coefficient_of_variation(values))
+    check_int(n_boot, "n_boot", 10)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level!r}")
+    def _cv(v, axis=-1):                     # lenient inside resamples: a zero mean gives inf/nan, not an error
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return v.std(axis=axis, ddof=1) / v.mean(axis=axis)
+
+    ci = stats.bootstrap((values,), _cv, n_resamples=n_boot, confidence_level=level,
+                         method="percentile", vectorized=True, random_state=np.random.default_rng(seed))
+    lo, hi = float(ci.confidence_interval.low), float(ci.confidence_interval.high)
+    return Estimate(cv, min(lo, cv), max(hi, cv), "seeds", int(values.size), float(ci.standard_error), (),
+                    "bootstrap")
+
+
 def seed_compression(res: PlaneResult, estimator: str, activation: str, l2: float = 0.0,
-                     n_bins: int | None = None, kde: tuple | None = None) -> Estimate:
+                     n_bins: int | None = None, kde: tuple | None = None, init: str = "authors") -> Estimate:
     """Hidden-layer compression of ``activation`` over the seeds (:func:`sparsebook.stats.from_seeds`).
 
-    ``n_bins`` picks a run of the bins sweep, ``kde = (kind, noise)`` one of the KDE sweep."""
-    if kde is not None:
+    ``n_bins`` picks a run of the bins sweep, ``kde = (kind, noise)`` one of the KDE sweep,
+    ``init="unit"`` the unit-gain runs (``init_sweep``)."""
+    if init not in ("authors", "unit"):
+        raise ValueError(f"init must be 'authors' or 'unit'; got {init!r}")
+    if init == "unit":
+        info = res.init_sweep[(estimator, activation)]
+    elif kde is not None:
         info = res.kde_sweep[(kde[0], float(kde[1]), activation)]
     elif n_bins is not None and n_bins != res.config.n_bins:
         info = res.bins_sweep[(estimator, activation, int(n_bins))]
@@ -718,6 +789,22 @@ def sweep_results(res: PlaneResult) -> Results:
                  else seed_compression(res, "", "relu", kde=(kind, v)))
             vals[f"{name}, relu"] = e
     return Results(vals, title="hidden-layer compression (bits) against the estimator's constant")
+
+
+def init_results(res: PlaneResult) -> Results:
+    """Hidden-layer compression (bits, over the seeds) of ``init_activations`` with the authors' gain
+    (:data:`AUTHORS_GAIN`) and with unit gain, fixed and adaptive binning, and their paired difference
+    (same seeds: the same initial weights, scaled)."""
+    vals = {}
+    for act in res.config.init_activations:
+        g = AUTHORS_GAIN[act]
+        for est in ("fixed", "adaptive"):
+            a = hidden_compression(res.info[(est, act, 0.0)])
+            u = hidden_compression(res.init_sweep[(est, act)])
+            vals[f"{est} binning, {act}: authors' gain {g:g}"] = from_seeds(a)
+            vals[f"{est} binning, {act}: unit gain"] = from_seeds(u)
+            vals[f"{est} binning, {act}: gain {g:g} minus unit (paired)"] = paired_difference(a, u)
+    return Results(vals, title=f"hidden-layer compression (bits) against the initialization, {res.config.n_models} seeds")
 
 
 def invariance_check(layers, warp=np.sinh, n_bins: int = 30) -> dict:

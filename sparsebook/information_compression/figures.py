@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparsebook.information_compression.experiments import LAYER_NAMES, PlaneResult
+from sparsebook.information_compression.experiments import LAYER_NAMES, PlaneResult, activation_range
 from sparsebook.information_compression.kernels import compression, hidden_compression
 
 
@@ -145,7 +145,7 @@ def plot_sweeps(res: PlaneResult, compress_at: float = 0.5, no_compress_at: floa
 
 
 def plot_l2(res: PlaneResult):
-    """Per-layer compression (adaptive binning, mean over seeds) with and without L2."""
+    """Per-layer compression (adaptive binning, mean over seeds as lines, seeds as dots) with and without L2."""
     from sparsebook import plotting
 
     acts = res.config.l2_activations
@@ -153,10 +153,36 @@ def plot_l2(res: PlaneResult):
     layers = np.arange(len(LAYER_NAMES))
     for ax, act in zip(axes, acts):
         for k, l2 in enumerate((0.0, float(res.config.l2))):
-            comp = compression(res.info[("adaptive", act, l2)][..., 0]).mean(0)
-            ax.plot(layers, comp, "o-", color=plotting.COLORS[k], label=f"L2 = {l2:g}")
+            per_seed = compression(res.info[("adaptive", act, l2)][..., 0])        # (S, L)
+            ax.plot(layers, per_seed.mean(0), "o-", color=plotting.COLORS[k], label=f"L2 = {l2:g} (mean)")
+            for row in per_seed:
+                ax.plot(layers + (k - 0.5) * 0.12, row, ".", color=plotting.COLORS[k], alpha=0.45, ms=4)
         ax.set_xticks(layers, LAYER_NAMES)
         plotting.label(ax, "layer (width)", "compression (bits)", f"{act}, adaptive binning")
+    return plotting.finish(fig)
+
+
+def plot_activation_histograms(res: PlaneResult, layer: int = 2, n_bins: int = 30):
+    """Activity of one hidden layer (default the 5-unit layer) of the first seed on all 4096 inputs,
+    pooled over its units, at the first and the last record epoch, per activation of
+    ``res.sample_layers`` (tanh and ReLU); the grey ticks are the edges of the fixed bins that layer
+    gets (:func:`~.experiments.fixed_ranges`: ``[-1, 1]`` for tanh, the layer's range over training
+    otherwise)."""
+    from sparsebook import plotting
+
+    acts = list(res.sample_layers)
+    fig, axes = plotting.figure(len(acts), 1)
+    for ax, act in zip(axes, acts):
+        arr = res.sample_layers[act][layer]                       # (R, 4096, n)
+        lo, hi = activation_range(act) or (float(arr.min()), float(arr.max()))
+        edges = np.linspace(lo, hi, n_bins + 1)
+        for k, (r, name) in enumerate(((0, "initialization"), (-1, f"epoch {int(res.epochs[-1])}"))):
+            ax.hist(arr[r].ravel(), bins=edges, color=plotting.COLORS[k], alpha=0.55, label=name)
+        ax.set_yscale("log")
+        for e in edges:
+            ax.axvline(e, color="0.75", lw=0.4, zorder=0)
+        plotting.label(ax, f"activity of layer {LAYER_NAMES[layer]} (all units)", "count (inputs × units)",
+                       f"{act}: {n_bins} fixed bins (grey)")
     return plotting.finish(fig)
 
 
@@ -179,19 +205,29 @@ def plot_generalization(gen: dict):
 
 def plot_coding_rate(res: PlaneResult, layer: int = -1):
     """Class-conditional coding rate ``R^c`` and rate reduction ``ΔR`` of one hidden layer (default the
-    last) over training, per activation (mean over seeds)."""
+    last) over training, per activation (mean over seeds); right: the change of ``R^c`` from the first
+    to the last record, per seed (dots) and its mean (bar)."""
     from sparsebook import plotting
 
-    fig, axes = plotting.figure(2, 1)
+    fig, axes = plotting.figure(3, 1)
     ep = np.maximum(res.epochs, 0.5)
     for k, act in enumerate(res.config.activations):
         r = res.rates[act][:, :, layer].mean(0)          # (R, 2)
         c = plotting.COLORS[k % len(plotting.COLORS)]
         axes[0].plot(ep, r[:, 1], "-", color=c, label=act)
         axes[1].plot(ep, r[:, 0] - r[:, 1], "-", color=c, label=act)
-    for ax in axes:
+    for ax in axes[:2]:
         ax.set_xscale("log")
+    acts = res.config.activations
+    for k, act in enumerate(acts):
+        ch = res.rates[act][:, -1, layer, 1] - res.rates[act][:, 0, layer, 1]     # (S,)
+        c = plotting.COLORS[k % len(plotting.COLORS)]
+        axes[2].bar(k, ch.mean(), color=c, alpha=0.5)
+        axes[2].plot(np.full(ch.shape, k), ch, ".", color="0.2", ms=4)
+    axes[2].axhline(0.0, color="0.3", lw=0.8, ls="--")
+    axes[2].set_xticks(np.arange(len(acts)), [a.replace("_", " ") for a in acts], rotation=35, ha="right")
     name = f"layer {LAYER_NAMES[:-1][layer]}"
+    plotting.label(axes[2], "activation", "change of $R^c$, first to last epoch (nats)", f"per seed, {name}")
     plotting.label(axes[0], "epoch (0 drawn at 0.5)", "$R^c(Z)$ (nats)", f"class-conditional coding rate, {name}")
     plotting.label(axes[1], "epoch (0 drawn at 0.5)", r"$\Delta R = R - R^c$ (nats)", f"rate reduction, {name}")
     fig = plotting.finish(fig, legend=False)

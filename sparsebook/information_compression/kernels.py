@@ -189,7 +189,8 @@ def layer_information(t, y, n_bins: int = 30, strategy: str = "fixed", *,
 def pair_information(u, v, n_bins: int = 30, strategy: str = "adaptive") -> float:
     """Plug-in ``I(U;V) = H(U) + H(V) − H(U,V)`` in bits between two samples ``u`` ``(N, d_u)`` and
     ``v`` ``(N, d_v)``, each binned with ``strategy`` ("fixed": equal width over its own range,
-    "adaptive": equal mass).  For benchmarks against continuous estimators (e.g. KSG)."""
+    "adaptive": equal numbers of *distinct* values per bin, which is equal mass only without ties; a
+    value shared by many samples, such as ReLU's zero, falls in one bin).  For benchmarks against continuous estimators (e.g. KSG)."""
     if strategy not in ("fixed", "adaptive"):
         raise ValueError(f"strategy must be 'fixed' or 'adaptive'; got {strategy!r}")
     u = _as_layer(u, "u")
@@ -516,6 +517,23 @@ def correlation_contrast(comp, acc, n_boot: int = 2000, level: float = 0.95, see
         c_se = float(cb.std(ddof=1))
     return {"r": r, "lo": lo, "hi": hi, "contrast": c, "contrast_lo": c_lo, "contrast_hi": c_hi,
             "contrast_se": c_se, "n_boot_used": int(cb.size)}
+
+
+def coefficient_of_variation(x, axis: int = -1) -> np.ndarray:
+    """Between-sample variation relative to the mean, ``sd(x) / mean(x)`` (``sd`` with ``ddof = 1``).
+
+    ``x`` ``(..., S)`` with ``S >= 2`` samples along ``axis`` and a positive mean; returns ``(...)``.
+    Used for the spread of compression across network initializations (Chelombiev et al. 2019).
+    """
+    x = np.asarray(x, dtype=float)
+    if x.ndim == 0 or x.shape[axis] < 2:
+        raise ValueError(f"x needs at least 2 samples along axis {axis}; got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("x must be finite")
+    mean = x.mean(axis=axis)
+    if np.any(mean <= 0):
+        raise ValueError("the mean of x must be positive")
+    return x.std(axis=axis, ddof=1) / mean
 
 
 def hidden_compression(info) -> np.ndarray:
