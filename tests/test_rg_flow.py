@@ -602,3 +602,117 @@ def test_try_your_own_kernel_flow(capsys):
     with pytest.raises(ValueError):
         rg.plot_try_kernel_flow("tanh", -1.0, 0.0, 1.0, 10)
     assert rg.try_kernel_flow().children
+
+
+# ---------------------------------------------------------------------------
+# Selectable-activation KAN (S-KAN)
+# ---------------------------------------------------------------------------
+def _cox_de_boor(u, n_basis):
+    """Independent oracle: the Cox–de Boor recursion for cubic B-splines on the S-KAN knots."""
+    order, h = 3, 2.0 / (n_basis - 3)
+    t = -1.0 + (np.arange(n_basis + order + 1) - order) * h
+    x = np.asarray(u, float)[..., None]
+    b = ((x >= t[:-1]) & (x < t[1:])).astype(float)
+    for p in range(1, order + 1):
+        b = ((x - t[:-(p + 1)]) / (t[p:-1] - t[:-(p + 1)]) * b[..., :-1]
+             + (t[p + 1:] - x) / (t[p + 1:] - t[1:-p]) * b[..., 1:])
+    return b
+
+
+def test_skan_basis_known_values():
+    import torch
+    u = torch.linspace(-1, 0.999, 41, dtype=torch.float64)
+    assert np.allclose(rg.skan_basis(u, "bspline", 8).numpy(), _cox_de_boor(u.numpy(), 8), atol=1e-12)
+    # cardinal cubic B-spline at a knot: 1/6, 2/3, 1/6
+    b = rg.skan_basis(torch.tensor([-1.0], dtype=torch.float64), "bspline", 8).numpy()[0]
+    assert np.allclose(b[:3], [1 / 6, 2 / 3, 1 / 6]) and np.allclose(b[3:], 0)
+    th = torch.tensor([0.2, 1.3, 2.9], dtype=torch.float64)
+    cheb = rg.skan_basis(torch.cos(th), "chebyshev", 6).numpy()
+    assert np.allclose(cheb, np.cos(np.outer(th.numpy(), np.arange(6))))
+    rbf = rg.skan_basis(torch.tensor([-1.0, 1.0], dtype=torch.float64), "rbf", 5).numpy()
+    assert rbf[0, 0] == 1.0 and rbf[1, -1] == 1.0 and np.isclose(rbf[0, 1], np.exp(-1.0))
+    four = rg.skan_basis(torch.tensor([0.5], dtype=torch.float64), "fourier", 4).numpy()[0]
+    assert np.allclose(four, [np.cos(np.pi / 2), np.cos(np.pi), np.sin(np.pi / 2), np.sin(np.pi)])
+
+
+@given(st.lists(st.floats(-1.0, 1.0), min_size=1, max_size=20), st.integers(4, 12))
+@settings(max_examples=40, deadline=None)
+def test_skan_bspline_partition_of_unity(us, n_basis):
+    import torch
+    b = rg.skan_basis(torch.tensor(us, dtype=torch.float64), "bspline", n_basis).numpy()
+    assert b.shape == (len(us), n_basis)
+    assert np.allclose(b.sum(-1), 1.0, atol=1e-9) and (b >= -1e-12).all()
+
+
+def test_skan_layer_matches_explicit_sum_and_selection():
+    import torch
+    g = torch.Generator().manual_seed(0)
+    k, b, n_in, n_out, g_ = 2, 3, 2, 2, 4
+    x = torch.randn(k, b, n_in, generator=g, dtype=torch.float64)
+    coef = torch.randn(k, n_out, n_in, 4, g_, generator=g, dtype=torch.float64)
+    logits = torch.randn(k, n_out, 4, generator=g, dtype=torch.float64)
+    bias = torch.randn(k, n_out, generator=g, dtype=torch.float64)
+    w = torch.softmax(logits, -1)
+    y = rg.skan_layer(rg.skan_features(x, n_basis=g_), coef, w, bias).numpy()
+    ref = np.zeros((k, b, n_out))
+    for kk in range(k):
+        for j in range(n_out):
+            ref[kk, :, j] = bias[kk, j].item()
+            for i in range(n_in):
+                for c, cand in enumerate(rg.SKAN_CANDIDATES):
+                    phi = rg.skan_basis(torch.tanh(x[kk, :, i]), cand, g_)
+                    ref[kk, :, j] += w[kk, j, c].item() * (phi @ coef[kk, j, i, c]).numpy()
+    assert np.allclose(y, ref)
+    m = rg.skan_select(logits)
+    assert np.array_equal(m.argmax(-1).numpy(), logits.argmax(-1).numpy()) and np.all(m.sum(-1).numpy() == 1)
+    assert np.array_equal(rg.skan_select(torch.zeros(3)).numpy(), [1.0, 0.0, 0.0])   # ties: first
+
+
+def test_skan_parameter_counts():
+    assert rg.skan_parameter_count((2, 5, 1), 8) == 2 * 5 * 8 + 5 + 5 * 8 + 1 == 126
+    assert rg.mlp_parameter_count((2, 9, 9, 1)) == 27 + 90 + 10 == 127
+    assert rg.matched_mlp_width(126, 2) == 9 and rg.mlp_parameter_count((2, 8, 8, 1)) < 126
+    assert rg.matched_mlp_width(86, 1) == 8
+
+
+def test_skan_bad_input():
+    import torch
+    with pytest.raises(ValueError, match="candidate"):
+        rg.skan_basis(torch.zeros(3), "spline", 8)
+    with pytest.raises(ValueError, match="n_basis"):
+        rg.skan_basis(torch.zeros(3), "fourier", 7)
+    with pytest.raises(ValueError, match="n_basis"):
+        rg.skan_basis(torch.zeros(3), "rbf", 2)
+    with pytest.raises(TypeError, match="u must be"):
+        rg.skan_basis(np.zeros(3), "rbf", 8)
+    with pytest.raises(ValueError, match="weights"):
+        rg.skan_layer(torch.zeros(1, 2, 32), torch.zeros(1, 3, 1, 4, 8), torch.zeros(1, 2, 4), torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="tasks"):
+        rg.run_skan(rg.SKANConfig(tasks=("nope",)))
+
+
+def test_run_skan_tiny_deterministic_and_paired():
+    import dataclasses
+    cfg = dataclasses.replace(rg.SKANConfig.preset("ci"), tasks=("product",), n_train=32, n_test=64,
+                              full_steps=6, select_steps=4, seeds=(0, 1))
+    a, b = rg.run_skan(cfg, seed=0), rg.run_skan(cfg, seed=0)
+    t = a["tasks"]["product"]
+    assert t["params"] == {"skan": 126, "kan": 126, "mlp": 127}
+    for m in ("skan", "kan", "mlp"):
+        assert t[m]["rmse"].shape == (2,) and np.all(np.isfinite(t[m]["rmse"]))
+        assert np.array_equal(t[m]["rmse"], b["tasks"]["product"][m]["rmse"])
+    for mask in t["skan"]["masks"]:
+        assert np.all(mask.sum(-1) == 1)
+    assert t["kan"]["masks"][0].shape[-1] == 1
+    assert t["skan"]["loss"].shape == (10, 2)
+    rg.plot_skan(a)
+
+
+def test_skan_full_preset_smoke_on_cpu():
+    import dataclasses
+    full = rg.SKANConfig.preset("full")
+    assert full.full_steps > rg.SKANConfig.preset("ci").full_steps and len(full.seeds) >= 10
+    cfg = dataclasses.replace(full, tasks=("bessel",), n_train=16, n_test=16, full_steps=2, select_steps=1,
+                              seeds=(0, 1), device="cpu")
+    r = rg.run_skan(cfg)
+    assert r["tasks"]["bessel"]["params"]["skan"] == 86

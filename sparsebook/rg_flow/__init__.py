@@ -34,12 +34,13 @@ Where each part lives:
 """
 from sparsebook.rg_flow.experiments import (
     AspectRatioConfig, CumulantConfig, GradientConfig, KernelFlowConfig, PhaseDiagramConfig, PolyComConfig, PolyReLU,
+    SKAN_TASKS, SKANConfig, run_skan, train_mlp, train_skan,
     full_scale_device, polyrelu_init, run_polycom,
     gradient_norms, run_aspect_ratio, run_fourth_cumulant, run_gradients, run_kernel_flows, run_phase_diagram,
     sample_layer_moments, sample_output_scales,
 )
 from sparsebook.rg_flow.figures import (
-    cumulant_table, explore_kernel_flow, plot_angles, plot_aspect_ratio, plot_polycom, plot_fourth_cumulant, plot_gradients, plot_half_stable,
+    cumulant_table, explore_kernel_flow, plot_angles, plot_aspect_ratio, plot_polycom, plot_skan, plot_fourth_cumulant, plot_gradients, plot_half_stable,
     plot_kernel_flows, plot_phase_diagram, plot_try_kernel_flow, plot_vertex_and_ntk, try_kernel_flow,
 )
 from sparsebook.rg_flow.kernels import (
@@ -48,7 +49,9 @@ from sparsebook.rg_flow.kernels import (
     erf_arcsin_kernel, exact_fourth_cumulant, flow_step, fourth_cumulant_estimate, fourth_cumulant_theory,
     gaussian_expectation, k0_class_constants, kernel_flow, lognormal_scales, mutual_information_coefficients,
     ntk_flow, optimal_aspect_ratio, optimal_vertex, output_mutual_information, relu_arccos_kernel,
-    scale_mixture_entropy, susceptibilities, two_input_flow, universality_class, vertex_flow, vertex_slope,
+    scale_mixture_entropy, susceptibilities,
+    SKAN_CANDIDATES, matched_mlp_width, mlp_parameter_count, skan_basis, skan_features, skan_layer,
+    skan_parameter_count, skan_select, two_input_flow, universality_class, vertex_flow, vertex_slope,
 )
 
 __all__ = [
@@ -65,8 +68,11 @@ __all__ = [
     "KernelFlowConfig", "PhaseDiagramConfig", "CumulantConfig", "GradientConfig", "AspectRatioConfig",
     "run_kernel_flows", "run_phase_diagram", "run_fourth_cumulant", "run_gradients", "run_aspect_ratio",
     "PolyReLU", "polyrelu_init", "PolyComConfig", "run_polycom",
+    "SKAN_TASKS", "SKANConfig", "run_skan", "train_skan", "train_mlp",
+    "SKAN_CANDIDATES", "skan_basis", "skan_features", "skan_layer", "skan_select", "skan_parameter_count",
+    "mlp_parameter_count", "matched_mlp_width",
     # figures
     "plot_kernel_flows", "plot_half_stable", "plot_phase_diagram", "plot_vertex_and_ntk", "plot_angles",
-    "plot_fourth_cumulant", "plot_gradients", "plot_aspect_ratio", "cumulant_table", "plot_polycom",
+    "plot_fourth_cumulant", "plot_gradients", "plot_aspect_ratio", "cumulant_table", "plot_polycom", "plot_skan",
     "explore_kernel_flow", "plot_try_kernel_flow", "try_kernel_flow",
 ]

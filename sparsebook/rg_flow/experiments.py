@@ -627,3 +627,186 @@ def run_polycom(config: PolyComConfig, seed: int = 0) -> dict:
         out["auc"][a] = loss.mean(0)
         out["final"][a] = loss[-tail:].mean(0)
     return out
+
+
+# ---------------------------------------------------------------------------
+# Selectable-activation KANs (S-KAN, Yang et al. 2024) against MLPs of equal parameter count
+# ---------------------------------------------------------------------------
+#: Function-fitting targets on [−1, 1]^d: (input dimension, f).  The symbolic toy functions of the KAN
+#: paper (Liu et al. 2024, §3.1), the kind of task on which S-KAN is compared with MLPs.
+SKAN_TASKS: dict = {
+    "bessel": (1, lambda x: torch.special.bessel_j0(20.0 * x[..., 0])),
+    "exp_sin": (2, lambda x: torch.exp(torch.sin(math.pi * x[..., 0]) + x[..., 1] ** 2)),
+    "product": (2, lambda x: x[..., 0] * x[..., 1]),
+    "exp4": (4, lambda x: torch.exp(0.5 * (torch.sin(math.pi * (x[..., 0] ** 2 + x[..., 1] ** 2))
+                                           + torch.sin(math.pi * (x[..., 2] ** 2 + x[..., 3] ** 2))))),
+}
+
+
+@dataclass(frozen=True)
+class SKANConfig:
+    """S-KAN [d, hidden, 1] against a one-space (B-spline) KAN of the same shape and a two-hidden-layer
+    SiLU MLP with at least as many parameters, on the targets ``tasks`` (keys of :data:`SKAN_TASKS`).
+
+    S-KAN training (the paper's stages): ``full_steps`` of full training (every node mixes all
+    candidate spaces with softmax selection weights), then selection (each node keeps its
+    highest-weighted space) and ``select_steps`` of selective training.  The KAN and the MLP train
+    for ``full_steps + select_steps`` steps.  Full-batch Adam at ``lr`` on the mean squared error;
+    ``n_train`` training and ``n_test`` test points, uniform, drawn per seed and shared by the three
+    models (paired); one batched computation over ``seeds`` per model.
+    """
+
+    tasks: tuple = ("bessel", "exp_sin", "product", "exp4")
+    hidden: int = 5
+    n_basis: int = 8
+    n_train: int = 256
+    n_test: int = 1000
+    full_steps: int = 200
+    select_steps: int = 100
+    lr: float = 1e-2
+    seeds: tuple = (0, 1, 2, 3, 4)
+    device: str = "cpu"
+
+    @classmethod
+    def preset(cls, scale: str = "ci") -> "SKANConfig":
+        check_scale(scale)
+        if scale == "ci":
+            return cls()
+        return cls(n_train=1000, n_test=3000, full_steps=3000, select_steps=2000, seeds=tuple(range(10)),
+                   device=full_scale_device())
+
+
+def _skan_data(task: str, n: int, seed: int, device) -> tuple:
+    d, f = SKAN_TASKS[task]
+    g = torch.Generator().manual_seed(1_000_003 * (list(SKAN_TASKS).index(task) + 1) + seed)
+    x = (2.0 * torch.rand(n, d, generator=g) - 1.0).to(device)
+    return x, f(x).unsqueeze(-1)
+
+
+def _skan_forward(layers, x, masks=None, phi0=None):
+    """The S-KAN on ``x``; ``phi0``: the first layer's features of ``x``, when precomputed."""
+    from sparsebook.rg_flow.kernels import skan_features, skan_layer
+
+    for i, p in enumerate(layers):
+        w = torch.softmax(p["logits"], -1) if masks is None else masks[i]
+        phi = phi0 if (i == 0 and phi0 is not None) else skan_features(x, p["candidates"], p["coef"].shape[-1])
+        x = skan_layer(phi, p["coef"], w, p["bias"])
+    return x
+
+
+def _mse_steps(params, forward, x, y, steps, lr):
+    """Full-batch Adam on Σ_k mean((f_k(x_k) − y_k)²) through :func:`sparsebook.train.run_steps`."""
+    from sparsebook.train import make_optimizer, run_steps
+
+    opt = make_optimizer(params, "adam", lr)
+
+    def objective(_):
+        per = ((forward(x) - y) ** 2).mean(dim=(1, 2))
+        return per.sum(), per
+
+    return run_steps(opt, objective, steps=steps)
+
+
+def _rmse(pred, y) -> np.ndarray:
+    return torch.sqrt(((pred - y) ** 2).mean(dim=(1, 2))).detach().double().cpu().numpy()
+
+
+def train_skan(x, y, x_test, y_test, sizes, seeds, *, candidates=None, n_basis: int = 8,
+               full_steps: int = 300, select_steps: int = 200, lr: float = 1e-2) -> dict:
+    """Train one S-KAN per seed (leading axis of ``x`` [K, B, d]) in the paper's two training stages.
+
+    Initialisation of member k (after ``seed_everything(seeds[k])``): coefficients N(0, 1/(n_in·G)),
+    selection logits 0 (equal weights), biases 0.  After full training each node keeps the
+    candidate with the largest weight; that weight is folded into its coefficients, the others are
+    dropped, and the selected network trains on.  With one candidate this is a plain KAN.
+    Returns test RMSE per member before and after selection, the selection masks and the losses.
+    """
+    from sparsebook.rg_flow.kernels import SKAN_CANDIDATES, skan_features, skan_select
+
+    candidates = tuple(candidates or SKAN_CANDIDATES)
+    k = len(seeds)
+    dev, dt = x.device, x.dtype
+    per_seed = []
+    for s in seeds:
+        seed_everything(s)
+        per_seed.append([torch.randn(b, a, len(candidates), n_basis) / math.sqrt(a * n_basis)
+                         for a, b in zip(sizes[:-1], sizes[1:])])
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append({"coef": torch.stack([p[i] for p in per_seed]).to(dev, dt).requires_grad_(),
+                       "logits": torch.zeros(k, b, len(candidates), device=dev, dtype=dt, requires_grad=True),
+                       "bias": torch.zeros(k, b, device=dev, dtype=dt, requires_grad=True),
+                       "candidates": candidates})
+    tensors = [p[n] for p in layers for n in ("coef", "logits", "bias")]
+    phi0 = skan_features(x, candidates, n_basis)        # the inputs are fixed: their features too
+    loss_full = _mse_steps(tensors, lambda z: _skan_forward(layers, z, phi0=phi0), x, y, full_steps, lr)
+    with torch.no_grad():
+        rmse_full = _rmse(_skan_forward(layers, x_test), y_test)
+        masks = [skan_select(p["logits"]) for p in layers]
+        for p, m in zip(layers, masks):
+            w = torch.softmax(p["logits"], -1) * m                     # [K, n_out, C]
+            p["coef"].mul_(w[:, :, None, :, None])
+    loss_sel = _mse_steps([t for p in layers for t in (p["coef"], p["bias"])],
+                          lambda z: _skan_forward(layers, z, masks, phi0), x, y, select_steps, lr)
+    with torch.no_grad():
+        rmse = _rmse(_skan_forward(layers, x_test, masks), y_test)
+    return {"rmse": rmse, "rmse_before_selection": rmse_full, "masks": [m.cpu().numpy() for m in masks],
+            "loss": np.concatenate([loss_full, loss_sel]), "candidates": candidates}
+
+
+def train_mlp(x, y, x_test, y_test, sizes, seeds, *, steps: int, lr: float) -> dict:
+    """One SiLU MLP per seed (leading axis of ``x``), trained as one batched computation by full-batch
+    Adam; member k starts from PyTorch's default ``nn.Linear`` initialisation after ``seed_everything(seeds[k])``."""
+    stacks = []
+    for s in seeds:
+        seed_everything(s)
+        lins = [torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+        stacks.append([t for lin in lins for t in (lin.weight.detach(), lin.bias.detach())])
+    params = [torch.stack([st[j] for st in stacks]).to(x.device, x.dtype).requires_grad_()
+              for j in range(len(stacks[0]))]
+
+    def forward(z):
+        for j in range(0, len(params), 2):
+            z = torch.einsum("kbi,koi->kbo", z, params[j]) + params[j + 1].unsqueeze(1)
+            if j + 2 < len(params):
+                z = torch.nn.functional.silu(z)
+        return z
+
+    loss = _mse_steps(params, forward, x, y, steps, lr)
+    with torch.no_grad():
+        rmse = _rmse(forward(x_test), y_test)
+    return {"rmse": rmse, "loss": loss}
+
+
+def run_skan(config: SKANConfig, seed: int = 0) -> dict:
+    """Per task: test RMSE per seed of the S-KAN, the one-space B-spline KAN and the matched MLP, the
+    S-KAN's selections, and the parameter counts.  ``seed`` offsets ``config.seeds``."""
+    from sparsebook.rg_flow.kernels import matched_mlp_width, mlp_parameter_count, skan_parameter_count
+
+    for t in config.tasks:
+        if t not in SKAN_TASKS:
+            raise ValueError(f"tasks must be among {sorted(SKAN_TASKS)}; got {t!r}")
+    seed_everything(seed)
+    dev = _torch_device(config.device)
+    seeds = [seed + s for s in config.seeds]
+    steps = config.full_steps + config.select_steps
+    out = {"config": config, "tasks": {}}
+    for t in config.tasks:
+        d = SKAN_TASKS[t][0]
+        data = [_skan_data(t, config.n_train + config.n_test, s, dev) for s in seeds]
+        x = torch.stack([xy[0][:config.n_train] for xy in data])
+        y = torch.stack([xy[1][:config.n_train] for xy in data])
+        xt = torch.stack([xy[0][config.n_train:] for xy in data])
+        yt = torch.stack([xy[1][config.n_train:] for xy in data])
+        sizes = (d, config.hidden, 1)
+        n_kan = skan_parameter_count(sizes, config.n_basis)
+        h = matched_mlp_width(n_kan, d)
+        mlp_sizes = (d, h, h, 1)
+        kw = dict(n_basis=config.n_basis, full_steps=config.full_steps, select_steps=config.select_steps, lr=config.lr)
+        sk = train_skan(x, y, xt, yt, sizes, seeds, **kw)
+        kan = train_skan(x, y, xt, yt, sizes, seeds, candidates=("bspline",), **kw)
+        mlp = train_mlp(x, y, xt, yt, mlp_sizes, seeds, steps=steps, lr=config.lr)
+        out["tasks"][t] = {"skan": sk, "kan": kan, "mlp": mlp, "sizes": sizes, "mlp_sizes": mlp_sizes,
+                           "params": {"skan": n_kan, "kan": n_kan, "mlp": mlp_parameter_count(mlp_sizes)},
+                           "y_std": float(torch.cat([y, yt], 1).std())}
+    return out

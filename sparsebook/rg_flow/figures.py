@@ -210,6 +210,40 @@ def plot_polycom(res: dict):
     return plotting.finish(fig)
 
 
+def plot_skan(res: dict):
+    """Left: test RMSE per task of the S-KAN, the B-spline KAN and the matched MLP (dots: seeds, bar:
+    geometric mean).  Right: the share of S-KAN nodes that selected each candidate space (all layers
+    and seeds)."""
+    from sparsebook import plotting
+
+    fig, (ax1, ax2) = plotting.figure(ncols=2)
+    tasks = list(res["tasks"])
+    xs = np.arange(len(tasks))
+    labels = {"skan": "S-KAN", "kan": "KAN (B-spline)", "mlp": "MLP"}
+    for j, m in enumerate(labels):
+        for i, t in enumerate(tasks):
+            r = res["tasks"][t][m]["rmse"]
+            xo = xs[i] + (j - 1) * 0.25
+            ax1.scatter(np.full(len(r), xo), r, s=10, color=plotting.COLORS[j], alpha=0.7,
+                        label=f"{labels[m]} ({len(r)} seeds)" if i == 0 else None)
+            ax1.hlines(np.exp(np.mean(np.log(r))), xo - 0.1, xo + 0.1, color=plotting.COLORS[j], lw=2)
+    ax1.set_yscale("log")
+    ax1.set_xticks(xs)
+    ax1.set_xticklabels(tasks)
+    plotting.label(ax1, "target function", "test RMSE", "equal parameter counts (MLP ≥ KAN)")
+    sk = [res["tasks"][t]["skan"] for t in tasks]
+    cands = sk[0]["candidates"]
+    share = np.array([np.concatenate([m.reshape(-1, m.shape[-1]) for m in r["masks"]]).mean(0) for r in sk])
+    bottom = np.zeros(len(tasks))
+    for c in range(len(cands)):
+        ax2.bar(xs, share[:, c], bottom=bottom, color=plotting.COLORS[c + 3], label=cands[c])
+        bottom += share[:, c]
+    ax2.set_xticks(xs)
+    ax2.set_xticklabels(tasks)
+    plotting.label(ax2, "target function", "share of S-KAN nodes", "selected activation space")
+    return plotting.finish(fig)
+
+
 # ---------------------------------------------------------------------------
 # Explorable figure and try-your-own cell
 # ---------------------------------------------------------------------------

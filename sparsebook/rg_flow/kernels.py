@@ -825,3 +825,129 @@ def fourth_cumulant_estimate(stats: np.ndarray, width: int, n_batches: int = 20)
     kurt_se = np.std([p[2] for p in parts], axis=0, ddof=1) / math.sqrt(n_batches)
     return {"k": k, "eps": eps, "eps_se": eps_se, "kurt": kurt, "kurt_se": kurt_se,
             "eps_batches": np.array([p[1] for p in parts])}
+
+
+# ---------------------------------------------------------------------------
+# Selectable-activation KAN (S-KAN; Yang et al. 2024): candidate activation spaces and the layer
+# ---------------------------------------------------------------------------
+
+#: The candidate activation spaces an S-KAN node chooses among (each spanned by ``n_basis``
+#: functions on (−1, 1)): cubic B-splines on a uniform grid (KAN), Gaussian radial basis functions
+#: (FastKAN), Chebyshev polynomials (ChebyKAN) and a Fourier series.
+SKAN_CANDIDATES = ("bspline", "rbf", "chebyshev", "fourier")
+
+
+def skan_basis(u, candidate: str, n_basis: int = 8):
+    """The ``n_basis`` functions spanning one candidate activation space, evaluated at ``u`` ∈ (−1, 1).
+
+    * ``bspline``: uniform cubic B-splines B_m(u) = (1/6) Σ_{j=0}^{4} (−1)^j C(4, j) ((u − t_m)/h − j)_+^3
+      on the knots t_m = −1 + (m − 3)h, h = 2/(n_basis − 3), m = 0 … n_basis − 1 (the truncated-power
+      form of the Cox–de Boor recursion); they sum to 1 on [−1, 1] (KAN, Liu et al. 2024).
+    * ``rbf``: exp(−((u − c_g)/h)²) with n_basis centres c_g evenly on [−1, 1], h = 2/(n_basis − 1)
+      (FastKAN).
+    * ``chebyshev``: T_0(u) … T_{n_basis−1}(u), T_k(cos θ) = cos kθ (ChebyKAN).
+    * ``fourier``: cos(kπu), sin(kπu) for k = 1 … n_basis/2 (n_basis even).
+
+    ``u``: a torch tensor of any shape; returns shape ``u.shape + (n_basis,)``.
+    """
+    import torch
+
+    if candidate not in SKAN_CANDIDATES:
+        raise ValueError(f"candidate must be one of {SKAN_CANDIDATES}; got {candidate!r}")
+    n_basis = check_int(n_basis, "n_basis", 4)
+    if not isinstance(u, torch.Tensor):
+        raise TypeError(f"u must be a torch.Tensor; got {type(u).__name__}")
+    if candidate == "bspline":
+        # uniform cubic B-spline = (1/6) Σ_j (−1)^j C(4, j) (s − j)_+^3 in s = (u − t_m)/h
+        h = 2.0 / (n_basis - 3)
+        t = -1.0 + (torch.arange(n_basis, dtype=u.dtype, device=u.device) - 3) * h
+        s = (u.unsqueeze(-1) - t) / h
+        r = torch.relu
+        return (r(s) ** 3 - 4 * r(s - 1) ** 3 + 6 * r(s - 2) ** 3 - 4 * r(s - 3) ** 3 + r(s - 4) ** 3) / 6.0
+    if candidate == "rbf":
+        c = torch.linspace(-1.0, 1.0, n_basis, dtype=u.dtype, device=u.device)
+        return torch.exp(-(((u.unsqueeze(-1) - c) * ((n_basis - 1) / 2.0)) ** 2))
+    if candidate == "chebyshev":
+        out = [torch.ones_like(u), u]
+        for _ in range(2, n_basis):
+            out.append(2 * u * out[-1] - out[-2])
+        return torch.stack(out[:n_basis], dim=-1)
+    if n_basis % 2:
+        raise ValueError(f"n_basis must be even for the fourier candidate; got {n_basis}")
+    k = torch.arange(1, n_basis // 2 + 1, dtype=u.dtype, device=u.device) * math.pi
+    ku = u.unsqueeze(-1) * k
+    return torch.cat([torch.cos(ku), torch.sin(ku)], dim=-1)
+
+
+def skan_features(x, candidates=SKAN_CANDIDATES, n_basis: int = 8):
+    """Φ_{c,g}(tanh x) for every input and candidate space, flattened: ``x`` [K, B, n_in] ->
+    [K, B, n_in·C·G] (index order i, c, g).  tanh squashes every layer's input into (−1, 1), the
+    candidates' common domain."""
+    import torch
+
+    if not isinstance(x, torch.Tensor) or x.dim() != 3:
+        raise ValueError(f"x must be a torch.Tensor of shape [K, B, n_in]; got {getattr(x, 'shape', type(x))}")
+    u = torch.tanh(x)
+    phi = torch.stack([skan_basis(u, c, n_basis) for c in candidates], dim=-2)   # [K, B, n_in, C, G]
+    return phi.reshape(x.shape[0], x.shape[1], -1)
+
+
+def skan_layer(phi, coef, weights, bias):
+    """One S-KAN layer for K networks at once (Yang et al. 2024, the selectable KAN node).
+
+    Output node j of member k sums learnable univariate functions of its inputs, each a mixture of
+    the candidate activation spaces with the node's selection weights w_{k,j,c}:
+
+        y_{k,b,j} = bias_{k,j} + Σ_i Σ_c w_{k,j,c} Σ_g coef_{k,j,i,c,g} Φ_{c,g}(tanh x_{k,b,i})
+
+    During full training ``weights`` = softmax of learnable logits; after selection, the one-hot
+    :func:`skan_select`.  Shapes: ``phi`` = :func:`skan_features` [K, B, n_in·C·G], ``coef``
+    [K, n_out, n_in, C, G], ``weights`` [K, n_out, C], ``bias`` [K, n_out]; returns [K, B, n_out].
+    """
+    if coef.dim() != 5:
+        raise ValueError(f"coef must have shape [K, n_out, n_in, C, G]; got {tuple(coef.shape)}")
+    k, n_out, n_in, c, g = coef.shape
+    if phi.dim() != 3 or phi.shape[0] != k or phi.shape[2] != n_in * c * g:
+        raise ValueError(f"phi must have shape [{k}, B, {n_in * c * g}]; got {tuple(phi.shape)}")
+    if tuple(weights.shape) != (k, n_out, c):
+        raise ValueError(f"weights must have shape {(k, n_out, c)}; got {tuple(weights.shape)}")
+    eff = (coef * weights[:, :, None, :, None]).reshape(k, n_out, -1)
+    return phi @ eff.transpose(1, 2) + bias.unsqueeze(1)
+
+
+def skan_select(logits):
+    """Hard selection after full training: the one-hot of the largest selection weight per node,
+    ``logits`` [..., C] -> float mask [..., C] (ties go to the first candidate)."""
+    import torch
+
+    if not isinstance(logits, torch.Tensor) or logits.dim() < 1:
+        raise TypeError("logits must be a torch.Tensor with a last axis of candidates")
+    return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+
+
+def skan_parameter_count(sizes, n_basis: int) -> int:
+    """Parameters of a selected S-KAN (or a one-space KAN) with layer sizes ``sizes``:
+    Σ_l (n_l · n_{l+1} · n_basis + n_{l+1}) (one coefficient vector per edge, a bias per node)."""
+    n_basis = check_int(n_basis, "n_basis", 1)
+    sizes = [check_int(s, "sizes[i]", 1) for s in sizes]
+    if len(sizes) < 2:
+        raise ValueError("sizes must hold at least an input and an output size")
+    return sum(a * b * n_basis + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def mlp_parameter_count(sizes) -> int:
+    """Parameters of a dense MLP with layer sizes ``sizes``: Σ_l (n_l + 1) n_{l+1}."""
+    sizes = [check_int(s, "sizes[i]", 1) for s in sizes]
+    if len(sizes) < 2:
+        raise ValueError("sizes must hold at least an input and an output size")
+    return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def matched_mlp_width(n_params: int, n_in: int, n_out: int = 1, hidden_layers: int = 2) -> int:
+    """The smallest hidden width h (equal hidden layers) whose MLP has at least ``n_params`` parameters."""
+    n_params = check_int(n_params, "n_params", 1)
+    hidden_layers = check_int(hidden_layers, "hidden_layers", 1)
+    h = 1
+    while mlp_parameter_count([n_in] + [h] * hidden_layers + [n_out]) < n_params:
+        h += 1
+    return h
