@@ -255,6 +255,12 @@ def test_routing_merging_pruning_runners_feed_from_seeds():
     assert rt["balanced"]["curve_nmi"].shape == (2, 3)
     mg = moe.run_merging(moe.MergeConfig(n_keep=(2,), compare_at=2), rt)
     assert mg["aligned"].shape == (2, 1) and np.isfinite(mg["naive"]).all()
+    # compression at compare_at, parameters by hand (d_model 8, hidden 4, rank 2, 1 column)
+    assert mg["compressed"].shape == (2,) and np.isfinite(mg["compressed"]).all()
+    w1 = 2 * (8 + 4) + 1 * 8                                   # [8, 4]: rank 2 + one column of 8
+    w2 = 2 * (4 + 8) + 1 * 4                                   # [4, 8]: rank 2 + one column of 4
+    assert mg["compressed_params"] == {"merged": 2 * (8 * 4 + 4 + 4 * 8 + 8), "compressed": 2 * (w1 + w2 + 4 + 8)}
+    assert mg["stable_rank_members"].shape == (2,) and (mg["stable_rank_merged"] >= 1 - 1e-9).all()
     pr = moe.run_pruning(moe.PruneConfig(task_clusters=(0,), keep=(4, 1)), rt)
     assert pr["task"].shape == (2, 2)
     rt2 = moe.run_routing(TINY, 0)                           # same seed, same numbers
@@ -358,3 +364,41 @@ def test_language_runner_tiny_is_deterministic():
     assert stacked["moe"]["ce"].shape == (2,)
     with pytest.raises(ValueError, match="variant"):
         moe.run_language_seed(cfg, 0, "sparse")
+
+
+# ---------------------------------------------------------------------------
+# MC-SMoE's compression stage
+# ---------------------------------------------------------------------------
+def test_stable_rank_known_values():
+    assert float(moe.stable_rank(torch.diag(torch.tensor([3.0, 4.0])))) == pytest.approx(25 / 16)
+    assert float(moe.stable_rank(torch.ones(4, 3))) == pytest.approx(1.0)            # rank one
+    assert float(moe.stable_rank(torch.eye(5))) == pytest.approx(5.0)
+    batch = moe.stable_rank(torch.stack([torch.eye(3), 2 * torch.eye(3)]))
+    assert batch.shape == (2,) and torch.allclose(batch, torch.tensor([3.0, 3.0]))
+    with pytest.raises(ValueError, match="all-zero"):
+        moe.stable_rank(torch.zeros(2, 2))
+
+
+@FAST
+@given(st.integers(0, 2**31 - 1), st.integers(2, 7), st.integers(2, 7))
+def test_low_rank_plus_sparse_is_exact_at_full_rank_and_counts_its_parameters(seed, m, n):
+    w = torch.randn(m, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    full, stored = moe.low_rank_plus_sparse(w, min(m, n))
+    assert torch.allclose(full, w) and stored == min(m, n) * (m + n)
+    # rank r plus c columns: the residual is zero on the kept columns and the error never exceeds rank r alone
+    r, c = 1, min(2, n)
+    approx, stored = moe.low_rank_plus_sparse(w, r, c)
+    low, _ = moe.low_rank_plus_sparse(w, r, 0)
+    assert stored == r * (m + n) + c * m
+    assert int(((approx - w).abs().amax(0) < 1e-9).sum()) >= c
+    assert float((approx - w).norm()) <= float((low - w).norm()) + 1e-9
+    assert torch.linalg.matrix_rank(low) <= r
+
+
+def test_low_rank_plus_sparse_bad_input():
+    with pytest.raises(ValueError, match="rank"):
+        moe.low_rank_plus_sparse(torch.eye(3), 4)
+    with pytest.raises(ValueError, match="columns"):
+        moe.low_rank_plus_sparse(torch.eye(3), 1, 5)
+    with pytest.raises(ValueError, match="one matrix"):
+        moe.low_rank_plus_sparse(torch.ones(2, 3, 3), 1)

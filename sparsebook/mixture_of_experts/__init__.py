@@ -10,7 +10,8 @@ Kernels (PyTorch, any leading batch axes; the chapter stacks seeds there):
   masked by :func:`gate_matrix`).
 - :func:`smooth_step`, :func:`tree_leaf_probs`, :func:`comet_gate`: COMET's differentiable tree gates.
 - :func:`align_permutation`, :func:`permute_units`, :func:`merge_experts`, :func:`group_experts`:
-  MC-SMoE's weight-matching alignment, grouping and usage-weighted merging.
+  MC-SMoE's weight-matching alignment, grouping and usage-weighted merging; :func:`stable_rank` and
+  :func:`low_rank_plus_sparse`: its compression stage.
 - :func:`auroc_matrix` (unit ↔ planted-variable detection), :func:`moe_flops` (analytic cost),
   :func:`gaussian_moe_logpdf` (softmax Gaussian MoE with a temperature or an activation gate).
 
@@ -34,8 +35,8 @@ from sparsebook.mixture_of_experts.figures import (
 )
 from sparsebook.mixture_of_experts.kernels import (
     align_permutation, assign_slots, auroc_matrix, comet_gate, expert_capacity, experts_all, gate_matrix,
-    gaussian_moe_logpdf, group_experts, load_balancing_loss, merge_experts, moe_dense_reference, moe_dispatch,
-    moe_flops, permute_units, router_z_loss, smooth_step, top_k_routing, tree_leaf_probs,
+    gaussian_moe_logpdf, group_experts, load_balancing_loss, low_rank_plus_sparse, merge_experts, moe_dense_reference,
+    moe_dispatch, moe_flops, permute_units, stable_rank, router_z_loss, smooth_step, top_k_routing, tree_leaf_probs,
 )
 
 __all__ = [
@@ -43,7 +44,7 @@ __all__ = [
     "top_k_routing", "load_balancing_loss", "router_z_loss", "expert_capacity", "assign_slots", "gate_matrix",
     "experts_all", "moe_dispatch", "moe_dense_reference", "smooth_step", "tree_leaf_probs", "comet_gate",
     "align_permutation", "permute_units", "merge_experts", "group_experts", "auroc_matrix", "moe_flops",
-    "gaussian_moe_logpdf",
+    "gaussian_moe_logpdf", "low_rank_plus_sparse", "stable_rank",
     # experiments
     "NetSpec", "TrainSpec", "init_net", "net_forward", "train_net", "evaluate", "nmse", "usage", "specialization",
     "cluster_regression", "planted_variables", "sample_gaussian_moe", "TRUTH", "RoutingConfig", "MergeConfig",

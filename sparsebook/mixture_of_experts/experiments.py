@@ -15,7 +15,7 @@ import torch
 
 from sparsebook.mixture_of_experts.kernels import (
     EXPERT_KEYS, auroc_matrix, comet_gate, expert_capacity, experts_all, gate_matrix, gaussian_moe_logpdf,
-    group_experts, load_balancing_loss, merge_experts, moe_dense_reference, moe_dispatch, router_z_loss, top_k_routing,
+    group_experts, load_balancing_loss, low_rank_plus_sparse, merge_experts, stable_rank, moe_dense_reference, moe_dispatch, router_z_loss, top_k_routing,
 )
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
@@ -389,10 +389,13 @@ class MergeConfig:
 
     n_keep: tuple = (6, 4, 2)
     compare_at: int = 4
+    compress_rank: int = 2
+    compress_columns: int = 1
 
     @classmethod
     def preset(cls, scale: str) -> "MergeConfig":
-        return cls() if check_scale(scale) == "ci" else cls(n_keep=(12, 8, 4, 2), compare_at=8)
+        return cls() if check_scale(scale) == "ci" else cls(n_keep=(12, 8, 4, 2), compare_at=8, compress_rank=4,
+                                                            compress_columns=2)
 
 
 def _single(experts: dict, s: int, e: int) -> dict:
@@ -417,6 +420,7 @@ def run_merging(config: MergeConfig, routing: dict) -> dict:
     ex = layer_experts(params, 0)
     n_s = len(routing["seeds"])
     res = {"n_keep": list(config.n_keep), "full": routing["balanced"]["nmse"]}
+    sr = {"members": [[] for _ in range(n_s)], "merged": [[] for _ in range(n_s)]}
     for mode in ("aligned", "naive", "uniform"):
         rows = []
         for m in config.n_keep:
@@ -430,14 +434,46 @@ def run_merging(config: MergeConfig, routing: dict) -> dict:
                     ids += [int(e) for e in np.flatnonzero(g == j) if e != ids[0]]
                     w = np.ones(len(ids)) if mode == "uniform" else use[s][ids]
                     members.append(merge_experts([_single(ex, s, e) for e in ids], w, align=mode != "naive"))
+                    if mode == "aligned" and m == config.compare_at and len(ids) > 1:
+                        sr["members"][s].append(np.mean([_expert_stable_rank(_single(ex, s, e)) for e in ids]))
+                        sr["merged"][s].append(_expert_stable_rank(members[-1]))
                 merged.append({k: torch.stack([mm[k] for mm in members]) for k in EXPERT_KEYS})
             mer = {"group": torch.stack(groups), "experts": {k: torch.stack([mm[k] for mm in merged]) for k in EXPERT_KEYS}}
             rows.append(evaluate(params, spec, te["x"], te["y"], merged=mer)[0])
+            if mode == "aligned" and m == config.compare_at:
+                comp, stored = _compress(mer["experts"], config.compress_rank, config.compress_columns)
+                res["compressed"] = evaluate(params, spec, te["x"], te["y"], merged={"group": mer["group"], "experts": comp})[0]
+                res["compressed_params"] = {"merged": m * _expert_params(spec), "compressed": m * stored}
         res[mode] = np.stack(rows, 1)
-    d, h, o = spec.d_model, spec.hidden, spec.d_model
-    per_expert = d * h + h + h * o + o
-    res["expert_params"] = {m: m * per_expert for m in [spec.n_experts] + list(config.n_keep)}
+    res["stable_rank_members"] = np.array([np.mean(v) if v else np.nan for v in sr["members"]])
+    res["stable_rank_merged"] = np.array([np.mean(v) if v else np.nan for v in sr["merged"]])
+    res["expert_params"] = {m: m * _expert_params(spec) for m in [spec.n_experts] + list(config.n_keep)}
     return res
+
+
+def _expert_params(spec: NetSpec) -> int:
+    d, h, o = spec.d_model, spec.hidden, spec.d_model
+    return d * h + h + h * o + o
+
+
+def _expert_stable_rank(expert: dict) -> float:
+    """Stable rank of an expert's unit matrix ``[W1; W2ᵀ]`` (``[d + o, h]``: one column per hidden unit)."""
+    return float(stable_rank(torch.cat([expert["w1"], expert["w2"].T], 0)))
+
+
+def _compress(experts: dict, rank: int, columns: int) -> tuple[dict, int]:
+    """MC-SMoE's compression of stacked merged experts (``[S, m, ...]``): every ``W1`` and ``W2`` →
+    low rank + structured sparse (:func:`low_rank_plus_sparse`); biases kept.  Returns the
+    compressed experts and the stored parameters of one expert."""
+    out = {k: v.clone() for k, v in experts.items()}
+    n_s, m = experts["w1"].shape[:2]
+    stored = 0
+    for key in ("w1", "w2"):
+        for s in range(n_s):
+            for j in range(m):
+                out[key][s, j], p = low_rank_plus_sparse(experts[key][s, j], rank, columns)
+        stored += p
+    return out, stored + experts["b1"].shape[-1] + experts["b2"].shape[-1]
 
 
 # ---------------------------------------------------------------------------

@@ -307,6 +307,39 @@ def group_experts(usage, similarity, n_groups: int) -> np.ndarray:
     return group
 
 
+def stable_rank(w: torch.Tensor) -> torch.Tensor:
+    """Stable rank ``‖W‖_F² / ‖W‖₂² = Σ σ_i² / σ_1²`` of every matrix on the last two axes
+    (``[..., m, n]`` → ``[...]``): between 1 (rank one) and ``rank W``; the measure of a weight
+    matrix's dimensionality that MC-SMoE reports for merged experts (Li et al. 2024)."""
+    w = _tensor(w, "w", 2)
+    sv = torch.linalg.svdvals(w)
+    if bool((sv[..., 0] <= 0).any()):
+        raise ValueError("w must not contain an all-zero matrix (its stable rank is undefined)")
+    return (sv ** 2).sum(-1) / sv[..., 0] ** 2
+
+
+def low_rank_plus_sparse(w: torch.Tensor, rank: int, columns: int = 0) -> tuple[torch.Tensor, int]:
+    """MC-SMoE's compression of a merged expert's matrix (Li et al. 2024, §3.4, after LoSparse):
+    ``W ≈ U_r Σ_r V_rᵀ + S``, the rank-``rank`` truncated SVD plus a structured sparse residual ``S``
+    that keeps the ``columns`` columns of ``W − U_r Σ_r V_rᵀ`` with the largest L2 norm (zero
+    elsewhere).  Training-free: the paper then fine-tunes with distillation.  ``w``: ``[m, n]``.
+    Returns ``(approximation [m, n], stored parameters r(m + n) + columns·m)``.
+    """
+    w = _tensor(w, "w", 2)
+    if w.ndim != 2:
+        raise ValueError(f"w must be one matrix [m, n]; got shape {tuple(w.shape)}")
+    m, n = w.shape
+    rank = check_int(rank, "rank", 0, min(m, n))
+    columns = check_int(columns, "columns", 0, n)
+    u, sv, vh = torch.linalg.svd(w, full_matrices=False)
+    low = (u[:, :rank] * sv[:rank]) @ vh[:rank]
+    res = w - low
+    keep = torch.zeros(n, dtype=torch.bool, device=w.device)
+    if columns:
+        keep[torch.sort(res.norm(dim=0), descending=True, stable=True).indices[:columns]] = True
+    return low + res * keep, rank * (m + n) + columns * m
+
+
 # ---------------------------------------------------------------------------
 # scores
 # ---------------------------------------------------------------------------
