@@ -218,3 +218,41 @@ def test_claim_is_inconclusive_when_interval_straddles_threshold():
     c = cs.add("x", paper="roy2021routing", statement="s", quantity="q", paper_value="p",
                measured=paired_difference([0.1, -0.1, 0.2, -0.15, 0.05], [0, 0, 0, 0, 0]), criterion=AtLeast(0.0))
     assert c.verdict == "inconclusive"
+
+
+# ---------------------------------------------------------------------------
+# Sparsifiner trained with its mask; Information Pathways' sub-model ensemble
+# ---------------------------------------------------------------------------
+def test_sparsifiner_mode_at_svd_init_is_the_imposed_predictor():
+    """Step 0 of the joint training is the imposed pattern: same mask as evaluate_patterns' Sparsifiner."""
+    fit = E._train(TINY, [0, 1])
+    init = {**fit["params"], **E.svd_predictor(fit["params"], TINY.heads, 2)}
+    x, y = TINY.data(8, 1)
+    pc = E.PatternConfig(recall=TINY, rank=2)
+    for j, dense in enumerate(E.members(TINY, fit)):
+        sp = E.members(TINY, {"params": init}, "sparsifiner", keys=4, rank=2)[j]
+        imposed = E.evaluate_patterns(dense, x, y, x, pc, 4, 0, ("sparsifiner",))["sparsifiner"]["acc"]
+        assert E.accuracy(sp, x, y) == imposed
+        with torch.no_grad():
+            logits, kl = sp(x)
+        assert logits.shape == (8, TINY.L, TINY.n_values) and float(kl) >= -1e-6
+
+
+def test_sparsifiner_mode_needs_keys():
+    with pytest.raises(TypeError, match="keys"):
+        TINY.model("sparsifiner")
+
+
+def test_run_sparsifiner_tiny(monkeypatch):
+    monkeypatch.setitem(E.N_SEEDS, "ci", 2)
+    r = E.run_sparsifiner(E.SparsifinerConfig(recall=TINY, keys=4, rank=2, steps=2), 0)
+    assert {k: v.shape for k, v in r.items()} == {"imposed": (2,), "trained": (2,), "dense": (2,)}
+
+
+def test_subsample_ensemble_with_every_key_kept_is_the_dense_prediction():
+    fit = E._train(TINY, [0], mode="ssa", keep=0.5)
+    x, y = TINY.data(8, 1)
+    ssa, dense = E.members(TINY, fit, "ssa")[0], E.members(TINY, fit)[0]
+    assert E.subsample_ensemble_accuracy(ssa, x, y, 1.0, 3, 0) == E.accuracy(dense, x, y)
+    with pytest.raises(ValueError, match="samples"):
+        E.subsample_ensemble_accuracy(ssa, x, y, 0.5, 0, 0)

@@ -78,7 +78,7 @@ def recall_task(n: int, L: int, pairs: int, keys: int = 32, values: int = 16, no
 # ---------------------------------------------------------------------------
 # the model
 # ---------------------------------------------------------------------------
-MODES = ("dense", "pattern", "ssa", "seqboat", "lemo")
+MODES = ("dense", "pattern", "ssa", "seqboat", "lemo", "sparsifiner")
 
 
 class RecallNet(nn.Module):
@@ -93,14 +93,19 @@ class RecallNet(nn.Module):
       attend and are attended (Sparse Modular Activation);
       values are scaled by ``g_t`` (so the gate learns from the keys it serves); ``forward`` then returns ``(logits, mean g)`` so that a penalty can act on the gate;
     - ``lemo``: only the ``keep_tokens`` most informative tokens (:func:`~.kernels.informativeness` of the
-      embeddings; queries always kept) serve as keys and values (LeMo's token elimination).
+      embeddings; queries always kept) serve as keys and values (LeMo's token elimination);
+    - ``sparsifiner``: a low-rank connectivity predictor per head (``P_h, R_h`` ``[d, rank]``, scores
+      ``(z P_h)(z R_h)ᵀ`` with ``z = LN(h)``) whose top-``keys`` keys per row form the mask (Wei et al. 2023,
+      Sec. 3.2); ``forward`` returns ``(logits, KL)`` with ``KL`` the divergence of the predictor's causal softmax
+      from the head's dense attention (detached), the connectivity distillation that trains the predictor.
 
     ``forward(x, mask=None, attention=None)``: ``mask`` (``[.., H, L, L]``) replaces the mode's pattern;
     ``attention`` (a function ``s, M -> A``) replaces the softmax (Combiner).
     """
 
     def __init__(self, n_a: int, n_b: int, L: int, d: int = 64, heads: int = 8, mode: str = "dense",
-                 pattern: torch.Tensor | None = None, keep_tokens: int | None = None):
+                 pattern: torch.Tensor | None = None, keep_tokens: int | None = None, keys: int | None = None,
+                 rank: int = 2):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
@@ -114,6 +119,10 @@ class RecallNet(nn.Module):
         if mode == "seqboat":
             self.gate = nn.Linear(d, 1)
             nn.init.constant_(self.gate.bias, 1.0)  # every token starts active
+        if mode == "sparsifiner":
+            self.keys = check_int(keys, "keys", 1)
+            self.pred_p = nn.Parameter(torch.randn(heads, d, rank) / math.sqrt(d))
+            self.pred_r = nn.Parameter(torch.randn(heads, d, rank) / math.sqrt(d))
         self.register_buffer("pattern", pattern if pattern is not None else K.causal_mask(L), persistent=False)
 
     def embed(self, x):
@@ -150,6 +159,14 @@ class RecallNet(nn.Module):
                 score = K.informativeness(h).masked_fill(x[..., 1] == self.query_symbol, float("inf"))
                 kept = K.keep_top(score, self.keep_tokens)
                 mask = mask & (kept[:, None, None, :] | eye)
+            elif self.mode == "sparsifiner":
+                z = self.ln1(h)
+                pred = torch.einsum("nld,hdr->nhlr", z, self.pred_p) @ torch.einsum("nld,hdr->nhrl", z, self.pred_r)
+                mask = mask & K.topk_mask(pred.detach(), self.keys)
+                with torch.no_grad():
+                    target = K.masked_softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), causal)
+                logp = torch.log_softmax(pred.masked_fill(~causal, float("-inf")), -1).masked_fill(~causal, 0.0)
+                gate = (target * (torch.log(target.clamp_min(1e-12)) - logp)).sum(-1).mean()
         if attention is not None:
             o = attention(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), mask) @ v
         elif q.is_cuda:  # PyTorch's math kernel on a GPU: the memory-efficient one fails in backward with
@@ -163,7 +180,7 @@ class RecallNet(nn.Module):
         o = o.transpose(1, 2).reshape(h.shape)
         o = self.out(o)
         logits = self.head(self.ln2(h + o))
-        return (logits, gate.mean()) if gate is not None else logits
+        return (logits, gate.mean()) if gate is not None else logits  # seqboat: mean gate; sparsifiner: KL
 
 
 def _ce(out, y):
@@ -212,8 +229,9 @@ class RecallConfig:
         return recall_task(n, L or self.L, pairs or self.pairs, self.n_keys, self.n_values, local=local, keep=keep,
                            seed=seed)
 
-    def model(self, mode="dense", pattern=None, keep_tokens=None, L=None):
-        return RecallNet(self.n_keys + 4, self.n_values + 2, L or self.L, self.d, self.heads, mode, pattern, keep_tokens)
+    def model(self, mode="dense", pattern=None, keep_tokens=None, L=None, **kw):
+        return RecallNet(self.n_keys + 4, self.n_values + 2, L or self.L, self.d, self.heads, mode, pattern, keep_tokens,
+                         **kw)
 
 
 def _seeds(seed: int, scale: str) -> list[int]:
@@ -221,7 +239,7 @@ def _seeds(seed: int, scale: str) -> list[int]:
 
 
 def _train(cfg: RecallConfig, seeds, mode="dense", pattern=None, local=False, keep=1.0, steps=None, init=None,
-           keep_tokens=None, gate_weight=0.0, L=None, pairs=None, data_seed=10_000):
+           keep_tokens=None, gate_weight=0.0, L=None, pairs=None, data_seed=10_000, model_kw=None):
     """:func:`fit_seeds` of ``cfg.model(mode, ...)`` on a training set drawn with ``data_seed + seeds[0]``;
     ``init`` (a ``[K, ...]`` parameter dict) starts member ``k`` from its weights instead of a fresh draw.
     Returns the fit result and the template model."""
@@ -230,24 +248,24 @@ def _train(cfg: RecallConfig, seeds, mode="dense", pattern=None, local=False, ke
     count = iter(range(len(seeds)))
 
     def make():
-        m = cfg.model(mode, pattern, keep_tokens, L=L)
+        m = cfg.model(mode, pattern, keep_tokens, L=L, **(model_kw or {}))
         if init is not None:
             j = next(count)
             m.load_state_dict({k: v[j] for k, v in init.items()}, strict=False)
         return m.to(dev)
 
-    loss = _ce if mode != "seqboat" else _gated_ce(gate_weight)
+    loss = _ce if mode not in ("seqboat", "sparsifiner") else _gated_ce(gate_weight)
     with warnings.catch_warnings():  # vmap runs the fused attention kernel member by member (same numbers)
         warnings.filterwarnings("ignore", message="There is a performance drop")
         return fit_seeds(make, x.to(dev), y.to(dev), seeds, steps=steps or cfg.steps, lr=cfg.lr,
                          batch_size=cfg.batch, loss_fn=loss)
 
 
-def members(cfg: RecallConfig, fit: dict, mode="dense", pattern=None, keep_tokens=None, L=None) -> list[RecallNet]:
+def members(cfg: RecallConfig, fit: dict, mode="dense", pattern=None, keep_tokens=None, L=None, **kw) -> list[RecallNet]:
     """One :class:`RecallNet` per seed with that seed's trained weights (eval mode, CPU)."""
     out = []
     for j in range(next(iter(fit["params"].values())).shape[0]):
-        m = cfg.model(mode, pattern, keep_tokens, L=L)
+        m = cfg.model(mode, pattern, keep_tokens, L=L, **kw)
         m.load_state_dict({k: v[j].cpu() for k, v in fit["params"].items()}, strict=False)
         out.append(m.eval())
     return out
@@ -539,6 +557,57 @@ def run_patterns(config: PatternConfig, seed: int = 0) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class SparsifinerConfig:
+    """Sparsifiner trained with its mask (Wei et al. 2023, Sec. 3): starting from the trained dense model, the
+    model and a rank-``rank`` connectivity predictor (initialised at the head's truncated SVD, i.e. at the
+    imposed predictor) are fine-tuned jointly for ``steps`` steps with the top-``keys`` mask applied and the
+    predictor distilled from the dense attention (``distill`` weighs the KL term); learning rate ``lr``."""
+
+    recall: RecallConfig = RecallConfig()
+    keys: int = 16
+    rank: int = 2
+    steps: int = 50
+    lr: float = 3e-3
+    distill: float = 1.0
+
+    @classmethod
+    def preset(cls, scale: str) -> "SparsifinerConfig":
+        r = RecallConfig.preset(scale)
+        return cls(recall=r) if check_scale(scale) == "ci" else cls(recall=r, keys=64, rank=4, steps=600, lr=3e-4)
+
+
+def svd_predictor(params: dict, heads: int, rank: int) -> dict:
+    """Per-seed predictor factors ``pred_p, pred_r`` ``[K, H, d, rank]`` from the stacked dense weights
+    (:func:`~.kernels.lowrank_factors` of each head's ``W_q W_kᵀ``)."""
+    w = params["qkv.weight"].cpu()
+    K_, d = w.shape[0], w.shape[-1]
+    dh = d // heads
+    P, R = torch.zeros(K_, heads, d, rank), torch.zeros(K_, heads, d, rank)
+    for j in range(K_):
+        for h in range(heads):
+            P[j, h], R[j, h] = K.lowrank_factors(w[j, h * dh:(h + 1) * dh].T, w[j, d + h * dh:d + (h + 1) * dh].T, rank)
+    return {"pred_p": P, "pred_r": R}
+
+
+def run_sparsifiner(config: SparsifinerConfig, seed: int = 0) -> dict:
+    """Accuracy (global task, per seed) of the dense model with the SVD predictor's mask imposed (step 0 of
+    the joint training) and after fine-tuning model and predictor with the mask, and of the dense model."""
+    cfg = config.recall
+    seeds = _seeds(seed, cfg.scale)
+    x, y = cfg.data(cfg.n_test, 20_000 + seed)
+    dense = _dense_cached(cfg, seed, False)["params"]
+    init = {**dense, **svd_predictor(dense, cfg.heads, config.rank)}
+    kw = {"keys": config.keys, "rank": config.rank}
+    imposed = members(cfg, {"params": init}, "sparsifiner", **kw)
+    seed_everything(seeds[0])
+    fit = _train(replace(cfg, lr=config.lr), seeds, "sparsifiner", steps=config.steps, init=init,
+                 gate_weight=config.distill, data_seed=60_000, model_kw=kw)
+    return {"imposed": np.array([accuracy(m, x, y) for m in imposed]),
+            "trained": np.array([accuracy(m, x, y) for m in members(cfg, fit, "sparsifiner", **kw)]),
+            "dense": np.array([accuracy(m, x, y) for m in members(cfg, {"params": dense})])}
+
+
 # ---------------------------------------------------------------------------
 # training with a pattern: S2 shards, sub-sampled training, SeqBoat, LeMo
 # ---------------------------------------------------------------------------
@@ -588,6 +657,7 @@ class PathwaysConfig:
     recall: RecallConfig = RecallConfig()
     keep: float = 0.25
     finetune: float = 0.2
+    ensemble: int = 16
 
     @classmethod
     def preset(cls, scale: str) -> "PathwaysConfig":
@@ -622,7 +692,25 @@ def run_pathways(config: PathwaysConfig, seed: int = 0) -> dict:
             "dense": np.array([accuracy(m, x, y) for m in dense]),
             "loss_ssa_ft": np.array([test_loss(m, x, y) for m in members(cfg, ft)]),
             "loss_dense": np.array([test_loss(m, x, y) for m in dense]),
+            "ssa_ensemble": np.array([subsample_ensemble_accuracy(m, x, y, config.keep, config.ensemble, seed + 70_000)
+                                      for m in members(cfg, ssa, "ssa")]),
             "cost": config.attention_cost()}
+
+
+@torch.no_grad()
+def subsample_ensemble_accuracy(model: RecallNet, x, y, keep: float, samples: int, seed: int) -> float:
+    """Information Pathways' sub-model ensemble at inference (Hussain et al. 2023, Sec. 4): the model is run
+    ``samples`` times with keys sub-sampled as in training (each kept with probability ``keep``, fresh draws
+    from ``seed``), and the softmax outputs are averaged; accuracy of the averaged prediction at the queries."""
+    samples = check_int(samples, "samples", 1)
+    g = torch.Generator().manual_seed(seed)
+    probs = 0.0
+    for _ in range(samples):
+        xs = x.clone()
+        xs[..., 2] = K.subsample_keys(x.shape[1], keep, x.shape[0], generator=g).long()
+        probs = probs + torch.softmax(model(xs), -1)
+    q = y != IGNORE
+    return float(((probs / samples).argmax(-1)[q] == y[q]).double().mean())
 
 
 @dataclass(frozen=True)

@@ -134,8 +134,8 @@ def topk_mask(scores: torch.Tensor, keys: int, rows: torch.Tensor | None = None)
     elif scores.shape[-2] != len(rows):
         raise ValueError(f"scores must have one row per entry of rows ({len(rows)}); got {tuple(scores.shape)}")
     keys = check_int(keys, "keys", 1)
-    c = _causal_rows(L, rows)
-    own = torch.eye(L, dtype=torch.bool) if rows is None else torch.nn.functional.one_hot(rows, L).bool()
+    c = _causal_rows(L, rows).to(scores.device)
+    own = (torch.eye(L, dtype=torch.bool) if rows is None else torch.nn.functional.one_hot(rows, L).bool()).to(scores.device)
     s = scores.masked_fill(~c, float("-inf")).masked_fill(own, float("inf"))
     idx = s.topk(min(keys, L), dim=-1).indices
     m = torch.zeros_like(s, dtype=torch.bool).scatter_(-1, idx, True)
