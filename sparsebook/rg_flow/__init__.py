@@ -27,7 +27,9 @@ Where each part lives:
   :func:`gradient_norms`, :func:`full_scale_device`; and the experiments
   :func:`run_kernel_flows`, :func:`run_phase_diagram`, :func:`run_fourth_cumulant`,
   :func:`run_aspect_ratio`, :func:`run_gradients`, each configured by a frozen dataclass with
-  ``preset(scale)``.
+  ``preset(scale)``.  The activation family: PolyCom (:func:`run_polycom`) and selectable-activation
+  KANs (Yang et al. 2024; :func:`run_skan`, built on the kernels :func:`skan_basis`,
+  :func:`skan_features`, :func:`skan_layer`, :func:`skan_select`).
 * :mod:`sparsebook.rg_flow.figures`, one plotting function per figure (house style) and
   :func:`cumulant_table`; the explorable kernel-flow figure (:func:`explore_kernel_flow`) and the
   try-your-own cell (:func:`try_kernel_flow`).

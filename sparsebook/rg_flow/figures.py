@@ -236,8 +236,10 @@ def plot_skan(res: dict):
     share = np.array([np.concatenate([m.reshape(-1, m.shape[-1]) for m in r["masks"]]).mean(0) for r in sk])
     bottom = np.zeros(len(tasks))
     for c in range(len(cands)):
-        ax2.bar(xs, share[:, c], bottom=bottom, color=plotting.COLORS[c + 3], label=cands[c])
+        ax2.bar(xs, share[:, c], bottom=bottom, color=plotting.COLORS[(3, 4, 5, 7)[c % 4]], label=cands[c])
         bottom += share[:, c]
+    ax2.set_ylim(0, 1.3)
+    ax2.legend(ncol=len(cands), loc="upper center", fontsize="small", columnspacing=0.8, handlelength=1.2)
     ax2.set_xticks(xs)
     ax2.set_xticklabels(tasks)
     plotting.label(ax2, "target function", "share of S-KAN nodes", "selected activation space")
