@@ -310,3 +310,19 @@ def test_darcy_data_shapes_and_presets_construct():
     x = torch.zeros(1, 1, 17, 17)
     for kind, w in (("mgno", None), ("fno", 4), ("cnn", 4)):
         assert si.build_model(kind, full2d, w)(x).shape == x.shape
+
+
+def test_train_one_cycle_schedule_and_member_independence():
+    x = torch.linspace(-1, 1, 40).reshape(10, 1, 4)
+    y = 2 * x
+    make = lambda: torch.nn.Conv1d(1, 1, 3, padding=1)
+    a = si.train_one_cycle(make, x, y, [3, 5], steps=20, lr=0.1, batch_size=4, div_factor=2.0, final_div_factor=100.0)
+    # the authors' one-cycle: starts at lr/2, peaks at lr (30% of the steps), ends near lr/200
+    assert a["lr"][0] == pytest.approx(0.05) and a["lr"].max() == pytest.approx(0.1, rel=1e-3)
+    assert int(a["lr"].argmax()) == 5 and a["lr"][-1] < 0.1 / 100
+    assert np.all(np.diff(a["lr"][6:]) < 0)
+    assert a["loss"].shape == (20, 2) and a["loss"][-1].mean() < a["loss"][0].mean()
+    # a member trains as it would alone (same seed, same batch order, same schedule)
+    b = si.train_one_cycle(make, x, y, [5], steps=20, lr=0.1, batch_size=4)
+    assert np.allclose(a["loss"][:, 1], b["loss"][:, 0], atol=1e-5)
+    assert torch.allclose(a["predict"](x)[1], b["predict"](x)[0], atol=1e-5)

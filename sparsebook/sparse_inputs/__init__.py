@@ -19,11 +19,11 @@ This module only re-exports the chapter's public names.
 from sparsebook.sparse_inputs.experiments import (
     CTR_VARIANTS, N_SEEDS, CTRConfig, CTRNet, CTRSuiteConfig, OperatorSuiteConfig, run_ctr_suite, run_operator_suite, FNO, MgNO, OperatorConfig, PlainCNN, RegCostConfig, VCycleOperator, build_model,
     ctr_data, darcy_data, device_for, feature_counts, matched_widths, n_params, random_coefficient, run_ctr,
-    run_operator, run_reg_cost, true_solutions,
+    run_operator, run_reg_cost, train_one_cycle, true_solutions,
 )
 from sparsebook.sparse_inputs.figures import (
     plot_attention, plot_interests, plot_operator_sweep, plot_predictions, plot_reg_cost, plot_regularization,
-    plot_resolution,
+    plot_resolution, plot_training_curves,
 )
 from sparsebook.sparse_inputs.kernels import (
     BCS, activation_unit_input, auc, darcy_1d, darcy_2d, dice, full_l2, full_weighting, mba_l2, mean_pool, prelu,
@@ -35,9 +35,9 @@ __all__ = [
     "CTR_VARIANTS", "N_SEEDS", "CTRConfig", "CTRNet", "CTRSuiteConfig", "OperatorSuiteConfig", "run_ctr_suite",
     "run_operator_suite", "FNO", "MgNO", "OperatorConfig", "PlainCNN", "RegCostConfig", "VCycleOperator",
     "build_model", "ctr_data", "darcy_data", "device_for", "feature_counts", "matched_widths", "n_params",
-    "random_coefficient", "run_ctr", "run_operator", "run_reg_cost", "true_solutions",
+    "random_coefficient", "run_ctr", "run_operator", "run_reg_cost", "train_one_cycle", "true_solutions",
     "plot_attention", "plot_interests", "plot_operator_sweep", "plot_predictions", "plot_reg_cost",
-    "plot_regularization", "plot_resolution",
+    "plot_regularization", "plot_resolution", "plot_training_curves",
     "BCS", "activation_unit_input", "auc", "darcy_1d", "darcy_2d", "dice", "full_l2", "full_weighting", "mba_l2",
     "mean_pool", "prelu", "prolong", "rela_impr", "relative_l2", "restrict", "smooth", "sparse_grad_bytes",
     "spectral_conv", "sum_pool", "two_level_auc", "vcycle", "weighted_pool",

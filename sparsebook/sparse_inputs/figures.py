@@ -133,3 +133,17 @@ def plot_resolution(grids: Sequence[int], test: Mapping[str, np.ndarray]):
     ax.set_xticks(list(grids), [str(g) for g in grids])
     plotting.label(ax, "grid nodes n", "relative L2 test error", "Error against resolution")
     return plotting.finish(fig)
+
+
+def plot_training_curves(curves: Mapping[str, np.ndarray], title: str = ""):
+    """The minibatch training loss of every seed against the step, one panel per model
+    (``curves[name]``: ``[steps, K]``), on a log scale: a seed that stalls or spikes shows as its own line."""
+    fig, axes = plotting.figure(len(curves))
+    for ax, (i, (name, L)) in zip(axes, enumerate(curves.items())):
+        L = np.asarray(L, dtype=float)
+        for k in range(L.shape[1]):
+            ax.plot(np.arange(1, L.shape[0] + 1), L[:, k], color=COLORS[i], alpha=0.7, lw=0.9,
+                    label="one line per seed" if k == 0 else None)
+        ax.set_yscale("log")
+        plotting.label(ax, "training step", "relative L2 error of the minibatch", f"{title} {name}".strip())
+    return plotting.finish(fig)
