@@ -256,3 +256,21 @@ def test_subsample_ensemble_with_every_key_kept_is_the_dense_prediction():
     assert E.subsample_ensemble_accuracy(ssa, x, y, 1.0, 3, 0) == E.accuracy(dense, x, y)
     with pytest.raises(ValueError, match="samples"):
         E.subsample_ensemble_accuracy(ssa, x, y, 0.5, 0, 0)
+
+
+def test_two_hop_coverage_known_values():
+    L = 12
+    c = sa.causal_mask(L)
+    assert sa.two_hop_coverage(c, c) == 1.0
+    w2 = sa.local_mask(L, 2)  # only i = p + 2 is served: L - 2 of the (L - 1)(L - 2)/2 pairs
+    assert sa.two_hop_coverage(w2, w2) == pytest.approx(2 / (L - 1))
+    st = sa.strided_mask(L, 3)  # no previous-token link
+    assert sa.two_hop_coverage(st, c) == 0.0 and sa.two_hop_coverage(c, st) > 0
+    het = sa.s2_mask(L, 4, 4, 1, 1)
+    assert sa.two_hop_coverage(het, het) == 1.0
+    hom = sa.s2_mask(L, 4, 4, 1, 1, heterogeneous=False)  # link needs p = 0 mod 4, reach needs p + 1 = 0 mod 4
+    assert sa.two_hop_coverage(hom, hom) == 0.0 and sa.two_hop_coverage(hom, het) > 0
+    with pytest.raises(ValueError, match="first and second"):
+        sa.two_hop_coverage(c, sa.causal_mask(5))
+    with pytest.raises(TypeError, match="first"):
+        sa.two_hop_coverage(c.numpy(), c)

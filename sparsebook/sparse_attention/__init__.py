@@ -28,7 +28,8 @@ from sparsebook.sparse_attention.kernels import (
     PATTERNS, attention_cost, block_gather_attention, block_ground_truth, causal_mask, combiner_attention,
     dense_attention, density, expand_blocks, informativeness, keep_top, kmeans_assign, kmeans_update,
     local_mask, loglog_slope, lowrank_factors, mass_recall, masked_softmax, random_mask, routing_mask, s2_mask,
-    strided_mask, subsample_keys, top1_recall, topk_blocks, topk_mask, total_variation, union_coverage)
+    strided_mask, subsample_keys, top1_recall, topk_blocks, topk_mask, total_variation, two_hop_coverage,
+    union_coverage)
 
 __all__ = [
     "N_SEEDS", "CostConfig", "LeMoConfig", "PathwaysConfig", "PatternConfig", "RecallConfig", "RecallNet", "S2Config",
@@ -40,5 +41,5 @@ __all__ = [
     "dense_attention", "density", "expand_blocks", "informativeness", "keep_top", "kmeans_assign", "kmeans_update",
     "local_mask", "loglog_slope", "lowrank_factors", "mass_recall", "masked_softmax", "random_mask", "routing_mask",
     "s2_mask", "strided_mask", "subsample_keys", "top1_recall", "topk_blocks", "topk_mask", "total_variation",
-    "union_coverage",
+    "two_hop_coverage", "union_coverage",
 ]

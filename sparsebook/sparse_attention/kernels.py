@@ -104,6 +104,28 @@ def union_coverage(mask: torch.Tensor) -> float:
     return float(u.sum()) / float(c.sum())
 
 
+def two_hop_coverage(first: torch.Tensor, second: torch.Tensor) -> float:
+    """Fraction of two-hop retrievals a two-layer pattern can route (the induction-head circuit).
+
+    The answer to query ``i`` is the token at ``p + 1`` that followed an earlier occurrence ``p`` of the query's
+    token (``p + 1 < i``).  Layer 1 must let ``p + 1`` see ``p`` (some head of ``first``: the previous-token
+    link), layer 2 must let ``i`` see ``p + 1`` (some head of ``second``).  Returns
+    ``mean_{p+1<i} 1[∪_h first_h[p+1, p]] · 1[∪_h second_h[i, p+1]]``; 1 for dense attention.
+    first, second ``[L, L]`` or ``[H, L, L]`` boolean, same ``L`` (≥ 3).
+    """
+    L = _square(first, "first")
+    if _square(second, "second") != L or L < 3:
+        raise ValueError(f"first and second must share L >= 3; got {tuple(first.shape)} and {tuple(second.shape)}")
+    u1 = first.reshape(-1, L, L).any(0)
+    u2 = second.reshape(-1, L, L).any(0)
+    prev = u1.diagonal(offset=-1)  # [L - 1]: position p + 1 sees p
+    i = torch.arange(L)[:, None]
+    p = torch.arange(L - 1)[None, :]
+    valid = p + 1 < i
+    served = u2[:, 1:] & prev[None, :]  # [i, p]: i sees p + 1, and p + 1 saw p
+    return float(served[valid].double().mean())
+
+
 def density(mask: torch.Tensor) -> float:
     """Mean fraction of the causal keys kept per row: ``mean_i |M_i| / (i + 1)`` (over heads and rows)."""
     L = _square(mask, "mask")
