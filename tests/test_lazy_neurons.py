@@ -380,7 +380,7 @@ def test_penalty_reaches_the_activations():
 
 @pytest.mark.parametrize("cls", [L.EmergenceConfig, L.ConditionsConfig, L.ScalingConfig, L.TopKConfig,
                                  L.ActivationsConfig, L.SpeedConfig, L.MixerConfig, L.TransformerScalingConfig,
-                                 L.FamilyConfig])
+                                 L.FamilyConfig, L.TemporalConfig])
 def test_presets(cls):
     ci, full = cls.preset("ci"), cls.preset("full")
     assert ci != full
@@ -630,3 +630,124 @@ def test_explorable_emergence_and_try_your_own(capsys):
     plt.close(L.plot_try_emergence(width=8, steps=10, lr=1e-2, noise=0.5, seed=0))
     assert "final held-out fraction nonzero" in capsys.readouterr().out
     assert L.try_emergence().children
+
+
+# ---------------------------------------------------------------------------
+# the full scale: device-clean presets and parts
+# ---------------------------------------------------------------------------
+
+
+def test_full_presets_use_the_gpu_when_present_and_ci_stays_on_the_cpu():
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    for cls in (L.EmergenceConfig, L.ConditionsConfig, L.ScalingConfig, L.TopKConfig, L.MixerConfig, L.TemporalConfig):
+        assert cls.preset("ci").device == "cpu"
+        assert cls.preset("full").device == want
+    for cls in (L.ActivationsConfig, L.TransformerScalingConfig, L.FamilyConfig):
+        assert cls.preset("full").emergence.device == want
+
+
+def test_parts_hold_every_experiment_once_at_each_scale():
+    names = {"emergence", "conditions", "scaling", "data", "transformer_scaling", "mixer", "topk", "activations",
+             "family", "temporal"}
+    for scale, parts in L.PARTS_BY_SCALE.items():
+        flat = [n for p in parts for n in p]
+        assert sorted(flat) == sorted(names), scale
+        # the runs that share the cached ReLU Transformer sit in one part
+        assert any({"emergence", "activations", "family"} <= set(p) for p in parts), scale
+    assert L.PARTS == L.PARTS_BY_SCALE["ci"]
+
+
+def test_mlp_runners_take_the_device_of_their_config():
+    """A config's device reaches the models and the data (here "cpu" spelled as a torch device string)."""
+    cfg = L.ConditionsConfig(width=8, steps=2, eval_rows=16, device="cpu:0")
+    a = _mlp_run(cfg, 0, "teacher", 1e-2)
+    b = _mlp_run(L.ConditionsConfig(width=8, steps=2, eval_rows=16), 0, "teacher", 1e-2)
+    assert a["held_out"] == b["held_out"]
+    r = L.run_topk(L.TopKConfig(width=8, k=2, steps=2, device="cpu:0"), 0)
+    assert r == L.run_topk(L.TopKConfig(width=8, k=2, steps=2), 0)
+    e = L.mlp_emergence(8, 2, 1e-2, 0, every=1, eval_rows=16, device="cpu:0")
+    assert e["firing"].shape == (8,) and isinstance(e["firing"], np.ndarray)
+
+
+# ---------------------------------------------------------------------------
+# temporal sparsity: the Delta Activation Layer
+# ---------------------------------------------------------------------------
+
+
+def test_quantize_and_deltas_known_values():
+    a = torch.tensor([[0.0, 1.0], [0.04, 1.0], [0.26, 0.5]])
+    assert torch.allclose(L.quantize_ste(a, 0.1), torch.tensor([[0.0, 1.0], [0.0, 1.0], [0.3, 0.5]]))
+    d = L.temporal_deltas(a, 0.1)
+    assert d.shape == (2, 2)
+    assert torch.allclose(d, torch.tensor([[0.0, 0.0], [0.3, -0.5]]))
+    assert L.delta_density(a, 0.1) == pytest.approx(0.5)
+
+
+def test_quantize_ste_passes_the_gradient_straight_through():
+    a = torch.tensor([0.04, 0.26, -1.3], requires_grad=True)
+    (L.quantize_ste(a, 0.1) * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert torch.equal(a.grad, torch.tensor([1.0, 2.0, 3.0]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float32, (3, 6, 4), elements=finite), st.sampled_from([0.05, 0.1, 0.5]))
+def test_deltas_telescope_to_the_quantized_activations(a, step):
+    """Delta inference reconstructs the quantized network exactly: Q(a_0) + Σ_{s≤t} Δ_s = Q(a_t)."""
+    t = torch.as_tensor(a).double()
+    q = L.quantize_ste(t, step)
+    rec = q[:, :1] + torch.cumsum(L.temporal_deltas(t, step), 1)
+    assert torch.allclose(rec, q[:, 1:], atol=1e-9)
+    assert 0.0 <= L.delta_density(t, step) <= 1.0
+    assert L.delta_density(t[:, :1].expand(3, 6, 4), step) == 0.0      # a constant sequence never changes
+
+
+def test_delta_kernels_reject_bad_input():
+    with pytest.raises(ValueError, match="step"):
+        L.quantize_ste(torch.ones(3), 0.0)
+    with pytest.raises(TypeError, match="a must"):
+        L.temporal_deltas(np.ones((3, 2)), 0.1)
+    with pytest.raises(ValueError, match="T >= 2"):
+        L.temporal_deltas(torch.ones(1, 4), 0.1)
+    with pytest.raises(ValueError, match="penalty"):
+        L.TemporalConfig(penalty=2.0)
+    with pytest.raises(ValueError, match="frames"):
+        L.TemporalConfig(frames=1)
+
+
+def test_drifting_templates_drift_slowly():
+    cfg = L.TemporalConfig(noise=0.0)
+    x, y = L.DriftingTemplates(cfg, 0).sample(64, np.random.default_rng(0))
+    assert x.shape == (64, cfg.frames, cfg.pixels) and y.shape == (64, cfg.frames)
+    assert bool((y == y[:, :1]).all())
+    step = (x[:, 1:] - x[:, :-1]).abs().mean()
+    assert float(step) < 0.5 * float((x - x.roll(1, 0)).abs().mean())   # consecutive frames alike, sequences not
+
+
+def test_run_temporal_is_deterministic_and_feeds_the_estimates():
+    cfg = L.TemporalConfig(steps=4, eval_sequences=16, width=8)
+    runs = [{"temporal": L.run_temporal(cfg, s)} for s in range(2)]
+    assert runs[0]["temporal"] == L.run_temporal(cfg, 0)
+    assert set(runs[0]["temporal"]) == {"baseline", *cfg.penalties}
+    for m in runs[0]["temporal"].values():
+        assert 0 <= m["temporal"] <= 1 and 0 <= m["spatial"] <= 1 and 0 <= m["accuracy"] <= 1
+    est = L.temporal_estimates(runs, cfg.penalty)
+    b, d = runs[0]["temporal"]["baseline"], runs[0]["temporal"][cfg.penalty]
+    assert est["improvement"].samples[0] == pytest.approx(b["spatial"] / d["temporal"])
+    with pytest.raises(ValueError, match="penalty"):
+        L.temporal_estimates(runs, 0.123)
+
+
+def test_log_ratio_ticks_label_one_and_stay_apart():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sparsebook.lazy_neurons.figures import _log_ratio_ticks
+
+    fig, ax = plt.subplots()
+    ax.set_yscale("log")
+    ax.set_ylim(0.9, 1.6)
+    _log_ratio_ticks(ax)
+    ticks = list(ax.yaxis.get_major_locator().tick_values(0.9, 1.6))
+    assert 1 in ticks and len(ticks) >= 3
+    assert all(np.log10(b) - np.log10(a) >= np.log10(1.6 / 0.9) / 8 - 1e-12 for a, b in zip(ticks, ticks[1:]))
+    plt.close(fig)

@@ -35,22 +35,23 @@ Where each part lives:
 This module only re-exports the chapter's public names.
 """
 from sparsebook.lazy_neurons.experiments import (
-    CONDITIONS, MLP, PARTS, RECORDED_TYPES, SEEDS, ActivationRecorder, ActivationsConfig, ConditionsConfig,
+    CONDITIONS, MLP, PARTS, PARTS_BY_SCALE, RECORDED_TYPES, SEEDS, ActivationRecorder, ActivationsConfig, ConditionsConfig,
     EmergenceConfig, FamilyConfig, MarkovSource, MixerBlock, MixerConfig, NoisyTeacher, ScalingConfig, SpeedConfig,
     TinyMixer, TopKConfig, TransformerScalingConfig, activations_estimates, chapter_part, chapter_seed,
     conditions_estimates, emergence_estimates, evaluate, family_estimates, mixer_estimates, mlp_activation_modules,
     mlp_emergence, mlp_sites, ppl_p_sparsity, record_activations, run_activations, run_chapter, run_conditions, run_data,
     run_emergence, run_family, run_mixer, run_scaling, run_speed, run_topk, run_transformer_scaling,
-    scaling_estimates, sparse_activation_batch, topk_estimates, train,
+    scaling_estimates, sparse_activation_batch, topk_estimates, train, TemporalConfig, DriftingTemplates, DeltaMLP,
+    run_temporal, temporal_estimates,
 )
 from sparsebook.lazy_neurons.figures import (
     explore_emergence, plot_data, plot_emergence, plot_try_emergence, try_emergence, plot_firing, plot_mixer, plot_scaling, plot_sparsing_law, plot_speed, plot_topk,
-    plot_tradeoff,
+    plot_tradeoff, plot_temporal,
 )
 from sparsebook.lazy_neurons.kernels import (
     cats_threshold, cett, cett_threshold, chess_thresholds, core_neurons, dead_fraction, deft_density_loss,
     dense_mlp_forward, expected_calibration_error, fatrelu, firing_frequency, jaccard, neuron_importance,
-    nonzero_fraction, prosparse_lambda, sparse_down, sparse_mlp_forward,
+    nonzero_fraction, prosparse_lambda, sparse_down, sparse_mlp_forward, quantize_ste, temporal_deltas, delta_density,
 )
 from sparsebook.models import Activation, TinyTransformer, apply_threshold, topk_activation
 
@@ -59,7 +60,7 @@ __all__ = [
     "nonzero_fraction", "dead_fraction", "firing_frequency", "topk_activation", "cats_threshold",
     "chess_thresholds", "apply_threshold", "fatrelu", "prosparse_lambda", "deft_density_loss",
     "expected_calibration_error", "neuron_importance", "cett", "cett_threshold", "core_neurons", "jaccard",
-    "dense_mlp_forward", "sparse_down", "sparse_mlp_forward",
+    "dense_mlp_forward", "sparse_down", "sparse_mlp_forward", "quantize_ste", "temporal_deltas", "delta_density",
     # networks and the recorder
     "Activation", "MLP", "TinyTransformer", "MixerBlock", "TinyMixer", "RECORDED_TYPES",
     "mlp_activation_modules", "mlp_sites", "ActivationRecorder", "record_activations",
@@ -69,14 +70,15 @@ __all__ = [
     "EmergenceConfig", "run_emergence", "mlp_emergence", "ConditionsConfig", "CONDITIONS", "run_conditions",
     "ScalingConfig", "run_scaling", "run_data", "TransformerScalingConfig", "run_transformer_scaling",
     "TopKConfig", "run_topk", "ActivationsConfig", "run_activations", "MixerConfig", "run_mixer",
-    "FamilyConfig", "run_family", "SpeedConfig", "run_speed",
+    "FamilyConfig", "run_family", "SpeedConfig", "run_speed", "TemporalConfig", "DriftingTemplates", "DeltaMLP",
+    "run_temporal",
     # over seeds, and the estimates the claims rest on
-    "SEEDS", "PARTS", "chapter_part", "chapter_seed", "run_chapter", "emergence_estimates",
+    "SEEDS", "PARTS", "PARTS_BY_SCALE", "chapter_part", "chapter_seed", "run_chapter", "emergence_estimates",
     "conditions_estimates", "scaling_estimates", "mixer_estimates", "topk_estimates", "activations_estimates",
-    "family_estimates",
+    "family_estimates", "temporal_estimates",
     # figures
     "plot_emergence", "plot_firing", "plot_scaling", "plot_data", "plot_mixer", "plot_topk", "plot_tradeoff",
-    "plot_sparsing_law", "plot_speed",
+    "plot_sparsing_law", "plot_speed", "plot_temporal",
     # explorable figure and try-your-own cell
     "explore_emergence", "plot_try_emergence", "try_emergence",
 ]

@@ -3,6 +3,7 @@ configs with ``preset(scale)`` and the runners ``run_<experiment>(config, seed)`
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -16,7 +17,7 @@ from torch.nn import functional as F
 from sparsebook.lazy_neurons.kernels import (cats_threshold, cett_threshold, chess_thresholds, core_neurons,
                                              dead_fraction, deft_density_loss, expected_calibration_error, fatrelu,
                                              firing_frequency, jaccard, nonzero_fraction, prosparse_lambda,
-                                             sparse_down)
+                                             quantize_ste, sparse_down, temporal_deltas, delta_density)
 from sparsebook.models import Activation, Block, TinyTransformer
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
@@ -297,13 +298,21 @@ class EmergenceConfig:
         check_scale(scale)
         if scale == "ci":
             return cls()
-        return cls(d_model=128, ff=512, layers=4, tf_batch=64, tf_steps=5000, seq_len=32, mlp_width=1024,
-                   mlp_steps=5000, eval_rows=10000, every=100, tf_lr=3e-3, device=_auto_device())
+        return cls(d_model=128, ff=512, layers=4, tf_batch=64, tf_steps=2000, seq_len=32, mlp_width=1024,
+                   mlp_steps=2000, eval_rows=10000, every=100, tf_lr=3e-3, device=_auto_device())
 
 
 def _auto_device() -> str:
-    """"cuda" when a GPU is present, else "cpu" (used by the full-scale presets only)."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """"cuda" when a GPU is present, else "cpu" (used by the full-scale presets only).
+
+    On a GPU it also sets ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (unless set) before CUDA starts in the
+    process: :func:`sparsebook.seeding.seed_everything` turns on PyTorch's deterministic algorithms
+    (warn only), under which every cuBLAS call without that setting is nondeterministic and raises a
+    Python warning, a cost paid on every matrix product of every step."""
+    if torch.cuda.is_available():
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        return "cuda"
+    return "cpu"
 
 
 @lru_cache(maxsize=16)
@@ -378,17 +387,18 @@ def run_emergence(cfg: EmergenceConfig, seed: int = 0) -> dict:
                            "firing": {k: firing_frequency(v).cpu().numpy() for k, v in held.items()},
                            "loss": losses, "entropy": src.entropy(), "final": ev}}
     out["mlp"] = mlp_emergence(cfg.mlp_width, cfg.mlp_steps, cfg.mlp_lr, seed, noise=cfg.noise, batch=cfg.mlp_batch,
-                               every=cfg.every, eval_rows=cfg.eval_rows)
+                               every=cfg.every, eval_rows=cfg.eval_rows, device=cfg.device)
     return out
 
 
 def mlp_emergence(width: int, steps: int, lr: float, seed: int = 0, *, noise: float = 0.5, batch: int = 128,
-                  every: int = 50, eval_rows: int = 2000) -> dict:
+                  every: int = 50, eval_rows: int = 2000, device: str = "cpu") -> dict:
     """A 2-layer ReLU :class:`MLP` of ``width`` hidden units trained on the noisy teacher (label noise
     ``noise``, fresh batches of ``batch``) with Adam at ``lr`` for ``steps``; its fraction nonzero on
     held-out data and on the latest training batch every ``every`` steps (the MLP half of
     :func:`run_emergence`, and the try-your-own cell's model).
 
+    The model and its batches live on ``device``; the data are drawn on the CPU (same numbers on any device).
     Returns ``{"steps" [p], "train" [p], "held_out" [p], "loss" [steps], "final", "firing" [width]}``.
     """
     width = check_int(width, "width", 1)
@@ -398,15 +408,18 @@ def mlp_emergence(width: int, steps: int, lr: float, seed: int = 0, *, noise: fl
     check_real(lr, "lr", 0.0, math.inf, low_open=True)
     check_real(noise, "noise", 0.0, 1.0)
     seed_everything(seed)
+    dev = torch.device(device)
     teacher = NoisyTeacher(noise=noise, seed=seed)
     rng = np.random.default_rng(seed)
-    model = MLP(teacher.d, width, teacher.classes)
-    held_x, held_y = teacher.sample(eval_rows, np.random.default_rng(seed + 999), symmetric=True)
+    model = MLP(teacher.d, width, teacher.classes).to(dev)
+    held_x, _ = teacher.sample(eval_rows, np.random.default_rng(seed + 999), symmetric=True)
+    held_y = teacher.clean_labels(held_x).to(dev)
+    held_x = held_x.to(dev)
     tr = {"step": [], "held_out": [], "train": []}
     last = {}
 
     def draw(s):
-        last["x"] = teacher.sample(batch, rng)
+        last["x"] = tuple(t.to(dev) for t in teacher.sample(batch, rng))
         return last["x"]
 
     def probe(m, s):
@@ -416,10 +429,10 @@ def mlp_emergence(width: int, steps: int, lr: float, seed: int = 0, *, noise: fl
         tr["train"].append(nonzero_fraction(record_activations(m, tx))["acts.0"])
 
     losses = train(model, draw, steps=steps, lr=lr, probe=probe, every=every)
-    ev = evaluate(model, held_x, teacher.clean_labels(held_x))
+    ev = evaluate(model, held_x, held_y)
     return {"steps": np.array(tr["step"]), "train": np.array(tr["train"]),
            "held_out": np.array(tr["held_out"]), "loss": losses, "final": ev,
-           "firing": firing_frequency(record_activations(model, held_x)["acts.0"]).numpy()}
+           "firing": firing_frequency(record_activations(model, held_x)["acts.0"]).cpu().numpy()}
 
 
 # ---------------------------------------------------------------------------
@@ -438,11 +451,12 @@ class ConditionsConfig:
     large_lr: float = 1e-2
     noise: float = 0.5
     eval_rows: int = 2000
+    device: str = "cpu"
 
     @classmethod
     def preset(cls, scale: str) -> "ConditionsConfig":
         check_scale(scale)
-        return cls() if scale == "ci" else cls(width=1024, steps=4000, eval_rows=10000)
+        return cls() if scale == "ci" else cls(width=1024, steps=2000, eval_rows=10000, device=_auto_device())
 
 
 #: The settings of :func:`run_conditions`: (label, data, lr key, bias, noise).
@@ -457,12 +471,15 @@ CONDITIONS = (
 
 
 def _mlp_task(kind: str, batch_size: int, eval_rows: int, seed: int, noise: float, n_train: int | None = None,
-              random_labels: bool = False):
-    """(d_in, classes, batch(step), held-out x, held-out y, train x for evaluation)."""
+              random_labels: bool = False, device: str = "cpu"):
+    """(d_in, classes, batch(step), held-out x, held-out y, train x for evaluation), tensors on ``device``
+    (drawn on the CPU, so the numbers do not depend on the device)."""
     rng = np.random.default_rng(seed)
+    dev = torch.device(device)
 
     def draw(x, y):
-        return lambda s: (lambda i: (x[i], y[i]))(torch.as_tensor(rng.integers(0, len(x), batch_size)))
+        x, y = x.to(dev), y.to(dev)
+        return lambda s: (lambda i: (x[i], y[i]))(torch.as_tensor(rng.integers(0, len(x), batch_size)).to(dev))
 
     if kind == "digits":
         from sparsebook.data import digits
@@ -471,37 +488,41 @@ def _mlp_task(kind: str, batch_size: int, eval_rows: int, seed: int, noise: floa
         x, y = torch.as_tensor(d["x_train"]), torch.as_tensor(d["y_train"])
         if random_labels:
             y = torch.as_tensor(rng.integers(0, 10, len(y)))
-        return 64, 10, draw(x, y), torch.as_tensor(d["x_test"]), torch.as_tensor(d["y_test"]), x
+        return (64, 10, draw(x, y), torch.as_tensor(d["x_test"]).to(dev), torch.as_tensor(d["y_test"]).to(dev),
+                x.to(dev))
     teacher = NoisyTeacher(noise=noise, random_labels=random_labels, seed=seed)
     hx, hy = teacher.sample(eval_rows, np.random.default_rng(seed + 999), symmetric=True)
+    hx, hy = hx.to(dev), hy.to(dev)
     if n_train is None:
-        return teacher.d, teacher.classes, (lambda s: teacher.sample(batch_size, rng)), hx, hy, hx
+        fresh = lambda s: tuple(t.to(dev) for t in teacher.sample(batch_size, rng))  # noqa: E731
+        return teacher.d, teacher.classes, fresh, hx, hy, hx
     x, y = teacher.sample(n_train, rng)
-    return teacher.d, teacher.classes, draw(x, y), hx, hy, x
+    return teacher.d, teacher.classes, draw(x, y), hx, hy, x.to(dev)
 
 
 @lru_cache(maxsize=64)
-def _mlp_fit(seed, kind, lr, width, steps, batch, noise, eval_rows, bias, depth, n_train, random_labels):
+def _mlp_fit(seed, kind, lr, width, steps, batch, noise, eval_rows, bias, depth, n_train, random_labels,
+             device="cpu"):
     seed_everything(seed)
-    d, c, draw, hx, hy, tx = _mlp_task(kind, batch, eval_rows, seed, noise, n_train, random_labels)
-    model = MLP(d, width, c, depth=depth, bias=bias)
+    d, c, draw, hx, hy, tx = _mlp_task(kind, batch, eval_rows, seed, noise, n_train, random_labels, device)
+    model = MLP(d, width, c, depth=depth, bias=bias).to(torch.device(device))
     losses = train(model, draw, steps=steps, lr=lr)
     ev = evaluate(model, hx, hy)
     tx = tx[:eval_rows]
-    tr = evaluate(model, tx, torch.zeros(len(tx), dtype=torch.long))
+    tr = evaluate(model, tx, torch.zeros(len(tx), dtype=torch.long, device=tx.device))
     return {"final_loss": float(np.mean(losses[-20:])), "held_out": ev, "train_nonzero": tr["nonzero"],
             "train_dead": tr["dead"]}
 
 
 def _mlp_run(cfg, seed, kind, lr, *, bias=True, noise=None, width=None, depth=1, n_train=None,
              random_labels=False, steps=None) -> dict:
-    """Train a ReLU :class:`MLP` on ``kind`` ("digits" or "teacher"), evaluate on held-out data.
+    """Train a ReLU :class:`MLP` on ``kind`` ("digits" or "teacher") on ``cfg.device``, evaluate on held-out data.
 
     Cached on the values that determine the run, so chapters that share a setting train it once.
     """
     return _mlp_fit(seed, kind, float(lr), width or cfg.width, steps or cfg.steps, cfg.batch,
                     float(cfg.noise if noise is None else noise), cfg.eval_rows, bool(bias), depth, n_train,
-                    bool(random_labels))
+                    bool(random_labels), str(cfg.device))
 
 
 def run_conditions(cfg: ConditionsConfig, seed: int = 0) -> list[dict]:
@@ -533,6 +554,7 @@ class ScalingConfig:
     lr: float = 1e-2
     noise: float = 0.5
     eval_rows: int = 2000
+    device: str = "cpu"
 
     @classmethod
     def preset(cls, scale: str) -> "ScalingConfig":
@@ -540,7 +562,8 @@ class ScalingConfig:
         if scale == "ci":
             return cls()
         return cls(widths=(32, 64, 128, 256, 512, 1024, 2048), depths=(1, 2, 3, 4, 6, 8), depth_width=512,
-                   data_sizes=(256, 1024, 4096, 16384, 65536, 262144), width=1024, steps=4000, eval_rows=10000)
+                   data_sizes=(256, 1024, 4096, 16384, 65536, 262144), width=1024, steps=2000, eval_rows=10000,
+                   device=_auto_device())
 
 
 def run_scaling(cfg: ScalingConfig, seed: int = 0) -> dict:
@@ -596,7 +619,7 @@ class TransformerScalingConfig:
         check_scale(scale)
         if scale == "ci":
             return cls()
-        return cls(emergence=EmergenceConfig.preset("full"), ffs=(128, 256, 512, 1024, 2048), depths=(1, 2, 4, 6, 8))
+        return cls(emergence=EmergenceConfig.preset("full"), ffs=(128, 512, 2048), depths=(1, 2, 4, 6))
 
 
 def run_transformer_scaling(cfg: TransformerScalingConfig, seed: int = 0) -> dict:
@@ -633,11 +656,12 @@ class TopKConfig:
     lr: float = 1e-3
     label_noise: float = 0.4
     corruption: float = 1.0
+    device: str = "cpu"
 
     @classmethod
     def preset(cls, scale: str) -> "TopKConfig":
         check_scale(scale)
-        return cls() if scale == "ci" else cls(width=1024, k=64, steps=3000)
+        return cls() if scale == "ci" else cls(width=1024, k=64, steps=2000, device=_auto_device())
 
 
 def run_topk(cfg: TopKConfig, seed: int = 0) -> dict:
@@ -654,6 +678,7 @@ def run_topk(cfg: TopKConfig, seed: int = 0) -> dict:
     if not isinstance(cfg, TopKConfig):
         raise TypeError(f"cfg must be a TopKConfig; got {type(cfg).__name__}")
     s = check_int(seed, "seed", 0)
+    dev = torch.device(cfg.device)
     d = digits(seed=s)
     rng = np.random.default_rng(s)
     x, y = torch.as_tensor(d["x_train"]), torch.as_tensor(d["y_train"])
@@ -661,12 +686,13 @@ def run_topk(cfg: TopKConfig, seed: int = 0) -> dict:
     y_noisy = torch.where(flip, torch.as_tensor(rng.integers(0, 10, len(y))), y)
     xt, yt = torch.as_tensor(d["x_test"]), torch.as_tensor(d["y_test"])
     xc = xt + cfg.corruption * torch.as_tensor(rng.standard_normal(tuple(xt.shape)), dtype=torch.float32)
-    idx = [torch.as_tensor(rng.integers(0, len(x), cfg.batch)) for _ in range(cfg.steps)]
+    idx = [torch.as_tensor(rng.integers(0, len(x), cfg.batch)).to(dev) for _ in range(cfg.steps)]
+    x, y, y_noisy, xt, yt, xc = (t.to(dev) for t in (x, y, y_noisy, xt, yt, xc))  # drawn on the CPU, then moved
     out = {"dense": {}, "topk": {}}
     for labels, yy in (("clean", y), ("noisy", y_noisy)):
         for name, k in (("dense", None), ("topk", cfg.k)):
             seed_everything(s)
-            model = MLP(64, cfg.width, 10, k=k)
+            model = MLP(64, cfg.width, 10, k=k).to(dev)
             train(model, lambda t: (x[idx[t]], yy[idx[t]]), steps=cfg.steps, lr=cfg.lr)
             with torch.no_grad():
                 p = model(xt).softmax(-1)
@@ -714,8 +740,8 @@ class ActivationsConfig:
         if scale == "ci":
             return cls()
         return cls(emergence=EmergenceConfig.preset("full"), activations=("relu", "gelu", "silu"),
-                   finetune_steps=2000, finetune_lr=1e-3, stage_ends=(500, 1000, 1500), ppl_rows=128,
-                   ppl_every=1000)
+                   finetune_steps=1000, finetune_lr=1e-3, stage_ends=(250, 500, 750), ppl_rows=128,
+                   ppl_every=500)
 
 
 @torch.no_grad()
@@ -925,7 +951,8 @@ def run_family(cfg: FamilyConfig, seed: int = 0) -> dict:
     dev = torch.device(ec.device)
     x, y = src.sample(cfg.sequences, ec.seq_len, np.random.default_rng(seed + 4242))
     x, y = x.to(dev), y.to(dev)
-    acts = record_activations(model, x)                      # {layer: [n, T, h]}
+    # {layer: [n, T, h]}; core neurons are found row by row, a loop of tiny steps that runs faster on the host
+    acts = {k: v.cpu() for k, v in record_activations(model, x).items()}
     names = list(acts)
     p = cfg.prefix
     core = {n: [core_neurons(acts[n][i, :p], cfg.alpha, cfg.beta) for i in range(len(x))] for n in names}
@@ -972,6 +999,129 @@ def run_family(cfg: FamilyConfig, seed: int = 0) -> dict:
     return {"core_same": float(same), "core_other": float(other), "core_density": float(density),
             "core_loss_ratio": math.exp(l_core - l_dense), "flow_consecutive": float(np.mean(cons)),
             "flow_other": float(np.mean(oth)), "flow_chance": kk / h.shape[-1]}
+
+
+# ---------------------------------------------------------------------------
+# experiment 9: temporal sparsity (the Delta Activation Layer) on a synthetic video
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TemporalConfig:
+    """Sequences of ``frames`` frames of a ring of ``pixels`` pixels: one of ``classes`` smooth templates
+    (3 Gaussian bumps each, fixed per seed) drifting around the ring at a constant speed drawn from
+    ``[−speed, speed]`` pixels per frame, plus Gaussian noise of s.d. ``noise``; the label is the template.
+
+    A 2-layer ReLU MLP of ``width`` units classifies every frame (the sequence's prediction: the mean of
+    its frames' logits) with its hidden activations quantized to multiples of ``step`` (straight-through),
+    trained ``steps`` Adam steps at ``lr`` on ``batch`` fresh sequences, without and with the Delta
+    Activation Layer's L1 penalty ``λ · mean|Δ|`` on the quantized changes, for each λ of ``penalties``;
+    the claims use λ = ``penalty`` (one of them, fixed beforehand).
+    """
+
+    pixels: int = 32
+    classes: int = 8
+    frames: int = 16
+    speed: float = 0.5
+    noise: float = 0.3
+    width: int = 64
+    steps: int = 200
+    batch: int = 16
+    lr: float = 1e-2
+    step: float = 0.1
+    penalties: tuple = (1.0, 3.0)
+    penalty: float = 1.0
+    eval_sequences: int = 256
+    device: str = "cpu"
+
+    def __post_init__(self):
+        for name in ("pixels", "frames", "width", "steps", "batch", "eval_sequences"):
+            check_int(getattr(self, name), name, 2 if name == "frames" else 1)
+        check_int(self.classes, "classes", 2)
+        for name in ("speed", "noise"):
+            check_real(getattr(self, name), name, 0.0, math.inf)
+        for lam in self.penalties:
+            check_real(lam, "penalties", 0.0, math.inf, low_open=True)
+        if self.penalty not in self.penalties:
+            raise ValueError(f"penalty must be one of penalties {self.penalties}; got {self.penalty}")
+        check_real(self.lr, "lr", 0.0, math.inf, low_open=True)
+        check_real(self.step, "step", 0.0, math.inf, low_open=True)
+
+    @classmethod
+    def preset(cls, scale: str) -> "TemporalConfig":
+        check_scale(scale)
+        return cls() if scale == "ci" else cls(width=256, frames=32, steps=2000, eval_sequences=2048,
+                                               device=_auto_device())
+
+
+class DriftingTemplates:
+    """The synthetic video of :class:`TemporalConfig` (seeded templates; :meth:`sample` draws sequences)."""
+
+    def __init__(self, cfg: TemporalConfig, seed: int = 0):
+        r = np.random.default_rng(30_000 + seed)
+        self.cfg = cfg
+        self.centers = r.uniform(0, cfg.pixels, (cfg.classes, 3))
+        self.amps = r.choice([-1.0, 1.0], (cfg.classes, 3)) * r.uniform(0.5, 1.5, (cfg.classes, 3))
+
+    def sample(self, n: int, rng: np.random.Generator):
+        """``(x [n, frames, pixels] float32, y [n, frames] int64)`` (the label repeated on every frame)."""
+        c = self.cfg
+        y = rng.integers(0, c.classes, n)
+        shift = rng.uniform(0, c.pixels, n)[:, None] + rng.uniform(-c.speed, c.speed, n)[:, None] * np.arange(c.frames)
+        pos = np.arange(c.pixels)[None, None, :, None] - shift[:, :, None, None] - self.centers[y][:, None, None, :]
+        pos = (pos + c.pixels / 2) % c.pixels - c.pixels / 2                     # circular distance
+        x = (self.amps[y][:, None, None, :] * np.exp(-0.5 * (pos / 1.5) ** 2)).sum(-1)
+        x = x + c.noise * rng.standard_normal(x.shape)
+        return (torch.as_tensor(x, dtype=torch.float32),
+                torch.as_tensor(np.repeat(y[:, None], c.frames, 1), dtype=torch.long))
+
+
+class DeltaMLP(nn.Module):
+    """``x → Linear → ReLU → Q_step → Linear`` per frame, ``Q`` = :func:`quantize_ste`: the network of
+    :class:`TemporalConfig`, whose quantized hidden activations feed the Delta Activation Layer."""
+
+    def __init__(self, d_in: int, width: int, d_out: int, step: float):
+        super().__init__()
+        self.up, self.act, self.down = nn.Linear(d_in, width), Activation("relu"), nn.Linear(width, d_out)
+        self.step = step
+
+    def forward(self, x):
+        return self.down(quantize_ste(self.act(self.up(x)), self.step))
+
+
+def run_temporal(cfg: TemporalConfig, seed: int = 0) -> dict:
+    """The Delta Activation Layer (Yousefzadeh & Sifalakis 2021) against the same quantized MLP trained
+    without its penalty, one seed; both from the same initialization and the same batches.
+
+    Returns ``{"baseline", λ: ...}`` for each λ of ``cfg.penalties``, each with held-out sequence ``accuracy``, ``spatial`` (fraction of
+    quantized activations nonzero: the work of a sparsity-aware accelerator without delta inference)
+    and ``temporal`` (fraction of quantized changes between consecutive frames nonzero: the work
+    under delta inference).
+    """
+    if not isinstance(cfg, TemporalConfig):
+        raise TypeError(f"cfg must be a TemporalConfig; got {type(cfg).__name__}")
+    seed = check_int(seed, "seed", 0)
+    dev = torch.device(cfg.device)
+    video = DriftingTemplates(cfg, seed)
+    rng = np.random.default_rng(seed)
+    batches = [video.sample(cfg.batch, rng) for _ in range(cfg.steps)]
+    batches = [(x.to(dev), y.to(dev)) for x, y in batches]
+    hx, hy = (t.to(dev) for t in video.sample(cfg.eval_sequences, np.random.default_rng(seed + 999)))
+    def l1(lam):
+        return lambda acts, s: lam * sum(temporal_deltas(a, cfg.step).abs().mean() for a in acts.values())
+
+    out = {}
+    for label, pen in (("baseline", None), *((float(lam), l1(lam)) for lam in cfg.penalties)):
+        seed_everything(seed)
+        model = DeltaMLP(cfg.pixels, cfg.width, cfg.classes, cfg.step).to(dev)
+        train(model, lambda s: batches[s], steps=cfg.steps, lr=cfg.lr, penalty=pen)
+        with torch.no_grad():
+            logits = model(hx).mean(1)
+            a = record_activations(model, hx)["act"]
+        out[label] = {"accuracy": float((logits.argmax(-1) == hy[:, 0]).double().mean()),
+                      "spatial": float((quantize_ste(a, cfg.step) != 0).double().mean()),
+                      "temporal": delta_density(a, cfg.step)}
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -1081,7 +1231,7 @@ class MixerConfig:
         check_scale(scale)
         if scale == "ci":
             return cls()
-        return cls(d=128, token_hidden=256, channel_hidden=512, layers=4, steps=5000, every=250,
+        return cls(d=128, token_hidden=256, channel_hidden=512, layers=4, steps=2000, every=100,
                    device=_auto_device())
 
 
@@ -1149,7 +1299,7 @@ class SpeedConfig:
     def preset(cls, scale: str) -> "SpeedConfig":
         check_scale(scale)
         return cls() if scale == "ci" else cls(sizes=((256, 1024), (512, 2048), (1024, 4096), (4096, 16384)),
-                                               repeats=500)
+                                               repeats=50)
 
 
 def _median_time(fn, repeats):
@@ -1199,23 +1349,34 @@ def run_speed(cfg: SpeedConfig, seed: int = 0) -> dict:
 # ---------------------------------------------------------------------------
 
 #: Seeds per scale: every training-based claim of the chapter rests on this many independent runs.
-SEEDS = {"ci": 5, "full": 10}
+SEEDS = {"ci": 5, "full": 6}
 
 
-#: The two halves of one seed's work, balanced in cost; each half holds the runs its experiments share.
-PARTS = (("conditions", "scaling", "data", "mixer", "topk"),
-         ("emergence", "transformer_scaling", "activations", "family"))
+#: The parts of one seed's work per scale, balanced in cost, longest first; each part holds the runs its
+#: experiments share (the ReLU Transformer of ``emergence`` is reused by ``activations`` and ``family``,
+#: and, at ``ci``, by ``transformer_scaling``).  At ``ci`` two halves for 2 cores; at ``full`` four
+#: parts, so that a 16-core GPU host runs more of them side by side and no single part is long.
+PARTS_BY_SCALE = {
+    "ci": (("conditions", "scaling", "data", "mixer", "topk", "temporal"),
+           ("emergence", "transformer_scaling", "activations", "family")),
+    "full": (("emergence", "activations", "family"), ("transformer_scaling",),
+             ("conditions", "scaling", "data"), ("mixer", "topk", "temporal")),
+}
+#: The two halves at ``ci`` (kept under this name for the tests and the notebook).
+PARTS = PARTS_BY_SCALE["ci"]
 
 
 def chapter_part(task: int, scale: str = "ci") -> dict:
-    """Half of one seed's experiments: ``task = 2·seed + part`` (``part`` indexes :data:`PARTS`).
+    """One part of one seed's experiments: ``task = P·seed + part`` with ``P = len(PARTS_BY_SCALE[scale])``
+    (``part`` indexes ``PARTS_BY_SCALE[scale]``).
 
     A module-level function of the task index, so that :func:`sparsebook.seeding.over_seeds` spreads
-    the halves of all seeds over its workers (5 seeds on 2 workers: 10 half-tasks balance better
-    than 5 whole ones).  Every run inside seeds itself from ``seed = task // 2``."""
+    the parts of all seeds over its workers (5 seeds on 2 workers: 10 half-tasks balance better
+    than 5 whole ones).  Every run inside seeds itself from ``seed = task // P``."""
     task = check_int(task, "task", 0)
     check_scale(scale)
-    seed, part = divmod(task, 2)
+    parts = PARTS_BY_SCALE[scale]
+    seed, part = divmod(task, len(parts))
     sc = ScalingConfig.preset(scale)
     runners = {"emergence": lambda: run_emergence(EmergenceConfig.preset(scale), seed),
                "conditions": lambda: run_conditions(ConditionsConfig.preset(scale), seed),
@@ -1225,8 +1386,9 @@ def chapter_part(task: int, scale: str = "ci") -> dict:
                "mixer": lambda: run_mixer(MixerConfig.preset(scale), seed),
                "topk": lambda: run_topk(TopKConfig.preset(scale), seed),
                "activations": lambda: run_activations(ActivationsConfig.preset(scale), seed),
-               "family": lambda: run_family(FamilyConfig.preset(scale), seed)}
-    out = {name: runners[name]() for name in PARTS[part]}
+               "family": lambda: run_family(FamilyConfig.preset(scale), seed),
+               "temporal": lambda: run_temporal(TemporalConfig.preset(scale), seed)}
+    out = {name: runners[name]() for name in parts[part]}
     _transformer_fit.cache_clear()
     _mlp_fit.cache_clear()
     return out
@@ -1235,7 +1397,12 @@ def chapter_part(task: int, scale: str = "ci") -> dict:
 def chapter_seed(seed: int, scale: str = "ci") -> dict:
     """Every experiment of the chapter for one seed at ``scale``: ``{"seed", experiment: result}``."""
     seed = check_int(seed, "seed", 0)
-    return {"seed": seed, **chapter_part(2 * seed, scale), **chapter_part(2 * seed + 1, scale)}
+    check_scale(scale)
+    p = len(PARTS_BY_SCALE[scale])
+    out = {"seed": seed}
+    for part in range(p):
+        out.update(chapter_part(p * seed + part, scale))
+    return out
 
 
 def run_chapter(scale: str = "ci", seed: int = 0, seeds: int | None = None, workers: int | None = None) -> list[dict]:
@@ -1247,11 +1414,20 @@ def run_chapter(scale: str = "ci", seed: int = 0, seeds: int | None = None, work
     check_scale(scale)
     seed = check_int(seed, "seed", 0)
     n = SEEDS[scale] if seeds is None else check_int(seeds, "seeds", 2)
-    # the longer half (part 1, the Transformers) of every seed first: on 2 workers the shorter halves
-    # then fill the gaps and the last task to finish is a short one (longest-processing-time order)
-    tasks = [2 * s + p for p in reversed(range(len(PARTS))) for s in range(seed, seed + n)]
-    halves = dict(zip(tasks, over_seeds(chapter_part, tasks, scale, workers=workers)))
-    return [{"seed": s, **halves[2 * s], **halves[2 * s + 1]} for s in range(seed, seed + n)]
+    # the longest part of every seed first (at ci part 1, the Transformers; at full the order of
+    # PARTS_BY_SCALE): the shorter parts then fill the gaps and the last task to finish is a short one
+    # (longest-processing-time order)
+    P = len(PARTS_BY_SCALE[scale])
+    order = reversed(range(P)) if scale == "ci" else range(P)
+    tasks = [P * s + p for p in order for s in range(seed, seed + n)]
+    parts = dict(zip(tasks, over_seeds(chapter_part, tasks, scale, workers=workers)))
+    out = []
+    for s in range(seed, seed + n):
+        row = {"seed": s}
+        for p in range(P):
+            row.update(parts[P * s + p])
+        out.append(row)
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -1431,4 +1607,28 @@ def family_estimates(runs: list[dict]) -> dict:
     out["core_stability"] = paired_difference(f("core_same"), f("core_other"))
     out["flow_shared"] = paired_difference(f("flow_consecutive"), f("flow_other"))
     out["flow_chance"] = float(runs[0]["family"]["flow_chance"])
+    return out
+
+
+def temporal_estimates(runs: list[dict], penalty: float) -> dict:
+    """Per model (``"baseline"`` and each λ): held-out accuracy and the fractions of activations and of
+    activation changes nonzero, over seeds; and what the claims use, at λ = ``penalty``:
+    ``improvement`` (per seed, the baseline's fraction of activations nonzero over the Delta Activation
+    Layer model's fraction of changes propagated: how many times fewer entries a sparsity-aware
+    accelerator processes), ``delta_only`` (the same ratio for the baseline under delta inference, no
+    penalty) and ``accuracy_change`` (penalized minus baseline accuracy, paired)."""
+    from sparsebook.stats import from_seeds, paired_difference
+
+    if len(runs) < 2:
+        raise ValueError(f"runs must hold at least 2 seeds; got {len(runs)}")
+    penalty = float(penalty)
+    if penalty not in runs[0]["temporal"]:
+        raise ValueError(f"penalty must be one of the trained λ {[k for k in runs[0]['temporal'] if k != 'baseline']}; "
+                         f"got {penalty}")
+    g = lambda m, k: _col(runs, lambda r: r["temporal"][m][k])  # noqa: E731
+    out = {"models": {m: {k: from_seeds(g(m, k)) for k in ("accuracy", "spatial", "temporal")}
+                      for m in runs[0]["temporal"]}}
+    out["improvement"] = from_seeds(g("baseline", "spatial") / g(penalty, "temporal"))
+    out["delta_only"] = from_seeds(g("baseline", "spatial") / g("baseline", "temporal"))
+    out["accuracy_change"] = paired_difference(g(penalty, "accuracy"), g("baseline", "accuracy"))
     return out

@@ -28,6 +28,32 @@ def _int_ticks(ax, values):
     ax.set_xticklabels([str(int(v)) for v in values])
 
 
+#: Candidate ticks of a log axis of ratios (×): the ones inside the axis limits are labelled in plain numbers.
+_RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 1.01, 1.02, 1.05, 1.1, 1.2, 1.5, 2, 3, 5, 10, 20, 50, 100, 200, 500)
+
+
+def _log_ratio_ticks(ax):
+    """Label a log-scaled y axis of ratios with plain numbers ("1.05", "2") at the candidate ticks inside
+    its limits (matplotlib labels only powers of ten, none at all on an axis from 1 to 1.5), each at least
+    an eighth of the axis above the previous one."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    lo, hi = ax.get_ylim()
+    gap = (np.log10(hi) - np.log10(lo)) / 8          # at least 1/8 of the axis between labelled ticks
+    inside = [t for t in _RATIO_TICKS if lo <= t <= hi]
+    start = 1 if lo <= 1 <= hi else inside[0] if inside else None   # 1 (no change) is always labelled
+    ticks = [] if start is None else [start]
+    for t in inside:                                   # upwards, then downwards from the start
+        if t > ticks[-1] and np.log10(t) - np.log10(ticks[-1]) >= gap:
+            ticks.append(t)
+    for t in reversed(inside):
+        if t < ticks[0] and np.log10(ticks[0]) - np.log10(t) >= gap:
+            ticks.insert(0, t)
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+
 def plot_emergence(runs: list[dict]):
     """Nonzero fraction (held-out, solid; training batch, dashed) and dead fraction against training
     steps: the Transformer (mean over layers) and the 2-layer MLP, seed bands."""
@@ -184,6 +210,7 @@ def plot_tradeoff(est: dict):
     a.axhline(1.0, color="grey", lw=0.8)
     a.axhline(1.02, color="grey", lw=0.8, ls=":")
     a.set_yscale("log")
+    _log_ratio_ticks(a)
     plotting.label(a, "activation sparsity (fraction of MLP entries zero)",
                    "perplexity ratio to the SiLU model (×)", "cost of activation sparsity")
     return plotting.finish(fig)
@@ -214,7 +241,36 @@ def plot_speed(sp: dict):
     a.plot(sp["sparsity"], sp["ideal"], "k:", label="ideal 1/(1-s)")
     a.axhline(1.0, color="grey", lw=0.8)
     a.set_yscale("log")
+    _log_ratio_ticks(a)
     plotting.label(a, "activation sparsity s (fraction zero)", "speedup over dense (×)", "down projection, one token, CPU")
+    return plotting.finish(fig)
+
+
+def plot_temporal(runs: list[dict]):
+    """Held-out sequence accuracy against the fraction of activation changes delta inference must
+    propagate, for the quantized MLP without the Delta Activation Layer's penalty and with each λ;
+    one dot per seed (thin lines join a seed's models), the mean with its 95% intervals on both axes.
+    The baseline's fraction of activations nonzero (no delta inference) is shown as a vertical band."""
+    from sparsebook import plotting
+    from sparsebook.stats import from_seeds
+
+    c = plotting.COLORS
+    fig, (a,) = plotting.figure()
+    labels = list(runs[0]["temporal"])
+    dens = np.array([[r["temporal"][k]["temporal"] for k in labels] for r in runs])   # [seeds, models]
+    acc = np.array([[r["temporal"][k]["accuracy"] for k in labels] for r in runs])
+    for i in range(len(runs)):
+        a.plot(dens[i], acc[i], "-", color="grey", lw=0.5, alpha=0.6)
+    for j, k in enumerate(labels):
+        name = "no penalty" if k == "baseline" else f"Delta Activation Layer, λ = {k:g}"
+        a.plot(dens[:, j], acc[:, j], ".", color=c[j], ms=5)
+        x, y = from_seeds(dens[:, j]), from_seeds(acc[:, j])
+        a.errorbar([x.value], [y.value], xerr=[[x.value - x.lo], [x.hi - x.value]],
+                   yerr=[[y.value - y.lo], [y.hi - y.value]], fmt="o", color=c[j], capsize=3, label=name)
+    sp = from_seeds(np.array([r["temporal"]["baseline"]["spatial"] for r in runs]))
+    a.axvspan(sp.lo, sp.hi, color="grey", alpha=0.2, lw=0, label="no penalty, without delta inference")
+    plotting.label(a, "fraction of activation changes propagated",
+                   "held-out sequence accuracy (fraction)", "temporal sparsity on a drifting-template video")
     return plotting.finish(fig)
 
 

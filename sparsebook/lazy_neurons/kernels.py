@@ -332,3 +332,45 @@ def jaccard(a: torch.Tensor, b: torch.Tensor) -> float:
         raise ValueError(f"a and b must have one shape; got {tuple(a.shape)} and {tuple(b.shape)}")
     union = int((a | b).sum())
     return 1.0 if union == 0 else int((a & b).sum()) / union
+
+
+# ---------------------------------------------------------------------------
+# temporal sparsity: the Delta Activation Layer
+# ---------------------------------------------------------------------------
+
+
+def quantize_ste(a: torch.Tensor, step: float) -> torch.Tensor:
+    """Uniform quantization ``Q(a) = step·round(a / step)`` with a straight-through gradient (∂Q/∂a = 1).
+
+    The quantizer of the Delta Activation Layer (Yousefzadeh & Sifalakis 2021, Sec. 3): it makes
+    small changes of an activation between time steps exactly zero.  a : tensor of any shape;
+    step : float > 0.  Returns a tensor of ``a``'s shape, dtype and device.
+    """
+    step = check_real(step, "step", 0.0, math.inf, low_open=True)
+    if not isinstance(a, torch.Tensor):
+        raise TypeError(f"a must be a torch.Tensor; got {type(a).__name__}")
+    q = torch.round(a / step) * step
+    return a + (q - a).detach()
+
+
+def temporal_deltas(a: torch.Tensor, step: float) -> torch.Tensor:
+    """The Delta Activation Layer's output along time (axis −2): ``Δ_t = Q(a_t) − Q(a_{t−1})`` for ``t ≥ 1``
+    (Yousefzadeh & Sifalakis 2021, Sec. 3), ``Q`` = :func:`quantize_ste`.
+
+    Delta inference sends only the nonzero ``Δ_t`` to the next layer, which adds ``W Δ_t`` to its
+    previous pre-activation; since the deltas telescope (``Σ_{s≤t} Δ_s = Q(a_t) − Q(a_0)``) the
+    result equals the quantized network's.  a : [… , T, h] with T ≥ 2.  Returns [… , T − 1, h].
+    """
+    if not isinstance(a, torch.Tensor):
+        raise TypeError(f"a must be a torch.Tensor; got {type(a).__name__}")
+    if a.ndim < 2 or a.shape[-2] < 2:
+        raise ValueError(f"a must be [..., T, h] with T >= 2 time steps; got shape {tuple(a.shape)}")
+    q = quantize_ste(a, step)
+    return q[..., 1:, :] - q[..., :-1, :]
+
+
+def delta_density(a: torch.Tensor, step: float) -> float:
+    """Fraction of activation changes that delta inference must propagate: the share of nonzero
+    entries of :func:`temporal_deltas` (``1 −`` the temporal sparsity).  a : [… , T, h], T ≥ 2."""
+    with torch.no_grad():
+        return float((temporal_deltas(a, step) != 0).double().mean())
