@@ -314,7 +314,8 @@ def test_masked_training_keeps_the_mask_and_gradual_pruning_reaches_the_target()
 @pytest.mark.parametrize("scale", ["ci", "full"])
 def test_every_preset_builds_and_full_is_larger(scale):
     for cls in (es.ParentConfig, es.OneShotConfig, es.ObjectiveConfig, es.DataAmountConfig, es.EmergenceConfig,
-                es.RandomPruningConfig, es.GradualConfig, es.JourneyConfig, es.SoupConfig, es.NMTrainConfig):
+                es.RandomPruningConfig, es.GradualConfig, es.JourneyConfig, es.SoupConfig, es.NMTrainConfig,
+                es.FinetuneConfig, es.IMPConfig, es.ArchitectureConfig, es.TransformerConfig):
         assert isinstance(cls.preset(scale), cls)
     if scale == "full":
         assert es.ParentConfig.preset("full").steps > es.ParentConfig.preset("ci").steps
@@ -617,3 +618,80 @@ def test_try_your_own_layer_densities(capsys):
     with pytest.raises(ValueError):
         es.mlp_shapes(0, 2)
     assert es.try_layer_densities().children
+
+
+# ---------------------------------------------------------------------------
+# devices (ci on the CPU, full on a GPU where present), IMP against one-shot
+# ---------------------------------------------------------------------------
+def test_ci_presets_run_on_the_cpu_and_full_presets_on_the_full_device(monkeypatch):
+    for scale, big, small in (("ci", "cpu", "cpu"), ("full", es.full_device(), es.full_device("mlp"))):
+        assert es.ParentConfig.preset(scale).device == small
+        assert es.ArchitectureConfig.preset(scale).parent.device == big
+        assert es.TransformerConfig.preset(scale).device == big
+        assert es.RandomPruningConfig.preset(scale).device == small
+        assert es.JourneyConfig.preset(scale).device == small
+        assert es.IMPConfig.preset(scale).finetune.parent.device == small
+    gpu = "cuda" if torch.cuda.is_available() else "cpu"
+    assert es.full_device() == gpu
+    monkeypatch.delenv("SPARSEBOOK_ES_MLP_DEVICE", raising=False)
+    assert es.full_device("mlp") == "cpu"
+    monkeypatch.setenv("SPARSEBOOK_ES_MLP_DEVICE", "cuda")
+    assert es.full_device("mlp") == gpu and es.ParentConfig.preset("full").device == gpu
+    monkeypatch.setenv("SPARSEBOOK_ES_MLP_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="SPARSEBOOK_ES_MLP_DEVICE"):
+        es.full_device("mlp")
+    with pytest.raises(ValueError, match="model"):
+        es.full_device("gpu")
+    for bad in (lambda: es.ParentConfig(device="tpu"), lambda: es.TransformerConfig(device="gpu"),
+                lambda: es.RandomPruningConfig(device="cuda:0"), lambda: es.JourneyConfig(device=None)):
+        with pytest.raises(ValueError, match="device"):
+            bad()
+
+
+def test_full_presets_run_on_cpu_with_tiny_overrides():
+    """Every full-preset runner, shrunk (few steps, narrow), runs end to end on the device it resolves to."""
+    from dataclasses import replace
+
+    p = replace(es.ParentConfig.preset("full"), width=8, steps=2)
+    sp = (0.0, 0.5, 0.8, 0.9)
+    ft = replace(es.FinetuneConfig.preset("full"), parent=p, sparsities=sp, steps=2)
+    assert es.run_finetune(ft, 0)["acc"].shape == (4,)
+    r = es.run_imp(replace(es.IMPConfig.preset("full"), finetune=ft), 0)
+    assert r["sparsities"].tolist() == [0.5, 0.8, 0.9] and r["nested"] and r["exact"]
+    tc = replace(es.TransformerConfig.preset("full"), steps=2, n_train=16, n_test=4, sparsities=(0.0, 0.5, 0.8, 0.9))
+    assert es.run_transformer_oneshot(tc, 0)["acc"].shape == (4,)
+    rc = replace(es.RandomPruningConfig.preset("full"), widths=(8,), steps=2)
+    assert set(es.run_random_pruning(rc, 0)["rows"][0]) == {"width", "dense", "uniform", "erk"}
+    jc = replace(es.JourneyConfig.preset("full"), width=8, steps=40, dt=2)
+    assert len(es.run_journey(jc, 0)["rows"]) == 5
+    oc = es.ObjectiveConfig.preset("full")
+    ro = es.run_objectives(replace(oc, supervised=p, masked=replace(p, objective="masked"), sparsities=sp), 0)
+    assert 0 <= ro["untrained_probe"] <= 1
+    rg = es.run_gradual(replace(es.GradualConfig.preset("full"), parent=p, sparsities=(0.9,), steps=20, dt=2), 0)
+    assert abs(rg["rows"][0]["gradual_sparsity"] - 0.9) < 1e-3
+
+
+def test_imp_with_frozen_weights_finds_the_one_shot_masks():
+    """With a learning rate so small that no float32 weight moves, every IMP round prunes the parent's weights
+    again: the IMP masks are the one-shot masks (overlap exactly 1) and score exactly as run_finetune's."""
+    ft = es.FinetuneConfig(parent=TINY, sparsities=(0.0, 0.5, 0.8, 0.9), steps=3, lr=1e-20)
+    r = es.run_imp(es.IMPConfig(finetune=ft, sparsities=(0.5, 0.9)), seed=0)
+    assert r["overlap"].tolist() == [1.0, 1.0] and r["nested"] and r["exact"]
+    f = es.run_finetune(ft, seed=0)
+    assert r["acc_imp"].tolist() == [f["acc"][1], f["acc"][3]]
+    np.testing.assert_allclose(r["chance"], [0.5, 0.1])
+
+
+def test_imp_masks_are_nested_and_differ_from_one_shot_after_training():
+    ft = es.FinetuneConfig(parent=TINY, sparsities=(0.0, 0.5, 0.8, 0.9), steps=20, lr=1e-2)
+    r = es.run_imp(es.IMPConfig(finetune=ft, sparsities=()), seed=0)
+    assert r["sparsities"].tolist() == [0.5, 0.8, 0.9] and r["nested"] and r["exact"]
+    assert ((r["overlap"] > r["chance"]) & (r["overlap"] < 1.0)).all()
+    again = es.run_imp(es.IMPConfig(finetune=ft, sparsities=()), seed=0)  # deterministic
+    assert all(np.array_equal(np.asarray(r[k]), np.asarray(v)) for k, v in again.items())
+    with pytest.raises(ValueError, match="sparsities"):
+        es.IMPConfig(finetune=ft, sparsities=(0.7,))
+    with pytest.raises(ValueError, match="sparsities"):
+        es.IMPConfig(finetune=ft, sparsities=(0.8, 0.5))
+    with pytest.raises(TypeError, match="IMPConfig"):
+        es.run_imp(ft, seed=0)

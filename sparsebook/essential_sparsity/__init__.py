@@ -34,14 +34,14 @@ quantity over seeds for :mod:`sparsebook.stats`.
 This module only re-exports the chapter's public names.
 """
 from sparsebook.essential_sparsity.experiments import (
-    N_SEEDS, ArchitectureConfig, DataAmountConfig, EmergenceConfig, FinetuneConfig, GradualConfig, JourneyConfig, NMTrainConfig,
+    N_SEEDS, ArchitectureConfig, IMPConfig, full_device, imp_pairs, run_imp, DataAmountConfig, EmergenceConfig, FinetuneConfig, GradualConfig, JourneyConfig, NMTrainConfig,
     ObjectiveConfig, OneShotConfig, ParentConfig, RandomPruningConfig, SoupConfig, TransformerConfig,
     collect, evaluate, prunable, run_architecture, run_finetune, run_seed, run_seeds, run_data_amount, run_emergence, run_gradual, run_journey,
     run_nm_training, run_objectives, run_oneshot, run_random_pruning, run_soups, run_transformer_oneshot,
     small_cnn, sort_task, train_parent, transformer_pool,
 )
 from sparsebook.essential_sparsity.figures import (
-    band, explore_layer_densities, knee_table, mlp_shapes, plot_emergence, plot_journey, plot_objectives, plot_oneshot, plot_soups_nm, plot_sparse_training,
+    band, explore_layer_densities, plot_imp, knee_table, mlp_shapes, plot_emergence, plot_journey, plot_objectives, plot_oneshot, plot_soups_nm, plot_sparse_training,
     plot_transformer, plot_try_layer_densities, try_layer_densities,
 )
 from sparsebook.essential_sparsity.kernels import (
@@ -58,11 +58,11 @@ __all__ = [
     # experiments
     "ParentConfig", "OneShotConfig", "ArchitectureConfig", "run_architecture", "small_cnn", "ObjectiveConfig",
     "DataAmountConfig", "EmergenceConfig", "RandomPruningConfig", "GradualConfig", "JourneyConfig", "SoupConfig",
-    "NMTrainConfig", "FinetuneConfig", "run_finetune", "run_seed", "run_seeds", "collect", "N_SEEDS", "train_parent", "run_oneshot", "run_objectives", "run_data_amount", "run_emergence",
+    "NMTrainConfig", "FinetuneConfig", "run_finetune", "IMPConfig", "run_imp", "full_device", "imp_pairs", "run_seed", "run_seeds", "collect", "N_SEEDS", "train_parent", "run_oneshot", "run_objectives", "run_data_amount", "run_emergence",
     "run_random_pruning", "run_gradual", "run_journey", "run_soups", "run_nm_training",
     "sort_task", "TransformerConfig", "transformer_pool", "run_transformer_oneshot", "prunable", "evaluate",
     # figures and tables
     "knee_table", "plot_oneshot", "plot_objectives", "plot_emergence", "plot_sparse_training", "plot_journey",
-    "plot_transformer", "plot_soups_nm", "band", "explore_layer_densities", "mlp_shapes", "plot_try_layer_densities",
+    "plot_transformer", "plot_soups_nm", "plot_imp", "band", "explore_layer_densities", "mlp_shapes", "plot_try_layer_densities",
     "try_layer_densities",
 ]

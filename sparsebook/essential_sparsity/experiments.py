@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
@@ -22,6 +23,40 @@ from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
 from sparsebook.train import fit
 from sparsebook.validate import check_int, check_real
+
+# cuBLAS is deterministic only with a fixed workspace (seed_everything turns PyTorch's deterministic mode on);
+# set before the first CUDA matmul of the process, harmless on the CPU.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+DEVICES = ("cpu", "cuda")
+
+
+def full_device(model: str = "large") -> str:
+    """The device of a ``full`` preset (the ``ci`` presets always run on the CPU, so the stored outputs
+    do not depend on a GPU).
+
+    ``model="large"`` (the Transformer, the CNN): ``"cuda"`` when a GPU is present, else ``"cpu"``.
+    ``model="mlp"`` (the digits MLPs: batches of 64, at most 512 units): ``"cpu"`` unless the environment
+    variable ``SPARSEBOOK_ES_MLP_DEVICE=cuda`` asks for the GPU (and one is present).  A step of these MLPs
+    is a few dozen kernel launches of microseconds each, and the full run trains them in 20 worker
+    processes at once (:func:`run_seeds`): on one GPU without MPS those processes would queue for it,
+    while the CPU cores run them side by side.
+    """
+    if model not in ("large", "mlp"):
+        raise ValueError(f"model must be 'large' or 'mlp'; got {model!r}")
+    gpu = "cuda" if torch.cuda.is_available() else "cpu"
+    if model == "large":
+        return gpu
+    want = os.environ.get("SPARSEBOOK_ES_MLP_DEVICE", "cpu")
+    if want not in DEVICES:
+        raise ValueError(f"SPARSEBOOK_ES_MLP_DEVICE must be one of {DEVICES}; got {want!r}")
+    return gpu if want == "cuda" else "cpu"
+
+
+def _check_device(device) -> str:
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}; got {device!r}")
+    return device
 
 
 # ---------------------------------------------------------------------------
@@ -71,7 +106,7 @@ class MaskedReconstruction(nn.Module):
 
     def forward(self, x):
         if self.training and self.mask_ratio > 0:
-            x = x * (torch.rand(x.shape) >= self.mask_ratio).to(x.dtype)
+            x = x * (torch.rand(x.shape, device=x.device) >= self.mask_ratio).to(x.dtype)
         return self.head(self.encoder(x))
 
 
@@ -107,12 +142,14 @@ class ParentConfig:
     track_every: int = 0  # > 0: record the essential sparsity every this many steps (run_emergence)
     track_sparsities: tuple = ()
     arch: str = "mlp"  # or "cnn" (supervised only): see :func:`small_cnn`; ``width`` is its second conv's channels
+    device: str = "cpu"  # where the model and the data live ("cuda" at full when a GPU is present)
 
     @classmethod
     def preset(cls, scale: str = "ci") -> "ParentConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(width=512, depth=3, steps=3000)
+        # depth 2 as at ci (three layers of 512 would double the cost of every MLP run of the full preset)
+        return cls(width=512, depth=2, steps=3000, device=full_device("mlp"))
 
     def __post_init__(self):
         check_int(self.width, "width", 1)
@@ -126,12 +163,13 @@ class ParentConfig:
             raise ValueError("arch='cnn' supports objective='supervised' only")
         if not 0.0 < self.data_fraction <= 1.0:
             raise ValueError(f"data_fraction must be in (0, 1]; got {self.data_fraction}")
+        _check_device(self.device)
 
 
 @functools.lru_cache(maxsize=4)
-def _data(seed: int) -> dict:
+def _data(seed: int, device: str = "cpu") -> dict:
     d = digits(test_fraction=0.25, seed=seed, standardize=True)
-    return {k: (torch.as_tensor(v) if isinstance(v, np.ndarray) else v) for k, v in d.items()}
+    return {k: (torch.as_tensor(v).to(device) if isinstance(v, np.ndarray) else v) for k, v in d.items()}
 
 
 def small_cnn(channels: int = 16) -> nn.Sequential:
@@ -144,11 +182,14 @@ def small_cnn(channels: int = 16) -> nn.Sequential:
 
 
 def _new_model(cfg: ParentConfig) -> nn.Module:
+    """A freshly initialised model on ``cfg.device`` (drawn on the CPU, then moved: the same weights on every device)."""
     if cfg.arch == "cnn":
-        return small_cnn(cfg.width)
-    if cfg.objective == "masked":
-        return MaskedReconstruction(cfg.width, cfg.depth, mask_ratio=cfg.mask_ratio)
-    return mlp([64] + [cfg.width] * cfg.depth + [10])
+        model = small_cnn(cfg.width)
+    elif cfg.objective == "masked":
+        model = MaskedReconstruction(cfg.width, cfg.depth, mask_ratio=cfg.mask_ratio)
+    else:
+        model = mlp([64] + [cfg.width] * cfg.depth + [10])
+    return model.to(cfg.device)
 
 
 def _subset(data: dict, fraction: float, seed: int):
@@ -157,9 +198,9 @@ def _subset(data: dict, fraction: float, seed: int):
         return x, y
     rng = np.random.default_rng(seed + 1)
     # stratified: the same fraction of every class
-    idx = np.concatenate([rng.permutation(np.flatnonzero(y.numpy() == c))[:max(1, int(round(fraction * int((y == c).sum()))))]
+    idx = np.concatenate([rng.permutation(np.flatnonzero(y.cpu().numpy() == c))[:max(1, int(round(fraction * int((y == c).sum()))))]
                           for c in range(10)])
-    idx = torch.as_tensor(np.sort(idx))
+    idx = torch.as_tensor(np.sort(idx), device=y.device)
     return x[idx], y[idx]
 
 
@@ -212,7 +253,7 @@ def _mse(pred, target):
 @functools.lru_cache(maxsize=16)
 def _train_parent_cached(cfg: ParentConfig, seed: int):
     seed_everything(seed)
-    data = _data(seed)
+    data = _data(seed, cfg.device)
     x, y = _subset(data, cfg.data_fraction, seed)
     model = _new_model(cfg)
     track: list[tuple[int, float, float]] = []
@@ -259,7 +300,7 @@ def _train_sparse(model: nn.Module, data: dict, *, steps: int, lr: float, batch_
     for k in (names or []):
         def _mask_grad(g, k=k):
             m = state["masks"]
-            return g if not m or k not in m else g * m[k].to(g.dtype)
+            return g if not m or k not in m else g * m[k].to(g)
         hooks.append(params[k].register_hook(_mask_grad))
 
     def cb(m, step):
@@ -311,7 +352,7 @@ def run_oneshot(config: OneShotConfig, seed: int = 0) -> dict:
         raise TypeError(f"config must be a OneShotConfig; got {type(config).__name__}")
     seed_everything(seed)
     model, _ = train_parent(config.parent, seed)
-    data = _data(seed)
+    data = _data(seed, config.parent.device)
     s = np.array(config.sparsities)
     acc_g = oneshot_curve(model, data, s, "global")
     acc_l = oneshot_curve(model, data, s, "layer")
@@ -359,7 +400,7 @@ class ArchitectureConfig:
     def preset(cls, scale: str = "ci") -> "ArchitectureConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(parent=ParentConfig(arch="cnn", width=64, steps=3000), sparsities=_grid(scale))
+        return cls(parent=ParentConfig(arch="cnn", width=64, steps=3000, device=full_device()), sparsities=_grid(scale))
 
 
 def run_architecture(config: ArchitectureConfig, seed: int = 0) -> dict:
@@ -368,7 +409,7 @@ def run_architecture(config: ArchitectureConfig, seed: int = 0) -> dict:
         raise TypeError(f"config must be an ArchitectureConfig; got {type(config).__name__}")
     seed_everything(seed)
     model, _ = train_parent(config.parent, seed)
-    data = _data(seed)
+    data = _data(seed, config.parent.device)
     s = np.array(config.sparsities)
     acc = oneshot_curve(model, data, s, "global")
     return {"sparsities": s, "acc": acc, "dense_acc": float(acc[0]),
@@ -390,7 +431,8 @@ class FinetuneConfig:
     def preset(cls, scale: str = "ci") -> "FinetuneConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(parent=ParentConfig.preset(scale), sparsities=_grid(scale), steps=300)
+        # the ci grid (19 sparsities) keeps 19 fine-tunings of 300 steps per seed within the full run's budget
+        return cls(parent=ParentConfig.preset(scale), sparsities=_grid("ci"), steps=300)
 
 
 def run_finetune(config: FinetuneConfig, seed: int = 0) -> dict:
@@ -399,7 +441,7 @@ def run_finetune(config: FinetuneConfig, seed: int = 0) -> dict:
     if not isinstance(config, FinetuneConfig):
         raise TypeError(f"config must be a FinetuneConfig; got {type(config).__name__}")
     seed_everything(seed)
-    data = _data(seed)
+    data = _data(seed, config.parent.device)
     s = np.array(config.sparsities, dtype=float)
     acc, acc0 = [], []
     for sp in s:
@@ -415,6 +457,95 @@ def run_finetune(config: FinetuneConfig, seed: int = 0) -> dict:
     return {"sparsities": s, "acc": acc, "acc_oneshot": acc0, "sharpness": knee_sharpness(s, acc),
             "knees": {m: essential_sparsity_point(s, acc, method=m) for m in KNEE_METHODS},
             "plateau": essential_sparsity_point(s, acc, method="delta", delta=0.01)}
+
+
+@dataclass(frozen=True)
+class IMPConfig:
+    """Iterative magnitude pruning (lottery tickets with rewinding to the trained parent) against the
+    one-shot masks of :class:`FinetuneConfig`, with the same fine-tuning protocol (steps, learning rate,
+    batch order) and at its sparsities (the nonzero ones), so the two are paired seed by seed."""
+
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    #: the IMP rounds' sparsities, a subset of ``finetune.sparsities`` (empty: all of its nonzero ones);
+    #: at ci five rounds (each removes 40-60% of the weights left) keep the cost at half of run_finetune's
+    sparsities: tuple = (0.5, 0.8, 0.9, 0.94, 0.97)
+
+    @classmethod
+    def preset(cls, scale: str = "ci") -> "IMPConfig":
+        if check_scale(scale) == "ci":
+            return cls()
+        return cls(finetune=FinetuneConfig.preset(scale), sparsities=())
+
+    def __post_init__(self):
+        grid = [float(v) for v in self.finetune.sparsities]
+        s = [float(v) for v in self.sparsities]
+        if any(v not in grid or v <= 0 for v in s) or s != sorted(set(s)):
+            raise ValueError(f"sparsities must increase strictly and be nonzero values of finetune.sparsities "
+                             f"{tuple(grid)}; got {self.sparsities}")
+
+    def targets(self) -> list[float]:
+        """The sparsities of the IMP rounds, in order."""
+        return [float(v) for v in (self.sparsities or self.finetune.sparsities) if v > 0]
+
+
+def run_imp(config: IMPConfig, seed: int = 0) -> dict:
+    """Iterative magnitude pruning to the sparsities ``s_1 < … < s_R`` of :meth:`IMPConfig.targets`.
+
+    Round ``r`` (``s_0 = 0``): rewind to the trained parent ``θ_p``, apply the mask ``m_r``, fine-tune
+    ``steps`` steps with the mask fixed (:func:`run_finetune`'s protocol and batch order), record the
+    test accuracy, then prune the fine-tuned weights by global magnitude to ``s_{r+1}`` (the pruned
+    weights are zero, so they stay pruned: ``m_{r+1} ⊆ m_r``).  This is the lottery-ticket procedure of
+    Chen et al. (2020) for pre-trained BERT that Jaiswal et al. compare one-shot masks with.
+
+    Returns ``{"sparsities" (R,), "acc_imp" (R,) (IMP mask, rewound and fine-tuned), "overlap" (R,)
+    (fraction of the one-shot mask's kept weights that the IMP mask keeps too; chance is ``1 − s``),
+    "chance" (R,), "nested" (every mask inside the previous one), "exact" (every mask at its sparsity,
+    to the weight)}``.  The one-shot accuracies with the same protocol are :func:`run_finetune`'s ``acc``.
+    """
+    if not isinstance(config, IMPConfig):
+        raise TypeError(f"config must be an IMPConfig; got {type(config).__name__}")
+    ft = config.finetune
+    seed = check_int(seed, "seed", 0)
+    seed_everything(seed)
+    data = _data(seed, ft.parent.device)
+    targets = config.targets()
+    parent, _ = train_parent(ft.parent, seed)
+    theta = {k: v.detach().clone() for k, v in prunable(parent).items()}
+    total = sum(v.numel() for v in theta.values())
+    oneshot = {sp: magnitude_mask(theta, sp) for sp in targets}
+    masks = {k: torch.ones_like(v, dtype=torch.bool) for k, v in theta.items()}
+    acc, overlap, nested, exact = [], [], True, True
+    for r in range(len(targets) + 1):
+        model, _ = train_parent(ft.parent, seed)  # rewind to θ_p
+        apply_masks(model, masks)
+        _train_sparse(model, data, steps=ft.steps, lr=ft.lr, batch_size=ft.parent.batch_size, seed=seed + 7,
+                      names=list(masks), masks=masks)
+        if r:
+            acc.append(evaluate(model, data))
+        if r == len(targets):
+            break
+        sp = targets[r]
+        new = magnitude_mask({k: v.detach() for k, v in prunable(model).items()}, sp)
+        nested &= all(bool((new[k] <= masks[k]).all()) for k in masks)
+        exact &= sum(int((~m).sum()) for m in new.values()) == n_pruned(sp, total)
+        masks = new
+        overlap.append(sum(int((masks[k] & oneshot[sp][k]).sum()) for k in masks)
+                       / sum(int(m.sum()) for m in oneshot[sp].values()))
+    t = np.array(targets)
+    return {"sparsities": t, "acc_imp": np.array(acc), "overlap": np.array(overlap), "chance": 1.0 - t,
+            "nested": bool(nested), "exact": bool(exact)}
+
+
+def imp_pairs(runs: Sequence[dict]) -> dict:
+    """One-shot and IMP accuracies at the IMP sparsities, paired seed by seed (same fine-tuning protocol):
+    ``{"sparsities" (R,), "oneshot" [K, R] (one-shot mask + fine-tuning), "imp" [K, R] (IMP mask + fine-tuning),
+    "oneshot_no_ft" [K, R] (one-shot mask, no fine-tuning), "overlap" [K, R], "chance" (R,)}``."""
+    s = np.asarray(runs[0]["imp"]["sparsities"], dtype=float)
+    grid = [float(v) for v in runs[0]["finetune"]["sparsities"]]
+    idx = [grid.index(float(v)) for v in s]
+    return {"sparsities": s, "oneshot": collect(runs, "finetune", "acc")[:, idx],
+            "imp": collect(runs, "imp", "acc_imp"), "oneshot_no_ft": collect(runs, "finetune", "acc_oneshot")[:, idx],
+            "overlap": collect(runs, "imp", "overlap"), "chance": 1.0 - s}
 
 
 # ---------------------------------------------------------------------------
@@ -439,7 +570,7 @@ def run_objectives(config: ObjectiveConfig, seed: int = 0) -> dict:
     if not isinstance(config, ObjectiveConfig):
         raise TypeError(f"config must be an ObjectiveConfig; got {type(config).__name__}")
     seed_everything(seed)
-    data = _data(seed)
+    data = _data(seed, config.supervised.device)
     s = np.array(config.sparsities)
     out = {"sparsities": s}
     for name, cfg in (("supervised", config.supervised), ("masked", config.masked)):
@@ -468,7 +599,7 @@ class DataAmountConfig:
     def preset(cls, scale: str = "ci") -> "DataAmountConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(parent=ParentConfig.preset(scale), fractions=(0.1, 0.2, 0.4, 0.7, 1.0), sparsities=_grid(scale))
+        return cls(parent=ParentConfig.preset(scale), fractions=(0.1, 0.3, 1.0), sparsities=_grid(scale))
 
 
 def run_data_amount(config: DataAmountConfig, seed: int = 0) -> dict:
@@ -476,7 +607,7 @@ def run_data_amount(config: DataAmountConfig, seed: int = 0) -> dict:
     if not isinstance(config, DataAmountConfig):
         raise TypeError(f"config must be a DataAmountConfig; got {type(config).__name__}")
     seed_everything(seed)
-    data = _data(seed)
+    data = _data(seed, config.parent.device)
     s = np.array(config.sparsities)
     rows = []
     for f in config.fractions:
@@ -503,7 +634,7 @@ class EmergenceConfig:
     def preset(cls, scale: str = "ci") -> "EmergenceConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(parent=replace(ParentConfig.preset(scale), lr=2e-4, steps=6000), every=50, sparsities=_grid(scale))
+        return cls(parent=replace(ParentConfig.preset(scale), lr=2e-4, steps=6000), every=100, sparsities=_grid(scale))
 
 
 def run_emergence(config: EmergenceConfig, seed: int = 0) -> dict:
@@ -547,12 +678,16 @@ class RandomPruningConfig:
     lr: float = 1e-3
     batch_size: int = 64
     depth: int = 2
+    device: str = "cpu"
 
     @classmethod
     def preset(cls, scale: str = "ci") -> "RandomPruningConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(widths=(16, 32, 64, 128, 256, 512, 1024), steps=3000)
+        return cls(widths=(32, 128, 512), steps=2000, device=full_device("mlp"))
+
+    def __post_init__(self):
+        _check_device(self.device)
 
 
 def run_random_pruning(config: RandomPruningConfig, seed: int = 0) -> dict:
@@ -560,12 +695,12 @@ def run_random_pruning(config: RandomPruningConfig, seed: int = 0) -> dict:
     if not isinstance(config, RandomPruningConfig):
         raise TypeError(f"config must be a RandomPruningConfig; got {type(config).__name__}")
     seed_everything(seed)
-    data = _data(seed)
+    data = _data(seed, config.device)
     rows = []
     for w in config.widths:
         row = {"width": int(w)}
         parent = ParentConfig(width=int(w), depth=config.depth, steps=config.steps, lr=config.lr,
-                              batch_size=config.batch_size)
+                              batch_size=config.batch_size, device=config.device)
         dense, _ = train_parent(parent, seed)
         row["dense"] = evaluate(dense, data)
         for dist in ("uniform", "erk"):
@@ -599,7 +734,7 @@ class GradualConfig:
     def preset(cls, scale: str = "ci") -> "GradualConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(parent=ParentConfig.preset(scale), sparsities=(0.8, 0.9, 0.95, 0.97, 0.98, 0.99), steps=2000)
+        return cls(parent=ParentConfig.preset(scale), sparsities=(0.9, 0.95, 0.97, 0.99), steps=1000)
 
 
 def _small_dense_width(n_in: int, n_out: int, depth: int, nonzeros: int) -> int:
@@ -616,7 +751,7 @@ def run_gradual(config: GradualConfig, seed: int = 0) -> dict:
     if not isinstance(config, GradualConfig):
         raise TypeError(f"config must be a GradualConfig; got {type(config).__name__}")
     seed_everything(seed)
-    data = _data(seed)
+    data = _data(seed, config.parent.device)
     p = config.parent
     rows = []
     for s in config.sparsities:
@@ -643,7 +778,8 @@ def run_gradual(config: GradualConfig, seed: int = 0) -> dict:
         row["gradual_sparsity"] = float(sum(int((v == 0).sum()) for v in pw.values()) / sum(v.numel() for v in pw.values()))
         nonzeros = sum(v.numel() for v in ws.values()) - n_pruned(s, sum(v.numel() for v in ws.values()))
         h = _small_dense_width(64, 10, p.depth, nonzeros)
-        small = ParentConfig(width=h, depth=p.depth, steps=p.steps + config.steps, lr=p.lr, batch_size=p.batch_size)
+        small = ParentConfig(width=h, depth=p.depth, steps=p.steps + config.steps, lr=p.lr, batch_size=p.batch_size,
+                             device=p.device)
         sm, _ = train_parent(small, seed)
         row["small_width"] = h
         row["small_dense"] = evaluate(sm, data)
@@ -667,12 +803,17 @@ class JourneyConfig:
     sparsity: float = 0.97
     windows: tuple = ((0.0, 0.5), (0.25, 0.75), (0.5, 1.0))
     dt: int = 10
+    device: str = "cpu"
 
     @classmethod
     def preset(cls, scale: str = "ci") -> "JourneyConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(width=512, steps=3000, windows=((0.0, 0.25), (0.0, 0.5), (0.25, 0.75), (0.5, 1.0), (0.75, 1.0)))
+        return cls(width=512, steps=2000, windows=((0.0, 0.25), (0.0, 0.5), (0.25, 0.75), (0.5, 1.0), (0.75, 1.0)),
+                   device=full_device("mlp"))
+
+    def __post_init__(self):
+        _check_device(self.device)
 
 
 def run_journey(config: JourneyConfig, seed: int = 0) -> dict:
@@ -682,11 +823,11 @@ def run_journey(config: JourneyConfig, seed: int = 0) -> dict:
     if not isinstance(config, JourneyConfig):
         raise TypeError(f"config must be a JourneyConfig; got {type(config).__name__}")
     seed_everything(seed)
-    data = _data(seed)
+    data = _data(seed, config.device)
     rows = []
     for a, b in config.windows:
         seed_everything(seed)
-        model = mlp([64] + [config.width] * config.depth + [10])
+        model = mlp([64] + [config.width] * config.depth + [10]).to(config.device)
         names = list(prunable(model))
         t0, n = pruning_window(config.steps, a, b, config.dt)
         # the last step at which the schedule rises must be < steps, so the final mask is applied
@@ -724,7 +865,7 @@ def run_soups(config: SoupConfig, seed: int = 0) -> dict:
     if not isinstance(config, SoupConfig):
         raise TypeError(f"config must be a SoupConfig; got {type(config).__name__}")
     seed_everything(seed)
-    data = _data(seed)
+    data = _data(seed, config.parent.device)
     parent, _ = train_parent(config.parent, seed)
     ws = prunable(parent)
     masks = magnitude_mask({k: v.detach() for k, v in ws.items()}, config.sparsity)
@@ -827,7 +968,7 @@ def run_nm_training(config: NMTrainConfig, seed: int = 0) -> dict:
     if not isinstance(config, NMTrainConfig):
         raise TypeError(f"config must be an NMTrainConfig; got {type(config).__name__}")
     seed_everything(seed)
-    data = _data(seed)
+    data = _data(seed, config.parent.device)
     n, m = config.n, config.m
     # fixed: one-shot N:M mask from the parent, then masked retraining
     model, _ = train_parent(config.parent, seed)
@@ -898,19 +1039,21 @@ class TransformerConfig:
     n_train: int = 20000     # training sequences (fit cycles over them)
     n_test: int = 500        # held-out sequences (length scored tokens each)
     sparsities: tuple = field(default_factory=lambda: _grid("ci"))
+    device: str = "cpu"
 
     @classmethod
     def preset(cls, scale: str = "ci") -> "TransformerConfig":
         if check_scale(scale) == "ci":
             return cls()
         return cls(length=12, vocab=32, d_model=64, ff=256, layers=2, heads=4, steps=6000, n_train=100000,
-                   n_test=2000, sparsities=_grid(scale))
+                   n_test=2000, sparsities=_grid(scale), device=full_device())
 
     def __post_init__(self):
         for name, low in (("length", 2), ("vocab", 3), ("d_model", 1), ("ff", 1), ("layers", 1), ("heads", 1),
                           ("steps", 1), ("batch_size", 1), ("n_train", 1), ("n_test", 1)):
             check_int(getattr(self, name), name, low)
         check_real(self.lr, "lr", 0, None, low_open=True)
+        _check_device(self.device)
         if self.d_model % self.heads:
             raise ValueError(f"d_model must be divisible by heads; got d_model={self.d_model}, heads={self.heads}")
         s = np.asarray(self.sparsities, dtype=float)
@@ -919,15 +1062,17 @@ class TransformerConfig:
                              f"got {self.sparsities}")
 
     def model(self) -> TinyTransformer:
-        """A freshly initialised model (seed first): tokens (B, 2·length) → logits (B, 2·length, vocab)."""
-        return TinyTransformer(self.vocab, 2 * self.length, self.d_model, self.ff, self.layers, heads=self.heads)
+        """A freshly initialised model (seed first) on ``device`` (drawn on the CPU, then moved):
+        tokens (B, 2·length) → logits (B, 2·length, vocab)."""
+        return TinyTransformer(self.vocab, 2 * self.length, self.d_model, self.ff, self.layers,
+                               heads=self.heads).to(self.device)
 
 
 @functools.lru_cache(maxsize=4)
 def _transformer_data(cfg: TransformerConfig, seed: int) -> dict:
     x_tr, y_tr = sort_task(cfg.n_train, cfg.length, cfg.vocab, seed=2 * seed + 1)
     x_te, y_te = sort_task(cfg.n_test, cfg.length, cfg.vocab, seed=2 * seed + 2)
-    return {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}
+    return {k: v.to(cfg.device) for k, v in {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}.items()}
 
 
 @functools.lru_cache(maxsize=4)
@@ -990,7 +1135,7 @@ N_SEEDS = {"ci": 5, "full": 10}
 
 
 #: The experiments in the two halves of :func:`run_seed` (about equal cost at ``ci``).
-PARTS = {"a": ("oneshot", "cnn", "finetune", "transformer", "objectives", "emergence"),
+PARTS = {"a": ("oneshot", "cnn", "finetune", "imp", "transformer", "objectives", "emergence"),
          "b": ("amount", "random", "gradual", "journey", "soups", "nm")}
 
 
@@ -1000,7 +1145,7 @@ def _run_experiment(name: str, seed: int, scale: str) -> dict:
         out.pop("train_loss")
         return out
     runner, cfg = {"oneshot": (run_oneshot, OneShotConfig), "cnn": (run_architecture, ArchitectureConfig),
-                   "finetune": (run_finetune, FinetuneConfig), "objectives": (run_objectives, ObjectiveConfig),
+                   "finetune": (run_finetune, FinetuneConfig), "imp": (run_imp, IMPConfig), "objectives": (run_objectives, ObjectiveConfig),
                    "amount": (run_data_amount, DataAmountConfig), "emergence": (run_emergence, EmergenceConfig),
                    "random": (run_random_pruning, RandomPruningConfig), "gradual": (run_gradual, GradualConfig),
                    "journey": (run_journey, JourneyConfig), "soups": (run_soups, SoupConfig),
@@ -1035,9 +1180,11 @@ def run_seeds(scale: str = "ci", seed: int = 0, n_seeds: int | None = None, work
     scale = check_scale(scale)
     seed = check_int(seed, "seed", 0)
     k = N_SEEDS[scale] if n_seeds is None else check_int(n_seeds, "n_seeds", 1)
-    # two halves per seed: 2K tasks share the workers more evenly than K (5 seeds on 2 workers)
-    halves = over_seeds(_run_task, list(range(2 * k)), scale, seed, workers=workers)
-    return [{**halves[2 * j], **halves[2 * j + 1]} for j in range(k)]
+    # two halves per seed: 2K tasks share the workers more evenly than K (5 seeds on 2 workers); the
+    # longer halves ("b") are queued first, so that no long task starts last (results do not depend on order)
+    order = [2 * j + 1 for j in range(k)] + [2 * j for j in range(k)]
+    done = dict(zip(order, over_seeds(_run_task, order, scale, seed, workers=workers)))
+    return [{**done[2 * j], **done[2 * j + 1]} for j in range(k)]
 
 
 def collect(runs: Sequence[dict], *path) -> np.ndarray:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as _st
 
-from sparsebook.essential_sparsity.experiments import collect
+from sparsebook.essential_sparsity.experiments import collect, imp_pairs
 from sparsebook.essential_sparsity.kernels import cubic_sparsity_schedule, essential_sparsity_point, pruning_window
 
 
@@ -183,6 +183,27 @@ def plot_journey(runs, config):
         b.plot(x + 0.1, loss[k], ".", color="0.6", label="single seeds" if k == 0 else None)
     b.set_xticks(x, [f"{row['start']:.0%}-{row['end']:.0%}" for row in rows])
     plotting.label(b, "pruning window (fraction of training)", "final test loss (nats)", "final loss")
+    return plotting.finish(fig)
+
+
+def plot_imp(runs):
+    """One-shot against iterative magnitude pruning (IMP, rewinding to the parent): left, the fraction of the
+    one-shot mask's kept weights that the IMP mask keeps too (chance: 1 - s); right, test accuracy after
+    fine-tuning with each mask fixed (same protocol), and the one-shot mask without fine-tuning."""
+    from sparsebook import plotting
+
+    p = imp_pairs(runs)
+    s = p["sparsities"]
+    fig, (a, b) = plotting.figure(2)
+    _plot_band(a, s, p["overlap"], "o-", "one-shot and IMP masks")
+    a.plot(s, p["chance"], "k:", lw=1, label="chance (two random masks)")
+    a.set_ylim(0, 1.02)
+    plotting.label(a, "sparsity (fraction of weights removed)", "shared fraction of kept weights",
+                   "mask overlap")
+    _plot_band(b, s, p["imp"], "s-", "IMP mask + fine-tuning")
+    _plot_band(b, s, p["oneshot"], "o-", "one-shot mask + fine-tuning")
+    _plot_band(b, s, p["oneshot_no_ft"], "^--", "one-shot mask, no fine-tuning")
+    plotting.label(b, "sparsity (fraction of weights removed)", "test accuracy", "accuracy with each mask")
     return plotting.finish(fig)
 
 

@@ -107,7 +107,7 @@ def _keep_largest(flat: torch.Tensor, k: int) -> torch.Tensor:
     O(N) selection instead of a sort: with ``t`` the k-th smallest value, remove every
     entry ``< t`` and then the first ``k - #{< t}`` entries equal to ``t``.
     """
-    keep = torch.ones(flat.numel(), dtype=torch.bool)
+    keep = torch.ones(flat.numel(), dtype=torch.bool, device=flat.device)
     if k <= 0:
         return keep
     if k >= flat.numel():
@@ -163,7 +163,7 @@ def nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
     tied = torch.nonzero(top.values[:, n - 1] == top.values[:, n]).reshape(-1)
     if tied.numel():
         order = torch.argsort(g[tied], dim=-1, descending=True, stable=True)
-        fix = torch.zeros(len(tied), m, dtype=torch.bool)
+        fix = torch.zeros(len(tied), m, dtype=torch.bool, device=g.device)
         fix.scatter_(1, order[:, :n], True)
         keep[tied] = fix
     return keep.reshape(moved_shape).movedim(-1, 1)
@@ -262,7 +262,8 @@ def random_mask(weights, density: float, distribution: str = "uniform", seed: in
     ``torch.randperm``).  ``distribution="uniform"`` gives every layer density ``D``;
     ``"erk"`` uses :func:`erk_densities` (Liu et al. 2022).
 
-    Returns masks of the same structure as ``weights`` (bool tensors, True = kept).
+    Returns masks of the same structure as ``weights`` (bool tensors, True = kept), each on its
+    weight's device (drawn on the CPU, so the same seed gives the same mask on a GPU).
     """
     _, tensors, rebuild = _as_items(weights)
     if distribution not in ("uniform", "erk"):
@@ -286,7 +287,7 @@ def random_mask(weights, density: float, distribution: str = "uniform", seed: in
     for t, k in zip(tensors, kept):
         flat = torch.zeros(t.numel(), dtype=torch.bool)
         flat[torch.randperm(t.numel(), generator=gen)[:int(k)]] = True
-        out.append(flat.reshape(t.shape))
+        out.append(flat.reshape(t.shape).to(t.device))  # drawn on the CPU: the same mask on every device
     return rebuild(out)
 
 
@@ -429,7 +430,7 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
     """Zero the pruned weights of ``model`` in place (``w ← w ⊙ m``) and return it."""
     params = dict(model.named_parameters())
     for k, m in masks.items():
-        params[k].mul_(m.to(params[k].dtype))
+        params[k].mul_(m.to(device=params[k].device, dtype=params[k].dtype))
     return model
 
 
@@ -462,9 +463,9 @@ def ridge_probe_accuracy(f_tr, y_tr, f_te, y_te, n_classes: int = 10, lam: float
         return torch.cat([f, torch.ones(len(f), 1, dtype=f.dtype)], 1)
     A, B = aug(f_tr), aug(f_te)
     Y = torch.nn.functional.one_hot(y_tr, n_classes).double()
-    G = A.T @ A + lam * len(A) * torch.eye(A.shape[1], dtype=A.dtype)
+    G = A.T @ A + lam * len(A) * torch.eye(A.shape[1], dtype=A.dtype, device=A.device)
     W = torch.linalg.solve(G, A.T @ Y)
-    return float(((B @ W).argmax(1) == y_te).double().mean())
+    return float(((B @ W).argmax(1) == y_te.to(B.device)).double().mean())
 
 
 def largest_rise_fraction(values) -> float:
