@@ -139,17 +139,19 @@ def fit(model: nn.Module, x, y, *, steps: int, lr: float, batch_size: int = 128,
 
 def fit_seeds(make_model: Callable[[], nn.Module], x, y, seeds: Sequence[int], *, steps: int, lr: float,
               batch_size: int = 128, optimizer: str = "adam", weight_decay: float = 0.0,
-              loss_fn: Callable | None = None) -> dict:
+              loss_fn: Callable | None = None, schedule: Callable | None = None) -> dict:
     """Train one network per seed as a single batched computation (``torch.func.vmap``).
 
     Member ``k``: weights from ``make_model()`` after ``seed_everything(seeds[k])``, minibatches
     ``batch_order(len(x), batch_size, steps, seeds[k])``, loss ``loss_fn(f_k(x_b), y_b)``; the
     optimiser runs on the stacked parameters (shape ``[K, ...]``) with the summed loss, which is
     member-wise the same update as :func:`fit` (up to rounding).  Models must be free of buffers
-    that change in training (no batch norm) and of dropout.
+    that change in training (no batch norm) and of dropout.  ``schedule(optimizer)``, if given,
+    returns a learning-rate scheduler (``torch.optim.lr_scheduler``), stepped after every step.
 
-    Returns ``{"params": dict name -> [K, ...] tensor, "loss": [steps, K] array,
-    "model": a template module, "predict": callable x -> [K, rows, ...] outputs}``.
+    Returns ``{"params": dict name -> [K, ...] tensor, "loss": [steps, K] array, "lr": [steps]
+    learning rate of every step, "model": a template module, "predict": callable x -> [K, rows, ...]
+    outputs}``.
     """
     from torch.func import functional_call, stack_module_state, vmap
 
@@ -167,7 +169,15 @@ def fit_seeds(make_model: Callable[[], nn.Module], x, y, seeds: Sequence[int], *
     params, buffers = stack_module_state(models)
     template = models[0]
     opt = make_optimizer(params.values(), optimizer, lr, weight_decay)
-    order = torch.as_tensor(np.stack([batch_order(len(x), batch_size, steps, s) for s in seeds], axis=1))
+    sched = schedule(opt) if schedule is not None else None
+    order = torch.as_tensor(np.stack([batch_order(len(x), batch_size, steps, s) for s in seeds], axis=1),
+                            device=x.device)
+    rates = []
+
+    def advance(step):
+        rates.append(opt.param_groups[0]["lr"])      # the rate this step used
+        if sched is not None:
+            sched.step()
 
     def one(p, b, xb, yb):
         return loss_fn(functional_call(template, (p, b), (xb,)), yb)
@@ -180,7 +190,7 @@ def fit_seeds(make_model: Callable[[], nn.Module], x, y, seeds: Sequence[int], *
         return per.sum(), per
 
     template.train()
-    losses = run_steps(opt, objective, steps=steps)
+    losses = run_steps(opt, objective, steps=steps, on_step=advance)
     template.eval()
 
     @torch.no_grad()
@@ -188,5 +198,5 @@ def fit_seeds(make_model: Callable[[], nn.Module], x, y, seeds: Sequence[int], *
         xe = torch.as_tensor(xe)
         return vmap(lambda p, b: functional_call(template, (p, b), (xe,)))(params, buffers)
 
-    return {"params": {k: v.detach() for k, v in params.items()}, "loss": losses, "model": template,
-            "predict": predict}
+    return {"params": {k: v.detach() for k, v in params.items()}, "loss": losses, "lr": np.array(rates),
+            "model": template, "predict": predict}

@@ -60,6 +60,17 @@ def test_fit_seeds_follows_separate_fits_to_float_tolerance():
                                    rtol=1e-4, atol=1e-5)
 
 
+def test_fit_seeds_steps_a_learning_rate_schedule_and_records_the_rates():
+    x, y = _data()
+    const = fit_seeds(_make, x, y, (0,), steps=4, lr=1e-2, batch_size=32)
+    np.testing.assert_array_equal(const["lr"], [1e-2] * 4)
+    halving = fit_seeds(_make, x, y, (0,), steps=4, lr=1e-2, batch_size=32,
+                        schedule=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5))
+    np.testing.assert_allclose(halving["lr"], [1e-2, 5e-3, 2.5e-3, 1.25e-3])
+    assert halving["loss"][0, 0] == const["loss"][0, 0]        # the first step is the same
+    assert halving["loss"][-1, 0] != const["loss"][-1, 0]      # later steps used the smaller rates
+
+
 def test_members_of_a_batch_differ_by_seed():
     x, y = _data()
     b = fit_seeds(_make, x, y, (0, 1), steps=2, lr=1e-2, batch_size=32)

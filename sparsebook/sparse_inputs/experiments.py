@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
-from sparsebook.train import batch_order, make_optimizer, run_steps
+from sparsebook.train import batch_order, fit_seeds, run_steps
 from sparsebook.validate import check_int, check_real
 from sparsebook.sparse_inputs.kernels import (
     BCS, activation_unit_input, auc, darcy_1d, darcy_2d, dice, full_l2, mba_l2, mean_pool, prelu, relative_l2,
@@ -668,36 +668,20 @@ def _rel_loss(pred, y):
 def train_one_cycle(make_model, x, y, seeds: Sequence[int], *, steps: int, lr: float, batch_size: int,
                     weight_decay: float = 0.0, div_factor: float = 2.0, final_div_factor: float = 100.0,
                     loss_fn=_rel_loss) -> dict:
-    """K seeds of one operator trained as one vmapped computation, with a one-cycle learning rate.
+    """K seeds of one operator trained as one vmapped computation (:func:`sparsebook.train.fit_seeds`)
+    with Adam (``weight_decay``) and the MgNO authors' one-cycle learning rate.
 
-    Member ``k`` starts from ``make_model()`` after ``seed_everything(seeds[k])`` and sees the batch order
-    ``batch_order(len(x), batch_size, steps, seeds[k])``, as in :func:`sparsebook.train.fit_seeds`;
-    the optimiser is Adam (``weight_decay``) on the stacked parameters, its learning rate following
-    ``torch.optim.lr_scheduler.OneCycleLR`` (cosine up from ``lr/div_factor`` to ``lr`` over the first
-    30% of the steps, cosine down to ``lr/(div_factor·final_div_factor)``).  Returns
+    The rate follows ``torch.optim.lr_scheduler.OneCycleLR``: cosine up from ``lr/div_factor`` to ``lr``
+    over the first 30% of the steps, cosine down to ``lr/(div_factor·final_div_factor)``.  Returns
     ``{"loss": [steps, K] training losses, "lr": [steps] learning rates, "predict": x -> [K, rows, ...]}``.
     """
-    from torch.func import functional_call, stack_module_state, vmap
+    def one_cycle(opt):
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, div_factor=div_factor,
+                                                   final_div_factor=final_div_factor)
 
-    members = [(seed_everything(s), make_model())[1] for s in seeds]      # member k drawn after seeding seeds[k]
-    stacked, bufs = stack_module_state(members)
-    net = members[0]
-    opt = make_optimizer(stacked.values(), "adam", lr, weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, div_factor=div_factor,
-                                                final_div_factor=final_div_factor)
-    rows = torch.as_tensor(np.stack([batch_order(len(x), batch_size, steps, s) for s in seeds], 1), device=x.device)
-    member_loss = vmap(lambda p, b, xb, yb: loss_fn(functional_call(net, (p, b), (xb,)), yb))
-    rates = []
-
-    def advance(step):
-        rates.append(opt.param_groups[0]["lr"])
-        sched.step()
-
-    losses = run_steps(opt, lambda s: (lambda per: (per.sum(), per))(member_loss(stacked, bufs, x[rows[s]], y[rows[s]])),
-                       steps=steps, on_step=advance)
-    net.eval()
-    predict = torch.no_grad()(lambda xe: vmap(lambda p, b: functional_call(net, (p, b), (xe,)))(stacked, bufs))
-    return {"loss": losses, "lr": np.array(rates), "predict": predict}
+    res = fit_seeds(make_model, x, y, seeds, steps=steps, lr=lr, batch_size=batch_size, optimizer="adam",
+                    weight_decay=weight_decay, loss_fn=loss_fn, schedule=one_cycle)
+    return {"loss": res["loss"], "lr": res["lr"], "predict": res["predict"]}
 
 
 def run_operator(seeds: Sequence[int], config: OperatorConfig, kind: str, n_train: int, data_seed: int = 0) -> list[dict]:
