@@ -61,6 +61,9 @@ def seed_everything(seed: int) -> "np.random.Generator":
     random.seed(seed)
     np.random.seed(seed % 2**32)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    # deterministic cuBLAS on a GPU (read when CUDA starts; without it the deterministic flag below
+    # makes every cuBLAS call warn); no effect on a CPU
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a core dependency

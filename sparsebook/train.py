@@ -50,22 +50,21 @@ def run_steps(opt: torch.optim.Optimizer, objective: Callable[[int], tuple], *, 
 
     ``total`` is the scalar that is differentiated (loss plus penalties); ``logged`` is what is
     recorded (a scalar, or a vector of per-member losses for an ensemble).  Returns the logged
-    values, shape ``[steps]`` or ``[steps, K]``, float64.
+    values, shape ``[steps]`` or ``[steps, K]``, float64.  Logged tensors stay on their device until
+    the end (one copy to the host, not one synchronisation per step on a GPU).
     """
     steps = check_int(steps, "steps", 1)
-    logged_all = None
+    logged_all = []
     for s in range(steps):
         total, logged = objective(s)
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
-        val = logged.detach().double().cpu().numpy() if isinstance(logged, torch.Tensor) else np.asarray(logged, float)
-        if logged_all is None:
-            logged_all = np.empty((steps,) + val.shape)
-        logged_all[s] = val
+        logged_all.append(logged.detach().clone() if isinstance(logged, torch.Tensor)
+                          else torch.as_tensor(np.asarray(logged, float)))
         if on_step is not None:
             on_step(s + 1)
-    return logged_all
+    return np.stack([v.double().cpu().numpy() for v in logged_all])
 
 
 def batch_order(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:

@@ -96,8 +96,11 @@ def test_seed_everything_sets_deterministic_algorithms_without_importing_the_com
     import subprocess
     import sys
 
-    code = ("import sys, torch; from sparsebook.seeding import seed_everything; seed_everything(3); "
+    import os
+
+    code = ("import os, sys, torch; from sparsebook.seeding import seed_everything; seed_everything(3); "
             "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(), "
-            "'torch._inductor' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["True", "True", "False"]
+            "'torch._inductor' in sys.modules, os.environ['CUBLAS_WORKSPACE_CONFIG'])")
+    env = {k: v for k, v in os.environ.items() if k != "CUBLAS_WORKSPACE_CONFIG"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.split()
+    assert out == ["True", "True", "False", ":4096:8"]      # cuBLAS made deterministic before CUDA starts
