@@ -4,11 +4,12 @@
 #
 #   bash benchmarks/full_scale_gpu.sh wheels            # here, once (needs the package index):
 #                                                       # the notebook stack as cp312 wheels in .whl/
-#   bash benchmarks/full_scale_gpu.sh run SECONDS KEY…  # there: each chapter KEY in parallel, at most
+#   bash benchmarks/full_scale_gpu.sh run SECONDS SPEC… # there: each chapter in parallel, at most
 #                                                       # SECONDS each, `python -m sparsebook reproduce
 #                                                       # KEY --scale full`; logs, notebooks, figures and
 #                                                       # claims.json as $OUT/KEY.tgz (or /tmp/full/KEY)
-# The chapters share the GPU and the CPUs (SPARSEBOOK_WORKERS worker processes each, default 3).
+# SPEC is KEY[:GPU[:WORKERS]]: the chapter, the GPU it sees (CUDA_VISIBLE_DEVICES, default 0) and its
+# number of worker processes (SPARSEBOOK_WORKERS, default 3).  Chapters on one GPU share it.
 set -u
 case "${1:-}" in
 wheels)
@@ -29,14 +30,17 @@ run)
   OUT=${OUT:-/tmp/full}
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   python3 -c "import torch, sys; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'python', sys.version.split()[0])"
-  for k in "$@"; do
+  keys=()
+  for spec in "$@"; do
+    IFS=: read -r k gpu workers <<< "$spec"; keys+=("$k")
     ( mkdir -p /tmp/full/$k
+      CUDA_VISIBLE_DEVICES=${gpu:-0} SPARSEBOOK_WORKERS=${workers:-$SPARSEBOOK_WORKERS} \
       /usr/bin/time -f "$k: wall %e s, max RSS %M KB" timeout "$T" python3 -m sparsebook reproduce "$k" --scale full \
         --out /tmp/full/$k > /tmp/full/$k/run.log 2>&1
       echo "$k: exit status $?" >> /tmp/full/$k/run.log ) &
   done
   wait
-  for k in "$@"; do
+  for k in "${keys[@]}"; do
     echo "== $k"; grep -v "Executing" /tmp/full/$k/run.log | tail -n 4
     [ "$OUT" != /tmp/full ] && tar czf "$OUT/$k.tgz" -C /tmp/full "$k"
   done ;;
