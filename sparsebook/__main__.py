@@ -15,6 +15,7 @@ import argparse
 import base64
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -112,6 +113,18 @@ def extract_outputs(nb_path: Path, out: Path) -> tuple[list[Path], list[dict]]:
     return figures, records
 
 
+def kernel_config(socket_dir: str):
+    """Jupyter configuration for a kernel this CLI starts: IPC (Unix socket) transport in ``socket_dir``.
+
+    With the default TCP transport, jupyter_client picks five free ports by binding and releasing
+    them; two kernels started at the same moment (two test workers, two chapters) can pick the same
+    port, and one client then waits forever on a kernel that never answers. Sockets in a directory
+    of the caller's own (a fresh temporary one per kernel) cannot collide."""
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(Path(socket_dir) / "kernel")}})
+
+
 def cmd_reproduce(args) -> int:
     import papermill as pm
 
@@ -122,9 +135,10 @@ def cmd_reproduce(args) -> int:
     dst = out / f"{args.key}.ipynb"
     print(f"executing {src.relative_to(root)} at SCALE={args.scale!r} -> {dst}", flush=True)
     t0 = time.perf_counter()
-    pm.execute_notebook(str(src), str(dst), parameters={"SCALE": args.scale, "SEED": args.seed},
-                        cwd=str(src.parent), progress_bar=True, kernel_name="python3",
-                        execution_timeout=args.timeout)
+    with tempfile.TemporaryDirectory(prefix="sparsebook-kernel-") as sockets:
+        pm.execute_notebook(str(src), str(dst), parameters={"SCALE": args.scale, "SEED": args.seed},
+                            cwd=str(src.parent), progress_bar=True, kernel_name="python3",
+                            execution_timeout=args.timeout, config=kernel_config(sockets))
     elapsed = time.perf_counter() - t0
     figures, records = extract_outputs(dst, out)
     claims_path = out / "claims.json"
@@ -143,8 +157,9 @@ def execute_in_place(nb_path: Path, timeout: int = 1200) -> float:
 
     nb = nbformat.read(nb_path, as_version=4)
     t0 = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(nb_path.parent)}}).execute()
+    with tempfile.TemporaryDirectory(prefix="sparsebook-kernel-") as sockets:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", config=kernel_config(sockets),
+                       resources={"metadata": {"path": str(nb_path.parent)}}).execute()
     nbformat.write(nb, nb_path)
     return time.perf_counter() - t0
 

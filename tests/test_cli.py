@@ -65,3 +65,19 @@ def test_reproduce_writes_notebook_figures_and_claims_identically_for_1_and_defa
         assert claims["chapter"] == "dendrites" and claims["scale"] == "ci" and len(claims["claims"]) >= 10
         results.append((_text_outputs(out / "dendrites.ipynb"), [c["verdict"] for c in claims["claims"]]))
     assert results[0] == results[1]
+
+
+def test_kernels_started_by_the_cli_talk_over_their_own_unix_sockets(tmp_path):
+    """Two kernels started at once by TCP can pick the same port (jupyter_client binds and releases
+    ports to choose them) and hang a client: the CLI's kernels use IPC sockets in a private folder."""
+    import nbformat
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+
+    from sparsebook.__main__ import kernel_config
+
+    km = KernelManager(kernel_name="python3", config=kernel_config(str(tmp_path)))
+    assert km.transport == "ipc" and Path(km.ip).parent == tmp_path
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+    NotebookClient(nb, km=km, timeout=60).execute()
+    assert nb.cells[0].outputs[0]["text"].strip() == "42"
