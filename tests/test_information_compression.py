@@ -335,16 +335,22 @@ def test_compression_known_values():
     assert ic.compression(np.array([[1.0 + 1e-15], [1.0]]))[0] == 0.0    # rounding residue is no compression
 
 
-def test_pearson_with_ci():
-    x = np.arange(10.0)
-    r, lo, hi = ic.pearson_with_ci(x, 2 * x + 1)
-    assert r == pytest.approx(1.0) and lo == pytest.approx(1.0) and hi == pytest.approx(1.0)
+def test_correlation_contrast_r_matches_scipy_pearsonr():
     rng = np.random.default_rng(8)
-    a, b = rng.normal(size=30), rng.normal(size=30)
-    r, lo, hi = ic.pearson_with_ci(a, b)
-    assert r == pytest.approx(np.corrcoef(a, b)[0, 1])
-    assert lo <= r <= hi
-    assert math.isnan(ic.pearson_with_ci(np.ones(5), x[:5])[0])
+    comp, acc = rng.normal(size=(30, 4)), rng.normal(size=30)
+    out = ic.correlation_contrast(comp, acc, n_boot=50)
+    ref = [stats.pearsonr(comp[:, l], acc).statistic for l in range(4)]
+    np.testing.assert_allclose(out["r"], ref, rtol=1e-12)
+    assert out["contrast"] == pytest.approx(ref[-1] - np.mean(ref[:-1]))
+
+
+@settings(max_examples=30, deadline=None)
+@given(arrays(np.int64, st.tuples(st.integers(1, 60), st.integers(1, 6)), elements=st.integers(-3, 40)))
+def test_joint_codes_equal_numpy_unique_rows_and_entropy_equals_scipy(d):
+    _, ref = np.unique(d, axis=0, return_inverse=True)
+    np.testing.assert_array_equal(ic.joint_codes(d), ref.reshape(-1))       # same codes, same (lexicographic) order
+    _, counts = np.unique(ref, return_counts=True)
+    assert ic.entropy_bits(ic.joint_codes(d)) == pytest.approx(float(stats.entropy(counts, base=2)), abs=1e-12)
 
 
 def test_presets_are_valid():
@@ -573,6 +579,31 @@ def test_unit_gain_runs_and_their_table(tiny_plane):
     assert d.value == pytest.approx(ic.seed_compression(tiny_plane, "adaptive", "relu").value - e.value)
     with pytest.raises(ValueError, match="init"):
         ic.seed_compression(tiny_plane, "adaptive", "relu", init="he")
+
+
+def test_original_split_runs_and_their_table(tiny_plane):
+    cfg = tiny_plane.config
+    assert set(tiny_plane.split_sweep) == {(e, a) for e in ("fixed", "adaptive") for a in cfg.split_activations}
+    # the authors' split is the first 80% of the rows, in order
+    tr, te = ic.train_test_split(shuffle=False)
+    np.testing.assert_array_equal(tr, np.arange(3277))
+    np.testing.assert_array_equal(te, np.arange(3277, 4096))
+    # the original-split runs are train_networks(shuffle=False) on the same seeds, nothing else
+    nets = ic.train_networks(("tanh",) * cfg.n_models, list(range(cfg.n_models)), cfg.epochs, cfg.lr, 0.0,
+                             cfg.n_records, shuffle=False)
+    np.testing.assert_array_equal(tiny_plane.split_sweep[("fixed", "tanh")],
+                                  ic.information_trajectory(nets, "fixed", cfg.n_bins))
+    np.testing.assert_array_equal(tiny_plane.split_acc[("test", "tanh")], nets.test_acc)
+    _, y = ic.tishby_dataset()
+    pred_ok = nets.test_acc * len(te)
+    assert np.allclose(pred_ok, np.round(pred_ok))                         # accuracy over the 819 test rows
+    assert y[te].mean() > 0.8 > y[tr].mean()                                # the skew the chapter describes
+    table = ic.split_results(tiny_plane).values
+    assert len(table) == 6 * len(cfg.split_activations)
+    d = table["tanh: test accuracy, original minus shuffled (paired)"]
+    assert d.value == pytest.approx(nets.test_acc.mean() - tiny_plane.test_acc[("tanh", 0.0)].mean())
+    with pytest.raises(ValueError, match="split_activations"):
+        ic.PlaneConfig(activations=("tanh", "relu"), split_activations=("elu",)).validate()
 
 
 def test_coefficient_of_variation_known_values_and_bootstrap():

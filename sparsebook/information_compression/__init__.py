@@ -17,7 +17,7 @@ Where each part lives:
 
 - :mod:`~sparsebook.information_compression.kernels`: the estimators (fixed and adaptive binning,
   the Kolchinsky–Tracey KDE and its adaptive variant), coding rates and rate reduction, compression
-  and the bootstrapped Pearson correlation;
+  and the correlation contrast with its paired bootstrap;
 - :mod:`~sparsebook.information_compression.experiments`: the 12-bit data set and its split, the
   12-10-7-5-4-3-2 network trained as a seeded ensemble, information and coding-rate trajectories,
   ``PlaneConfig`` / ``GeneralizationConfig`` with ``run_information_plane`` / ``run_generalization``,
@@ -47,6 +47,7 @@ from sparsebook.information_compression.experiments import (
     correlation_estimate,
     variation_across_seeds,
     init_results,
+    split_results,
     seed_compression,
     sweep_results,
     fixed_ranges,
@@ -100,7 +101,6 @@ from sparsebook.information_compression.kernels import (
     mssa_step,
     normalize_columns,
     pair_information,
-    pearson_with_ci,
     rate_reduction,
     subspace_coding_rate,
     unit_tokens,
@@ -112,13 +112,13 @@ __all__ = [
     "train_test_split", "LAYER_SIZES", "LAYER_NAMES", "ACTIVATIONS", "SATURATING", "activation_fn",
     "activation_range", "init_weights", "forward", "log_epochs", "TrainedNetworks", "train_networks",
     "fixed_ranges", "information_trajectory", "hidden_coding_rates", "PlaneConfig", "PlaneResult",
-    "run_information_plane", "CrateConfig", "run_crate_block", "GeneralizationConfig", "run_generalization", "compression_results", "sweep_results", "seed_compression", "correlation_estimate", "variation_across_seeds", "init_results", "AUTHORS_GAIN",
+    "run_information_plane", "CrateConfig", "run_crate_block", "GeneralizationConfig", "run_generalization", "compression_results", "sweep_results", "seed_compression", "correlation_estimate", "variation_across_seeds", "init_results", "split_results", "AUTHORS_GAIN",
     "invariance_check", "bounds_hold", "l2_penalty", "label_fingerprint", "ORIGINAL_LABELS_SHA256",
     # kernels: estimators, coding rates, summaries
     "entropy_bits", "joint_codes", "fixed_bins", "adaptive_bins", "binned_information",
     "layer_information", "pair_information", "kde_information", "adaptive_kde_information", "ESTIMATORS",
     "coding_rate", "class_coding_rate", "class_mean_cosine", "rate_reduction", "subspace_coding_rate", "mssa_step", "ista_step", "unit_tokens", "normalize_columns",
-    "compression", "coefficient_of_variation", "pearson_with_ci", "correlation_contrast", "hidden_compression",
+    "compression", "coefficient_of_variation", "correlation_contrast", "hidden_compression",
     # figures
     "plot_planes", "plot_compression", "plot_l2", "plot_generalization", "plot_coding_rate", "plot_activation_histograms", "plot_sweeps",
     "plot_trajectories", "explore_binning", "plot_try_binning", "try_binning",

@@ -102,8 +102,7 @@ def train_test_split(n: int = N_INPUTS, train_fraction: float = 0.8, seed: int =
     ``round(train_fraction·n)`` rows, as in the original code; on the 12-bit task this leaves a test
     set of inputs with many leading ones, 84% of them positive against 52% overall.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-        raise ValueError(f"n must be an int >= 2; got {n!r}")
+    n = check_int(n, "n", 2)
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_fraction must be in (0, 1); got {train_fraction!r}")
     n_train = int(round(train_fraction * n))
@@ -160,8 +159,7 @@ def init_weights(seed: int, sizes=LAYER_SIZES, gain: float = 1.0) -> list[tuple[
     Truncated normal weights, std ``gain/√n_l`` cut at two std (the authors' code:
     ``truncated_normal_initializer(stddev=he/√n_in)``, :data:`AUTHORS_GAIN`), zero biases.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0; got {seed!r}")
+    seed = check_int(seed, "seed", 0)
     gain = check_real(gain, "gain", 0, low_open=True)
     g = torch.Generator().manual_seed(int(seed))
     out = []
@@ -222,10 +220,8 @@ def forward(params, x_t: torch.Tensor, activations) -> list[torch.Tensor]:
 
 def log_epochs(epochs: int, n_records: int) -> np.ndarray:
     """About ``n_records`` distinct epochs from 0 to ``epochs``, log-spaced (0 and ``epochs`` included)."""
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1; got {epochs!r}")
-    if isinstance(n_records, bool) or not isinstance(n_records, (int, np.integer)) or n_records < 2:
-        raise ValueError(f"n_records must be an int >= 2; got {n_records!r}")
+    epochs = check_int(epochs, "epochs", 1)
+    n_records = check_int(n_records, "n_records", 2)
     return np.unique(np.round(np.geomspace(1, epochs + 1, n_records) - 1).astype(np.int64))
 
 
@@ -257,7 +253,8 @@ class TrainedNetworks:
 
 
 def train_networks(activations, seeds, epochs: int, lr: float, l2=0.0, n_records: int = 12,
-                   train_fraction: float = 0.8, split_seed: int = 0, init: str = "authors") -> TrainedNetworks:
+                   train_fraction: float = 0.8, split_seed: int = 0, init: str = "authors",
+                   shuffle: bool = True) -> TrainedNetworks:
     """Train ``S`` 12-10-7-5-4-3-2 networks at once with full-batch Adam on the 12-bit task.
 
     Network ``s`` has activation ``activations[s]``, initial weights from ``seeds[s]``
@@ -265,7 +262,8 @@ def train_networks(activations, seeds, epochs: int, lr: float, l2=0.0, n_records
     gain 1) and L2 penalty ``l2[s]`` (a number applies to all).  Loss of network ``s``, in the authors'
     convention: mean cross-entropy on the training split ``+ l2_s · Σ_{hidden l} ½‖W_l‖²``
     (``tf.nn.l2_loss`` of every weight matrix but the output layer's); the losses are summed, so each
-    network's gradient is its own.  The split is ``train_test_split(seed=split_seed)``.  The activity of every
+    network's gradient is its own.  The split is ``train_test_split(seed=split_seed, shuffle=shuffle)``
+    (``shuffle=False``: the authors' unshuffled split, the first 80% of the rows).  The activity of every
     layer on all 4096 inputs is recorded at :func:`log_epochs`.  Deterministic:
     :func:`sparsebook.seed_everything` pins torch to one thread.
     """
@@ -285,7 +283,7 @@ def train_networks(activations, seeds, epochs: int, lr: float, l2=0.0, n_records
     record = log_epochs(epochs, n_records)
     seed_everything(int(seeds[0]))
     X, y = tishby_dataset()
-    tr, te = train_test_split(len(y), train_fraction, seed=split_seed)
+    tr, te = train_test_split(len(y), train_fraction, seed=split_seed, shuffle=shuffle)
     x_all = torch.from_numpy(np.ascontiguousarray(X.T))
     x_tr = torch.from_numpy(np.ascontiguousarray(X[tr].T))
     y_tr = torch.from_numpy(y[tr]).expand(n_models, 1, -1)
@@ -421,7 +419,9 @@ class PlaneConfig:
     plus, for ReLU, the KDE at each noise of ``kde_sweep``: ``("fixed", σ²)`` or ``("adaptive", rel)``.
     ``init_activations`` are trained once more with unit gain (``init="unit"``, same seeds: the same
     initial weights scaled by 1/2) and measured with fixed and adaptive binning, to show what the
-    authors' gain 2 does to their verdicts.
+    authors' gain 2 does to their verdicts.  ``split_activations`` are trained once more on the
+    authors' unshuffled split (the first 80% of the rows; same seeds, so the same initial weights) and
+    measured with fixed and adaptive binning, to show what the skewed split does.
     """
 
     activations: tuple = ACTIVATIONS
@@ -442,6 +442,7 @@ class PlaneConfig:
     kde_sweep: tuple = (("fixed", 0.01), ("adaptive", 0.03))
     eps: float = 0.5
     init_activations: tuple = ("relu", "elu")
+    split_activations: tuple = ("tanh", "relu")
 
     @classmethod
     def preset(cls, scale: str) -> "PlaneConfig":
@@ -455,12 +456,12 @@ class PlaneConfig:
 
     def validate(self) -> "PlaneConfig":
         for a in self.activations + self.l2_activations + self.kde_activations + self.sweep_activations \
-                + self.init_activations:
+                + self.init_activations + self.split_activations:
             activation_fn(a)
-        for a in self.kde_activations + self.sweep_activations + self.init_activations:
+        for a in self.kde_activations + self.sweep_activations + self.init_activations + self.split_activations:
             if a not in self.activations:
-                raise ValueError("kde_activations, sweep_activations and init_activations must be among "
-                                 f"activations; got {a!r}")
+                raise ValueError("kde_activations, sweep_activations, init_activations and split_activations must "
+                                 f"be among activations; got {a!r}")
         check_int(self.n_models, "n_models", 2)
         check_int(self.epochs, "epochs", 1)
         check_int(self.n_records, "n_records", 2)
@@ -495,7 +496,9 @@ class PlaneResult:
     ``{(activation, l2): (S, epochs)}`` training cross-entropy.  ``sample_layers[activation]``: the
     first seed's layer activities ``[(R, 4096, n_l) per layer]`` for the ``kde_activations``.
     ``init_sweep[(estimator, activation)]``: ``(S, R, L, 2)`` bits of the unit-gain runs of
-    ``init_activations`` (no L2), fixed and adaptive binning at ``n_bins``.
+    ``init_activations`` (no L2), fixed and adaptive binning at ``n_bins``.  ``split_sweep``: the
+    same for ``split_activations`` trained on the authors' unshuffled split, with ``split_acc[(part,
+    activation)]`` ``(S,)`` their train and test accuracy (``part`` in ``"train", "test"``).
     """
 
     config: PlaneConfig
@@ -512,6 +515,8 @@ class PlaneResult:
     loss: dict
     split_seed: int
     init_sweep: dict = field(default_factory=dict)
+    split_sweep: dict = field(default_factory=dict)
+    split_acc: dict = field(default_factory=dict)
 
 
 def run_information_plane(config: PlaneConfig, seed: int = 0, scale: str = "ci") -> PlaneResult:
@@ -563,8 +568,18 @@ def run_information_plane(config: PlaneConfig, seed: int = 0, scale: str = "ci")
             m = nets_u.select(act)
             for est in ("fixed", "adaptive"):
                 isweep[(est, act)] = information_trajectory(nets_u, est, config.n_bins, models=m)
+    ssweep, sacc = {}, {}
+    if config.split_activations:                      # last as well: the runs above are unchanged by it
+        acts_s = tuple(a for a in config.split_activations for _ in seeds)
+        nets_s = train_networks(acts_s, seeds * len(config.split_activations), config.epochs, config.lr, 0.0,
+                                config.n_records, shuffle=False)
+        for act in config.split_activations:
+            m = nets_s.select(act)
+            sacc[("train", act)], sacc[("test", act)] = nets_s.train_acc[m], nets_s.test_acc[m]
+            for est in ("fixed", "adaptive"):
+                ssweep[(est, act)] = information_trajectory(nets_s, est, config.n_bins, models=m)
     return PlaneResult(config, nets.epochs, info, rates, tr_acc, te_acc, loss, kde_rec, sample,
-                       bsweep, ksweep, curves, seed, isweep)
+                       bsweep, ksweep, curves, seed, isweep, ssweep, sacc)
 
 
 @dataclass(frozen=True)
@@ -805,6 +820,25 @@ def init_results(res: PlaneResult) -> Results:
             vals[f"{est} binning, {act}: unit gain"] = from_seeds(u)
             vals[f"{est} binning, {act}: gain {g:g} minus unit (paired)"] = paired_difference(a, u)
     return Results(vals, title=f"hidden-layer compression (bits) against the initialization, {res.config.n_models} seeds")
+
+
+def split_results(res: PlaneResult) -> Results:
+    """Test accuracy and hidden-layer compression (fixed and adaptive binning) of ``split_activations``
+    on the seeded shuffled split (the chapter's) and on the authors' unshuffled split, with paired
+    differences (same seeds: the same initial weights)."""
+    vals = {}
+    for act in res.config.split_activations:
+        acc_s, acc_o = res.test_acc[(act, 0.0)], res.split_acc[("test", act)]
+        vals[f"{act}: test accuracy, shuffled split (seed {res.split_seed})"] = from_seeds(acc_s)
+        vals[f"{act}: test accuracy, original unshuffled split"] = from_seeds(acc_o)
+        vals[f"{act}: test accuracy, original minus shuffled (paired)"] = paired_difference(acc_o, acc_s)
+        vals[f"{act}: train accuracy, original unshuffled split"] = from_seeds(res.split_acc[("train", act)])
+        for est in ("fixed", "adaptive"):
+            c_s = hidden_compression(res.info[(est, act, 0.0)])
+            c_o = hidden_compression(res.split_sweep[(est, act)])
+            vals[f"{act}, {est} binning: compression, original minus shuffled split (bits, paired)"] = \
+                paired_difference(c_o, c_s)
+    return Results(vals, title=f"the authors' unshuffled split against a shuffled one, {res.config.n_models} seeds")
 
 
 def invariance_check(layers, warp=np.sinh, n_bins: int = 30) -> dict:
