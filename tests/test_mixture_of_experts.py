@@ -253,7 +253,7 @@ def test_routing_merging_pruning_runners_feed_from_seeds():
     e = paired_difference(rt["dense"]["nmse"], rt["balanced"]["nmse"])
     assert e.kind == "seeds" and e.n == 2
     assert rt["balanced"]["curve_nmi"].shape == (2, 3)
-    mg = moe.run_merging(moe.MergeConfig(n_keep=(2,), compare_at=2), rt)
+    mg = moe.run_merging(moe.MergeConfig(n_keep=(2,), compare_at=2, distill_steps=3, batch=32), rt)
     assert mg["aligned"].shape == (2, 1) and np.isfinite(mg["naive"]).all()
     # compression at compare_at, parameters by hand (d_model 8, hidden 4, rank 2, 1 column)
     assert mg["compressed"].shape == (2,) and np.isfinite(mg["compressed"]).all()
@@ -261,6 +261,8 @@ def test_routing_merging_pruning_runners_feed_from_seeds():
     w2 = 2 * (4 + 8) + 1 * 4                                   # [4, 8]: rank 2 + one column of 4
     assert mg["compressed_params"] == {"merged": 2 * (8 * 4 + 4 + 4 * 8 + 8), "compressed": 2 * (w1 + w2 + 4 + 8)}
     assert mg["stable_rank_members"].shape == (2,) and (mg["stable_rank_merged"] >= 1 - 1e-9).all()
+    for name in ("distilled", "finetuned"):                    # the compressed model trained further, per seed
+        assert mg[name].shape == (2,) and np.isfinite(mg[name]).all()
     pr = moe.run_pruning(moe.PruneConfig(task_clusters=(0,), keep=(4, 1)), rt)
     assert pr["task"].shape == (2, 2)
     rt2 = moe.run_routing(TINY, 0)                           # same seed, same numbers
@@ -274,6 +276,9 @@ def test_gaussian_and_moex_runners_tiny():
                                     hidden=2, steps=3, batch=32), 0)
     assert x["moex"]["units"] == 4 and x["dense"]["units"] == 2
     assert np.all((x["moex"]["coverage"] >= 0) & (x["moex"]["coverage"] <= 1))
+    assert x["sparse_router"]["units"] == 4 and x["sparse_router"]["nmse"].shape == (2,)
+    for name in ("moex", "sparse_router"):                     # at most k experts × h units active per token
+        assert np.all((x[name]["l0"] >= 0) & (x[name]["l0"] <= 1 * 2))
 
 
 def test_a_claim_on_a_straddling_interval_is_inconclusive():
@@ -402,3 +407,68 @@ def test_low_rank_plus_sparse_bad_input():
         moe.low_rank_plus_sparse(torch.eye(3), 1, 5)
     with pytest.raises(ValueError, match="one matrix"):
         moe.low_rank_plus_sparse(torch.ones(2, 3, 3), 1)
+
+
+# ---------------------------------------------------------------------------
+# MoE-X's sparsity-aware router and MC-SMoE's compressed factors
+# ---------------------------------------------------------------------------
+def test_expected_active_fraction_known_values():
+    # x = 0: the pre-activations are the biases, mean 1 and variance 1 -> Φ(1)
+    w1 = torch.randn(1, 3, 2, generator=torch.Generator().manual_seed(0))
+    b1 = torch.tensor([[0.0, 2.0]])
+    a = moe.expected_active_fraction(torch.zeros(1, 3), w1, b1)
+    assert a.shape == (1, 1) and abs(float(a) - 0.5 * (1 + math.erf(1 / math.sqrt(2)))) < 1e-6
+    # all-positive and all-negative biases with zero weights: every unit on / off
+    z = torch.zeros(2, 3, 4)
+    a = moe.expected_active_fraction(torch.ones(5, 3), z, torch.tensor([[5.0, 6, 7, 8], [-5.0, -6, -7, -8]]))
+    assert torch.allclose(a[:, 0], torch.ones(5)) and torch.allclose(a[:, 1], torch.zeros(5), atol=1e-6)
+
+
+def test_expected_active_fraction_matches_the_count_for_many_gaussian_units():
+    g = torch.Generator().manual_seed(1)
+    d, h = 6, 20000
+    mu, sd = torch.tensor([0.3, -0.2, 0.1, 0.0, 0.5, -0.4]), torch.tensor([1.0, 0.5, 2.0, 1.0, 0.3, 1.5])
+    w1 = (mu[:, None] + sd[:, None] * torch.randn(d, h, generator=g)).unsqueeze(0)
+    b1 = 0.2 + 0.5 * torch.randn(1, h, generator=g)
+    x = torch.randn(7, d, generator=g)
+    counted = ((x @ w1[0] + b1[0]) > 0).double().mean(-1)
+    est = moe.expected_active_fraction(x, w1, b1)[:, 0].double()
+    assert torch.allclose(est, counted, atol=0.02)
+
+
+def test_sparsity_routing_prefers_the_sparser_expert_and_validates():
+    w1 = torch.zeros(3, 2, 4)
+    b1 = torch.stack([torch.full((4,), 1.0), torch.full((4,), -1.0), torch.tensor([1.0, -1.0, 1.0, -1.0])])
+    logits, probs, idx, gates = moe.sparsity_routing(torch.randn(5, 2), w1, b1, k=2)
+    assert (idx[:, 0] == 1).all() and (idx[:, 1] == 2).all()            # all off, then half on
+    assert torch.allclose(gates.sum(-1), torch.ones(5))
+    with pytest.raises(ValueError, match="temperature"):
+        moe.sparsity_routing(torch.randn(5, 2), w1, b1, k=1, temperature=0.0)
+    with pytest.raises(ValueError, match="shapes"):
+        moe.expected_active_fraction(torch.randn(5, 3), w1, b1)
+    with pytest.raises(TypeError, match="x"):
+        moe.expected_active_fraction(np.ones((5, 2)), w1, b1)
+
+
+def test_net_with_the_sparsity_router_has_no_router_parameters_and_trains():
+    spec = moe.NetSpec(d_in=3, d_out=2, d_model=4, n_experts=4, k=2, hidden=3, router="sparsity")
+    params = moe.init_net(spec, [0, 1])
+    assert not any(k.startswith("router") for k in params)
+    x = torch.randn(2, 16, 3)
+    a, _ = moe.net_forward(params, spec, x)
+    b, _ = moe.net_forward(params, spec, x, dense_path=True)
+    assert torch.allclose(a, b, atol=1e-5)
+    a.sum().backward()
+    assert params["w1_0"].grad is not None and params["w1_0"].grad.abs().sum() > 0
+
+
+@FAST
+@given(st.integers(0, 10**6), st.integers(2, 6), st.integers(2, 6))
+def test_low_rank_sparse_factors_reassemble_the_compression(seed, m, n):
+    w = torch.randn(m, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    r, c = 1, 1
+    f = moe.low_rank_sparse_factors(w, r, c)
+    approx, _ = moe.low_rank_plus_sparse(w, r, c)
+    assert f["a"].shape == (m, r) and f["b"].shape == (r, n) and int(f["mask"].sum()) == c
+    assert torch.allclose(f["a"] @ f["b"] + f["s"] * f["mask"], approx)
+    assert torch.all(f["s"][:, f["mask"] == 0] == 0)

@@ -12,6 +12,8 @@ Kernels (PyTorch, any leading batch axes; the chapter stacks seeds there):
 - :func:`align_permutation`, :func:`permute_units`, :func:`merge_experts`, :func:`group_experts`:
   MC-SMoE's weight-matching alignment, grouping and usage-weighted merging; :func:`stable_rank` and
   :func:`low_rank_plus_sparse`: its compression stage.
+- :func:`expected_active_fraction` and :func:`sparsity_routing`: MoE-X's sparsity-aware router (our
+  reading of its description); :func:`low_rank_sparse_factors`: the trainable factors of the compression.
 - :func:`auroc_matrix` (unit ↔ planted-variable detection), :func:`moe_flops` (analytic cost),
   :func:`gaussian_moe_logpdf` (softmax Gaussian MoE with a temperature or an activation gate).
 
@@ -35,8 +37,9 @@ from sparsebook.mixture_of_experts.figures import (
 )
 from sparsebook.mixture_of_experts.kernels import (
     align_permutation, assign_slots, auroc_matrix, comet_gate, expert_capacity, experts_all, gate_matrix,
-    gaussian_moe_logpdf, group_experts, load_balancing_loss, low_rank_plus_sparse, merge_experts, moe_dense_reference,
-    moe_dispatch, moe_flops, permute_units, stable_rank, router_z_loss, smooth_step, top_k_routing, tree_leaf_probs,
+    expected_active_fraction, gaussian_moe_logpdf, group_experts, load_balancing_loss, low_rank_plus_sparse,
+    low_rank_sparse_factors, merge_experts, moe_dense_reference, moe_dispatch, moe_flops, permute_units, stable_rank,
+    router_z_loss, smooth_step, sparsity_routing, top_k_routing, tree_leaf_probs,
 )
 
 __all__ = [
@@ -44,7 +47,8 @@ __all__ = [
     "top_k_routing", "load_balancing_loss", "router_z_loss", "expert_capacity", "assign_slots", "gate_matrix",
     "experts_all", "moe_dispatch", "moe_dense_reference", "smooth_step", "tree_leaf_probs", "comet_gate",
     "align_permutation", "permute_units", "merge_experts", "group_experts", "auroc_matrix", "moe_flops",
-    "gaussian_moe_logpdf", "low_rank_plus_sparse", "stable_rank",
+    "gaussian_moe_logpdf", "low_rank_plus_sparse", "low_rank_sparse_factors", "stable_rank",
+    "expected_active_fraction", "sparsity_routing",
     # experiments
     "NetSpec", "TrainSpec", "init_net", "net_forward", "train_net", "evaluate", "nmse", "usage", "specialization",
     "cluster_regression", "planted_variables", "sample_gaussian_moe", "TRUTH", "RoutingConfig", "MergeConfig",

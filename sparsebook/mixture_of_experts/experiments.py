@@ -15,14 +15,15 @@ import torch
 
 from sparsebook.mixture_of_experts.kernels import (
     EXPERT_KEYS, auroc_matrix, comet_gate, expert_capacity, experts_all, gate_matrix, gaussian_moe_logpdf,
-    group_experts, load_balancing_loss, low_rank_plus_sparse, merge_experts, stable_rank, moe_dense_reference, moe_dispatch, router_z_loss, top_k_routing,
+    group_experts, load_balancing_loss, low_rank_plus_sparse, low_rank_sparse_factors, merge_experts, stable_rank, moe_dense_reference,
+    moe_dispatch, router_z_loss, sparsity_routing, top_k_routing,
 )
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
 from sparsebook.train import batch_order, make_optimizer, run_steps
 from sparsebook.validate import check_int, check_real
 
-ROUTERS = ("topk", "pregate", "comet")
+ROUTERS = ("topk", "pregate", "comet", "sparsity")
 
 
 def device_for(scale: str) -> torch.device:
@@ -86,8 +87,10 @@ class NetSpec:
     """A small MoE network: ``x₀ = x W_in + b_in``; ``x_{l+1} = x_l + MoE_l(x_l)``; ``ŷ = x_L W_out + b_out``.
 
     ``router``: ``topk`` (a router per layer on ``x_l``), ``pregate`` (Read-ME: every layer's router
-    reads ``x₀``, so all routes are known before layer 1 runs) or ``comet`` (tree gates,
-    :func:`~sparsebook.mixture_of_experts.kernels.comet_gate`).  ``n_experts = 1, k = 1`` is a dense MLP.
+    reads ``x₀``, so all routes are known before layer 1 runs), ``comet`` (tree gates,
+    :func:`~sparsebook.mixture_of_experts.kernels.comet_gate`) or ``sparsity`` (MoE-X's
+    sparsity-aware routing, :func:`~sparsebook.mixture_of_experts.kernels.sparsity_routing`, with
+    softmax temperature ``temperature``; no router parameters).  ``n_experts = 1, k = 1`` is a dense MLP.
     """
 
     d_in: int
@@ -99,6 +102,7 @@ class NetSpec:
     layers: int = 1
     router: str = "topk"
     gamma: float = 1.0
+    temperature: float = 0.1
 
     def __post_init__(self):
         for name in ("d_in", "d_out", "d_model", "n_experts", "hidden", "layers"):
@@ -133,7 +137,7 @@ def init_net(spec: NetSpec, seeds, device=None) -> dict:
                 p[f"node_w_{layer}"] = _linear(g, d, (spec.k, d, e - 1))
                 p[f"node_b_{layer}"] = torch.zeros(spec.k, e - 1)
                 p[f"tree_w_{layer}"] = _linear(g, d, (d, spec.k))
-            else:
+            elif spec.router != "sparsity":
                 p[f"router_{layer}"] = _linear(g, d, (d, e))
         members.append(p)
     return {k: torch.stack([m[k] for m in members]).to(device or "cpu").requires_grad_() for k in members[0]}
@@ -172,12 +176,16 @@ def net_forward(params: dict, spec: NetSpec, x: torch.Tensor, capacity_factor: f
             y = moe_dense_reference(h, ex, gmat)
             rec.update(gmat=gmat, idx=torch.sort(gmat, dim=-1, descending=True, stable=True).indices[..., :spec.k])
         else:
-            logits = torch.einsum("std,sde->ste", r_in, params[f"router_{layer}"])
             k = spec.k
+            if spec.router == "sparsity":
+                logits, probs, idx, gates = sparsity_routing(h, ex["w1"], ex["b1"], k, spec.temperature)
+            else:
+                logits = torch.einsum("std,sde->ste", r_in, params[f"router_{layer}"])
             if keep_experts is not None:
                 logits = logits.masked_fill(~keep_experts.unsqueeze(1), float("-inf"))
                 k = min(k, int(keep_experts.sum(-1).min()))
-            probs, idx, gates = top_k_routing(logits, k)
+            if keep_experts is not None or spec.router != "sparsity":
+                probs, idx, gates = top_k_routing(logits, k)
             if keep_experts is None:
                 info["balance"] = info["balance"] + load_balancing_loss(probs, idx)
                 info["z"] = info["z"] + router_z_loss(logits)
@@ -391,11 +399,14 @@ class MergeConfig:
     compare_at: int = 4
     compress_rank: int = 2
     compress_columns: int = 1
+    distill_steps: int = 200
+    distill_lr: float = 1e-3
+    batch: int = 256
 
     @classmethod
     def preset(cls, scale: str) -> "MergeConfig":
         return cls() if check_scale(scale) == "ci" else cls(n_keep=(12, 8, 4, 2), compare_at=8, compress_rank=4,
-                                                            compress_columns=2)
+                                                            compress_columns=2, distill_steps=1000)
 
 
 def _single(experts: dict, s: int, e: int) -> dict:
@@ -444,6 +455,10 @@ def run_merging(config: MergeConfig, routing: dict) -> dict:
                 comp, stored = _compress(mer["experts"], config.compress_rank, config.compress_columns)
                 res["compressed"] = evaluate(params, spec, te["x"], te["y"], merged={"group": mer["group"], "experts": comp})[0]
                 res["compressed_params"] = {"merged": m * _expert_params(spec), "compressed": m * stored}
+                with torch.no_grad():
+                    teacher, _ = net_forward(params, spec, tr["x"])
+                for name, target in (("distilled", teacher), ("finetuned", tr["y"])):
+                    res[name] = _train_compressed(params, spec, mer, config, tr["x"], target, routing["seeds"], te)
         res[mode] = np.stack(rows, 1)
     res["stable_rank_members"] = np.array([np.mean(v) if v else np.nan for v in sr["members"]])
     res["stable_rank_merged"] = np.array([np.mean(v) if v else np.nan for v in sr["merged"]])
@@ -474,6 +489,52 @@ def _compress(experts: dict, rank: int, columns: int) -> tuple[dict, int]:
                 out[key][s, j], p = low_rank_plus_sparse(experts[key][s, j], rank, columns)
         stored += p
     return out, stored + experts["b1"].shape[-1] + experts["b2"].shape[-1]
+
+
+def _factorise(experts: dict, rank: int, columns: int) -> dict:
+    """:func:`low_rank_sparse_factors` of every merged ``W1``/``W2`` (``[S, m, ...]``), stacked:
+    ``{"w1_a": [S, m, d, r], "w1_b", "w1_s", "w1_mask": [S, m, h], ..., "b1", "b2"}``."""
+    out = {"b1": experts["b1"].clone(), "b2": experts["b2"].clone()}
+    n_s, m = experts["w1"].shape[:2]
+    for key in ("w1", "w2"):
+        fs = [[low_rank_sparse_factors(experts[key][s, j], rank, columns) for j in range(m)] for s in range(n_s)]
+        for part in ("a", "b", "s", "mask"):
+            out[f"{key}_{part}"] = torch.stack([torch.stack([f[part] for f in row]) for row in fs])
+    return out
+
+
+def _assemble(f: dict) -> dict:
+    """Compressed experts from their factors: ``W = A B + S ⊙ M`` (the mask keeps the sparse columns)."""
+    return {"b1": f["b1"], "b2": f["b2"],
+            **{k: f[f"{k}_a"] @ f[f"{k}_b"] + f[f"{k}_s"] * f[f"{k}_mask"].unsqueeze(-2) for k in ("w1", "w2")}}
+
+
+def _train_compressed(params: dict, spec: NetSpec, merged: dict, config: "MergeConfig", x: torch.Tensor,
+                      target: torch.Tensor, seeds, te: dict) -> np.ndarray:
+    """MC-SMoE's last stage at our scale: the merged-then-compressed network (its factors, the
+    biases and every non-expert parameter) trained by Adam towards ``target`` on the training
+    inputs: the uncompressed network's outputs (knowledge distillation) or the labels (plain
+    fine-tuning).  The compressed structure (rank, sparse columns) is kept.  Returns the test NMSE ``[S]``."""
+    seed_everything(int(seeds[0]))
+    f = _factorise(merged["experts"], config.compress_rank, config.compress_columns)
+    train = {k: v.detach().clone().requires_grad_(not k.endswith("mask")) for k, v in f.items()}
+    replaced = {f"{e}_0" for e in EXPERT_KEYS}                    # the unmerged experts: not used, not trained
+    net = {k: v.detach().clone().requires_grad_(k not in replaced) for k, v in params.items()}
+    opt = make_optimizer([v for d in (train, net) for v in d.values() if v.requires_grad], "adam", config.distill_lr)
+    n = x.shape[1]
+    order = torch.as_tensor(np.stack([batch_order(n, config.batch, config.distill_steps, s) for s in seeds], axis=1),
+                            device=x.device)
+    rows = torch.arange(len(seeds), device=x.device).unsqueeze(1)
+
+    def objective(step):
+        idx = order[step]
+        pred, _ = net_forward(net, spec, x[rows, idx], merged={"group": merged["group"], "experts": _assemble(train)})
+        per = ((pred - target[rows, idx]) ** 2).mean(dim=(1, 2))
+        return per.sum(), per
+
+    run_steps(opt, objective, steps=config.distill_steps)
+    with torch.no_grad():
+        return evaluate(net, spec, te["x"], te["y"], merged={"group": merged["group"], "experts": _assemble(train)})[0]
 
 
 # ---------------------------------------------------------------------------
@@ -604,7 +665,8 @@ def run_comet(config: CometConfig, routing_config: RoutingConfig, routing: dict)
 @dataclass(frozen=True)
 class MoeXConfig:
     """``n_vars`` sparse planted variables in ``dim`` input dimensions; MoE of ``n_experts × hidden``
-    ReLU units with top-``k`` routing against a dense MLP of ``k · hidden`` units."""
+    ReLU units with top-``k`` softmax routing against a dense MLP of ``k · hidden`` units, and the
+    same MoE with MoE-X's sparsity-aware router (softmax temperature ``router_temperature``)."""
 
     n_seeds: int = 5
     n_train: int = 4096
@@ -618,6 +680,7 @@ class MoeXConfig:
     steps: int = 300
     lr: float = 4e-3
     batch: int = 256
+    router_temperature: float = 0.1
     device: str = "cpu"
 
     @classmethod
@@ -648,8 +711,10 @@ def interpretability(acts: np.ndarray, z: np.ndarray) -> dict:
 
 
 def run_moex(config: MoeXConfig, seed: int = 0) -> dict:
-    """Train the wide sparse MoE and the dense MLP on planted variables; score both for test
-    error and for how well single units detect single planted variables."""
+    """Train the wide sparse MoE with top-k softmax routing (``moex``), the same MoE with MoE-X's
+    sparsity-aware router (``sparse_router``) and the dense MLP on planted variables; score each
+    for test error, for how well single units detect single planted variables, and for the mean
+    number of active hidden units per test token (``active_units``, the L0 of the wide layer)."""
     seed = check_int(seed, "seed", 0)
     seeds = list(range(seed, seed + check_int(config.n_seeds, "n_seeds", 2)))
     seed_everything(seed)
@@ -658,18 +723,21 @@ def run_moex(config: MoeXConfig, seed: int = 0) -> dict:
     te = _stack([{k: v[config.n_train:] for k, v in d.items()} for d in full], config.device)
     base = NetSpec(d_in=config.dim, d_out=config.n_vars, d_model=config.dim, n_experts=config.n_experts, k=config.k,
                    hidden=config.hidden)
-    specs = {"moex": base, "dense": replace(base, n_experts=1, k=1, hidden=config.k * config.hidden)}
+    specs = {"moex": base, "sparse_router": replace(base, router="sparsity", temperature=config.router_temperature),
+             "dense": replace(base, n_experts=1, k=1, hidden=config.k * config.hidden)}
     out = {}
     for name, spec in specs.items():
         ts = TrainSpec(steps=config.steps, lr=config.lr, batch=config.batch, capacity_factor=None if name == "dense" else 1.25)
         params, _ = train_net(spec, ts, tr, seeds)
         err, _ = evaluate(params, spec, te["x"], te["y"])
-        acts = unit_activations(params, spec, te["x"]).cpu().numpy()
+        acts_t = unit_activations(params, spec, te["x"])
+        l0 = (acts_t > 0).double().sum(-1).mean(-1).cpu().numpy()
+        acts = acts_t.cpu().numpy()
         scores = [interpretability(acts[s], te["z"][s].cpu().numpy()) for s in range(len(seeds))]
         out[name] = {"nmse": err, "coverage": np.array([r["coverage"] for r in scores]),
                      "monosemanticity": np.array([r["monosemanticity"] for r in scores]),
                      "best_auroc": np.stack([r["best_auroc"] for r in scores]),
-                     "units": acts.shape[-1], "active_units": spec.k * spec.hidden}
+                     "l0": l0, "units": acts.shape[-1], "active_units": spec.k * spec.hidden}
     return out
 
 

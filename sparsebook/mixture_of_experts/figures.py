@@ -66,10 +66,12 @@ def plot_pruning(p: dict):
 
 
 def plot_moex(x: dict):
-    """Best single-unit AUROC for every planted variable (sorted), wide sparse MoE against dense MLP."""
+    """Best single-unit AUROC for every planted variable (sorted): the wide sparse MoE with top-k
+    softmax routing and with the sparsity-aware router, against the dense MLP."""
     fig, ax = plotting.figure(1)
-    for name, label in (("moex", f"MoE, {x['moex']['units']} units ({x['moex']['active_units']} active)"),
-                        ("dense", f"dense MLP, {x['dense']['units']} units")):
+    curves = (("moex", f"MoE, top-k router, {x['moex']['units']} units ({x['moex']['active_units']} routed)"),
+              ("sparse_router", "MoE, sparsity-aware router"), ("dense", f"dense MLP, {x['dense']['units']} units"))
+    for name, label in (c for c in curves if c[0] in x):
         b = -np.sort(-x[name]["best_auroc"], axis=1)
         _band(ax[0], np.arange(1, b.shape[1] + 1), b, label, marker=None)
     ax[0].axhline(0.5, color="grey", ls=":", label="chance")

@@ -58,6 +58,42 @@ def top_k_routing(logits: torch.Tensor, k: int, renormalize: bool = True):
     return probs, idx, gates
 
 
+def expected_active_fraction(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Estimated fraction of each ReLU expert's hidden units that are active on each token, from
+    the experts' weight statistics alone (the sparsity estimate behind MoE-X's router; our
+    reading of Yang et al. 2025, which routes tokens to the experts with the sparsest
+    activations, estimated without running the experts).
+
+    Model: the pre-activations ``z_u = x·W1[:, u] + b1[u]`` of expert ``e``'s ``h`` units are
+    treated as draws whose weights are independent across input coordinates, with per-coordinate
+    mean ``μ_k = mean_u W1[k, u]`` and variance ``σ²_k = var_u W1[k, u]`` (and ``β̄, s²_b`` for the
+    bias), so ``z ~ N(x·μ + β̄, Σ_k x_k² σ²_k + s²_b)`` and
+    ``P(z > 0) = Φ((x·μ + β̄) / sqrt(Σ_k x_k² σ²_k + s²_b))``: O(d) per expert and token instead
+    of the expert's O(d h).  ``x``: ``[..., T, d]``; ``w1``: ``[..., E, d, h]``; ``b1``:
+    ``[..., E, h]``.  Returns ``[..., T, E]`` in ``[0, 1]``.
+    """
+    x, w1, b1 = _tensor(x, "x", 2), _tensor(w1, "w1", 3), _tensor(b1, "b1", 2)
+    if w1.shape[-2] != x.shape[-1] or b1.shape[-1] != w1.shape[-1] or b1.shape[-2] != w1.shape[-3]:
+        raise ValueError(f"shapes must be x [..., T, d], w1 [..., E, d, h], b1 [..., E, h]; got "
+                         f"{tuple(x.shape)}, {tuple(w1.shape)}, {tuple(b1.shape)}")
+    eps = check_real(eps, "eps", 0, low_open=True)
+    mu, var = w1.mean(-1), w1.var(-1, unbiased=False)                      # [..., E, d]
+    mean = torch.einsum("...td,...ed->...te", x, mu) + b1.mean(-1).unsqueeze(-2)
+    sd = torch.sqrt(torch.einsum("...td,...ed->...te", x * x, var) + b1.var(-1, unbiased=False).unsqueeze(-2) + eps)
+    return 0.5 * (1 + torch.erf(mean / (sd * math.sqrt(2))))
+
+
+def sparsity_routing(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, k: int, temperature: float = 0.1):
+    """MoE-X-style sparsity-aware routing (our reading of Yang et al. 2025): router logits
+    ``ℓ_te = −a_te / τ`` with ``a`` the :func:`expected_active_fraction`, so each token goes to the
+    ``k`` experts whose units are expected to be least active, with renormalised softmax gates
+    (:func:`top_k_routing`).  No router parameters: the routing follows the experts' own weights.
+    Returns ``(logits, probs, idx, gates)``."""
+    temperature = check_real(temperature, "temperature", 0, low_open=True)
+    logits = -expected_active_fraction(x, w1, b1) / temperature
+    return (logits, *top_k_routing(logits, k))
+
+
 def load_balancing_loss(probs: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """Switch Transformer's auxiliary loss ``E · Σ_i f_i P_i`` (Fedus et al. 2022, Eq. 4-6).
 
@@ -318,13 +354,13 @@ def stable_rank(w: torch.Tensor) -> torch.Tensor:
     return (sv ** 2).sum(-1) / sv[..., 0] ** 2
 
 
-def low_rank_plus_sparse(w: torch.Tensor, rank: int, columns: int = 0) -> tuple[torch.Tensor, int]:
-    """MC-SMoE's compression of a merged expert's matrix (Li et al. 2024, §3.4, after LoSparse):
-    ``W ≈ U_r Σ_r V_rᵀ + S``, the rank-``rank`` truncated SVD plus a structured sparse residual ``S``
-    that keeps the ``columns`` columns of ``W − U_r Σ_r V_rᵀ`` with the largest L2 norm (zero
-    elsewhere).  Training-free: the paper then fine-tunes with distillation.  ``w``: ``[m, n]``.
-    Returns ``(approximation [m, n], stored parameters r(m + n) + columns·m)``.
-    """
+def low_rank_sparse_factors(w: torch.Tensor, rank: int, columns: int = 0) -> dict:
+    """The factors of MC-SMoE's compression of a merged expert's matrix (Li et al. 2024, the
+    compression stage, after LoSparse): ``W ≈ A B + S ⊙ M`` with ``A = U_r Σ_r`` (``[m, r]``),
+    ``B = V_rᵀ`` (``[r, n]``) from the truncated SVD, and ``S`` the residual ``W − A B`` on the
+    ``columns`` columns of largest L2 norm (``M``, a ``[n]`` column mask; zero elsewhere).
+    ``w``: ``[m, n]``.  Returns ``{"a", "b", "s", "mask"}``; the factors can be trained further
+    (the paper distils after compressing) while ``mask`` keeps the sparse part's structure."""
     w = _tensor(w, "w", 2)
     if w.ndim != 2:
         raise ValueError(f"w must be one matrix [m, n]; got shape {tuple(w.shape)}")
@@ -332,12 +368,24 @@ def low_rank_plus_sparse(w: torch.Tensor, rank: int, columns: int = 0) -> tuple[
     rank = check_int(rank, "rank", 0, min(m, n))
     columns = check_int(columns, "columns", 0, n)
     u, sv, vh = torch.linalg.svd(w, full_matrices=False)
-    low = (u[:, :rank] * sv[:rank]) @ vh[:rank]
-    res = w - low
-    keep = torch.zeros(n, dtype=torch.bool, device=w.device)
+    a, b = u[:, :rank] * sv[:rank], vh[:rank]
+    res = w - a @ b
+    keep = torch.zeros(n, dtype=w.dtype, device=w.device)
     if columns:
-        keep[torch.sort(res.norm(dim=0), descending=True, stable=True).indices[:columns]] = True
-    return low + res * keep, rank * (m + n) + columns * m
+        keep[torch.sort(res.norm(dim=0), descending=True, stable=True).indices[:columns]] = 1
+    return {"a": a, "b": b, "s": res * keep, "mask": keep}
+
+
+def low_rank_plus_sparse(w: torch.Tensor, rank: int, columns: int = 0) -> tuple[torch.Tensor, int]:
+    """MC-SMoE's training-free compression of a merged expert's matrix (Li et al. 2024, the
+    compression stage, after LoSparse): ``W ≈ U_r Σ_r V_rᵀ + S``, the rank-``rank`` truncated SVD
+    plus a structured sparse residual ``S`` that keeps the ``columns`` columns of
+    ``W − U_r Σ_r V_rᵀ`` with the largest L2 norm (zero elsewhere) (:func:`low_rank_sparse_factors`).
+    ``w``: ``[m, n]``.  Returns ``(approximation [m, n], stored parameters r(m + n) + columns·m)``.
+    """
+    f = low_rank_sparse_factors(w, rank, columns)
+    m, n = w.shape
+    return f["a"] @ f["b"] + f["s"], f["a"].shape[1] * (m + n) + int(f["mask"].sum()) * m
 
 
 # ---------------------------------------------------------------------------
