@@ -12,7 +12,8 @@ top-k), Combiner's full-support :func:`combiner_attention`, token selection (:fu
 Experiments (:mod:`sparsebook.sparse_attention.experiments`): multi-query associative recall
 (:func:`recall_task`), a one-layer NoPE attention model (:class:`RecallNet`) trained over seeds in one
 batched computation, and the runners ``run_patterns``, ``run_s2``, ``run_pathways``, ``run_seqboat``,
-``run_lemo``, ``run_sparsifiner`` (the predictor trained jointly with its mask), ``run_wallclock`` with their frozen
+``run_lemo``, ``run_sparsifiner`` (the predictor trained jointly with its mask), ``run_trained_patterns``
+(routing and the SeerAttention gate fine-tuned jointly with their patterns), ``run_wallclock`` with their frozen
 configs.  Figures in
 :mod:`sparsebook.sparse_attention.figures`.
 
@@ -20,8 +21,8 @@ This module only re-exports the chapter's public names.
 """
 from sparsebook.sparse_attention.experiments import (
     N_SEEDS, CostConfig, LeMoConfig, PathwaysConfig, PatternConfig, RecallConfig, RecallNet, S2Config, SeerGate,
-    SeqBoatConfig, SparsifinerConfig, accuracy, analytic_costs, recall_task, run_lemo, run_pathways, run_patterns,
-    run_s2, run_seqboat, run_sparsifiner, run_wallclock, subsample_ensemble_accuracy, svd_predictor, train_dense)
+    SeqBoatConfig, SparsifinerConfig, TrainedPatternConfig, accuracy, analytic_costs, recall_task, run_lemo, run_pathways, run_patterns,
+    run_s2, run_seqboat, run_sparsifiner, run_trained_patterns, run_wallclock, subsample_ensemble_accuracy, svd_predictor, train_dense)
 from sparsebook.sparse_attention.figures import (plot_costs, plot_masks, plot_recall_vs_density, plot_tasks,
                                                   plot_training)
 from sparsebook.sparse_attention.kernels import (
@@ -33,8 +34,8 @@ from sparsebook.sparse_attention.kernels import (
 
 __all__ = [
     "N_SEEDS", "CostConfig", "LeMoConfig", "PathwaysConfig", "PatternConfig", "RecallConfig", "RecallNet", "S2Config",
-    "SeerGate", "SeqBoatConfig", "SparsifinerConfig", "accuracy", "analytic_costs", "recall_task", "run_lemo",
-    "run_pathways", "run_patterns", "run_s2", "run_seqboat", "run_sparsifiner", "run_wallclock",
+    "SeerGate", "SeqBoatConfig", "SparsifinerConfig", "TrainedPatternConfig", "accuracy", "analytic_costs", "recall_task", "run_lemo",
+    "run_pathways", "run_patterns", "run_s2", "run_seqboat", "run_sparsifiner", "run_trained_patterns", "run_wallclock",
     "subsample_ensemble_accuracy", "svd_predictor", "train_dense",
     "plot_costs", "plot_masks", "plot_recall_vs_density", "plot_tasks", "plot_training",
     "PATTERNS", "attention_cost", "block_gather_attention", "block_ground_truth", "causal_mask", "combiner_attention",

@@ -78,7 +78,8 @@ def recall_task(n: int, L: int, pairs: int, keys: int = 32, values: int = 16, no
 # ---------------------------------------------------------------------------
 # the model
 # ---------------------------------------------------------------------------
-MODES = ("dense", "pattern", "ssa", "seqboat", "lemo", "sparsifiner")
+MODES = ("dense", "pattern", "ssa", "seqboat", "lemo", "sparsifiner", "routing", "seer")
+GATED = ("seqboat", "sparsifiner", "routing", "seer")  # modes whose forward returns (logits, auxiliary loss)
 
 
 class RecallNet(nn.Module):
@@ -97,7 +98,15 @@ class RecallNet(nn.Module):
     - ``sparsifiner``: a low-rank connectivity predictor per head (``P_h, R_h`` ``[d, rank]``, scores
       ``(z P_h)(z R_h)ᵀ`` with ``z = LN(h)``) whose top-``keys`` keys per row form the mask (Wei et al. 2023,
       Sec. 3.2); ``forward`` returns ``(logits, KL)`` with ``KL`` the divergence of the predictor's causal softmax
-      from the head's dense attention (detached), the connectivity distillation that trains the predictor.
+      from the head's dense attention (detached), the connectivity distillation that trains the predictor;
+    - ``routing``: per-head centroids ``[H, C, d_h]`` (a parameter); each centroid takes its ``cluster_size``
+      nearest queries and keys (:func:`~.kernels.routing_mask` of the detached ``q, k``) and a query attends to
+      the keys of its clusters (Roy et al. 2021, Sec. 4); ``forward`` returns ``(logits, J)`` with ``J`` the
+      spherical k-means objective ``mean(1 − max_c μ̂_c·ẑ)`` of the detached, normalised queries and keys, whose
+      gradient moves only the centroids (the gradient form of the online k-means update);
+    - ``seer``: a :class:`SeerGate` on the detached ``q, k`` whose top ``blocks`` key blocks per query block form
+      the mask (Gao et al. 2024); ``forward`` returns ``(logits, KL)`` with ``KL`` the divergence of the gate from
+      the block ground truth of the head's own dense attention (detached), the paper's gate distillation.
 
     ``forward(x, mask=None, attention=None)``: ``mask`` (``[.., H, L, L]``) replaces the mode's pattern;
     ``attention`` (a function ``s, M -> A``) replaces the softmax (Combiner).
@@ -105,7 +114,8 @@ class RecallNet(nn.Module):
 
     def __init__(self, n_a: int, n_b: int, L: int, d: int = 64, heads: int = 8, mode: str = "dense",
                  pattern: torch.Tensor | None = None, keep_tokens: int | None = None, keys: int | None = None,
-                 rank: int = 2):
+                 rank: int = 2, clusters: int | None = None, cluster_size: int | None = None,
+                 block: int | None = None, blocks: int | None = None, gate_dim: int = 8):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
@@ -123,6 +133,12 @@ class RecallNet(nn.Module):
             self.keys = check_int(keys, "keys", 1)
             self.pred_p = nn.Parameter(torch.randn(heads, d, rank) / math.sqrt(d))
             self.pred_r = nn.Parameter(torch.randn(heads, d, rank) / math.sqrt(d))
+        if mode == "routing":
+            self.cluster_size = check_int(cluster_size, "cluster_size", 1, L)
+            self.centroids = nn.Parameter(torch.randn(heads, check_int(clusters, "clusters", 1), d // heads))
+        if mode == "seer":
+            self.blocks = check_int(blocks, "blocks", 1)
+            self.seer = SeerGate(heads, d // heads, gate_dim, check_int(block, "block", 1, L))
         self.register_buffer("pattern", pattern if pattern is not None else K.causal_mask(L), persistent=False)
 
     def embed(self, x):
@@ -167,6 +183,19 @@ class RecallNet(nn.Module):
                     target = K.masked_softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), causal)
                 logp = torch.log_softmax(pred.masked_fill(~causal, float("-inf")), -1).masked_fill(~causal, 0.0)
                 gate = (target * (torch.log(target.clamp_min(1e-12)) - logp)).sum(-1).mean()
+            elif self.mode == "routing":
+                qd, kd, c = q.detach(), k.detach(), self.centroids
+                mask = mask & torch.stack([K.routing_mask(qd[:, j], kd[:, j], c[j].detach(), self.cluster_size)
+                                           for j in range(self.heads)], 1)
+                z = F.normalize(torch.cat([qd, kd], -2), dim=-1)  # [n, H, 2L, d_h]
+                gate = (1 - (z @ F.normalize(c, dim=-1).transpose(-1, -2)).amax(-1)).mean()
+            elif self.mode == "seer":
+                p = self.seer(q.detach(), k.detach())
+                mask = mask & K.expand_blocks(K.topk_blocks(p.detach(), self.blocks), self.seer.block)
+                with torch.no_grad():
+                    target = K.block_ground_truth(
+                        K.masked_softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), causal), self.seer.block)
+                gate = (target * (torch.log(target.clamp_min(1e-12)) - torch.log(p.clamp_min(1e-12)))).sum(-1).mean()
         if attention is not None:
             o = attention(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), mask) @ v
         elif q.is_cuda:  # PyTorch's math kernel on a GPU: the memory-efficient one fails in backward with
@@ -180,7 +209,7 @@ class RecallNet(nn.Module):
         o = o.transpose(1, 2).reshape(h.shape)
         o = self.out(o)
         logits = self.head(self.ln2(h + o))
-        return (logits, gate.mean()) if gate is not None else logits  # seqboat: mean gate; sparsifiner: KL
+        return (logits, gate.mean()) if gate is not None else logits  # seqboat: mean gate; others: their auxiliary loss
 
 
 def _ce(out, y):
@@ -254,7 +283,7 @@ def _train(cfg: RecallConfig, seeds, mode="dense", pattern=None, local=False, ke
             m.load_state_dict({k: v[j] for k, v in init.items()}, strict=False)
         return m.to(dev)
 
-    loss = _ce if mode not in ("seqboat", "sparsifiner") else _gated_ce(gate_weight)
+    loss = _ce if mode not in GATED else _gated_ce(gate_weight)
     with warnings.catch_warnings():  # vmap runs the fused attention kernel member by member (same numbers)
         warnings.filterwarnings("ignore", message="There is a performance drop")
         return fit_seeds(make, x.to(dev), y.to(dev), seeds, steps=steps or cfg.steps, lr=cfg.lr,
@@ -369,7 +398,7 @@ class SeerGate(nn.Module):
         kr = k.reshape(n, H, nb, self.block, dh)
         kb = torch.cat([kr.amax(-2), kr.amin(-2), kr.mean(-2)], -1)
         s = torch.einsum("nhad,hdg->nhag", qb, self.wq) @ torch.einsum("nhbd,hdg->nhbg", kb, self.wk).transpose(-1, -2)
-        return K.masked_softmax(s / math.sqrt(self.wq.shape[-1]), K.causal_mask(nb))
+        return K.masked_softmax(s / math.sqrt(self.wq.shape[-1]), K.causal_mask(nb).to(s.device))
 
 
 def train_seer_gate(q, k, attn, cfg: PatternConfig, seed: int) -> SeerGate:
@@ -511,6 +540,23 @@ def evaluate_combiner(model: RecallNet, x, y, cfg: PatternConfig) -> dict:
             "full_support": bool((comb[..., causal] > 0).all() and (comb[..., ~causal] == 0).all())}
 
 
+@functools.lru_cache(maxsize=4)
+def _content_fits(config: PatternConfig, seed: int) -> list[dict]:
+    """Per seed, the SeerAttention gate and the routing centroids (one set per budget) fitted on the trained
+    dense model's queries and keys of global training sequences (cached: imposed and trained runs share them)."""
+    cfg = config.recall
+    seeds = _seeds(seed, cfg.scale)
+    tx, _ = cfg.data(256, 30_000 + seed)
+    out = []
+    for j, model in enumerate(train_dense(cfg, seed)):
+        seed_everything(seeds[j])
+        gate = _fit_gate(model, tx, config, seeds[j])
+        cents = {kb: _fit_centroids(model, tx, max(1, cfg.L // max(1, kb // 2)), config, seeds[j])
+                 for kb in set(config.budgets) | {cfg.keys}}
+        out.append({"gate": gate, "centroids": cents})
+    return out
+
+
 def run_patterns(config: PatternConfig, seed: int = 0) -> dict:
     """Train the dense model (one per seed, on the global task), then impose every pattern at the
     equal-density budget ``config.recall.keys`` on both tasks, and sweep the budget on the global task.
@@ -531,11 +577,9 @@ def run_patterns(config: PatternConfig, seed: int = 0) -> dict:
     sw = {name: {m: [] for m in measures} for name in sweep_which}
     dense_acc = {task: [] for task in data}
     comb = []
+    fits = _content_fits(config, seed)
     for j, model in enumerate(models):
-        seed_everything(seeds[j])
-        gate = _fit_gate(model, tx, config, seeds[j])
-        cents = {kb: _fit_centroids(model, tx, max(1, L // max(1, kb // 2)), config, seeds[j])
-                 for kb in set(config.budgets) | {cfg.keys}}
+        gate, cents = fits[j]["gate"], fits[j]["centroids"]
         for task, (x, y) in data.items():
             dense_acc[task].append(accuracy(model, x, y))
             r = evaluate_patterns(model, x, y, tx, config, cfg.keys, seeds[j], main_which, gate, cents[cfg.keys])
@@ -606,6 +650,75 @@ def run_sparsifiner(config: SparsifinerConfig, seed: int = 0) -> dict:
     return {"imposed": np.array([accuracy(m, x, y) for m in imposed]),
             "trained": np.array([accuracy(m, x, y) for m in members(cfg, fit, "sparsifiner", **kw)]),
             "dense": np.array([accuracy(m, x, y) for m in members(cfg, {"params": dense})])}
+
+
+@dataclass(frozen=True)
+class TrainedPatternConfig:
+    """Routing and SeerAttention trained with their patterns: from the trained dense model, the model and the
+    pattern's own parameters (routing centroids; the gate) are fine-tuned jointly for ``steps`` steps at learning
+    rate ``lr`` with the pattern applied in the forward pass, at the chapter's equal budget ``recall.keys``; the
+    centroids follow the k-means objective and the gate its distillation against the block-pooled dense attention
+    (weight ``aux``).  Both start at the imposed pattern (the fitted centroids and gate of :func:`run_patterns`)
+    and are compared with the local window and the local block pattern of the same density, fine-tuned alike."""
+
+    patterns: PatternConfig = PatternConfig()
+    steps: int = 40
+    lr: float = 3e-3
+    aux: float = 1.0
+
+    @classmethod
+    def preset(cls, scale: str) -> "TrainedPatternConfig":
+        p = PatternConfig.preset(check_scale(scale))
+        return cls(patterns=p) if scale == "ci" else cls(patterns=p, steps=600, lr=3e-4)
+
+    def model_kw(self) -> dict:
+        """Mode and keyword arguments of :class:`RecallNet` for each pattern at the budget."""
+        pc = self.patterns
+        L, keys = pc.recall.L, pc.recall.keys
+        half = max(1, keys // 2)  # as imposed: a query may join several clusters
+        nb = max(1, keys // pc.block)
+        return {"routing": ("routing", None, {"clusters": max(1, L // half), "cluster_size": half}),
+                "seer": ("seer", None, {"block": pc.block, "blocks": nb, "gate_dim": pc.gate_dim}),
+                "local": ("pattern", K.local_mask(L, keys), {}),
+                "block_local": ("pattern", K.expand_blocks(K.local_mask(L // pc.block, nb), pc.block), {})}
+
+
+@torch.no_grad()
+def routing_density(model: RecallNet, x, rows) -> float:
+    """Mean kept fraction of the causal keys at ``rows`` of a ``routing``-mode model's pattern on ``x``."""
+    q, k, _ = model.qkv_heads(model.embed(x))
+    m = routing_pattern(q, k, model.centroids, model.cluster_size)[..., rows, :]
+    return float((m.sum(-1).double() / (rows + 1)).mean())
+
+
+def run_trained_patterns(config: TrainedPatternConfig, seed: int = 0) -> dict:
+    """Accuracy on the global task (per seed, the test set of :func:`run_patterns`) of routing, the SeerAttention
+    gate, the local window and local blocks, each imposed on the dense model (step 0) and after fine-tuning model
+    and pattern jointly; the routing pattern's density before and after; the dense model's accuracy."""
+    pc = config.patterns
+    cfg = pc.recall
+    seeds = _seeds(seed, cfg.scale)
+    x, y = cfg.data(cfg.n_test, 20_000 + seed)
+    rows = torch.arange(cfg.L - cfg.pairs, cfg.L)
+    dense = _dense_cached(cfg, seed, False)["params"]
+    fits = _content_fits(pc, seed)
+    own = {"routing": {"centroids": torch.stack([f["centroids"][cfg.keys] for f in fits])},
+           "seer": {"seer.wq": torch.stack([f["gate"].wq for f in fits]),
+                    "seer.wk": torch.stack([f["gate"].wk for f in fits])}}
+    out = {"dense": np.array([accuracy(m, x, y) for m in members(cfg, {"params": dense})])}
+    for name, (mode, pattern, kw) in config.model_kw().items():
+        init = {**dense, **own.get(name, {})}
+        seed_everything(seeds[0])
+        fit = _train(replace(cfg, lr=config.lr), seeds, mode, pattern=pattern, steps=config.steps, init=init,
+                     gate_weight=config.aux, data_seed=80_000, model_kw=kw)
+        res = {}
+        for when, params in (("imposed", init), ("trained", fit["params"])):
+            ms = members(cfg, {"params": params}, mode, pattern, **kw)
+            res[when] = np.array([accuracy(m, x, y) for m in ms])
+            if name == "routing":
+                res["density_" + when] = np.array([routing_density(m, x, rows) for m in ms])
+        out[name] = res
+    return out
 
 
 # ---------------------------------------------------------------------------

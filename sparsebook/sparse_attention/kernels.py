@@ -218,7 +218,7 @@ def routing_mask(q: torch.Tensor, k: torch.Tensor, centroids: torch.Tensor, memb
     take = lambda s: torch.zeros_like(s, dtype=torch.bool).scatter_(
         -2, s.topk(members, dim=-2).indices, True).to(s.dtype)
     m = (take(sq) @ take(sk).transpose(-1, -2)) > 0
-    return (m | torch.eye(L, dtype=torch.bool)) & causal_mask(L)
+    return (m | torch.eye(L, dtype=torch.bool, device=m.device)) & causal_mask(L).to(m.device)
 
 
 def block_ground_truth(attn: torch.Tensor, block: int) -> torch.Tensor:
@@ -232,7 +232,7 @@ def block_ground_truth(attn: torch.Tensor, block: int) -> torch.Tensor:
         raise ValueError(f"block must divide L = {L}; got {block}")
     n = L // block
     t = attn.reshape(*attn.shape[:-2], n, block, n, block).amax(dim=(-3, -1))
-    t = t * causal_mask(n).to(t.dtype)
+    t = t * causal_mask(n).to(t.device, t.dtype)
     return t / t.sum(-1, keepdim=True).clamp_min(1e-30)
 
 
@@ -242,7 +242,7 @@ def expand_blocks(block_mask: torch.Tensor, block: int) -> torch.Tensor:
     block = check_int(block, "block", 1)
     m = block_mask.repeat_interleave(block, -2).repeat_interleave(block, -1)
     L = n * block
-    return (m | torch.eye(L, dtype=torch.bool)) & causal_mask(L)
+    return (m | torch.eye(L, dtype=torch.bool, device=m.device)) & causal_mask(L).to(m.device)
 
 
 def topk_blocks(block_scores: torch.Tensor, blocks: int) -> torch.Tensor:
