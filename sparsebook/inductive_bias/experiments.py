@@ -104,44 +104,39 @@ def train_mlp_ensemble(x_train, y_train, x_test, y_test, *, n_models: int, width
 # ---------------------------------------------------------------------------
 
 
-def _nets():
+class _FCN(torch.nn.Module):
+    """Target: 64 → width (× depth, ReLU) → 10; ``forward`` returns logits and hidden layers."""
 
-    from torch import nn
+    def __init__(self, width: int, depth: int):
+        super().__init__()
+        sizes = [64] + [width] * depth
+        self.hidden = torch.nn.ModuleList(torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.out = torch.nn.Linear(width, 10)
 
-    class FCN(nn.Module):
-        """Target: 64 → width (× depth, ReLU) → 10; ``forward`` returns logits and hidden layers."""
+    def forward(self, x):
+        feats = []
+        h = x.reshape(len(x), -1)
+        for lin in self.hidden:
+            h = torch.relu(lin(h))
+            feats.append(h)
+        return self.out(h), feats
 
-        def __init__(self, width: int, depth: int):
-            super().__init__()
-            sizes = [64] + [width] * depth
-            self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-            self.out = nn.Linear(width, 10)
 
-        def forward(self, x):
-            feats = []
-            h = x.reshape(len(x), -1)
-            for lin in self.hidden:
-                h = torch.relu(lin(h))
-                feats.append(h)
-            return self.out(h), feats
+class _CNN(torch.nn.Module):
+    """Guide: 1×8×8 → conv3×3(c) → ReLU → conv3×3(2c) → ReLU → maxpool 2 → FC 64 → ReLU → 10."""
 
-    class CNN(nn.Module):
-        """Guide: 1×8×8 → conv3×3(c) → ReLU → conv3×3(2c) → ReLU → maxpool 2 → FC 64 → ReLU → 10."""
+    def __init__(self, channels: int):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(1, channels, 3, padding=1)
+        self.c2 = torch.nn.Conv2d(channels, 2 * channels, 3, padding=1)
+        self.fc = torch.nn.Linear(2 * channels * 16, 64)
+        self.out = torch.nn.Linear(64, 10)
 
-        def __init__(self, channels: int):
-            super().__init__()
-            self.c1 = nn.Conv2d(1, channels, 3, padding=1)
-            self.c2 = nn.Conv2d(channels, 2 * channels, 3, padding=1)
-            self.fc = nn.Linear(2 * channels * 16, 64)
-            self.out = nn.Linear(64, 10)
-
-        def forward(self, x):
-            h1 = torch.relu(self.c1(x.reshape(len(x), 1, 8, 8)))
-            h2 = torch.nn.functional.max_pool2d(torch.relu(self.c2(h1)), 2)
-            h3 = torch.relu(self.fc(h2.reshape(len(x), -1)))
-            return self.out(h3), [h1, h2, h3]
-
-    return FCN, CNN
+    def forward(self, x):
+        h1 = torch.relu(self.c1(x.reshape(len(x), 1, 8, 8)))
+        h2 = torch.nn.functional.max_pool2d(torch.relu(self.c2(h1)), 2)
+        h3 = torch.relu(self.fc(h2.reshape(len(x), -1)))
+        return self.out(h3), [h1, h2, h3]
 
 
 # ---------------------------------------------------------------------------
@@ -490,11 +485,10 @@ def run_guidance(config: GuidanceConfig, seed: int = 0) -> dict:
     ytr = torch.as_tensor(data["y_train"][:config.n_train])
     xte = torch.as_tensor(data["x_test"][:config.n_test])
     yte = torch.as_tensor(data["y_test"][:config.n_test])
-    FCN, CNN = _nets()
     seed_everything(seed + 1)
-    guide_untrained = CNN(config.channels)
+    guide_untrained = _CNN(config.channels)
     seed_everything(seed + 1)
-    guide_trained = CNN(config.channels)
+    guide_trained = _CNN(config.channels)
     fit(_Logits(guide_trained), xtr, ytr, steps=config.guide_steps, lr=config.lr,
         batch_size=config.batch_size, seed=seed + 1)
     guide_trained.eval()
@@ -514,7 +508,7 @@ def run_guidance(config: GuidanceConfig, seed: int = 0) -> dict:
     runs = {}
     for name, guide in (("none", None), ("untrained", guide_untrained), ("trained", guide_trained)):
         seed_everything(seed)
-        target = FCN(config.width, config.depth)
+        target = _FCN(config.width, config.depth)
         curve = []
 
         def callback(model, step):

@@ -7,6 +7,16 @@ import numpy as np
 from sparsebook.inductive_bias.kernels import fit_scaled_ncx2
 
 
+def _plain_log_ticks(axis, subs=(1.0, 2.0, 3.0, 5.0)) -> None:
+    """Label a log ``axis`` (``ax.yaxis``) with plain numbers (0.5, 1, 2, ...) at ``subs`` × powers of
+    ten, instead of ``2×10⁰``-style labels; minor ticks unlabelled."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10.0, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def plot_estimator(r: dict):
     """Left: bits against ε (exact, Monte Carlo, fitted scaled χ²). Right: estimator error against n."""
     from sparsebook import plotting
@@ -23,6 +33,7 @@ def plot_estimator(r: dict):
     a.axhline(r["mc_max_bits"], color="0.5", lw=0.8, ls=":", label="Monte Carlo reach")
     a.axvline(r["eps_tail"], color="0.7", lw=0.8, label=f"ε of the {r['exact_tail_bits']:.0f}-bit level")
     a.set_yscale("log")
+    _plain_log_ticks(a.yaxis, subs=(1.0,))
     plotting.label(a, "error level ε (test MSE)", "inductive bias (bits)", "a kernel task: tail of the test error")
     n = r["sample_sizes"]
     b.loglog(n, r["spread_bits"], "o-", color=c[0], label="spread over repeats (sd)")
@@ -32,6 +43,7 @@ def plot_estimator(r: dict):
     b.xaxis.set_major_locator(FixedLocator(n))
     b.xaxis.set_minor_locator(NullLocator())
     b.set_xticklabels([f"{int(v)}" for v in n])
+    _plain_log_ticks(b.yaxis)
     plotting.label(b, "sampled hypotheses n", "error of the estimate (bits)",
                    f"convergence in n, at the {r['exact_tail_bits']:.0f}-bit level")
     return plotting.finish(fig)
@@ -122,6 +134,7 @@ def plot_guidance(results: list[dict]):
             ax.plot(step, curves[:, :, j].mean(0), "-", color=c[i], label=names[k])
             ax.fill_between(step, curves[:, :, j].min(0), curves[:, :, j].max(0), color=c[i], alpha=0.15, lw=0)
     a.set_yscale("log")
+    _plain_log_ticks(a.yaxis)
     plotting.label(a, "training step", "test cross-entropy (nats)", f"FCN on a digits subset ({len(results)} seeds)")
     plotting.label(acc, "training step", "test accuracy", "accuracy (band: min–max over seeds)")
     x = np.arange(len(runs))
