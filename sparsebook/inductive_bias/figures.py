@@ -102,6 +102,7 @@ def plot_network_bias(results: list[dict]):
             b.plot(y["median_mse"], max(y["kernel_bits"], 1e-2), "o", color=col, ms=3,
                    label=f"width {x['width']}, depth {x['depth']}" if k == 0 else None)
     b.axvline(r["kernel_mean_fn_mse"], color="0.3", lw=0.8, ls=":", label="kernel posterior mean's MSE")
+    b.axvline(r["kernel_mean_mse"], color="0.3", lw=0.8, ls="-.", label="kernel's mean MSE (amplitude 1)")
     b.set_yscale("log")
     b.set_ylim(bottom=1e-2)
     plotting.label(b, "error level ε (test MSE)", "kernel inductive bias (bits)", "bits a kernel needs (seed dots)")
