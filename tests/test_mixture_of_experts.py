@@ -472,3 +472,58 @@ def test_low_rank_sparse_factors_reassemble_the_compression(seed, m, n):
     assert f["a"].shape == (m, r) and f["b"].shape == (r, n) and int(f["mask"].sum()) == c
     assert torch.allclose(f["a"] @ f["b"] + f["s"] * f["mask"], approx)
     assert torch.all(f["s"][:, f["mask"] == 0] == 0)
+
+
+# ---------------------------------------------------------------------------
+# COMET's permutation-based local search (our reading)
+# ---------------------------------------------------------------------------
+def test_permute_gates_hand_case_and_swap_neighbourhood():
+    g = torch.tensor([[0.7, 0.3, 0.0]])
+    out = moe.permute_gates(g, torch.tensor([2, 0, 1]))       # gate 0 -> expert 2, gate 1 -> expert 0
+    assert torch.equal(out, torch.tensor([[0.3, 0.0, 0.7]]))
+    nb = moe.swap_neighbourhood(torch.tensor([0, 1, 2]))
+    assert nb.tolist() == [[1, 0, 2], [2, 1, 0], [0, 2, 1]]
+    with pytest.raises(ValueError, match="perm"):
+        moe.permute_gates(g, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="at least 2"):
+        moe.swap_neighbourhood(torch.tensor([0]))
+
+
+@FAST
+@given(st.integers(0, 10**6), st.integers(2, 6))
+def test_permute_gates_is_a_bijection_on_columns(seed, e):
+    g = torch.Generator().manual_seed(seed)
+    gm = torch.rand(2, 5, e, generator=g)
+    perm = torch.stack([torch.randperm(e, generator=g) for _ in range(2)])
+    out = moe.permute_gates(gm, perm)
+    assert torch.allclose(out.sum(-1), gm.sum(-1))
+    for s in range(2):
+        for j in range(e):
+            assert torch.equal(out[s, :, perm[s, j]], gm[s, :, j])
+
+
+def test_local_search_undoes_a_planted_swap():
+    # a network whose experts have been swapped relative to its gate: the best transposition restores it
+    spec = moe.NetSpec(d_in=3, d_out=2, d_model=4, n_experts=4, k=2, hidden=3, router="comet")
+    params = moe.init_net(spec, [0])
+    with torch.no_grad():
+        params["node_w_0"].mul_(20)                             # saturated splits: a sharp gate
+    x = torch.randn(1, 256, 3, generator=torch.Generator().manual_seed(1))
+    ident = torch.arange(4).view(1, 1, 4)
+    with torch.no_grad():
+        y, _ = moe.net_forward(params, spec, x, expert_perm=ident)
+        perm = torch.tensor([[[1, 0, 2, 3]]])
+        moved = moe.local_search_step(params, spec, perm, x, y)
+    assert moved.tolist() == [1] and perm.tolist() == [[[0, 1, 2, 3]]]
+    again = moe.local_search_step(params, spec, perm, x, y)   # at the optimum: no move
+    assert again.tolist() == [0]
+
+
+def test_comet_runner_tiny_pairs_with_and_without_search():
+    rc = moe.RoutingConfig(n_seeds=2, n_train=256, n_test=128, n_clusters=2, dim=3, out_dim=2, d_model=4, n_experts=4,
+                           hidden=2, steps=4, batch=32)
+    seeds = [0, 1]
+    tr, te = rc.data(seeds)
+    r = moe.run_comet(moe.CometConfig(search_every=2, search_tokens=64), rc, {"seeds": seeds, "train": tr, "test": te})
+    assert r["comet"]["nmse"].shape == (2,) and r["plus"]["moves"].shape == (2,)
+    assert np.array_equal(r["nmse"], r["comet"]["nmse"])

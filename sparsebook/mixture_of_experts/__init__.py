@@ -8,7 +8,8 @@ Kernels (PyTorch, any leading batch axes; the chapter stacks seeds there):
   :func:`assign_slots` (capacity factor, dropped tokens), :func:`moe_dispatch` (index dispatch,
   no loop over tokens) and its peer :func:`moe_dense_reference` (every expert on every token,
   masked by :func:`gate_matrix`).
-- :func:`smooth_step`, :func:`tree_leaf_probs`, :func:`comet_gate`: COMET's differentiable tree gates.
+- :func:`smooth_step`, :func:`tree_leaf_probs`, :func:`comet_gate`: COMET's differentiable tree gates;
+  :func:`permute_gates` and :func:`swap_neighbourhood`: its permutation-based local search (our reading).
 - :func:`align_permutation`, :func:`permute_units`, :func:`merge_experts`, :func:`group_experts`:
   MC-SMoE's weight-matching alignment, grouping and usage-weighted merging; :func:`stable_rank` and
   :func:`low_rank_plus_sparse`: its compression stage.
@@ -29,7 +30,7 @@ from sparsebook.mixture_of_experts.experiments import (
     TRUTH, CometConfig, GaussianMoEConfig, MergeConfig, MoeXConfig, NetSpec, PruneConfig, ReadMeConfig, RoutingConfig,
     TrainSpec, LanguageConfig, MoEFFN, cluster_regression, markov_sources, moe_transformer, run_language_seed,
     collect_language, evaluate, init_net, interpretability, net_forward, nmse, planted_variables,
-    run_all, run_comet, run_gaussian_moe, run_merging, run_moex, run_pruning, run_readme, run_routing,
+    local_search_step, run_all, run_comet, run_gaussian_moe, run_merging, run_moex, run_pruning, run_readme, run_routing,
     sample_gaussian_moe, specialization, time_layers, train_net, unit_activations, usage,
 )
 from sparsebook.mixture_of_experts.figures import (
@@ -38,8 +39,8 @@ from sparsebook.mixture_of_experts.figures import (
 from sparsebook.mixture_of_experts.kernels import (
     align_permutation, assign_slots, auroc_matrix, comet_gate, expert_capacity, experts_all, gate_matrix,
     expected_active_fraction, gaussian_moe_logpdf, group_experts, load_balancing_loss, low_rank_plus_sparse,
-    low_rank_sparse_factors, merge_experts, moe_dense_reference, moe_dispatch, moe_flops, permute_units, stable_rank,
-    router_z_loss, smooth_step, sparsity_routing, top_k_routing, tree_leaf_probs,
+    low_rank_sparse_factors, merge_experts, moe_dense_reference, moe_dispatch, moe_flops, permute_gates, permute_units,
+    stable_rank, router_z_loss, smooth_step, sparsity_routing, swap_neighbourhood, top_k_routing, tree_leaf_probs,
 )
 
 __all__ = [
@@ -48,14 +49,14 @@ __all__ = [
     "experts_all", "moe_dispatch", "moe_dense_reference", "smooth_step", "tree_leaf_probs", "comet_gate",
     "align_permutation", "permute_units", "merge_experts", "group_experts", "auroc_matrix", "moe_flops",
     "gaussian_moe_logpdf", "low_rank_plus_sparse", "low_rank_sparse_factors", "stable_rank",
-    "expected_active_fraction", "sparsity_routing",
+    "expected_active_fraction", "sparsity_routing", "permute_gates", "swap_neighbourhood",
     # experiments
     "NetSpec", "TrainSpec", "init_net", "net_forward", "train_net", "evaluate", "nmse", "usage", "specialization",
     "cluster_regression", "planted_variables", "sample_gaussian_moe", "TRUTH", "RoutingConfig", "MergeConfig",
     "PruneConfig", "ReadMeConfig", "CometConfig", "MoeXConfig", "GaussianMoEConfig", "run_routing", "run_merging",
     "run_pruning", "run_readme", "run_comet", "run_moex", "run_gaussian_moe", "run_all", "unit_activations",
     "interpretability", "time_layers", "LanguageConfig", "MoEFFN", "markov_sources", "moe_transformer",
-    "run_language_seed", "collect_language",
+    "run_language_seed", "collect_language", "local_search_step",
     # figures
     "plot_routing", "plot_merging", "plot_pruning", "plot_moex", "plot_gaussian", "plot_cost", "plot_language",
 ]

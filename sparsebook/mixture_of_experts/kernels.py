@@ -279,6 +279,35 @@ def comet_gate(x: torch.Tensor, node_w: torch.Tensor, node_b: torch.Tensor, tree
 # ---------------------------------------------------------------------------
 # MC-SMoE: permutation alignment and frequency-weighted merging
 # ---------------------------------------------------------------------------
+def permute_gates(gmat: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """Route gate output ``j`` to expert ``perm[j]``: ``out[..., t, perm[j]] = gmat[..., t, j]``, so
+    the layer computes ``Σ_j G_tj f_{perm(j)}(x_t)`` (the permutation between a sparse gate and its
+    experts that COMET's local search changes, Ibrahim et al. 2023).  ``gmat``: ``[..., T, E]``;
+    ``perm``: ``[..., E]`` long, a permutation of ``0..E−1`` per leading index."""
+    gmat, perm = _tensor(gmat, "gmat", 2), _tensor(perm, "perm", 1)
+    if perm.shape[-1] != gmat.shape[-1] or perm.dtype != torch.long:
+        raise ValueError(f"perm must be a long tensor [..., E] with E = {gmat.shape[-1]}; got {perm.dtype} {tuple(perm.shape)}")
+    inv = torch.argsort(perm, dim=-1)                                  # expert e receives gate output inv[e]
+    return torch.gather(gmat, -1, inv.unsqueeze(-2).expand_as(gmat))
+
+
+def swap_neighbourhood(perm: torch.Tensor) -> torch.Tensor:
+    """Every permutation one transposition away: ``[E(E−1)/2, ..., E]``, move ``(a, b)`` (``a < b``,
+    in lexicographic order) exchanging the experts at gate positions ``a`` and ``b``.  The
+    neighbourhood of COMET's permutation-based local search (our reading of Ibrahim et al. 2023)."""
+    perm = _tensor(perm, "perm", 1)
+    e = perm.shape[-1]
+    if e < 2:
+        raise ValueError(f"perm must have at least 2 entries; got {e}")
+    out = []
+    for a in range(e):
+        for b in range(a + 1, e):
+            q = perm.clone()
+            q[..., a], q[..., b] = perm[..., b], perm[..., a]
+            out.append(q)
+    return torch.stack(out)
+
+
 def _unit_features(expert: dict) -> torch.Tensor:
     """One row per hidden unit: its input weights, bias and output weights (``[h, d + 1 + o]``)."""
     return torch.cat([expert["w1"].T, expert["b1"].unsqueeze(-1), expert["w2"]], dim=-1)
