@@ -75,6 +75,13 @@ def seed_everything(seed: int) -> "np.random.Generator":
         if not (torch.are_deterministic_algorithms_enabled()
                 and torch.is_deterministic_algorithms_warn_only_enabled()):
             _deterministic_aten(torch)
+        if torch.cuda.is_available():
+            # the fused attention kernels (flash, memory-efficient, cuDNN) have non-deterministic
+            # backward passes, and the deterministic flag above only warns: scaled_dot_product_attention
+            # falls back to its math kernel (no effect on a CPU, whose kernels are deterministic)
+            torch.backends.cuda.enable_flash_sdp(False)
+            torch.backends.cuda.enable_mem_efficient_sdp(False)
+            torch.backends.cuda.enable_cudnn_sdp(False)
     return np.random.default_rng(seed)
 
 
