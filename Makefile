@@ -14,6 +14,11 @@ NT_PY    := $(NT_VENV)/bin/python
 NT_STAMP := $(NT_VENV)/.nt-installed
 NT_PINS  := neural-tangents==0.6.5 jax==0.4.30 jaxlib==0.4.30 tf2jax==0.3.6 tensorflow==2.17.1 \
             numpy==1.26.4 scipy==1.13.1 ml-dtypes==0.4.1
+# Optional SAELens env (make crosscheck-saelens only; never used by book/test/bench): the project with its
+# saelens extra, under constraints.txt (the same NumPy, SciPy and CPU torch==2.13.0 as .venv).
+SAE_VENV  := .venv-saelens
+SAE_PY    := $(SAE_VENV)/bin/python
+SAE_STAMP := $(SAE_VENV)/.saelens-installed
 # The notebook regression runs two chapters at once (pytest-xdist, one notebook per worker, each
 # kernel on one thread): worker pools inside a chapter stay at one process.
 NBVAL      := $(PYTEST) -n 2 --dist loadfile --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
@@ -35,7 +40,7 @@ PERTURBED  := SPARSEBOOK_TORCH_THREADS=2 \
 # Quiet the debugger warning ipykernel prints when notebooks run.
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test unit nbval portability site bench crosscheck-nt lab install clean
+.PHONY: book test unit nbval portability site bench crosscheck-nt crosscheck-saelens lab install clean
 
 install: $(STAMP)
 
@@ -82,6 +87,17 @@ $(NT_STAMP): Makefile
 	$(NT_PY) -m pip install --quiet --upgrade "pip>=24"
 	$(NT_PY) -m pip install --quiet $(NT_PINS)
 	touch $(NT_STAMP)
+
+## crosscheck-saelens: OPTIONAL, needs network once: our synthetic data and ground-truth metrics vs SAELens's sae_lens.synthetic in its own .venv-saelens -> benchmarks/crosscheck_saelens.md
+crosscheck-saelens: $(SAE_STAMP)
+	$(SAE_PY) -m benchmarks.crosscheck_saelens
+	$(SAE_PY) -m pytest tests/test_sparse_autoencoders.py -k saelens -q -p no:cacheprovider
+
+$(SAE_STAMP): pyproject.toml constraints.txt
+	test -x $(SAE_PY) || $(PYTHON) -m venv $(SAE_VENV)
+	$(SAE_PY) -m pip install --quiet --upgrade "pip>=24"
+	$(SAE_PY) -m pip install --quiet -c constraints.txt -e ".[saelens]" pytest pytest-timeout hypothesis nbval
+	touch $(SAE_STAMP)
 
 ## lab: JupyterLab on the notebooks (as a user or as root, as in most containers); prints the address to open
 LAB_PORT ?= 8888

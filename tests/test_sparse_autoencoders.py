@@ -339,3 +339,22 @@ def test_full_absorption_preset_runs_a_tiny_smoke_on_cpu():
     cfg = replace(full, families=2, dim=8, m=16, n_train=256, n_eval=128, steps=3, batch=32, k=2)
     out = sa.run_absorption(cfg, [0], device=ex.device_for("ci"))
     assert ("feature", 0.25, 2, 16) in out["rate"]
+
+
+# ---------------------------------------------------------------------------
+# optional peer cross-check: SAELens's synthetic-data tools (make crosscheck-saelens)
+# ---------------------------------------------------------------------------
+def test_saelens_crosscheck():
+    """Our Hungarian MCCs, dead latents, L0 and explained variance equal SAELens's on the same trained
+    SAEs; our firing probabilities and generator draw SAELens's law at the same settings.  Runs where
+    ``sae_lens`` is importable (``.venv-saelens``); skipped in the main environment."""
+    pytest.importorskip("sae_lens.synthetic")
+    from benchmarks import crosscheck_saelens as cs
+
+    metrics = cs.metric_rows(seeds=(0, 1), steps=60)
+    probs, acts, dicts = cs.generator_rows(n=50_000)
+    assert {r["law"] for r in metrics} >= {"uniform", "zipf"} and len(acts) == 4 and len(dicts) == 3
+    assert cs.failures(metrics, probs, acts) == []
+    # the check can fail: a metric perturbed beyond the tolerance is reported
+    broken = [dict(metrics[0], dict_mcc=(metrics[0]["dict_mcc"][0] + 1e-6, metrics[0]["dict_mcc"][1]))]
+    assert len(cs.failures(broken, probs, acts)) == 1
