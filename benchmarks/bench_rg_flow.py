@@ -14,7 +14,7 @@ from scipy.special import erf as sp_erf
 
 from benchmarks.harness import Benchmark
 from sparsebook import rg_flow as rg
-from sparsebook.rg_flow.kernels import _flows, _gh
+from sparsebook.rg_flow.kernels import _flows, _trapezoid_nodes
 
 DEPTH = 1000
 
@@ -22,7 +22,7 @@ DEPTH = 1000
 def _numpy_flow(sigma, dsigma, c_b, c_w, k1, depth, n_nodes=rg.N_NODES):
     """The same recursions (K, V and the NTK, so χ∥ and χ⊥ too) with the same trapezoidal nodes, as a
     plain NumPy loop; ``dsigma`` is σ' written by hand (ours uses autodiff)."""
-    x, w = _gh(n_nodes)
+    x, w = _trapezoid_nodes(n_nodes)
     k, v, th = k1, 0.0, (k1 - c_b) / c_w
     ks, vs, ths = np.empty(depth), np.empty(depth), np.empty(depth)
     for l in range(depth):

@@ -363,3 +363,16 @@ def test_try_your_own_plot_prints_the_exact_value(capsys):
     with pytest.raises(ValueError, match="a <= n"):
         dd.plot_try_false_match(100, 200, 10, 5)
     assert dd.try_false_match().children
+
+
+def test_table1_rows_known_values():
+    r = dd.run_table1()
+    assert set(r["deviation"]) == {"B", "C", "D"} and len(r["rows"]) == 11
+    # B and C round to the notebook's 15 printed digits; D (a sum of ratios in floating point there)
+    # agrees only to about 10 digits
+    assert r["deviation"]["B"] <= 1.0 and r["deviation"]["C"] <= 1.0
+    assert r["deviation"]["D"] > 1.0 and 1e-12 < r["relative"]["D"] < 1e-9
+    # one row by hand: Table 1B, s = θ = 6: C(n−6, a−6)/C(n, a) = (a)_6/(n)_6
+    x = r["rows"][("B", 6, 6)]["exact"]
+    assert x == Fraction(comb(100_000 - 6, 2_000 - 6), comb(100_000, 2_000))
+    assert float(x) == pytest.approx(6.35308872941916e-11, rel=1e-14)

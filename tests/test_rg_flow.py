@@ -694,7 +694,7 @@ def test_skan_bad_input():
 def test_run_skan_tiny_deterministic_and_paired():
     import dataclasses
     cfg = dataclasses.replace(rg.SKANConfig.preset("ci"), tasks=("product",), n_train=32, n_test=64,
-                              full_steps=6, select_steps=4, seeds=(0, 1))
+                              full_steps=6, select_steps=4, prune_steps=2, seeds=(0, 1))
     a, b = rg.run_skan(cfg, seed=0), rg.run_skan(cfg, seed=0)
     t = a["tasks"]["product"]
     assert t["params"] == {"skan": 126, "kan": 126, "mlp": 127}
@@ -712,7 +712,94 @@ def test_skan_full_preset_smoke_on_cpu():
     import dataclasses
     full = rg.SKANConfig.preset("full")
     assert full.full_steps > rg.SKANConfig.preset("ci").full_steps and len(full.seeds) >= 10
-    cfg = dataclasses.replace(full, tasks=("bessel",), n_train=16, n_test=16, full_steps=2, select_steps=1,
-                              seeds=(0, 1), device="cpu")
+    assert full.prune_steps >= rg.SKANConfig.preset("ci").prune_steps
+    cfg = dataclasses.replace(full, tasks=("bessel", "exp4"), n_train=16, n_test=16, full_steps=2, select_steps=1,
+                              prune_steps=2, seeds=(0, 1), device="cpu")
     r = rg.run_skan(cfg)
     assert r["tasks"]["bessel"]["params"]["skan"] == 86
+    assert np.all(np.isfinite(r["tasks"]["exp4"]["skan"]["rmse_pruned"]))
+
+
+def test_skan_edge_activations_sum_to_layer():
+    torch.manual_seed(0)
+    k, b, n_in, n_out, g_ = 2, 7, 3, 4, 6
+    x = torch.randn(k, b, n_in, dtype=torch.float64)
+    coef = torch.randn(k, n_out, n_in, len(rg.SKAN_CANDIDATES), g_, dtype=torch.float64)
+    w = torch.softmax(torch.randn(k, n_out, len(rg.SKAN_CANDIDATES), dtype=torch.float64), -1)
+    bias = torch.randn(k, n_out, dtype=torch.float64)
+    phi = rg.skan_features(x, n_basis=g_)
+    act = rg.skan_edge_activations(phi, coef, w)
+    assert act.shape == (k, b, n_out, n_in)
+    assert torch.allclose(act.sum(-1) + bias[:, None, :], rg.skan_layer(phi, coef, w, bias), atol=1e-12)
+    # one edge by hand: member 1, output 2, input 0
+    hand = sum(w[1, 2, c] * (rg.skan_basis(torch.tanh(x[1, :, 0]), cand, g_) @ coef[1, 2, 0, c])
+               for c, cand in enumerate(rg.SKAN_CANDIDATES))
+    assert torch.allclose(act[1, :, 2, 0], hand, atol=1e-12)
+    with pytest.raises(ValueError, match="weights"):
+        rg.skan_edge_activations(phi, coef, w[:, :, :2])
+
+
+def test_kan_sparsity_penalty_known_values():
+    # two equal edges and two empty ones: |Φ|₁ = 2, entropy log 2; an empty edge adds nothing
+    s = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]], dtype=torch.float64, requires_grad=True)
+    pen = rg.kan_sparsity_penalty(s, mu_1=1.0, mu_2=1.0)
+    assert torch.allclose(pen, torch.tensor([2.0 + math.log(2.0)], dtype=torch.float64))
+    pen.sum().backward()
+    assert torch.isfinite(s.grad).all()                          # empty edges: no NaN gradient
+    assert float(rg.kan_sparsity_penalty(s.detach(), mu_1=0.0, mu_2=1.0)) == pytest.approx(math.log(2.0))
+    # one edge only: entropy 0
+    assert float(rg.kan_sparsity_penalty(torch.tensor([[[0.3]]]), mu_1=0.0)) == 0.0
+    with pytest.raises(ValueError, match="mu_1"):
+        rg.kan_sparsity_penalty(s.detach(), mu_1=-1.0)
+    with pytest.raises(ValueError, match="scores"):
+        rg.kan_sparsity_penalty(torch.zeros(3))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(0.0, 10.0), min_size=2, max_size=12))
+def test_kan_sparsity_entropy_bounds(vals):
+    s = torch.tensor(vals, dtype=torch.float64).reshape(1, 1, -1)
+    ent = float(rg.kan_sparsity_penalty(s, mu_1=0.0, mu_2=1.0))
+    n_pos = int((s > 0).sum())
+    assert -1e-12 <= ent <= math.log(max(n_pos, 1)) + 1e-9
+
+
+def test_kan_prune_nodes_rule():
+    # hidden node 0: strong in and out; node 1: strong in, weak out; node 2: weak in, strong out
+    s_in = torch.tensor([[[0.5, 0.0], [0.02, 0.3], [0.001, 0.005]]])       # [1, 3 hidden, 2 inputs]
+    s_out = torch.tensor([[[0.4, 0.009, 0.2]]])                             # [1, 1 output, 3 hidden]
+    assert rg.kan_prune_nodes(s_in, s_out, 1e-2).tolist() == [[True, False, False]]
+    assert rg.kan_prune_nodes(s_in, s_out, 1e-3).tolist() == [[True, True, True]]
+    with pytest.raises(ValueError, match="hidden layer"):
+        rg.kan_prune_nodes(s_in, s_out[:, :, :2])
+    with pytest.raises(ValueError, match="threshold"):
+        rg.kan_prune_nodes(s_in, s_out, -1.0)
+
+
+def test_run_skan_tasks_batched_equal_one_at_a_time_and_pruning():
+    import dataclasses
+    cfg = dataclasses.replace(rg.SKANConfig.preset("ci"), tasks=("bessel", "product"), n_train=32, n_test=32,
+                              full_steps=6, select_steps=4, prune_steps=4, seeds=(0, 1))
+    both = rg.run_skan(cfg)
+    for t in cfg.tasks:
+        one = rg.run_skan(dataclasses.replace(cfg, tasks=(t,)))
+        for m in ("skan", "kan", "mlp"):
+            assert np.allclose(both["tasks"][t][m]["rmse"], one["tasks"][t][m]["rmse"], rtol=1e-6, atol=0)
+        sk = both["tasks"][t]["skan"]
+        for key in ("rmse_pruned", "rmse_unpruned", "rmse_sparsified"):
+            assert sk[key].shape == (2,) and np.all(np.isfinite(sk[key]))
+        assert np.all((sk["nodes_kept"] >= 0) & (sk["nodes_kept"] <= 1))
+        # one output: a hidden node carries d incoming edges and one outgoing, so edges follow nodes
+        assert np.allclose(sk["edges_kept"], sk["nodes_kept"])
+        assert sk["node_masks"].shape == (2, cfg.hidden)
+    rg.plot_skan_pruning(both)
+
+
+def test_skan_pruning_removes_dead_nodes():
+    # threshold above every score: every hidden node goes, and the pruned network predicts its bias
+    import dataclasses
+    cfg = dataclasses.replace(rg.SKANConfig.preset("ci"), tasks=("product",), n_train=16, n_test=16,
+                              full_steps=2, select_steps=2, prune_steps=2, prune_threshold=1e6, seeds=(0, 1))
+    sk = rg.run_skan(cfg)["tasks"]["product"]["skan"]
+    assert np.all(sk["nodes_kept"] == 0) and np.all(sk["edges_kept"] == 0)
+    assert np.all(np.isfinite(sk["rmse_pruned"]))

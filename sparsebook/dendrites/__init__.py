@@ -14,7 +14,7 @@ Where each part lives:
 - :mod:`sparsebook.dendrites.experiments`: ``DendritesConfig`` with
   ``preset("ci"|"full")``, the authors' printed numbers (``AUTHORS_*``), the runners
   ``run_scaling``, ``run_noise``, ``run_union``, ``run_optimal_threshold``,
-  ``run_authors_value``, ``run_monte_carlo``, and the Monte Carlo checks
+  ``run_authors_value``, ``run_table1``, ``run_monte_carlo``, and the Monte Carlo checks
   (``monte_carlo_estimates``, ``add_monte_carlo_checks``).
 - :mod:`sparsebook.dendrites.figures`: one plotting function per figure; the explorable
   false-match figure (``explore_false_match``) and the try-your-own cell (``try_false_match``).
@@ -44,7 +44,7 @@ log space its relative error is a few ``m·ε`` whatever the size of ``N``.
 """
 from sparsebook.dendrites.experiments import (DendritesConfig, add_monte_carlo_checks, monte_carlo_estimates,
                                               run_authors_value, run_monte_carlo, run_noise,
-                                              results_table, run_optimal_threshold, run_scaling, run_union)
+                                              results_table, run_optimal_threshold, run_scaling, run_table1, run_union)
 from sparsebook.dendrites.figures import (explore_false_match, plot_monte_carlo, plot_noise, plot_optimal_threshold,
                                           plot_scaling, plot_try_false_match, plot_union, try_false_match)
 from sparsebook.dendrites.kernels import (MonteCarloResult, false_match_probability, false_match_probability_exact,
@@ -65,6 +65,7 @@ __all__ = [
     "run_noise",
     "run_optimal_threshold",
     "run_scaling",
+    "run_table1",
     "run_union",
     "plot_monte_carlo",
     "plot_noise",

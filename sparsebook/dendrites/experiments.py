@@ -32,6 +32,19 @@ AUTHORS_MEAN_THETA3 = "0.03666"
 AUTHORS_UNION = {(10_000, 6): "2.69e-7", (10_000, 7): "1.98e-6", (10_000, 10): "1.27e-4", (20_000, 13): "9.53e-7"}
 #: noise curves (plot_noise_results.py), a = 128, s = 30: {(θ, v): P(false negative)}
 AUTHORS_NOISE = {(12, 64): "0.0716985"}
+#: Table 1 B–D, as the authors' notebook (sdr_math_neuron_paper.ipynb, sections "Table 1B/1C/1D")
+#: prints them, all at n = 100,000 and a = 2,000: {(part, s, θ): P(false match)}.  B: θ = s;
+#: C: s = 2θ; D: s = 2mθ (m = 2, 4, 6 at θ = 10; m = 6 at θ = 20).  B and C are evaluated there
+#: from the sum over one common denominator, D from the sum of ratios.
+AUTHORS_TABLE1 = {
+    ("B", 6, 6): "6.35308872941916e-11", ("B", 8, 8): "2.52507239284961e-14", ("B", 10, 10): "1.00163216178113e-17",
+    ("C", 12, 6): "5.29386836275369e-8", ("C", 16, 8): "2.81724528327272e-10", ("C", 20, 10): "1.54192767258720e-12",
+    ("C", 24, 12): "8.58694100276592e-15",
+    ("D", 40, 10): "4.91541864813209e-9", ("D", 80, 10): "4.62568448037595e-6", ("D", 120, 10): "0.000158799793094937",
+    ("D", 240, 20): "1.07990763941591e-7",
+}
+#: Table 1's population
+TABLE1_N, TABLE1_A = 100_000, 2_000
 #: effect-of-n figure (plot_effect_of_n.py): the dashed "dense" curve, a = 0.25·n in the script
 #: (labelled a = n/2 in the figure), runs from 0.0052 to 0.0072; its large-n end
 AUTHORS_DENSE_LARGE_N = "0.0072"
@@ -224,6 +237,20 @@ def run_authors_value() -> dict:
     return {"exact": exact, "float": flt, "printed": AUTHORS_VALUE,
             "deviation": printed_deviation(exact, AUTHORS_VALUE),
             "float_rel_error": float(abs(flt - float(exact)) / float(exact))}
+
+
+def run_table1() -> dict:
+    """Table 1 B–D at the authors' n = 100,000, a = 2,000: per row ``(part, s, θ)`` the exact
+    (rational) false-match probability, the printed value, its distance from the printed value in
+    half-units of the last printed digit, and the relative deviation; and per part the largest distance."""
+    rows = {}
+    for key, printed in AUTHORS_TABLE1.items():
+        exact = false_match_probability_exact(TABLE1_N, TABLE1_A, key[1], key[2])
+        rows[key] = {"exact": exact, "printed": printed, "deviation": printed_deviation(exact, printed),
+                     "relative": float(abs(float(printed) - exact) / exact)}
+    parts = sorted({k[0] for k in rows})
+    return {"rows": rows, "deviation": {p: max(r["deviation"] for k, r in rows.items() if k[0] == p) for p in parts},
+            "relative": {p: max(r["relative"] for k, r in rows.items() if k[0] == p) for p in parts}}
 
 
 def run_monte_carlo(cfg: DendritesConfig, seed: int = 0) -> dict:

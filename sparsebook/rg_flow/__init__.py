@@ -29,7 +29,8 @@ Where each part lives:
   :func:`run_aspect_ratio`, :func:`run_gradients`, each configured by a frozen dataclass with
   ``preset(scale)``.  The activation family: PolyCom (:func:`run_polycom`) and selectable-activation
   KANs (Yang et al. 2024; :func:`run_skan`, built on the kernels :func:`skan_basis`,
-  :func:`skan_features`, :func:`skan_layer`, :func:`skan_select`).
+  :func:`skan_features`, :func:`skan_layer`, :func:`skan_select`; pruned by the KAN paper's rule:
+  :func:`skan_edge_activations`, :func:`kan_sparsity_penalty`, :func:`kan_prune_nodes`).
 * :mod:`sparsebook.rg_flow.figures`, one plotting function per figure (house style) and
   :func:`cumulant_table`; the explorable kernel-flow figure (:func:`explore_kernel_flow`) and the
   try-your-own cell (:func:`try_kernel_flow`).
@@ -42,7 +43,7 @@ from sparsebook.rg_flow.experiments import (
     sample_layer_moments, sample_output_scales,
 )
 from sparsebook.rg_flow.figures import (
-    cumulant_table, explore_kernel_flow, plot_angles, plot_aspect_ratio, plot_polycom, plot_skan, plot_fourth_cumulant, plot_gradients, plot_half_stable,
+    cumulant_table, explore_kernel_flow, plot_angles, plot_aspect_ratio, plot_polycom, plot_skan, plot_skan_pruning, plot_fourth_cumulant, plot_gradients, plot_half_stable,
     plot_kernel_flows, plot_phase_diagram, plot_try_kernel_flow, plot_vertex_and_ntk, try_kernel_flow,
 )
 from sparsebook.rg_flow.kernels import (
@@ -52,7 +53,7 @@ from sparsebook.rg_flow.kernels import (
     gaussian_expectation, k0_class_constants, kernel_flow, lognormal_scales, mutual_information_coefficients,
     ntk_flow, optimal_aspect_ratio, optimal_vertex, output_mutual_information, relu_arccos_kernel,
     scale_mixture_entropy, susceptibilities,
-    SKAN_CANDIDATES, matched_mlp_width, mlp_parameter_count, skan_basis, skan_features, skan_layer,
+    SKAN_CANDIDATES, kan_prune_nodes, kan_sparsity_penalty, matched_mlp_width, mlp_parameter_count, skan_basis, skan_edge_activations, skan_features, skan_layer,
     skan_parameter_count, skan_select, two_input_flow, universality_class, vertex_flow, vertex_slope,
 )
 
@@ -71,10 +72,10 @@ __all__ = [
     "run_kernel_flows", "run_phase_diagram", "run_fourth_cumulant", "run_gradients", "run_aspect_ratio",
     "PolyReLU", "polyrelu_init", "PolyComConfig", "run_polycom",
     "SKAN_TASKS", "SKANConfig", "run_skan", "train_skan", "train_mlp",
-    "SKAN_CANDIDATES", "skan_basis", "skan_features", "skan_layer", "skan_select", "skan_parameter_count",
+    "SKAN_CANDIDATES", "kan_prune_nodes", "kan_sparsity_penalty", "skan_edge_activations", "skan_basis", "skan_features", "skan_layer", "skan_select", "skan_parameter_count",
     "mlp_parameter_count", "matched_mlp_width",
     # figures
     "plot_kernel_flows", "plot_half_stable", "plot_phase_diagram", "plot_vertex_and_ntk", "plot_angles",
-    "plot_fourth_cumulant", "plot_gradients", "plot_aspect_ratio", "cumulant_table", "plot_polycom", "plot_skan",
+    "plot_fourth_cumulant", "plot_gradients", "plot_aspect_ratio", "cumulant_table", "plot_polycom", "plot_skan", "plot_skan_pruning",
     "explore_kernel_flow", "plot_try_kernel_flow", "try_kernel_flow",
 ]

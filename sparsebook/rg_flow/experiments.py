@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from sparsebook.rg_flow.kernels import (
-    _EXACT_NU, _OFFSETS, NoCriticalPoint, _analysis, _gh, _lookup_activation, _moments, activation_fn, chi_parallel,
+    _EXACT_NU, _OFFSETS, NoCriticalPoint, _analysis, _trapezoid_nodes, _lookup_activation, _moments, activation_fn, chi_parallel,
     chi_perp, collapse_exponent, critical_point, exact_fourth_cumulant, exact_leading_coefficient,
     fourth_cumulant_estimate, fourth_cumulant_theory, k0_class_constants, kernel_flow, leading_coefficient,
     lognormal_scales, map_curvature, mutual_information_coefficients, output_mutual_information,
@@ -286,7 +286,7 @@ def run_phase_diagram(config: PhaseDiagramConfig, seed: int = 0) -> dict:
     c_b = np.linspace(0.0, config.c_b_max, config.n_grid)
     c_w = np.linspace(*config.c_w_range, config.n_grid)
     CB, CW = np.meshgrid(c_b, c_w, indexing="ij")
-    x, w = _gh(200)
+    x, w = _trapezoid_nodes(200)
     with jax.enable_x64(True):
         xj, wj = jnp.asarray(x), jnp.asarray(w)
 
@@ -653,7 +653,12 @@ class SKANConfig:
     highest-weighted space) and ``select_steps`` of selective training.  The KAN and the MLP train
     for ``full_steps + select_steps`` steps.  Full-batch Adam at ``lr`` on the mean squared error;
     ``n_train`` training and ``n_test`` test points, uniform, drawn per seed and shared by the three
-    models (paired); one batched computation over ``seeds`` per model.
+    models (paired); one batched computation over every task and seed per model (the S-KAN and the
+    KAN; the MLPs, whose widths differ, one per task).
+
+    The pruning stage (S-KAN's last) continues from the selected network: ``prune_steps`` of
+    selective training with the KAN paper's sparsification penalty (``prune_lambda``), then the KAN
+    node rule at ``prune_threshold``, then ``prune_steps // 2`` steps of training of the pruned network.
     """
 
     tasks: tuple = ("bessel", "exp_sin", "product", "exp4")
@@ -665,6 +670,9 @@ class SKANConfig:
     select_steps: int = 100
     lr: float = 1e-2
     seeds: tuple = (0, 1, 2, 3, 4)
+    prune_steps: int = 100
+    prune_lambda: float = 1e-2
+    prune_threshold: float = 1e-2
     device: str = "cpu"
 
     @classmethod
@@ -672,8 +680,10 @@ class SKANConfig:
         check_scale(scale)
         if scale == "ci":
             return cls()
-        return cls(n_train=1000, n_test=3000, full_steps=3000, select_steps=2000, seeds=tuple(range(10)),
-                   device=full_scale_device())
+        # 5,000 + 1,500 steps: on a GPU each step is a few hundred kernel launches for all 40 members
+        # at once (launch-bound at these sizes), so the steps, not the points or seeds, set the time.
+        return cls(n_train=1000, n_test=3000, full_steps=3000, select_steps=2000, prune_steps=1000,
+                   seeds=tuple(range(10)), device=full_scale_device())
 
 
 def _skan_data(task: str, n: int, seed: int, device) -> tuple:
@@ -683,26 +693,37 @@ def _skan_data(task: str, n: int, seed: int, device) -> tuple:
     return x, f(x).unsqueeze(-1)
 
 
-def _skan_forward(layers, x, masks=None, phi0=None):
-    """The S-KAN on ``x``; ``phi0``: the first layer's features of ``x``, when precomputed."""
-    from sparsebook.rg_flow.kernels import skan_features, skan_layer
+def _skan_forward(layers, x, masks=None, phi0=None, scores=None):
+    """The S-KAN on ``x``; ``phi0``: the first layer's features of ``x``, when precomputed.  A layer's
+    ``edges`` mask [K, n_out, n_in] (absent inputs, pruned edges) multiplies its coefficients.  With a
+    list ``scores``, each layer's edge scores |φ_ji|₁ (mean magnitude over the batch) are appended."""
+    from sparsebook.rg_flow.kernels import skan_edge_activations, skan_features, skan_layer
 
     for i, p in enumerate(layers):
         w = torch.softmax(p["logits"], -1) if masks is None else masks[i]
         phi = phi0 if (i == 0 and phi0 is not None) else skan_features(x, p["candidates"], p["coef"].shape[-1])
-        x = skan_layer(phi, p["coef"], w, p["bias"])
+        coef = p["coef"] if p["edges"] is None else p["coef"] * p["edges"][:, :, :, None, None]
+        if scores is None:
+            x = skan_layer(phi, coef, w, p["bias"])
+        else:
+            act = skan_edge_activations(phi, coef, w)                  # [K, B, n_out, n_in]
+            scores.append(act.abs().mean(1))
+            x = act.sum(-1) + p["bias"].unsqueeze(1)
     return x
 
 
 def _mse_steps(params, forward, x, y, steps, lr):
-    """Full-batch Adam on Σ_k mean((f_k(x_k) − y_k)²) through :func:`sparsebook.train.run_steps`."""
+    """Full-batch Adam on Σ_k mean((f_k(x_k) − y_k)²) (plus Σ_k of a per-member penalty when
+    ``forward`` returns ``(prediction, penalty [K])``) through :func:`sparsebook.train.run_steps`."""
     from sparsebook.train import make_optimizer, run_steps
 
     opt = make_optimizer(params, "adam", lr)
 
     def objective(_):
-        per = ((forward(x) - y) ** 2).mean(dim=(1, 2))
-        return per.sum(), per
+        out = forward(x)
+        pred, penalty = out if isinstance(out, tuple) else (out, None)
+        per = ((pred - y) ** 2).mean(dim=(1, 2))
+        return (per.sum() if penalty is None else per.sum() + penalty.sum()), per
 
     return run_steps(opt, objective, steps=steps)
 
@@ -711,32 +732,95 @@ def _rmse(pred, y) -> np.ndarray:
     return torch.sqrt(((pred - y) ** 2).mean(dim=(1, 2))).detach().double().cpu().numpy()
 
 
+def _prune_skan(layers, masks, phi0, x, y, x_test, y_test, steps, lr, lam, threshold) -> dict:
+    """S-KAN's pruning stage on the selected network ``layers`` (modified in place): ``steps`` of training
+    with the KAN paper's penalty λ Σ_l (|Φ_l|₁ + S(Φ_l)), the KAN node rule at ``threshold`` on the
+    training inputs' edge scores, then ``steps // 2`` steps of training of the pruned network.  The
+    control (``rmse_unpruned``): a copy of the selected network trained for as many steps without
+    penalty or pruning, so that pruned − unpruned measures what pruning costs, not the extra steps."""
+    from sparsebook.rg_flow.kernels import kan_prune_nodes, kan_sparsity_penalty
+
+    # the control: the same selected network, trained as many steps, neither penalised nor pruned
+    control = [{**p, "coef": p["coef"].detach().clone().requires_grad_(), "bias": p["bias"].detach().clone().requires_grad_()}
+               for p in layers]
+    _mse_steps([t for p in control for t in (p["coef"], p["bias"])], lambda z: _skan_forward(control, z, masks, phi0),
+               x, y, steps + max(1, steps // 2), lr)
+    with torch.no_grad():
+        rmse_control = _rmse(_skan_forward(control, x_test, masks), y_test)
+    params = [t for p in layers for t in (p["coef"], p["bias"])]
+
+    def penalised(z):
+        sc = []
+        out = _skan_forward(layers, z, masks, phi0, scores=sc)
+        return out, lam * sum(kan_sparsity_penalty(s) for s in sc)
+
+    loss_sparse = _mse_steps(params, penalised, x, y, steps, lr)
+    with torch.no_grad():
+        rmse_sparse = _rmse(_skan_forward(layers, x_test, masks), y_test)
+        for p in layers:
+            if p["edges"] is None:
+                p["edges"] = torch.ones(p["coef"].shape[:3], device=x.device, dtype=x.dtype)
+        edges_before = sum(p["edges"].sum(dim=(1, 2)) for p in layers)
+        sc = []
+        _skan_forward(layers, x, masks, phi0, scores=sc)
+        keep = []
+        for l in range(1, len(layers)):                               # hidden layer between layers l−1 and l
+            k = kan_prune_nodes(sc[l - 1], sc[l], threshold).to(x.dtype)
+            layers[l - 1]["edges"].mul_(k[:, :, None])
+            layers[l]["edges"].mul_(k[:, None, :])
+            keep.append(k)
+        edges_after = sum(p["edges"].sum(dim=(1, 2)) for p in layers)
+    loss_tune = _mse_steps(params, lambda z: _skan_forward(layers, z, masks, phi0), x, y, max(1, steps // 2), lr)
+    with torch.no_grad():
+        rmse_pruned = _rmse(_skan_forward(layers, x_test, masks), y_test)
+    keep = torch.cat(keep, dim=1)
+    return {"rmse_sparsified": rmse_sparse, "rmse_pruned": rmse_pruned, "rmse_unpruned": rmse_control,
+            "nodes_kept": keep.mean(1).double().cpu().numpy(),
+            "edges_kept": (edges_after / edges_before).double().cpu().numpy(),
+            "node_masks": keep.cpu().numpy(), "loss_prune": np.concatenate([loss_sparse, loss_tune])}
+
+
 def train_skan(x, y, x_test, y_test, sizes, seeds, *, candidates=None, n_basis: int = 8,
-               full_steps: int = 300, select_steps: int = 200, lr: float = 1e-2) -> dict:
-    """Train one S-KAN per seed (leading axis of ``x`` [K, B, d]) in the paper's two training stages.
+               full_steps: int = 300, select_steps: int = 200, lr: float = 1e-2, input_dims=None,
+               prune_steps: int = 0, prune_lambda: float = 1e-2, prune_threshold: float = 1e-2) -> dict:
+    """Train one S-KAN per member (leading axis of ``x`` [K, B, d]; ``seeds[k]`` seeds member k) in the
+    paper's stages.
 
     Initialisation of member k (after ``seed_everything(seeds[k])``): coefficients N(0, 1/(n_in·G)),
     selection logits 0 (equal weights), biases 0.  After full training each node keeps the
     candidate with the largest weight; that weight is folded into its coefficients, the others are
     dropped, and the selected network trains on.  With one candidate this is a plain KAN.
-    Returns test RMSE per member before and after selection, the selection masks and the losses.
+    ``input_dims[k]``: member k uses only the first ``input_dims[k]`` inputs (the rest are padding, so
+    that tasks of different dimension train as one batch); its other first-layer edges are masked.
+    With ``prune_steps`` > 0 the pruning stage follows (:func:`_prune_skan`).
+    Returns test RMSE per member before and after selection (and after pruning), the selection
+    masks and the losses.
     """
     from sparsebook.rg_flow.kernels import SKAN_CANDIDATES, skan_features, skan_select
 
     candidates = tuple(candidates or SKAN_CANDIDATES)
     k = len(seeds)
     dev, dt = x.device, x.dtype
+    d = sizes[0]
+    dims = [d] * k if input_dims is None else [int(a) for a in input_dims]
+    if len(dims) != k or not all(1 <= a <= d for a in dims):
+        raise ValueError(f"input_dims must hold {k} integers in [1, {d}]; got {input_dims!r}")
     per_seed = []
-    for s in seeds:
+    for s, a0 in zip(seeds, dims):
         seed_everything(s)
-        per_seed.append([torch.randn(b, a, len(candidates), n_basis) / math.sqrt(a * n_basis)
-                         for a, b in zip(sizes[:-1], sizes[1:])])
+        first = torch.zeros(sizes[1], d, len(candidates), n_basis)
+        first[:, :a0] = torch.randn(sizes[1], a0, len(candidates), n_basis) / math.sqrt(a0 * n_basis)
+        per_seed.append([first] + [torch.randn(b, a, len(candidates), n_basis) / math.sqrt(a * n_basis)
+                                   for a, b in zip(sizes[1:-1], sizes[2:])])
     layers = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        edges = None
+        if i == 0 and min(dims) < d:
+            edges = (torch.arange(d)[None, None, :] < torch.tensor(dims)[:, None, None]).expand(k, b, d).to(dev, dt)
         layers.append({"coef": torch.stack([p[i] for p in per_seed]).to(dev, dt).requires_grad_(),
                        "logits": torch.zeros(k, b, len(candidates), device=dev, dtype=dt, requires_grad=True),
                        "bias": torch.zeros(k, b, device=dev, dtype=dt, requires_grad=True),
-                       "candidates": candidates})
+                       "candidates": candidates, "edges": edges})
     tensors = [p[n] for p in layers for n in ("coef", "logits", "bias")]
     phi0 = skan_features(x, candidates, n_basis)        # the inputs are fixed: their features too
     loss_full = _mse_steps(tensors, lambda z: _skan_forward(layers, z, phi0=phi0), x, y, full_steps, lr)
@@ -750,8 +834,28 @@ def train_skan(x, y, x_test, y_test, sizes, seeds, *, candidates=None, n_basis: 
                           lambda z: _skan_forward(layers, z, masks, phi0), x, y, select_steps, lr)
     with torch.no_grad():
         rmse = _rmse(_skan_forward(layers, x_test, masks), y_test)
-    return {"rmse": rmse, "rmse_before_selection": rmse_full, "masks": [m.cpu().numpy() for m in masks],
-            "loss": np.concatenate([loss_full, loss_sel]), "candidates": candidates}
+    out = {"rmse": rmse, "rmse_before_selection": rmse_full, "masks": [m.cpu().numpy() for m in masks],
+           "loss": np.concatenate([loss_full, loss_sel]), "candidates": candidates}
+    if prune_steps > 0:
+        out.update(_prune_skan(layers, masks, phi0, x, y, x_test, y_test, check_int(prune_steps, "prune_steps", 1),
+                               lr, check_real(prune_lambda, "prune_lambda", 0.0),
+                               check_real(prune_threshold, "prune_threshold", 0.0)))
+    return out
+
+
+def _member_slice(res: dict, sl: slice) -> dict:
+    """The members ``sl`` of a :func:`train_skan` result (arrays: leading axis; losses: last axis)."""
+    out = {}
+    for key, v in res.items():
+        if key == "masks":
+            out[key] = [m[sl] for m in v]
+        elif key in ("loss", "loss_prune"):
+            out[key] = v[:, sl]
+        elif isinstance(v, np.ndarray):
+            out[key] = v[sl]
+        else:
+            out[key] = v
+    return out
 
 
 def train_mlp(x, y, x_test, y_test, sizes, seeds, *, steps: int, lr: float) -> dict:
@@ -779,8 +883,11 @@ def train_mlp(x, y, x_test, y_test, sizes, seeds, *, steps: int, lr: float) -> d
 
 
 def run_skan(config: SKANConfig, seed: int = 0) -> dict:
-    """Per task: test RMSE per seed of the S-KAN, the one-space B-spline KAN and the matched MLP, the
-    S-KAN's selections, and the parameter counts.  ``seed`` offsets ``config.seeds``."""
+    """Per task: test RMSE per seed of the S-KAN (after selection, and after its pruning stage when
+    ``config.prune_steps`` > 0), the one-space B-spline KAN and the matched MLP, the S-KAN's
+    selections, the share of hidden nodes and edges that pruning keeps, and the parameter counts.
+    The S-KANs of every task and seed train as one batch (inputs padded to the largest dimension,
+    the padding masked), and so do the KANs.  ``seed`` offsets ``config.seeds``."""
     from sparsebook.rg_flow.kernels import matched_mlp_width, mlp_parameter_count, skan_parameter_count
 
     for t in config.tasks:
@@ -789,24 +896,39 @@ def run_skan(config: SKANConfig, seed: int = 0) -> dict:
     seed_everything(seed)
     dev = _torch_device(config.device)
     seeds = [seed + s for s in config.seeds]
+    k = len(seeds)
     steps = config.full_steps + config.select_steps
+    d_max = max(SKAN_TASKS[t][0] for t in config.tasks)
     out = {"config": config, "tasks": {}}
+    xs, ys, xts, yts = [], [], [], []
     for t in config.tasks:
-        d = SKAN_TASKS[t][0]
         data = [_skan_data(t, config.n_train + config.n_test, s, dev) for s in seeds]
-        x = torch.stack([xy[0][:config.n_train] for xy in data])
-        y = torch.stack([xy[1][:config.n_train] for xy in data])
-        xt = torch.stack([xy[0][config.n_train:] for xy in data])
-        yt = torch.stack([xy[1][config.n_train:] for xy in data])
-        sizes = (d, config.hidden, 1)
-        n_kan = skan_parameter_count(sizes, config.n_basis)
+        xs.append(torch.stack([xy[0][:config.n_train] for xy in data]))
+        ys.append(torch.stack([xy[1][:config.n_train] for xy in data]))
+        xts.append(torch.stack([xy[0][config.n_train:] for xy in data]))
+        yts.append(torch.stack([xy[1][config.n_train:] for xy in data]))
+
+    def pad(z):
+        return torch.nn.functional.pad(z, (0, d_max - z.shape[-1]))
+
+    x, y = torch.cat([pad(z) for z in xs]), torch.cat(ys)
+    xt, yt = torch.cat([pad(z) for z in xts]), torch.cat(yts)
+    dims = [SKAN_TASKS[t][0] for t in config.tasks for _ in seeds]
+    kw = dict(n_basis=config.n_basis, full_steps=config.full_steps, select_steps=config.select_steps, lr=config.lr,
+              input_dims=dims)
+    sizes = (d_max, config.hidden, 1)
+    sk = train_skan(x, y, xt, yt, sizes, seeds * len(config.tasks), prune_steps=config.prune_steps,
+                    prune_lambda=config.prune_lambda, prune_threshold=config.prune_threshold, **kw)
+    kan = train_skan(x, y, xt, yt, sizes, seeds * len(config.tasks), candidates=("bspline",), **kw)
+    for i, t in enumerate(config.tasks):
+        d = SKAN_TASKS[t][0]
+        sl = slice(i * k, (i + 1) * k)
+        n_kan = skan_parameter_count((d, config.hidden, 1), config.n_basis)
         h = matched_mlp_width(n_kan, d)
         mlp_sizes = (d, h, h, 1)
-        kw = dict(n_basis=config.n_basis, full_steps=config.full_steps, select_steps=config.select_steps, lr=config.lr)
-        sk = train_skan(x, y, xt, yt, sizes, seeds, **kw)
-        kan = train_skan(x, y, xt, yt, sizes, seeds, candidates=("bspline",), **kw)
-        mlp = train_mlp(x, y, xt, yt, mlp_sizes, seeds, steps=steps, lr=config.lr)
-        out["tasks"][t] = {"skan": sk, "kan": kan, "mlp": mlp, "sizes": sizes, "mlp_sizes": mlp_sizes,
+        mlp = train_mlp(xs[i], ys[i], xts[i], yts[i], mlp_sizes, seeds, steps=steps, lr=config.lr)
+        out["tasks"][t] = {"skan": _member_slice(sk, sl), "kan": _member_slice(kan, sl), "mlp": mlp,
+                           "sizes": (d, config.hidden, 1), "mlp_sizes": mlp_sizes,
                            "params": {"skan": n_kan, "kan": n_kan, "mlp": mlp_parameter_count(mlp_sizes)},
-                           "y_std": float(torch.cat([y, yt], 1).std())}
+                           "y_std": float(torch.cat([ys[i], yts[i]], 1).std())}
     return out

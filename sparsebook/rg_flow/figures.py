@@ -246,6 +246,47 @@ def plot_skan(res: dict):
     return plotting.finish(fig)
 
 
+def plot_skan_pruning(res: dict):
+    """S-KAN's pruning stage.  Left: the share of hidden nodes the KAN node rule keeps, per task (dots:
+    seeds, bar: mean).  Right: test RMSE per task of the selected S-KAN before pruning, of the
+    unpruned control trained as many extra steps, and of the pruned network (one line per seed)."""
+    from sparsebook import plotting
+
+    fig, (ax1, ax2) = plotting.figure(ncols=2)
+    tasks = list(res["tasks"])
+    xs = np.arange(len(tasks))
+    for i, t in enumerate(tasks):
+        kept = res["tasks"][t]["skan"]["nodes_kept"]
+        ax1.scatter(np.full(len(kept), xs[i]) + np.linspace(-0.12, 0.12, len(kept)), kept, s=12,
+                    color=plotting.COLORS[0], label=f"seeds ({len(kept)})" if i == 0 else None)
+        ax1.hlines(kept.mean(), xs[i] - 0.2, xs[i] + 0.2, color=plotting.COLORS[0], lw=2,
+                   label="mean" if i == 0 else None)
+    ax1.set_ylim(-0.05, 1.1)
+    ax1.set_xticks(xs)
+    ax1.set_xticklabels(tasks)
+    ax1.legend(fontsize="small", loc="lower right")
+    cfg = res["config"]
+    plotting.label(ax1, "target function", "share of hidden nodes kept",
+                   f"KAN node rule, θ = {cfg.prune_threshold:g}, after sparsification λ = {cfg.prune_lambda:g}")
+    stages = (("rmse", "selected (before pruning)"), ("rmse_unpruned", "unpruned, same extra steps"),
+              ("rmse_pruned", "pruned"))
+    off = np.array([-0.25, 0.0, 0.25])
+    for i, t in enumerate(tasks):
+        sk = res["tasks"][t]["skan"]
+        vals = np.array([sk[key] for key, _ in stages])              # [3, K]
+        for k in range(vals.shape[1]):
+            ax2.plot(xs[i] + off, vals[:, k], color="0.7", lw=0.7, zorder=1)
+        for j, (_, lab) in enumerate(stages):
+            ax2.scatter(np.full(vals.shape[1], xs[i] + off[j]), vals[j], s=12, color=plotting.COLORS[(0, 2, 1)[j]],
+                        zorder=2, label=lab if i == 0 else None)
+    ax2.set_yscale("log")
+    ax2.set_xticks(xs)
+    ax2.set_xticklabels(tasks)
+    ax2.legend(fontsize="small")
+    plotting.label(ax2, "target function", "test RMSE", "pruning stage (lines: one seed)")
+    return plotting.finish(fig)
+
+
 # ---------------------------------------------------------------------------
 # Explorable figure and try-your-own cell
 # ---------------------------------------------------------------------------

@@ -84,9 +84,10 @@ def _check_flow_args(c_b, c_w, k1, depth):
 
 #: Nodes per Gaussian expectation: the trapezoidal rule on x ∈ [−X_MAX, X_MAX] with z = √K x.
 #: For integrands analytic in a strip it converges geometrically (error ~ exp(−2πd/h)).  The
-#: node count is even, so x = 0 lies midway between two nodes: then the rule is also spectrally
-#: accurate for the kinked but even integrands ReLU produces (σ², σ⁴, σ'²), whatever value
-#: autodiff gives σ' at the kink.  Gauss–Hermite with 256 nodes was tried first and rejected:
+#: node count is even, so x = 0 lies midway between two nodes and the grid is symmetric: then the
+#: rule is also spectrally accurate for the kinked integrands ReLU produces (σ², σ⁴, σ'², e.g.
+#: relu(z)² = z²·1[z > 0], which are not even): their odd parts cancel on the symmetric grid and
+#: their even parts (z²/2, z⁴/2, 1/2) are smooth, whatever value autodiff gives σ' at the kink.  Gauss–Hermite with 256 nodes was tried first and rejected:
 #: its nodes are 0.14√K apart near 0, too coarse for erf² at K = 40 (2e-3 error) and for
 #: SWISH's χ⊥ at its critical K* ≈ 14 (1e-8).
 N_NODES = 4000
@@ -94,7 +95,7 @@ X_MAX = 12.0
 
 
 @lru_cache(maxsize=8)
-def _gh(n: int) -> tuple[np.ndarray, np.ndarray]:
+def _trapezoid_nodes(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes ``x`` and weights ``w`` with ``Σ w f(x) ≈ ∫ f(x) φ(x) dx`` (trapezoid, ``n`` even nodes)."""
     n = n if n % 2 == 0 else n + 1
     x = np.linspace(-X_MAX, X_MAX, n)
@@ -115,7 +116,7 @@ def gaussian_expectation(f: Callable, k, n_nodes: int = N_NODES):
     karr = np.asarray(k, dtype=float)
     if np.any(~np.isfinite(karr)) or np.any(karr <= 0):
         raise ValueError("k must be > 0 and finite")
-    x, w = _gh(n_nodes)
+    x, w = _trapezoid_nodes(n_nodes)
     with jax.enable_x64(True):
         z = jnp.sqrt(jnp.asarray(karr))[..., None] * jnp.asarray(x)
         return np.asarray(jnp.sum(f(z) * jnp.asarray(w), axis=-1))
@@ -136,7 +137,7 @@ def _moments(sigma, k, x, w):
 
 @partial(jax.jit, static_argnums=(0, 1, 6))
 def _flow_scan(sigma, depth, c_b, c_w, k1, theta_args, n_nodes):
-    x, w = _gh(n_nodes)
+    x, w = _trapezoid_nodes(n_nodes)
     x = jnp.asarray(x)
     w = jnp.asarray(w)
     lam_b, lam_w, theta1 = theta_args
@@ -195,7 +196,7 @@ def flow_step(activation, c_b: float, c_w: float, k) -> np.ndarray:
 
 @partial(jax.jit, static_argnums=(0,))
 def _m2_jit(sigma, k):
-    x, w = _gh(N_NODES)
+    x, w = _trapezoid_nodes(N_NODES)
     z = jnp.sqrt(k)[:, None] * jnp.asarray(x)
     return jnp.sum(sigma(z) ** 2 * jnp.asarray(w), axis=-1)
 
@@ -307,7 +308,7 @@ K_GRID = np.geomspace(1e-3, 1e3, 241)
 
 @partial(jax.jit, static_argnums=(0,))
 def _gap_jit(sigma, k):
-    x, w = _gh(N_NODES)
+    x, w = _trapezoid_nodes(N_NODES)
     m2, _, dk, dp = jax.vmap(lambda kk: _moments(sigma, kk, jnp.asarray(x), jnp.asarray(w)))(k)
     return m2, dk, dp
 
@@ -361,7 +362,7 @@ def _analysis_jit(sigma, grid, offsets, x, w):
 @lru_cache(maxsize=64)
 def _analysis(sigma):
     with jax.enable_x64(True):
-        x, w = _gh(N_NODES)
+        x, w = _trapezoid_nodes(N_NODES)
         out = _analysis_jit(sigma, jnp.asarray(K_GRID), jnp.asarray(_OFFSETS), jnp.asarray(x), jnp.asarray(w))
         gap, m2, dp, has_root, k_root, m2_root, dp_root, dk_root, m2_off, taylor = (np.asarray(v) for v in out)
     ratio = m2 / K_GRID
@@ -742,7 +743,7 @@ N_NODES_2D = 400
 
 
 def _pair_expectation(sigma, k11, k22, k12, n_nodes=N_NODES_2D):
-    x, w = _gh(n_nodes)
+    x, w = _trapezoid_nodes(n_nodes)
     X, Y = np.meshgrid(x, x, indexing="ij")
     W = np.outer(w, w)
     rho = k12 / math.sqrt(k11 * k22)
@@ -892,6 +893,18 @@ def skan_features(x, candidates=SKAN_CANDIDATES, n_basis: int = 8):
     return phi.reshape(x.shape[0], x.shape[1], -1)
 
 
+def _check_skan_shapes(phi, coef, weights) -> tuple:
+    """(K, n_out, n_in, C, G) of an S-KAN layer, after checking that ``phi``, ``coef`` and ``weights`` agree."""
+    if coef.dim() != 5:
+        raise ValueError(f"coef must have shape [K, n_out, n_in, C, G]; got {tuple(coef.shape)}")
+    k, n_out, n_in, c, g = coef.shape
+    if phi.dim() != 3 or phi.shape[0] != k or phi.shape[2] != n_in * c * g:
+        raise ValueError(f"phi must have shape [{k}, B, {n_in * c * g}]; got {tuple(phi.shape)}")
+    if tuple(weights.shape) != (k, n_out, c):
+        raise ValueError(f"weights must have shape {(k, n_out, c)}; got {tuple(weights.shape)}")
+    return k, n_out, n_in, c, g
+
+
 def skan_layer(phi, coef, weights, bias):
     """One S-KAN layer for K networks at once (Yang et al. 2024, the selectable KAN node).
 
@@ -904,13 +917,7 @@ def skan_layer(phi, coef, weights, bias):
     :func:`skan_select`.  Shapes: ``phi`` = :func:`skan_features` [K, B, n_in·C·G], ``coef``
     [K, n_out, n_in, C, G], ``weights`` [K, n_out, C], ``bias`` [K, n_out]; returns [K, B, n_out].
     """
-    if coef.dim() != 5:
-        raise ValueError(f"coef must have shape [K, n_out, n_in, C, G]; got {tuple(coef.shape)}")
-    k, n_out, n_in, c, g = coef.shape
-    if phi.dim() != 3 or phi.shape[0] != k or phi.shape[2] != n_in * c * g:
-        raise ValueError(f"phi must have shape [{k}, B, {n_in * c * g}]; got {tuple(phi.shape)}")
-    if tuple(weights.shape) != (k, n_out, c):
-        raise ValueError(f"weights must have shape {(k, n_out, c)}; got {tuple(weights.shape)}")
+    k, n_out, n_in, c, g = _check_skan_shapes(phi, coef, weights)
     eff = (coef * weights[:, :, None, :, None]).reshape(k, n_out, -1)
     return phi @ eff.transpose(1, 2) + bias.unsqueeze(1)
 
@@ -951,3 +958,63 @@ def matched_mlp_width(n_params: int, n_in: int, n_out: int = 1, hidden_layers: i
     while mlp_parameter_count([n_in] + [h] * hidden_layers + [n_out]) < n_params:
         h += 1
     return h
+
+
+# ---------------------------------------------------------------------------
+# Pruning a (selected) S-KAN: the KAN paper's edge scores, sparsification penalty and node rule
+# ---------------------------------------------------------------------------
+
+def skan_edge_activations(phi, coef, weights):
+    """The learned univariate function of every edge, evaluated on the batch:
+    φ_{k,b,j,i} = Σ_c w_{k,j,c} Σ_g coef_{k,j,i,c,g} Φ_{c,g}(tanh x_{k,b,i}), so that
+    :func:`skan_layer` = Σ_i φ_{k,b,j,i} + bias_{k,j}.
+
+    Shapes as in :func:`skan_layer`: ``phi`` [K, B, n_in·C·G], ``coef`` [K, n_out, n_in, C, G],
+    ``weights`` [K, n_out, C]; returns [K, B, n_out, n_in].
+    """
+    import torch
+
+    k, n_out, n_in, c, g = _check_skan_shapes(phi, coef, weights)
+    eff = (coef * weights[:, :, None, :, None]).reshape(k, n_out, n_in, c * g)
+    return torch.einsum("kbic,kjic->kbji", phi.reshape(k, phi.shape[1], n_in, c * g), eff)
+
+
+def kan_sparsity_penalty(scores, mu_1: float = 1.0, mu_2: float = 1.0):
+    """The KAN paper's sparsification regulariser of one layer (Liu et al. 2024, §2.5.1), per member:
+
+        μ₁ |Φ|₁ + μ₂ S(Φ),   |Φ|₁ = Σ_{j,i} |φ_ji|₁,   S(Φ) = −Σ_{j,i} (|φ_ji|₁/|Φ|₁) log(|φ_ji|₁/|Φ|₁),
+
+    where |φ_ji|₁ is the mean magnitude of the edge's activation over the batch (``scores``, from
+    :func:`skan_edge_activations`: ``abs().mean(1)``).  ``scores`` [K, n_out, n_in] ≥ 0; returns [K].
+    """
+    import torch
+
+    mu_1 = check_real(mu_1, "mu_1", 0.0)
+    mu_2 = check_real(mu_2, "mu_2", 0.0)
+    if not isinstance(scores, torch.Tensor) or scores.dim() != 3:
+        raise ValueError(f"scores must be a torch.Tensor of shape [K, n_out, n_in]; got {getattr(scores, 'shape', type(scores))}")
+    total = scores.sum(dim=(1, 2))
+    p = scores / total.clamp_min(torch.finfo(scores.dtype).tiny)[:, None, None]
+    pos = p > 0                          # empty edges (masked, pruned) add nothing, and no NaN gradient
+    entropy = -torch.where(pos, p * torch.log(torch.where(pos, p, torch.ones_like(p))), torch.zeros_like(p)).sum(dim=(1, 2))
+    return mu_1 * total + mu_2 * entropy
+
+
+def kan_prune_nodes(scores_in, scores_out, threshold: float = 1e-2):
+    """The KAN paper's node pruning rule (Liu et al. 2024, §2.5.1): hidden node i is kept when both its
+    incoming score max_k |φ_{i,k}|₁ and its outgoing score max_j |φ_{j,i}|₁ exceed ``threshold``
+    (10⁻² by default, the paper's).
+
+    ``scores_in`` [K, n_hidden, n_in] (edges into the hidden layer), ``scores_out`` [K, n_next, n_hidden]
+    (edges out of it); returns a boolean keep mask [K, n_hidden].
+    """
+    import torch
+
+    threshold = check_real(threshold, "threshold", 0.0)
+    for name, s in (("scores_in", scores_in), ("scores_out", scores_out)):
+        if not isinstance(s, torch.Tensor) or s.dim() != 3:
+            raise ValueError(f"{name} must be a torch.Tensor of shape [K, n_out, n_in]; got {getattr(s, 'shape', type(s))}")
+    if scores_in.shape[0] != scores_out.shape[0] or scores_in.shape[1] != scores_out.shape[2]:
+        raise ValueError(f"scores_in {tuple(scores_in.shape)} and scores_out {tuple(scores_out.shape)} must share K "
+                         "and the hidden layer (scores_in.shape[1] == scores_out.shape[2])")
+    return (scores_in.amax(dim=2) > threshold) & (scores_out.amax(dim=1) > threshold)
