@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 from scipy.special import gammaln, logsumexp
@@ -417,7 +416,7 @@ def simulate_union_false_match(n: int, a: int, s: int, m: int, theta: int, trial
     approx = union_false_match_probability(n, a, s, m, theta)
     rx, ry, blocks = _mc_blocks(trials, n)
 
-    @partial(jax.jit, static_argnums=())
+    @jax.jit        # a closure over n, s, m, θ and the block shape: compiled once per call
     def block(key):
         ks = jax.random.split(key, m + 1)
         seg = sum(_random_subsets(k, ry, n, s) for k in ks[:m])
