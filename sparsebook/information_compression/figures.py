@@ -43,6 +43,9 @@ def plot_planes(res: PlaneResult, activations=("tanh", "relu"), estimators=("fix
                              title=f"{act}, {names[est]} ({res.config.n_models} seeds)", norm=norm)
             if est in ("kde", "adaptive_kde"):
                 ax.axvline(np.log2(res.config.kde_points), color="0.5", lw=0.8, ls=":")
+    hi = max(ax.get_xlim()[1] for ax in axes)
+    for ax in axes:                                   # one I(X;T) scale for every panel
+        ax.set_xlim(0.0, hi)
     fig = plotting.finish(fig, legend=False)
     axes[0].legend(fontsize=7)
     fig.colorbar(sc, ax=list(axes), label="epoch (0 drawn at 0.5)", shrink=0.8)
