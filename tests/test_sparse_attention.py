@@ -274,3 +274,142 @@ def test_two_hop_coverage_known_values():
         sa.two_hop_coverage(c, sa.causal_mask(5))
     with pytest.raises(TypeError, match="first"):
         sa.two_hop_coverage(c.numpy(), c)
+
+
+# ---------------------------------------------------------------------------
+# Routing and SeerAttention trained with their patterns
+# ---------------------------------------------------------------------------
+def test_routing_mode_mask_is_the_routing_pattern_and_only_kmeans_moves_centroids():
+    torch.manual_seed(0)
+    m = TINY.model("routing", clusters=4, cluster_size=4)
+    x, y = TINY.data(4, 1)
+    q, k, _ = m.qkv_heads(m.embed(x))
+    mask = E.routing_pattern(q, k, m.centroids.detach(), 4)
+    logits, obj = m(x)
+    # the mask is applied: the same model in dense mode with this mask gives the same logits
+    d = TINY.model("dense")
+    d.load_state_dict(m.state_dict(), strict=False)
+    assert torch.allclose(d(x, mask=mask & sa.causal_mask(TINY.L)), logits, atol=1e-6)
+    # the k-means objective lies in [0, 2] and is 0 when every normalised q, k is a centroid
+    assert 0.0 <= float(obj.detach()) <= 2.0
+    # the task loss sends no gradient to the centroids (the pattern is a hard, detached selection)
+    E._ce(logits, y).backward(retain_graph=True)
+    assert m.centroids.grad is None or float(m.centroids.grad.abs().max()) == 0.0
+    obj.backward()
+    assert float(m.centroids.grad.abs().max()) > 0.0
+
+
+def test_kmeans_objective_is_zero_at_the_points_themselves():
+    m = TINY.model("routing", clusters=2, cluster_size=2)
+    x, _ = TINY.data(1, 0)
+    with torch.no_grad():
+        q, k, _ = m.qkv_heads(m.embed(x))
+        # one centroid per head placed on every token is impossible with 2 clusters; instead check the
+        # formula: with centroids equal to a query, that query's term is 1 - 1 = 0
+        m.centroids[:, 0] = q[0, :, 0] / q[0, :, 0].norm(dim=-1, keepdim=True)
+        z = torch.nn.functional.normalize(torch.cat([q, k], -2), dim=-1)
+        per = 1 - (z @ torch.nn.functional.normalize(m.centroids, dim=-1).transpose(-1, -2)).amax(-1)
+        assert torch.allclose(per[0, :, 0], torch.zeros(TINY.heads), atol=1e-6)
+        assert torch.allclose(m(x)[1], per.mean())
+
+
+def test_seer_mode_mask_kl_and_gradients():
+    torch.manual_seed(0)
+    m = TINY.model("seer", block=4, blocks=2, gate_dim=4)
+    x, y = TINY.data(4, 1)
+    q, k, _ = m.qkv_heads(m.embed(x))
+    mask = sa.expand_blocks(sa.topk_blocks(m.seer(q, k).detach(), 2), 4)
+    logits, kl = m(x)
+    d = TINY.model("dense")
+    d.load_state_dict(m.state_dict(), strict=False)
+    assert torch.allclose(d(x, mask=mask), logits, atol=1e-6)
+    assert float(kl) >= -1e-6
+    E._ce(logits, y).backward(retain_graph=True)
+    assert m.seer.wq.grad is None or float(m.seer.wq.grad.abs().max()) == 0.0
+    kl.backward()
+    assert float(m.seer.wq.grad.abs().max()) > 0.0
+
+
+def test_routing_and_seer_modes_need_their_sizes():
+    with pytest.raises(TypeError, match="cluster_size"):
+        TINY.model("routing", clusters=4)
+    with pytest.raises(TypeError, match="blocks"):
+        TINY.model("seer", block=4)
+    with pytest.raises(ValueError, match="block"):
+        TINY.model("seer", block=64, blocks=1)
+
+
+def test_run_trained_patterns_tiny_starts_at_the_imposed_patterns(monkeypatch):
+    monkeypatch.setitem(E.N_SEEDS, "ci", 2)
+    pc = E.PatternConfig(recall=TINY, budgets=(4,), gate_steps=2, kmeans_steps=2, combiner_block=4, block=2, gate_dim=4)
+    r = E.run_trained_patterns(E.TrainedPatternConfig(patterns=pc, steps=2), 0)
+    g = E.run_patterns(pc, 0)["global"]
+    for n in ("routing", "seer", "local", "block_local"):
+        assert r[n]["trained"].shape == (2,)
+        assert np.array_equal(r[n]["imposed"], g[n]["acc"])
+    assert bool((r["routing"]["density_imposed"] == g["routing"]["density"]).all())
+
+
+def test_trained_pattern_full_preset_constructs():
+    c = E.TrainedPatternConfig.preset("full")
+    kw = c.model_kw()
+    assert c.patterns.recall.scale == "full" and set(kw) == {"routing", "seer", "local", "block_local"}
+    assert kw["seer"][2]["blocks"] * c.patterns.block == c.patterns.recall.keys
+
+
+# ---------------------------------------------------------------------------
+# two-hop recall (induction head)
+# ---------------------------------------------------------------------------
+def test_induction_task_targets_are_the_successors_of_the_earlier_occurrence():
+    x, y = sa.induction_task(20, 4, symbols=6, gap=3, seed=2)
+    assert x.shape == (20, 11) and y.shape == (20, 11)
+    for r in range(20):
+        first = x[r, :4].tolist()
+        assert len(set(first)) == 4 and max(first) < 6  # distinct symbols
+        t = (y[r] != E.IGNORE).nonzero().ravel().tolist()
+        assert len(t) == 3  # every token of the second copy but the last has a target
+        start = t[0]
+        assert 4 <= start <= 7 and x[r, start:start + 4].tolist() == first
+        for i in t:  # the target is the symbol after the earlier occurrence of the current token
+            assert int(y[r, i]) == first[first.index(int(x[r, i])) + 1]
+        noise = [int(v) for j, v in enumerate(x[r].tolist()) if j >= 4 and not (start <= j < start + 4)]
+        assert all(6 <= v < 10 for v in noise)
+
+
+def test_induction_task_bad_input():
+    with pytest.raises(ValueError, match="copy"):
+        sa.induction_task(2, 7, symbols=6)
+    with pytest.raises(ValueError, match="gap"):
+        sa.induction_task(2, 3, symbols=6, gap=-1)
+
+
+def test_induction_net_causal_pattern_is_dense_and_spy_sees_each_layer():
+    torch.manual_seed(0)
+    c = E.InductionConfig(copy=3, gap=2, symbols=6, d=8, heads=2)
+    m = c.model()
+    x, _ = c.data(4, 0)
+    full = lambda i, q, k: torch.ones(q.shape[-2], q.shape[-2], dtype=torch.bool)
+    assert torch.allclose(m(x), m(x, pattern=full))
+    seen = []
+    m(x, pattern=lambda i, q, k: seen.append((i, tuple(q.shape))) or sa.causal_mask(q.shape[-2]))
+    assert seen == [(0, (4, 2, c.L, 4)), (1, (4, 2, c.L, 4))]
+    q, k = m.qk(x, 1)
+    assert q.shape == k.shape == (4, 2, c.L, 4)
+
+
+def test_run_induction_tiny(monkeypatch):
+    monkeypatch.setitem(E.N_SEEDS, "ci", 2)
+    c = E.InductionConfig(copy=3, gap=2, symbols=6, d=8, heads=2, steps=12, warmup=2, batch=4, n_train=32,
+                          n_test=8, keys=2, kmeans_steps=2)
+    r = E.run_induction(c, 0)
+    assert r["loss"].shape == (12, 2) and r["plateau_left"].shape == (2,)
+    assert bool(((r["plateau_left"] >= 9) & (r["plateau_left"] <= 12)).all())
+    for p in sa.INDUCTION_PATTERNS:
+        assert r[p].shape == (2,) and bool(((r[p + "_density"] > 0) & (r[p + "_density"] <= 1)).all())
+    assert np.allclose(r["local_density"], sa.density(sa.local_mask(c.L, 2)))
+
+
+def test_induction_full_preset_constructs():
+    c = E.InductionConfig.preset("full")
+    assert c.scale == "full" and c.L == 2 * c.copy + c.gap and c.keys < c.L
+    assert c.model().pos.shape == (c.L, c.d)

@@ -960,3 +960,182 @@ def run_wallclock(config: CostConfig, seed: int = 0) -> dict:
     res["slopes"] = {name: np.array([K.loglog_slope(config.timed, res[name][r]) for r in range(config.repeats)])
                      for name in ("dense", "masked", "block")}
     return res
+
+
+# ---------------------------------------------------------------------------
+# two-hop recall: the induction-head task
+# ---------------------------------------------------------------------------
+def induction_task(n: int, copy: int, symbols: int = 16, gap: int = 8, noise: int = 4,
+                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two-hop recall that needs an induction head: ``copy`` distinct symbols (of ``symbols``), a run of noise
+    tokens of random length in ``[0, gap]``, the same symbols again, noise to the end (``L = 2·copy + gap``).
+    Inside the second copy the target at each token is the symbol that *followed* that token's earlier
+    occurrence (the next symbol of the copy); the random gap makes the offset between the copies vary, so no
+    fixed position rule finds it: the model must match the current token with its earlier occurrence and read
+    the token after it (previous-token head, then induction head).  Returns ``x`` ``[n, L]`` and ``y``
+    ``[n, L]`` (``IGNORE`` where there is no target)."""
+    n = check_int(n, "n", 1)
+    copy = check_int(copy, "copy", 2, symbols)
+    gap = check_int(gap, "gap", 0)
+    noise = check_int(noise, "noise", 1)
+    rng = np.random.default_rng(seed)
+    L = 2 * copy + gap
+    a = np.argsort(rng.random((n, symbols)), axis=1)[:, :copy]
+    g = rng.integers(0, gap + 1, size=n)
+    x = rng.integers(symbols, symbols + noise, size=(n, L))
+    y = np.full((n, L), IGNORE)
+    rows = np.arange(n)[:, None]
+    x[:, :copy] = a
+    second = copy + g[:, None] + np.arange(copy)[None, :]
+    x[rows, second] = a
+    y[rows, second[:, :-1]] = a[:, 1:]
+    return torch.as_tensor(x), torch.as_tensor(y)
+
+
+class InductionNet(nn.Module):
+    """Two pre-LayerNorm causal attention layers (no MLP) with learned positions and a linear head: the smallest
+    model that forms an induction circuit.  ``forward(x, pattern=None)``: ``pattern(layer, q, k)`` returns the
+    boolean mask ``[.., H, L, L]`` of that layer (intersected with causal), computed from the layer's own queries
+    and keys in the masked forward pass (so content-based patterns see what the sparse model computes)."""
+
+    def __init__(self, vocab: int, L: int, d: int = 32, heads: int = 2, layers: int = 2):
+        super().__init__()
+        if d % heads:
+            raise ValueError(f"d must be divisible by heads; got {d} and {heads}")
+        self.heads, self.layers = heads, check_int(layers, "layers", 1)
+        self.emb, self.pos = nn.Embedding(vocab, d), nn.Parameter(0.1 * torch.randn(L, d))
+        self.ln = nn.ModuleList(nn.LayerNorm(d) for _ in range(layers + 1))
+        self.qkv = nn.ModuleList(nn.Linear(d, 3 * d) for _ in range(layers))
+        self.out = nn.ModuleList(nn.Linear(d, d) for _ in range(layers))
+        self.head = nn.Linear(d, vocab)
+
+    def forward(self, x, pattern=None):
+        n, L = x.shape
+        h = self.emb(x) + self.pos[:L]
+        causal = K.causal_mask(L).to(x.device)
+        for i in range(self.layers):
+            q, k, v = self.qkv[i](self.ln[i](h)).view(n, L, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+            mask = causal if pattern is None else pattern(i, q, k) & causal
+            # explicit softmax(q kᵀ/√d_h | M) v: batches natively under vmap (the fused kernel runs member by member)
+            o = K.masked_softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), mask) @ v
+            h = h + self.out[i](o.transpose(1, 2).reshape(h.shape))
+        return self.head(self.ln[-1](h))
+
+    @torch.no_grad()
+    def qk(self, x, layer: int, pattern=None):
+        """Queries and keys ``[n, H, L, d_h]`` of ``layer`` in the (masked) forward pass."""
+        got = {}
+
+        def spy(i, q, k):
+            if i == layer:
+                got["qk"] = (q, k)
+            return pattern(i, q, k) if pattern is not None else K.causal_mask(q.shape[-2]).to(q.device)
+
+        self(x, spy)
+        return got["qk"]
+
+
+@dataclass(frozen=True)
+class InductionConfig:
+    """The induction task and its two-layer model, trained densely with the standard remedies for the plateau
+    before induction heads form: a small vocabulary (``symbols``), short sequences (``copy``, ``gap``), a high
+    learning rate ``lr`` after ``warmup`` steps of linear warm-up.  ``keys``: the equal budget of the patterns
+    imposed afterwards (both layers); ``plateau``: the training loss (nats) below which the plateau counts as
+    left (half of ``ln(symbols)``)."""
+
+    symbols: int = 16
+    copy: int = 4
+    gap: int = 4
+    d: int = 32
+    heads: int = 2
+    steps: int = 150
+    lr: float = 1e-2
+    warmup: int = 50
+    batch: int = 32
+    n_train: int = 8192
+    n_test: int = 512
+    keys: int = 4
+    kmeans_steps: int = 20
+    scale: str = "ci"
+
+    @classmethod
+    def preset(cls, scale: str) -> "InductionConfig":
+        scale = check_scale(scale)
+        if scale == "ci":
+            return cls()
+        return cls(symbols=16, copy=8, gap=8, d=64, heads=2, steps=3000, lr=1e-2, warmup=100, batch=64,
+                   n_train=65536, n_test=1024, keys=8, scale="full")
+
+    @property
+    def L(self) -> int:
+        return 2 * self.copy + self.gap
+
+    def data(self, n, seed):
+        return induction_task(n, self.copy, self.symbols, self.gap, seed=seed)
+
+    def model(self):
+        return InductionNet(self.symbols + 4, self.L, self.d, self.heads)
+
+
+def induction_patterns(cfg: InductionConfig, model: InductionNet, train_x, seed: int) -> dict:
+    """Per pattern, a function ``(layer, q, k) -> mask`` at ``cfg.keys`` keys per row (both layers): local
+    window, strided (with the token itself), random per head, and balanced routing (each centroid takes
+    ``keys/2`` queries and keys, as in the one-layer runs) with centroids fitted per layer on the dense model's
+    queries and keys."""
+    L, H, keys = cfg.L, cfg.heads, cfg.keys
+    g = torch.Generator().manual_seed(seed)
+    fixed = {"local": K.local_mask(L, keys), "strided": K.strided_mask(L, max(1, L // keys)) | torch.eye(L, dtype=torch.bool),
+             "random": K.random_mask(L, keys, H, generator=g)}
+    half = max(1, keys // 2)
+    cents = []
+    for layer in range(model.layers):
+        q, k = model.qk(train_x, layer)
+        cents.append(fit_routing(q, k, max(1, L // half), cfg.kmeans_steps, seed + layer))
+    out = {name: (lambda m: lambda i, q, k: m.to(q.device))(m) for name, m in fixed.items()}
+    out["routing"] = lambda i, q, k: routing_pattern(q, k, cents[i], half)
+    return out
+
+
+INDUCTION_PATTERNS = ("local", "strided", "random", "routing")
+
+
+def run_induction(config: InductionConfig, seed: int = 0) -> dict:
+    """Train the two-layer model densely on the induction task (``N_SEEDS`` seeds, one batched computation),
+    then impose each pattern on both layers.  Returns per-seed test accuracy of the dense model and of each
+    pattern, each pattern's density (mean over layers, heads and rows: kept / causal keys), the training loss ``[steps, K]`` and the first step at which each seed's loss (mean of a 10-step
+    window) falls below half of ``ln(symbols)`` (``steps`` if never)."""
+    seeds = _seeds(seed, config.scale)
+    dev = _device(config.scale)
+    x, y = config.data(config.n_train, 10_000 + seed)
+    tx, ty = config.data(config.n_test, 20_000 + seed)
+    seed_everything(seeds[0])
+    warm = max(1, config.warmup)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="There is a performance drop")
+        fit = fit_seeds(lambda: config.model().to(dev), x.to(dev), y.to(dev), seeds, steps=config.steps, lr=config.lr,
+                        batch_size=config.batch, loss_fn=_ce,
+                        schedule=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda t: min(1.0, (t + 1) / warm)))
+    loss = np.asarray(fit["loss"])
+    smooth = np.stack([np.convolve(loss[:, j], np.ones(10) / 10, mode="valid") for j in range(loss.shape[1])], 1)
+    level = 0.5 * math.log(config.symbols)
+    left = np.array([int(np.argmax(smooth[:, j] < level)) + 9 if (smooth[:, j] < level).any() else config.steps
+                     for j in range(loss.shape[1])])
+    out = {"loss": loss, "plateau_left": left, "dense": [], **{p: [] for p in INDUCTION_PATTERNS},
+           **{p + "_density": [] for p in INDUCTION_PATTERNS}}
+    for j in range(len(seeds)):
+        m = config.model()
+        m.load_state_dict({k: v[j].cpu() for k, v in fit["params"].items()})
+        m.eval()
+        out["dense"].append(accuracy(m, tx, ty))
+        pats = induction_patterns(config, m, tx[:256], seeds[j])
+        for p in INDUCTION_PATTERNS:
+            kept = []
+
+            def spy(i, q, k, f=pats[p]):
+                mk = f(i, q, k) & K.causal_mask(q.shape[-2]).to(q.device)
+                kept.append(float((mk.sum(-1).double() / torch.arange(1, q.shape[-2] + 1, device=q.device)).mean()))
+                return mk
+
+            out[p].append(accuracy(m, tx, ty, pattern=spy))
+            out[p + "_density"].append(float(np.mean(kept)))
+    return {k: (np.array(v) if isinstance(v, list) else v) for k, v in out.items()}

@@ -114,3 +114,44 @@ def plot_training(s2: dict, paths: dict, seqboat: dict, lemo: dict):
     ax.set_xticks(range(len(cols)), [c[0] for c in cols], rotation=25, ha="right", fontsize=8)
     plotting.label(ax, "training recipe", "query accuracy", "Training with sparse attention (global recall task)")
     return plotting.finish(fig, legend=False)
+
+
+def plot_trained_patterns(run: dict, patterns=("routing", "local", "seer", "block_local")):
+    """Per-seed accuracy of each pattern imposed on the dense model (step 0) and after joint fine-tuning with
+    it (:func:`~.experiments.run_trained_patterns`), the dense model's as a line; paired seeds joined."""
+    fig, axes = plotting.figure(ncols=1)
+    ax = axes[0]
+    fig.set_size_inches(7.0, 3.1)
+    for i, name in enumerate(patterns):
+        a, b = run[name]["imposed"], run[name]["trained"]
+        for x, v, c in ((i - 0.18, a, plotting.COLORS[0]), (i + 0.18, b, plotting.COLORS[1])):
+            ax.bar(x, np.mean(v), width=0.34, color=c)
+        ax.plot(np.stack([np.full(len(a), i - 0.18), np.full(len(b), i + 0.18)]), np.stack([a, b]), "k.-", ms=3, lw=0.6)
+    ax.axhline(np.mean(run["dense"]), color="0.3", ls="--", lw=1)
+    ax.bar(0, 0, color=plotting.COLORS[0], label="imposed on the dense model")
+    ax.bar(0, 0, color=plotting.COLORS[1], label="fine-tuned with the pattern")
+    ax.plot([], [], color="0.3", ls="--", label="dense model")
+    ax.set_xticks(range(len(patterns)), [PATTERN_LABELS[p] for p in patterns])
+    plotting.label(ax, "pattern (equal density)", "query accuracy", "Patterns imposed and trained (global recall task)")
+    ax.legend(fontsize=7)
+    return plotting.finish(fig, legend=False)
+
+
+def plot_induction(run: dict, level: float, patterns=("local", "strided", "random", "routing")):
+    """Left: training loss of the two-layer model per seed (10-step mean) with the plateau level; right:
+    accuracy on the induction task, dense and with each pattern imposed on both layers (seeds as dots)."""
+    fig, axes = plotting.figure(ncols=2)
+    loss = np.asarray(run["loss"])
+    k = np.ones(10) / 10
+    for j in range(loss.shape[1]):
+        axes[0].plot(np.arange(9, loss.shape[0]), np.convolve(loss[:, j], k, mode="valid"), lw=1, label=f"seed {j}")
+    axes[0].axhline(level, color="0.3", ls="--", lw=1, label="½ ln(symbols)")
+    plotting.label(axes[0], "training step", "training loss (nats, 10-step mean)", "Dense two-layer model")
+    axes[0].legend(fontsize=7)
+    cols = [("dense", run["dense"])] + [(PATTERN_LABELS[p], run[p]) for p in patterns]
+    for i, (name, v) in enumerate(cols):
+        axes[1].bar(i, np.mean(v), width=0.6, color=plotting.COLORS[i % len(plotting.COLORS)])
+        axes[1].plot(np.full(len(v), i), v, "k.", ms=3)
+    axes[1].set_xticks(range(len(cols)), [c[0] for c in cols], rotation=20, ha="right", fontsize=8)
+    plotting.label(axes[1], "pattern on both layers", "accuracy (second copy)", "Patterns imposed on the induction circuit")
+    return plotting.finish(fig, legend=False)
