@@ -32,7 +32,10 @@ Where each part lives:
   ``Activation`` (with ``topk_activation`` and ``apply_threshold``), re-exported here.
 
 - :mod:`sparsebook.lazy_neurons.figures`: one plotting function per figure, seed bands and intervals.
-This module only re-exports the chapter's public names.
+This module only re-exports the chapter's public names.  The figures are imported on first use
+(:data:`_FIGURES`, module ``__getattr__``): the seed workers of :func:`run_chapter` import this package
+to run the experiments and never draw, and matplotlib, SciPy and the statistics module they would
+otherwise load cost about a CPU second in every worker.
 """
 from sparsebook.lazy_neurons.experiments import (
     CONDITIONS, MLP, PARTS, PARTS_BY_SCALE, RECORDED_TYPES, SEEDS, ActivationRecorder, ActivationsConfig, ConditionsConfig,
@@ -43,10 +46,6 @@ from sparsebook.lazy_neurons.experiments import (
     run_emergence, run_family, run_mixer, run_scaling, run_speed, run_topk, run_transformer_scaling,
     scaling_estimates, sparse_activation_batch, topk_estimates, train, TemporalConfig, DriftingTemplates, DeltaMLP,
     run_temporal, temporal_estimates,
-)
-from sparsebook.lazy_neurons.figures import (
-    explore_emergence, plot_data, plot_emergence, plot_try_emergence, try_emergence, plot_firing, plot_mixer, plot_scaling, plot_sparsing_law, plot_speed, plot_topk,
-    plot_tradeoff, plot_temporal,
 )
 from sparsebook.lazy_neurons.kernels import (
     cats_threshold, cett, cett_threshold, chess_thresholds, core_neurons, dead_fraction, deft_density_loss,
@@ -82,3 +81,21 @@ __all__ = [
     # explorable figure and try-your-own cell
     "explore_emergence", "plot_try_emergence", "try_emergence",
 ]
+
+
+#: The figure functions, loaded from :mod:`sparsebook.lazy_neurons.figures` when first asked for.
+_FIGURES = ("explore_emergence", "plot_data", "plot_emergence", "plot_try_emergence", "try_emergence", "plot_firing",
+            "plot_mixer", "plot_scaling", "plot_sparsing_law", "plot_speed", "plot_topk", "plot_tradeoff",
+            "plot_temporal")
+
+
+def __getattr__(name: str):
+    if name in _FIGURES:
+        from sparsebook.lazy_neurons import figures
+
+        return getattr(figures, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_FIGURES))

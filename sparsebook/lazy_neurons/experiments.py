@@ -3,7 +3,6 @@ configs with ``preset(scale)`` and the runners ``run_<experiment>(config, seed)`
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -303,16 +302,10 @@ class EmergenceConfig:
 
 
 def _auto_device() -> str:
-    """"cuda" when a GPU is present, else "cpu" (used by the full-scale presets only).
-
-    On a GPU it also sets ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (unless set) before CUDA starts in the
-    process: :func:`sparsebook.seeding.seed_everything` turns on PyTorch's deterministic algorithms
-    (warn only), under which every cuBLAS call without that setting is nondeterministic and raises a
-    Python warning, a cost paid on every matrix product of every step."""
-    if torch.cuda.is_available():
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        return "cuda"
-    return "cpu"
+    """"cuda" when a GPU is present, else "cpu" (used by the full-scale presets only).  Deterministic
+    cuBLAS (``CUBLAS_WORKSPACE_CONFIG``) is set by :func:`sparsebook.seeding.seed_everything`, which
+    every runner calls before its first CUDA operation."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @lru_cache(maxsize=16)
@@ -1101,6 +1094,7 @@ def run_temporal(cfg: TemporalConfig, seed: int = 0) -> dict:
     if not isinstance(cfg, TemporalConfig):
         raise TypeError(f"cfg must be a TemporalConfig; got {type(cfg).__name__}")
     seed = check_int(seed, "seed", 0)
+    seed_everything(seed)          # before the first CUDA operation (deterministic cuBLAS); reseeded per model below
     dev = torch.device(cfg.device)
     video = DriftingTemplates(cfg, seed)
     rng = np.random.default_rng(seed)
