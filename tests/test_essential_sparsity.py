@@ -315,7 +315,8 @@ def test_masked_training_keeps_the_mask_and_gradual_pruning_reaches_the_target()
 def test_every_preset_builds_and_full_is_larger(scale):
     for cls in (es.ParentConfig, es.OneShotConfig, es.ObjectiveConfig, es.DataAmountConfig, es.EmergenceConfig,
                 es.RandomPruningConfig, es.GradualConfig, es.JourneyConfig, es.SoupConfig, es.NMTrainConfig,
-                es.FinetuneConfig, es.IMPConfig, es.ArchitectureConfig, es.TransformerConfig):
+                es.FinetuneConfig, es.IMPConfig, es.ArchitectureConfig, es.TransformerConfig,
+                es.TransformerFinetuneConfig):
         assert isinstance(cls.preset(scale), cls)
     if scale == "full":
         assert es.ParentConfig.preset("full").steps > es.ParentConfig.preset("ci").steps
@@ -695,3 +696,86 @@ def test_imp_masks_are_nested_and_differ_from_one_shot_after_training():
         es.IMPConfig(finetune=ft, sparsities=(0.8, 0.5))
     with pytest.raises(TypeError, match="IMPConfig"):
         es.run_imp(ft, seed=0)
+
+
+# ---------------------------------------------------------------------------
+# The Transformer with the authors' protocol: one-shot mask, then fine-tuning with the mask fixed
+# ---------------------------------------------------------------------------
+TINY_TF_FT = es.TransformerFinetuneConfig(transformer=TINY_TF, sparsities=(0.0, 0.3, 0.6, 0.8, 0.9), steps=15)
+
+
+def test_transformer_finetune_keeps_pruned_weights_zero_without_rezeroing():
+    r = es.run_transformer_finetune(TINY_TF_FT, seed=2)
+    assert r["masked_zero"] and r["sparsity_exact"]
+    assert r["acc"].shape == r["acc_oneshot"].shape == (5,) and r["dense_acc"] == r["acc"][0]
+    # no fine-tuning on the same masks is exactly the one-shot runner's curve at those sparsities
+    one = es.run_transformer_oneshot(TINY_TF, seed=2)
+    idx = [list(TINY_TF.sparsities).index(v) for v in TINY_TF_FT.sparsities]
+    np.testing.assert_allclose(r["acc_oneshot"], one["acc"][idx], atol=1e-12)
+    assert r["plateau_oneshot"] == es.essential_sparsity_point(r["sparsities"], r["acc_oneshot"], method="delta",
+                                                               delta=0.01)
+    assert set(r["knees"]) == set(r["knees_oneshot"]) == set(es.KNEE_METHODS)
+    again = es.run_transformer_finetune(TINY_TF_FT, seed=2)  # deterministic
+    assert np.array_equal(r["acc"], again["acc"]) and r["plateau"] == again["plateau"]
+
+
+def test_transformer_finetune_lowers_the_training_loss_of_a_pruned_model():
+    """The fine-tuning is on the per-token loss of the sorted half (a wrong loss, e.g. cross-entropy over
+    the sequence axis, would not lower it): at 60% sparsity the pruned model's test loss falls."""
+    from sparsebook.essential_sparsity.experiments import _token_ce, _train_sparse
+
+    model = TINY_TF.model()
+    model.load_state_dict(_train_transformer_cached(TINY_TF, 2)[0])
+    data = _transformer_data(TINY_TF, 2)
+    pool = es.transformer_pool(model)
+    masks = es.magnitude_mask({k: p.detach() for k, p in pool.items()}, 0.6)
+    es.apply_masks(model, masks)
+    before = es.evaluate(model, data, "loss")
+    _train_sparse(model, data, steps=30, lr=3e-3, batch_size=32, seed=0, names=list(pool), masks=masks,
+                  loss_fn=_token_ce)
+    assert es.evaluate(model, data, "loss") < before
+    assert all((p.detach()[~masks[k]] == 0).all() for k, p in pool.items())
+
+
+def test_fixed_mask_training_matches_rezeroing_every_step():
+    """A pruned weight gets zero gradient and zero Adam moments, so its update is exactly zero: training
+    without re-zeroing after each step gives bit-identical weights (with L2 weight decay too)."""
+    from sparsebook.essential_sparsity.experiments import _data, _train_sparse
+
+    out = []
+    for rezero in (True, False):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+        masks = {"0.weight": torch.rand(16, 64) > 0.5, "2.weight": torch.rand(10, 16) > 0.3}
+        _train_sparse(model, _data(0), steps=10, lr=1e-2, batch_size=32, seed=0, names=list(masks), masks=masks,
+                      weight_decay=1e-3, rezero=rezero)
+        out.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+    assert all(torch.equal(out[0][k], out[1][k]) for k in out[0])
+    with pytest.raises(ValueError, match="names"):
+        _train_sparse(model, _data(0), steps=1, lr=1e-2, batch_size=32, seed=0, names=["0.weight"], masks=masks)
+
+
+def test_transformer_finetune_config_presets_and_bad_values():
+    ci, full = es.TransformerFinetuneConfig.preset("ci"), es.TransformerFinetuneConfig.preset("full")
+    grid = es.OneShotConfig.preset("ci").sparsities
+    assert set(ci.sparsities) <= set(grid) and full.sparsities == grid  # subsets of the chapter's grid
+    assert [v for v in grid if v <= 0.8] == [v for v in ci.sparsities if v <= 0.8]  # every grid point up to 0.8
+    assert ci.transformer == es.TransformerConfig.preset("ci")  # the chapter's trained Transformer
+    assert full.transformer == es.TransformerConfig.preset("full") and full.steps > ci.steps
+    assert full.transformer.device == es.full_device()
+    for bad in (dict(steps=0), dict(lr=0.0), dict(sparsities=(0.0, 0.5, 0.4, 0.9)), dict(sparsities=(0.2, 0.5, 0.8, 0.9))):
+        with pytest.raises(ValueError):
+            es.TransformerFinetuneConfig(**bad)
+    with pytest.raises(TypeError, match="TransformerConfig"):
+        es.TransformerFinetuneConfig(transformer=es.OneShotConfig())
+    with pytest.raises(TypeError, match="TransformerFinetuneConfig"):
+        es.run_transformer_finetune(TINY_TF, seed=0)
+
+
+def test_full_transformer_finetune_runs_on_cpu_with_tiny_overrides():
+    from dataclasses import replace
+
+    tc = replace(es.TransformerConfig.preset("full"), steps=2, n_train=16, n_test=4, sparsities=(0.0, 0.5, 0.8, 0.9))
+    r = es.run_transformer_finetune(replace(es.TransformerFinetuneConfig.preset("full"), transformer=tc,
+                                            sparsities=(0.0, 0.5, 0.8, 0.9), steps=2), 0)
+    assert r["acc"].shape == (4,) and r["masked_zero"] and r["sparsity_exact"]

@@ -14,7 +14,8 @@ Kernels (PyTorch; JAX versions of the magnitude and N:M masks with a parity test
 
 Experiment runners ``run_<experiment>(config, seed=0)`` train small MLPs on
 scikit-learn's digits, and (:func:`run_transformer_oneshot`) a tiny Transformer on a
-synthetic sorting task (:func:`sort_task`); each takes a frozen config with
+synthetic sorting task (:func:`sort_task`), also fine-tuned with the one-shot mask fixed
+(:func:`run_transformer_finetune`); each takes a frozen config with
 ``preset(scale)``.  Trained parents are cached per (config, seed) so experiments share them.
 
 Where each part lives:
@@ -38,11 +39,12 @@ from sparsebook.essential_sparsity.experiments import (
     ObjectiveConfig, OneShotConfig, ParentConfig, RandomPruningConfig, SoupConfig, TransformerConfig,
     collect, evaluate, prunable, run_architecture, run_finetune, run_seed, run_seeds, run_data_amount, run_emergence, run_gradual, run_journey,
     run_nm_training, run_objectives, run_oneshot, run_random_pruning, run_soups, run_transformer_oneshot,
+    TransformerFinetuneConfig, run_transformer_finetune,
     small_cnn, sort_task, train_parent, transformer_pool,
 )
 from sparsebook.essential_sparsity.figures import (
     band, explore_layer_densities, plot_imp, knee_table, mlp_shapes, plot_emergence, plot_journey, plot_objectives, plot_oneshot, plot_soups_nm, plot_sparse_training,
-    plot_transformer, plot_try_layer_densities, try_layer_densities,
+    plot_transformer, plot_transformer_finetune, plot_try_layer_densities, try_layer_densities,
 )
 from sparsebook.essential_sparsity.kernels import (
     KNEE_METHODS, apply_masks, average_density, average_state_dicts, largest_rise_fraction, cubic_sparsity_schedule, erk_densities,
@@ -61,8 +63,9 @@ __all__ = [
     "NMTrainConfig", "FinetuneConfig", "run_finetune", "IMPConfig", "run_imp", "full_device", "imp_pairs", "run_seed", "run_seeds", "collect", "N_SEEDS", "train_parent", "run_oneshot", "run_objectives", "run_data_amount", "run_emergence",
     "run_random_pruning", "run_gradual", "run_journey", "run_soups", "run_nm_training",
     "sort_task", "TransformerConfig", "transformer_pool", "run_transformer_oneshot", "prunable", "evaluate",
+    "TransformerFinetuneConfig", "run_transformer_finetune",
     # figures and tables
     "knee_table", "plot_oneshot", "plot_objectives", "plot_emergence", "plot_sparse_training", "plot_journey",
-    "plot_transformer", "plot_soups_nm", "plot_imp", "band", "explore_layer_densities", "mlp_shapes", "plot_try_layer_densities",
+    "plot_transformer", "plot_transformer_finetune", "plot_soups_nm", "plot_imp", "band", "explore_layer_densities", "mlp_shapes", "plot_try_layer_densities",
     "try_layer_densities",
 ]

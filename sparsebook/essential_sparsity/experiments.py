@@ -24,10 +24,6 @@ from sparsebook.seeding import seed_everything
 from sparsebook.train import fit
 from sparsebook.validate import check_int, check_real
 
-# cuBLAS is deterministic only with a fixed workspace (seed_everything turns PyTorch's deterministic mode on);
-# set before the first CUDA matmul of the process, harmless on the CPU.
-os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-
 DEVICES = ("cpu", "cuda")
 
 
@@ -288,12 +284,20 @@ def train_parent(cfg: ParentConfig, seed: int = 0) -> tuple[nn.Module, dict]:
 
 def _train_sparse(model: nn.Module, data: dict, *, steps: int, lr: float, batch_size: int, seed: int,
                   names: Sequence[str], masks: dict | None = None, schedule=None, weight_decay: float = 0.0,
-                  x=None, y=None) -> nn.Module:
-    """Train ``model`` keeping ``masks`` fixed (``w ← w ⊙ m`` after every step), or, with ``schedule``
+                  x=None, y=None, loss_fn=None, rezero: bool = False) -> nn.Module:
+    """Train ``model`` keeping ``masks`` fixed (``w ← w ⊙ m``, pruned weights get no gradient), or, with ``schedule``
     (``step -> sparsity``), re-prune the weights ``names`` by global magnitude whenever the target rises.
 
     The gradients of pruned weights are zeroed too (a hook on each of ``names``), so Adam's moments
-    do not accumulate on weights the mask removes (as ``torch.nn.utils.prune``'s re-parametrisation)."""
+    do not accumulate on weights the mask removes (as ``torch.nn.utils.prune``'s re-parametrisation).
+    With fixed ``masks`` (and ``rezero=False``, the default) the weights are masked once before training
+    and not re-zeroed after each step: a pruned weight gets a zero gradient, hence zero Adam moments and an
+    update of exactly zero (L2 weight decay adds ``λ·0``), so it stays zero, which callers verify
+    (same numbers as re-zeroing every step, without its per-step cost).  ``loss_fn`` as in
+    :func:`~sparsebook.train.fit`."""
+    if masks and not set(masks) <= set(names or []):
+        raise ValueError(f"every masked weight must be in names (its gradient is masked); "
+                         f"missing: {sorted(set(masks) - set(names or []))}")
     state = {"masks": dict(masks) if masks else None, "s": -1.0}
     params = dict(model.named_parameters())
     hooks = []
@@ -314,9 +318,12 @@ def _train_sparse(model: nn.Module, data: dict, *, steps: int, lr: float, batch_
 
     x = data["x_train"] if x is None else x
     y = data["y_train"] if y is None else y
+    each_step = rezero or schedule is not None
+    if not each_step and state["masks"]:
+        apply_masks(model, state["masks"])
     try:
         fit(model, x, y, steps=steps, lr=lr, batch_size=batch_size, seed=seed, weight_decay=weight_decay,
-            callback=cb, every=1)
+            callback=cb if each_step else None, every=1 if each_step else 0, loss_fn=loss_fn)
     finally:
         for h in hooks:
             h.remove()
@@ -1022,6 +1029,15 @@ def transformer_pool(model: TinyTransformer) -> dict[str, nn.Parameter]:
             for i, blk in enumerate(model.blocks) for name in ("qkv", "out", "up", "down")}
 
 
+def _check_curve_grid(sparsities) -> None:
+    """A sparsity grid for a knee: starts at 0 (the dense reference), increases strictly, stays below 1,
+    and has at least 4 points (the hinge fit)."""
+    s = np.asarray(sparsities, dtype=float)
+    if s.ndim != 1 or s.size < 4 or s[0] != 0.0 or (np.diff(s) <= 0).any() or s[-1] >= 1:
+        raise ValueError("sparsities must start at 0, increase strictly, stay below 1 and have at least 4 points; "
+                         f"got {sparsities}")
+
+
 @dataclass(frozen=True)
 class TransformerConfig:
     """A decoder-only :class:`~sparsebook.models.TinyTransformer` (pre-LayerNorm, causal) trained on
@@ -1056,10 +1072,7 @@ class TransformerConfig:
         _check_device(self.device)
         if self.d_model % self.heads:
             raise ValueError(f"d_model must be divisible by heads; got d_model={self.d_model}, heads={self.heads}")
-        s = np.asarray(self.sparsities, dtype=float)
-        if s.ndim != 1 or s.size < 4 or s[0] != 0.0 or (np.diff(s) <= 0).any() or s[-1] >= 1:
-            raise ValueError("sparsities must start at 0, increase strictly, stay below 1 and have at least 4 points; "
-                             f"got {self.sparsities}")
+        _check_curve_grid(self.sparsities)
 
     def model(self) -> TinyTransformer:
         """A freshly initialised model (seed first) on ``device`` (drawn on the CPU, then moved):
@@ -1127,6 +1140,79 @@ def run_transformer_oneshot(config: TransformerConfig, seed: int = 0) -> dict:
             "n_params": sum(p.numel() for p in model.parameters()), "train_loss": train_loss}
 
 
+@dataclass(frozen=True)
+class TransformerFinetuneConfig:
+    """The authors' BERT/ViT protocol on the Transformer of :class:`TransformerConfig` (the same trained
+    model): prune :func:`transformer_pool` one-shot by global magnitude at each of ``sparsities``, then
+    fine-tune ``steps`` Adam steps on the task with the mask fixed (the gradients of pruned weights are
+    zeroed, so they stay exactly zero)."""
+
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    #: a subset of the chapter's grid: every grid point up to 0.8 (where the plateau is read), then 0.87 and 0.94
+    sparsities: tuple = (0.0, 0.2, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.87, 0.94)
+    steps: int = 20
+    lr: float = 1e-3
+
+    @classmethod
+    def preset(cls, scale: str = "ci") -> "TransformerFinetuneConfig":
+        # full: the whole ci grid (19 sparsities), 100 steps each, a third of the full Transformer's training
+        full = check_scale(scale) == "full"
+        return cls(transformer=TransformerConfig.preset(scale), sparsities=_grid("ci") if full else cls.sparsities,
+                   steps=100 if full else cls.steps)
+
+    def __post_init__(self):
+        if not isinstance(self.transformer, TransformerConfig):
+            raise TypeError(f"transformer must be a TransformerConfig; got {type(self.transformer).__name__}")
+        check_int(self.steps, "steps", 1)
+        check_real(self.lr, "lr", 0, None, low_open=True)
+        _check_curve_grid(self.sparsities)
+
+
+def run_transformer_finetune(config: TransformerFinetuneConfig, seed: int = 0) -> dict:
+    """One-shot pruning of the trained Transformer, then fine-tuning with the mask fixed, at every sparsity.
+
+    Each sparsity starts from the same trained model (:func:`run_transformer_oneshot`'s, cached), prunes
+    the attention + FFN pool to it, scores the pruned model (no fine-tuning: the Vicuna-style curve on the
+    same masks), fine-tunes it ``steps`` steps (batch order of seed ``seed + 7``, the same at every sparsity;
+    the dense point is fine-tuned too, so the reference moves with the protocol) and scores it again.
+
+    Returns ``{"sparsities" (S,), "acc" (S,) (fine-tuned), "acc_oneshot" (S,) (same masks, no fine-tuning),
+    "dense_acc" (fine-tuned dense), "knees", "knees_oneshot": {method: sparsity}, "plateau",
+    "plateau_oneshot" (delta knee at 1 point, each against its own dense point), "sharpness",
+    "masked_zero" (every pruned weight exactly zero after fine-tuning, at every sparsity),
+    "sparsity_exact" (the pool's zeros number exactly the pruned count)}``.
+    """
+    if not isinstance(config, TransformerFinetuneConfig):
+        raise TypeError(f"config must be a TransformerFinetuneConfig; got {type(config).__name__}")
+    seed = check_int(seed, "seed", 0)
+    seed_everything(seed)
+    tc = config.transformer
+    state, _ = _train_transformer_cached(tc, seed)
+    data = _transformer_data(tc, seed)
+    s = np.array(config.sparsities, dtype=float)
+    acc, acc0, zero_ok, exact = [], [], True, True
+    for sp in s:
+        model = tc.model()
+        model.load_state_dict(state)
+        ws = transformer_pool(model)
+        masks = magnitude_mask({k: v.detach() for k, v in ws.items()}, float(sp))
+        apply_masks(model, masks)
+        acc0.append(evaluate(model, data))
+        _train_sparse(model, data, steps=config.steps, lr=config.lr, batch_size=tc.batch_size, seed=seed + 7,
+                      names=list(ws), masks=masks, loss_fn=_token_ce)
+        zero_ok &= all(bool((p.detach()[~masks[k]] == 0).all()) for k, p in ws.items())
+        n = sum(p.numel() for p in ws.values())
+        exact &= sum(int((p.detach() == 0).sum()) for p in ws.values()) >= n_pruned(float(sp), n)
+        acc.append(evaluate(model, data))
+    acc, acc0 = np.array(acc), np.array(acc0)
+    delta = functools.partial(essential_sparsity_point, s, method="delta", delta=0.01)
+    return {"sparsities": s, "acc": acc, "acc_oneshot": acc0, "dense_acc": float(acc[0]),
+            "knees": {m: essential_sparsity_point(s, acc, method=m) for m in KNEE_METHODS},
+            "knees_oneshot": {m: essential_sparsity_point(s, acc0, method=m) for m in KNEE_METHODS},
+            "plateau": delta(acc), "plateau_oneshot": delta(acc0), "sharpness": knee_sharpness(s, acc),
+            "masked_zero": bool(zero_ok), "sparsity_exact": bool(exact)}
+
+
 # ---------------------------------------------------------------------------
 # Every experiment over seeds
 # ---------------------------------------------------------------------------
@@ -1135,8 +1221,8 @@ N_SEEDS = {"ci": 5, "full": 10}
 
 
 #: The experiments in the two halves of :func:`run_seed` (about equal cost at ``ci``).
-PARTS = {"a": ("oneshot", "cnn", "finetune", "imp", "transformer", "objectives", "emergence"),
-         "b": ("amount", "random", "gradual", "journey", "soups", "nm")}
+PARTS = {"a": ("oneshot", "cnn", "finetune", "transformer", "transformer_ft", "objectives", "emergence"),
+         "b": ("amount", "imp", "random", "gradual", "journey", "soups", "nm")}
 
 
 def _run_experiment(name: str, seed: int, scale: str) -> dict:
@@ -1145,7 +1231,8 @@ def _run_experiment(name: str, seed: int, scale: str) -> dict:
         out.pop("train_loss")
         return out
     runner, cfg = {"oneshot": (run_oneshot, OneShotConfig), "cnn": (run_architecture, ArchitectureConfig),
-                   "finetune": (run_finetune, FinetuneConfig), "imp": (run_imp, IMPConfig), "objectives": (run_objectives, ObjectiveConfig),
+                   "finetune": (run_finetune, FinetuneConfig), "imp": (run_imp, IMPConfig),
+                   "transformer_ft": (run_transformer_finetune, TransformerFinetuneConfig), "objectives": (run_objectives, ObjectiveConfig),
                    "amount": (run_data_amount, DataAmountConfig), "emergence": (run_emergence, EmergenceConfig),
                    "random": (run_random_pruning, RandomPruningConfig), "gradual": (run_gradual, GradualConfig),
                    "journey": (run_journey, JourneyConfig), "soups": (run_soups, SoupConfig),

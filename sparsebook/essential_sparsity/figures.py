@@ -91,6 +91,33 @@ def plot_transformer(runs):
     return plotting.finish(fig)
 
 
+def plot_transformer_finetune(runs):
+    """The Transformer with the authors' BERT/ViT protocol: left, held-out accuracy against sparsity for the
+    one-shot masks without fine-tuning and after fine-tuning with the mask fixed (mean and 95% band), with
+    each curve's essential sparsity (last point within 1 point of its own dense accuracy, mean over seeds);
+    right, that essential sparsity per seed, without and with fine-tuning (one line per seed)."""
+    from sparsebook import plotting
+
+    s = runs[0]["transformer_ft"]["sparsities"]
+    fig, (a, b) = plotting.figure(2)
+    l0 = _plot_band(a, s, collect(runs, "transformer_ft", "acc_oneshot"), "o--", "no fine-tuning (Vicuna-style)")
+    l1 = _plot_band(a, s, collect(runs, "transformer_ft", "acc"), "s-", "fine-tuned, mask fixed (BERT/ViT protocol)")
+    _mark_knees(a, runs, "transformer_ft", "plateau_oneshot", color=l0.get_color(),
+                label="no fine-tuning: last point within 1 point")
+    _mark_knees(a, runs, "transformer_ft", "plateau", color=l1.get_color(),
+                label="fine-tuned: last point within 1 point")
+    plotting.label(a, "sparsity (fraction of attention + FFN weights removed)", "held-out token accuracy",
+                   "sorting Transformer, same one-shot masks")
+    pairs = np.stack([collect(runs, "transformer_ft", "plateau_oneshot"), collect(runs, "transformer_ft", "plateau")], 1)
+    for j, row in enumerate(pairs):
+        b.plot([0, 1], row, "o-", color="0.45", alpha=0.8, label="one seed (equal values overlap)" if j == 0 else None)
+    b.plot([0, 1], pairs.mean(0), "s-", color="k", lw=2, label="mean over seeds")
+    b.set_xticks([0, 1], ["no fine-tuning", "fine-tuned"])
+    b.set_xlim(-0.3, 1.3)
+    plotting.label(b, "protocol", "essential sparsity (last point within 1 point)", "per seed, paired")
+    return plotting.finish(fig)
+
+
 def plot_objectives(runs):
     """Left: probe accuracy against encoder sparsity for both objectives, with the raw-pixel and untrained-encoder
     probes as references; right: accuracy per data fraction, knees marked."""
