@@ -326,3 +326,18 @@ def test_train_one_cycle_schedule_and_member_independence():
     b = si.train_one_cycle(make, x, y, [5], steps=20, lr=0.1, batch_size=4)
     assert np.allclose(a["loss"][:, 1], b["loss"][:, 0], atol=1e-5)
     assert torch.allclose(a["predict"](x)[1], b["predict"](x)[0], atol=1e-5)
+
+
+def test_over_jobs_cuts_the_seeds_into_the_same_chunks_for_every_job():
+    from sparsebook.sparse_inputs.experiments import _over_jobs
+
+    runner = lambda seeds, tag: [(tag, s, tuple(seeds)) for s in seeds]
+    out = _over_jobs(runner, {"a": ("A",), ("b", 2): ("B",)}, range(5), 3, 1)
+    assert list(out) == ["a", ("b", 2)]
+    assert out["a"] == [("A", 0, (0, 1, 2)), ("A", 1, (0, 1, 2)), ("A", 2, (0, 1, 2)), ("A", 3, (3, 4)), ("A", 4, (3, 4))]
+    assert [r[2] for r in out[("b", 2)]] == [(0, 1, 2)] * 3 + [(3, 4)] * 2
+    with pytest.raises(ValueError, match="batch"):
+        _over_jobs(runner, {"a": ("A",)}, range(5), 0, 1)
+    # a cost only changes the order of submission, not which result lands where
+    assert _over_jobs(runner, {"a": ("A",), "b": ("B",)}, range(5), 2, 1, cost=lambda a: a[0] == "B") == \
+        _over_jobs(runner, {"a": ("A",), "b": ("B",)}, range(5), 2, 1)
