@@ -341,3 +341,21 @@ def test_over_jobs_cuts_the_seeds_into_the_same_chunks_for_every_job():
     # a cost only changes the order of submission, not which result lands where
     assert _over_jobs(runner, {"a": ("A",), "b": ("B",)}, range(5), 2, 1, cost=lambda a: a[0] == "B") == \
         _over_jobs(runner, {"a": ("A",), "b": ("B",)}, range(5), 2, 1)
+
+
+def test_full_suites_run_on_a_tiny_smoke_config():
+    """The full presets' code path (10-seed chunks, every condition) on a CPU, shrunk to a few steps."""
+    from dataclasses import replace
+
+    ctr = si.CTRSuiteConfig.preset("full")
+    assert ctr.batch == si.N_SEEDS["full"] and ctr.interests == (1, 2, 4, 8) and ctr.base.steps == 4000
+    tiny = replace(ctr, base=replace(ctr.base, n_items=100, n_train=64, n_test=32, n_eval=16, steps=2, batch_size=8,
+                                     evals=1, device="cpu"))
+    runs = si.run_ctr_suite(tiny, [0, 1, 2], workers=1)
+    assert len(runs) == 12 and all(len(v) == 3 for v in runs.values())
+    assert all(0 <= r["test_auc"] <= 1 for v in runs.values() for r in v)
+    ops = si.OperatorSuiteConfig.preset("full")
+    assert ops.batch == si.N_SEEDS["full"] and ops.base.steps == 1000
+    tiny = replace(ops, base=replace(ops.base, n_train=(2, 4, 6, 8), n_test=4, steps=2, batch_size=2, device="cpu"))
+    op = si.run_operator_suite(tiny, [0, 1], workers=1)
+    assert len(op) == 13 and all(len(v) == 2 and np.isfinite(v[0]["test_err"]) for v in op.values())

@@ -239,6 +239,17 @@ class CTRConfig:
     At ``ci`` the vocabulary is small (200 goods ids, 10 per interest) and the learning rate high
     (0.02 for 300 steps), so that every model trains to near its best within the time budget: with
     1,000 ids and 0.005 for 200 steps every model stayed near AUC 0.58 against an attainable 0.8.
+
+    ``full`` (one GPU, 16 host cores, at most 9 minutes for the whole chapter): 200,000 goods ids in
+    50 interests, 400,000 training samples, the paper's MLP 200-80, 4,000 steps of 1,024 (about ten
+    epochs).  It had 8,000 steps, which cannot fit: the 12 conditions of the suite run as one
+    10-seed task each; a step of the batched model is 220 (sum pooling) to 420 (DIN with Dice)
+    PyTorch operations (counted with the profiler), launch-bound on a GPU at about 10-15 µs each,
+    so 3-6 ms a step, and drawing one seed's data takes 1.8 CPU s: about 20 s + 24-48 s a
+    condition at 8,000 steps, 9-14 minutes for the 12 on one process and 3-5 minutes on three
+    workers sharing the GPU, before the operators' section.  At 4,000 steps: 2-3 minutes on three
+    workers.  The final evaluation holds about 8 GB of activations per 10-seed task (50,000 test
+    users, whole-batch Dice statistics).
     """
 
     n_items: int = 200
@@ -270,7 +281,7 @@ class CTRConfig:
     def preset(cls, scale: str = "ci", **changes) -> "CTRConfig":
         check_scale(scale)
         base = cls() if scale == "ci" else cls(n_items=200_000, n_interests=50, n_train=400_000, n_test=50_000,
-                                                hidden=(200, 80), att_hidden=36, dim=16, hist_len=20, steps=8000,
+                                                hidden=(200, 80), att_hidden=36, dim=16, hist_len=20, steps=4000,
                                                 batch_size=1024, lr=0.005, evals=10, device=str(device_for(scale)))
         return replace(base, **changes)
 
@@ -607,6 +618,13 @@ class OperatorConfig:
     Optimisation (all three models alike): Adam with L2 ``weight_decay`` and a one-cycle schedule
     peaking at ``lr``, starting at ``lr/div_factor`` and ending at ``lr/(div_factor·final_div_factor)``
     (the MgNO authors' settings: weight decay 1e-4, ``div_factor`` 2, ``final_div_factor`` 100).
+
+    ``full`` (one GPU, at most 9 minutes for the whole chapter): 129-node grids with 7 levels, 16
+    channels, training sizes up to 1,024, 1,000 steps of 32.  It had 4,000 steps, which cannot fit:
+    a vmapped MgNO step of 10 seeds is about 3,700 PyTorch operations (profiler count; FNO 290,
+    CNN 140), launch-bound on a GPU at 40-55 ms a step, so 3 minutes per MgNO condition and 20
+    minutes for the section's 13 conditions on one process (about 7 on three workers).  At 1,000
+    steps: about 5 minutes on one process, 2-3 on three workers.
     """
 
     dim: int = 1
@@ -631,7 +649,7 @@ class OperatorConfig:
     def preset(cls, scale: str = "ci", **changes) -> "OperatorConfig":
         check_scale(scale)
         base = cls() if scale == "ci" else cls(n_grid=129, n_train=(16, 64, 256, 1024), n_test=500, channels=16, levels=7,
-                                                modes=16, steps=4000, batch_size=32, device=str(device_for(scale)))
+                                                modes=16, steps=1000, batch_size=32, device=str(device_for(scale)))
         return replace(base, **changes)
 
 
@@ -779,9 +797,11 @@ def _over_jobs(runner, jobs: dict, seeds: Sequence[int], batch: int, workers: in
 @dataclass(frozen=True)
 class CTRSuiteConfig:
     """The DIN section: interests per user swept for sum pooling and DIN; every variant of
-    :data:`CTR_VARIANTS` at the largest ``m``.  ``batch``: seeds trained as one batched run (3 at
-    ``ci``: two chunks for five seeds on two cores; every seed at ``full``: on a GPU one step costs
-    about the same for 3 or 10 seeds, so one chunk per condition)."""
+    :data:`CTR_VARIANTS` at the largest ``m``.  ``batch``: seeds trained as one batched run.  At
+    ``ci`` 3 (chunks of 3 and 2 seeds): on a CPU this model costs per number, so one chunk of 5
+    saves nothing (54 against 58 CPU s for the section), and it would change the results (the
+    dropout masks are drawn over the whole ``[K, B, L]`` batch).  At ``full`` every seed: on a GPU
+    a step is launch-bound and costs about the same for 3 or 10 seeds, so one task per condition."""
 
     interests: tuple = (1, 4)
     base: CTRConfig = CTRConfig()
