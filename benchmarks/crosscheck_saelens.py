@@ -138,7 +138,8 @@ def _stats(codes: np.ndarray, x: np.ndarray) -> dict:
 
 def generator_rows(n: int = N_SAMPLES, seed: int = 0) -> tuple[list[dict], list[dict], list[dict]]:
     """Probabilities, activation statistics and dictionary statistics, ours against SAELens's."""
-    from sae_lens.synthetic import ActivationGenerator, FeatureDictionary, zipfian_firing_probabilities
+    from sae_lens.synthetic import (ActivationGenerator, ConstantFiringProbabilityConfig, FeatureDictionary,
+                                    zipfian_firing_probabilities)
 
     from sparsebook import sparse_autoencoders as sa
     from sparsebook.sparse_autoencoders import experiments as ex
@@ -151,7 +152,7 @@ def generator_rows(n: int = N_SAMPLES, seed: int = 0) -> tuple[list[dict], list[
         if zipf > 0:
             theirs = zipfian_firing_probabilities(F, exponent=zipf, max_prob=float(p[0]), min_prob=float(p[-1])).double().numpy()
         else:
-            theirs = np.full(F, cfg.mean_p)     # SAELens's ConstantFiringProbabilityConfig
+            theirs = ConstantFiringProbabilityConfig(probability=cfg.mean_p).generate(F).double().numpy()
         prob_rows.append({"law": law, "max_rel": float(np.max(np.abs(theirs - p) / p)), "p1": float(p[0]), "pF": float(p[-1])})
         rng = np.random.default_rng(seed + 10 * (zipf > 0))
         D = ex.random_dictionary(F, d, rng)
@@ -278,7 +279,7 @@ def render(metrics, probs, acts, dicts, seconds: float, tol: float) -> str:
               "SAELens's function reproduces when given the centred code columns.\n",
               "## 2. Generators at the same settings\n",
               "Firing probabilities (ours `firing_probabilities(F, p̄, zipf)`; SAELens `zipfian_firing_probabilities(F, zipf, "
-              "max_prob=p_1, min_prob=p_F)`, or a constant for uniform firing):\n",
+              "max_prob=p_1, min_prob=p_F)`, or `ConstantFiringProbabilityConfig(p̄)` for uniform firing; SAELens works in float32):\n",
               "| firing | p_1 | p_F | max relative difference |", "|---|---|---|---|"]
     lines += [f"| {r['law']} | {r['p1']:.4g} | {r['pF']:.4g} | {r['max_rel']:.1e} |" for r in probs]
     n = acts[0]["n"]
