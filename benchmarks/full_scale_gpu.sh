@@ -7,7 +7,8 @@
 #   bash benchmarks/full_scale_gpu.sh run SECONDS SPEC… # there: each chapter in parallel, at most
 #                                                       # SECONDS each, `python -m sparsebook reproduce
 #                                                       # KEY --scale full`; logs, notebooks, figures and
-#                                                       # claims.json as $OUT/KEY.tgz (or /tmp/full/KEY)
+#                                                       # claims.json, and every training loop's progress
+#                                                       # (progress.log), as $OUT/KEY.tgz (or /tmp/full/KEY)
 # SPEC is KEY[:GPU[:WORKERS]]: the chapter, the GPU it sees (CUDA_VISIBLE_DEVICES, default 0) and its
 # number of worker processes (SPARSEBOOK_WORKERS, default 3).  Chapters on one GPU share it.
 set -u
@@ -35,6 +36,7 @@ run)
     IFS=: read -r k gpu workers <<< "$spec"; keys+=("$k")
     ( mkdir -p /tmp/full/$k
       CUDA_VISIBLE_DEVICES=${gpu:-0} SPARSEBOOK_WORKERS=${workers:-$SPARSEBOOK_WORKERS} \
+      SPARSEBOOK_PROGRESS=/tmp/full/$k/progress.log \
       /usr/bin/time -f "$k: wall %e s, max RSS %M KB" timeout "$T" python3 -m sparsebook reproduce "$k" --scale full \
         --out /tmp/full/$k > /tmp/full/$k/run.log 2>&1
       echo "$k: exit status $?" >> /tmp/full/$k/run.log ) &

@@ -17,6 +17,9 @@ Same seed, same numbers on one machine: :func:`fit` calls :func:`sparsebook.seed
 """
 from __future__ import annotations
 
+import os
+import sys
+import time
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -43,6 +46,47 @@ def make_optimizer(params: Iterable[torch.Tensor], optimizer: str = "adam", lr: 
     return OPTIMIZERS[optimizer](list(params), lr=lr, weight_decay=weight_decay, foreach=True)
 
 
+#: Environment variable naming a file to which :func:`run_steps` appends its progress (for long
+#: runs, e.g. ``reproduce KEY --scale full``; worker processes inherit it).  Unset: no progress.
+PROGRESS_ENV = "SPARSEBOOK_PROGRESS"
+PROGRESS_EVERY_S = 15.0
+
+
+class _Progress:
+    """Progress lines of one :func:`run_steps` call, appended to the file named by ``$SPARSEBOOK_PROGRESS``:
+    ``pid caller shapes: step s/S, t s elapsed, r steps/s, about e s left`` every ``PROGRESS_EVERY_S``
+    seconds and a ``done`` line at the end.  ``caller`` is the function that called ``run_steps``
+    (``module:function``): where the time goes in a chapter that runs longer than expected."""
+
+    def __init__(self, path: str, steps: int, opt: torch.optim.Optimizer):
+        caller = sys._getframe(2)
+        while caller.f_back is not None and caller.f_globals.get("__name__") == __name__:
+            caller = caller.f_back      # through fit / fit_seeds to the chapter's runner
+        self.path, self.steps = path, steps
+        shapes = [tuple(p.shape) for g in opt.param_groups for p in g["params"]][:3]
+        device = next((p.device.type for g in opt.param_groups for p in g["params"]), "?")
+        self.tag = (f"{os.getpid()} {caller.f_globals.get('__name__', '?')}:{caller.f_code.co_name} "
+                    f"[{device}, first parameters {shapes}]")
+        self.t0 = self.last = time.monotonic()
+        self._write(f"start, {steps} steps")
+
+    def _write(self, text: str) -> None:
+        with open(self.path, "a") as f:
+            f.write(f"{time.strftime('%H:%M:%S')} {self.tag}: {text}\n")
+
+    def step(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY_S:
+            self.last = now
+            rate = done / (now - self.t0)
+            self._write(f"step {done}/{self.steps}, {now - self.t0:.0f} s elapsed, {rate:.1f} steps/s, "
+                        f"about {(self.steps - done) / rate:.0f} s left")
+
+    def done(self) -> None:
+        t = time.monotonic() - self.t0
+        self._write(f"done, {self.steps} steps in {t:.1f} s ({self.steps / max(t, 1e-9):.1f} steps/s)")
+
+
 def run_steps(opt: torch.optim.Optimizer, objective: Callable[[int], tuple], *, steps: int,
               on_step: Callable[[int], None] | None = None) -> np.ndarray:
     """The one optimisation loop: for ``s = 0 … steps−1``: ``total, logged = objective(s)``;
@@ -51,9 +95,12 @@ def run_steps(opt: torch.optim.Optimizer, objective: Callable[[int], tuple], *, 
     ``total`` is the scalar that is differentiated (loss plus penalties); ``logged`` is what is
     recorded (a scalar, or a vector of per-member losses for an ensemble).  Returns the logged
     values, shape ``[steps]`` or ``[steps, K]``, float64.  Logged tensors stay on their device until
-    the end (one copy to the host, not one synchronisation per step on a GPU).
+    the end (one copy to the host, not one synchronisation per step on a GPU).  With
+    ``$SPARSEBOOK_PROGRESS`` set to a file name, progress is appended there (:class:`_Progress`).
     """
     steps = check_int(steps, "steps", 1)
+    path = os.environ.get(PROGRESS_ENV)
+    progress = _Progress(path, steps, opt) if path else None
     logged_all = []
     for s in range(steps):
         total, logged = objective(s)
@@ -64,7 +111,12 @@ def run_steps(opt: torch.optim.Optimizer, objective: Callable[[int], tuple], *, 
                           else torch.as_tensor(np.asarray(logged, float)))
         if on_step is not None:
             on_step(s + 1)
-    return np.stack([v.double().cpu().numpy() for v in logged_all])
+        if progress is not None:
+            progress.step(s + 1)
+    out = np.stack([v.double().cpu().numpy() for v in logged_all])
+    if progress is not None:
+        progress.done()
+    return out
 
 
 def batch_order(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:

@@ -147,3 +147,39 @@ def test_make_optimizer_multi_tensor_updates_are_bit_identical_to_one_tensor_at_
 
     assert make_optimizer([torch.zeros(1, requires_grad=True)], name).param_groups[0]["foreach"] is True
     assert torch.equal(train(True), train(False))
+
+
+def test_run_steps_appends_progress_to_the_file_named_by_the_environment(tmp_path, monkeypatch):
+    """Long runs say where they are: with $SPARSEBOOK_PROGRESS set, run_steps names its caller and
+    appends a start line, periodic step lines and a done line; the numbers are those without it."""
+    from sparsebook import train as tr
+
+    def go():
+        torch.manual_seed(0)
+        w = torch.nn.Parameter(torch.ones(3))
+        opt = tr.make_optimizer([w], "sgd", lr=0.1)
+        return tr.run_steps(opt, lambda s: ((w ** 2).sum(),) * 2, steps=5)
+
+    plain = go()
+    log = tmp_path / "progress.log"
+    monkeypatch.setenv(tr.PROGRESS_ENV, str(log))
+    monkeypatch.setattr(tr, "PROGRESS_EVERY_S", 0.0)
+    np.testing.assert_array_equal(go(), plain)
+    lines = log.read_text().splitlines()
+    assert "test_train:go" in lines[0] and "start, 5 steps" in lines[0] and "[cpu, first parameters [(3,)]]" in lines[0]
+    assert [l.split(": ", 1)[1].split(",")[0] for l in lines[1:-1]] == [f"step {s}/5" for s in range(1, 6)]
+    assert "done, 5 steps in" in lines[-1]
+
+
+def test_progress_names_the_runner_that_called_fit_seeds(tmp_path, monkeypatch):
+    from sparsebook import train as tr
+
+    log = tmp_path / "progress.log"
+    monkeypatch.setenv(tr.PROGRESS_ENV, str(log))
+
+    def my_runner():
+        x, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
+        return tr.fit_seeds(lambda: torch.nn.Linear(4, 2), x, y, seeds=[0, 1], steps=3, lr=0.1, batch_size=8)
+
+    my_runner()
+    assert "test_train:my_runner" in log.read_text().splitlines()[0]
