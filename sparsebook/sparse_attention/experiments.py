@@ -705,7 +705,9 @@ def run_trained_patterns(config: TrainedPatternConfig, seed: int = 0) -> dict:
     own = {"routing": {"centroids": torch.stack([f["centroids"][cfg.keys] for f in fits])},
            "seer": {"seer.wq": torch.stack([f["gate"].wq for f in fits]),
                     "seer.wk": torch.stack([f["gate"].wk for f in fits])}}
-    out = {"dense": np.array([accuracy(m, x, y) for m in members(cfg, {"params": dense})])}
+    dev = _device(cfg.scale)
+    xd, yd = x.to(dev), y.to(dev)
+    out = {"dense": np.array([accuracy(m.to(dev), xd, yd) for m in members(cfg, {"params": dense})])}
     for name, (mode, pattern, kw) in config.model_kw().items():
         init = {**dense, **own.get(name, {})}
         seed_everything(seeds[0])
@@ -713,10 +715,10 @@ def run_trained_patterns(config: TrainedPatternConfig, seed: int = 0) -> dict:
                      gate_weight=config.aux, data_seed=80_000, model_kw=kw)
         res = {}
         for when, params in (("imposed", init), ("trained", fit["params"])):
-            ms = members(cfg, {"params": params}, mode, pattern, **kw)
-            res[when] = np.array([accuracy(m, x, y) for m in ms])
+            ms = [m.to(dev) for m in members(cfg, {"params": params}, mode, pattern, **kw)]  # evaluated on the device
+            res[when] = np.array([accuracy(m, xd, yd) for m in ms])
             if name == "routing":
-                res["density_" + when] = np.array([routing_density(m, x, rows) for m in ms])
+                res["density_" + when] = np.array([routing_density(m, xd, rows.to(dev)) for m in ms])
         out[name] = res
     return out
 
