@@ -63,8 +63,9 @@ class _Progress:
         while caller.f_back is not None and caller.f_globals.get("__name__") == __name__:
             caller = caller.f_back      # through fit / fit_seeds to the chapter's runner
         self.path, self.steps = path, steps
-        shapes = [tuple(p.shape) for g in opt.param_groups for p in g["params"]][:3]
-        device = next((p.device.type for g in opt.param_groups for p in g["params"]), "?")
+        params = [p for g in getattr(opt, "param_groups", ()) for p in g["params"]]   # any optimiser-like object
+        shapes = [tuple(p.shape) for p in params[:3]]
+        device = params[0].device.type if params else "?"
         self.tag = (f"{os.getpid()} {caller.f_globals.get('__name__', '?')}:{caller.f_code.co_name} "
                     f"[{device}, first parameters {shapes}]")
         self.t0 = self.last = time.monotonic()

@@ -183,3 +183,24 @@ def test_progress_names_the_runner_that_called_fit_seeds(tmp_path, monkeypatch):
 
     my_runner()
     assert "test_train:my_runner" in log.read_text().splitlines()[0]
+
+
+def test_progress_accepts_an_optimiser_without_param_groups(tmp_path, monkeypatch):
+    """run_steps takes any object with zero_grad and step (a chapter's pair of optimisers, say)."""
+    from sparsebook import train as tr
+
+    class Pair:
+        def __init__(self, opt):
+            self.opt = opt
+
+        def zero_grad(self, set_to_none=True):
+            self.opt.zero_grad(set_to_none=set_to_none)
+
+        def step(self):
+            self.opt.step()
+
+    log = tmp_path / "progress.log"
+    monkeypatch.setenv(tr.PROGRESS_ENV, str(log))
+    w = torch.nn.Parameter(torch.ones(2))
+    tr.run_steps(Pair(tr.make_optimizer([w], "sgd", lr=0.1)), lambda s: ((w ** 2).sum(),) * 2, steps=2)
+    assert "[?, first parameters []]" in log.read_text().splitlines()[0]
