@@ -145,6 +145,36 @@ def _pool(workers: int):
     return pool
 
 
+class _Deferred:
+    """``fn(*args, **kwargs)`` computed in this process when :meth:`result` is first called (the
+    one-process stand-in for a :class:`concurrent.futures.Future`)."""
+
+    def __init__(self, fn, args, kwargs):
+        self._call, self._done, self._value = (fn, args, kwargs), False, None
+
+    def result(self):
+        if not self._done:
+            fn, args, kwargs = self._call
+            self._value, self._done = fn(*args, **kwargs), True
+        return self._value
+
+
+def in_background(fn: Callable[..., Any], *args, **kwargs):
+    """Start ``fn(*args, **kwargs)`` beside the caller and return an object whose ``.result()`` gives its value.
+
+    With more than one worker (:func:`default_workers`) it runs at once in a spare single-thread
+    worker process (a persistent pool of one, like :func:`over_seeds`' workers); with one worker
+    (the notebook regression sets ``SPARSEBOOK_WORKERS=1``) it runs in this process when its result
+    is first asked for.  Either way the same single-thread computation, so the same numbers: a
+    notebook starts its independent experiments early and collects them where it shows them.
+    ``fn`` must be importable by name (a module-level function) and seed itself."""
+    if not callable(fn):
+        raise TypeError(f"fn must be callable; got {type(fn).__name__}")
+    if default_workers() == 1:
+        return _Deferred(fn, args, kwargs)
+    return _pool(1).submit(fn, *args, **kwargs)
+
+
 def over_seeds(fn: Callable[..., Any], seeds: Sequence[int], *args, workers: int | None = None,
                batch: int | None = None, **kwargs) -> list:
     """``[fn(seed, *args, **kwargs) for seed in seeds]``, computed on a pool of worker processes.

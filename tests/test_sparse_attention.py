@@ -413,3 +413,21 @@ def test_induction_full_preset_constructs():
     c = E.InductionConfig.preset("full")
     assert c.scale == "full" and c.L == 2 * c.copy + c.gap and c.keys < c.L
     assert c.model().pos.shape == (c.L, c.d)
+
+
+def test_background_experiments_return_what_the_runners_return(monkeypatch):
+    """start_background's futures hold exactly run_<name>(preset, seed), in this process (one worker)."""
+    from sparsebook.seeding import _Deferred
+
+    monkeypatch.setenv("SPARSEBOOK_WORKERS", "1")
+    calls = []
+    for name, (make, runner) in sa.experiments.BACKGROUND.items():
+        monkeypatch.setattr(sa.experiments, runner, lambda cfg, seed, _n=name: calls.append(_n) or (_n, cfg, seed))
+    bg = sa.start_background("ci", 3)
+    assert set(bg) == {"s2", "pathways", "seqboat", "lemo"} and all(isinstance(f, _Deferred) for f in bg.values())
+    assert calls == []                                   # deferred until asked for
+    name, cfg, seed = bg["lemo"].result()
+    assert name == "lemo" and cfg == sa.LeMoConfig.preset("ci") and seed == 3 and bg["lemo"].result()[0] == "lemo"
+    assert calls == ["lemo"]                             # computed once
+    with pytest.raises(ValueError, match="scale"):
+        sa.start_background("huge")

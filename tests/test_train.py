@@ -204,3 +204,19 @@ def test_progress_accepts_an_optimiser_without_param_groups(tmp_path, monkeypatc
     w = torch.nn.Parameter(torch.ones(2))
     tr.run_steps(Pair(tr.make_optimizer([w], "sgd", lr=0.1)), lambda s: ((w ** 2).sum(),) * 2, steps=2)
     assert "[?, first parameters []]" in log.read_text().splitlines()[0]
+
+
+def test_in_background_runs_on_a_spare_worker_or_deferred_with_one_worker(monkeypatch):
+    import math
+    from concurrent.futures import Future
+
+    from sparsebook.seeding import _Deferred, in_background
+
+    monkeypatch.setenv("SPARSEBOOK_WORKERS", "2")
+    fut = in_background(math.comb, 10, 3)
+    assert isinstance(fut, Future) and fut.result(timeout=120) == 120
+    monkeypatch.setenv("SPARSEBOOK_WORKERS", "1")
+    d = in_background(math.comb, 10, 3)
+    assert isinstance(d, _Deferred) and d.result() == 120
+    with pytest.raises(TypeError, match="fn must be callable"):
+        in_background(3)

@@ -23,7 +23,7 @@ This module only re-exports the chapter's public names.
 from sparsebook.sparse_attention.experiments import (
     INDUCTION_PATTERNS, N_SEEDS, CostConfig, InductionConfig, InductionNet, LeMoConfig, PathwaysConfig, PatternConfig, RecallConfig, RecallNet, S2Config, SeerGate,
     SeqBoatConfig, SparsifinerConfig, TrainedPatternConfig, accuracy, analytic_costs, induction_task, recall_task, run_induction, run_lemo, run_pathways, run_patterns,
-    run_s2, run_seqboat, run_sparsifiner, run_trained_patterns, run_wallclock, subsample_ensemble_accuracy, svd_predictor, train_dense)
+    run_s2, run_seqboat, run_sparsifiner, run_trained_patterns, start_background, run_wallclock, subsample_ensemble_accuracy, svd_predictor, train_dense)
 from sparsebook.sparse_attention.figures import (plot_costs, plot_induction, plot_masks, plot_recall_vs_density, plot_tasks,
                                                   plot_trained_patterns, plot_training)
 from sparsebook.sparse_attention.kernels import (
@@ -36,7 +36,7 @@ from sparsebook.sparse_attention.kernels import (
 __all__ = [
     "INDUCTION_PATTERNS", "N_SEEDS", "CostConfig", "InductionConfig", "InductionNet", "LeMoConfig", "PathwaysConfig", "PatternConfig", "RecallConfig", "RecallNet", "S2Config",
     "SeerGate", "SeqBoatConfig", "SparsifinerConfig", "TrainedPatternConfig", "accuracy", "analytic_costs", "induction_task", "recall_task", "run_induction", "run_lemo",
-    "run_pathways", "run_patterns", "run_s2", "run_seqboat", "run_sparsifiner", "run_trained_patterns", "run_wallclock",
+    "run_pathways", "run_patterns", "run_s2", "run_seqboat", "run_sparsifiner", "run_trained_patterns", "start_background", "run_wallclock",
     "subsample_ensemble_accuracy", "svd_predictor", "train_dense",
     "plot_costs", "plot_induction", "plot_masks", "plot_recall_vs_density", "plot_tasks", "plot_trained_patterns", "plot_training",
     "PATTERNS", "attention_cost", "block_gather_attention", "block_ground_truth", "causal_mask", "combiner_attention",

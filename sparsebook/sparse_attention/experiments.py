@@ -1141,3 +1141,23 @@ def run_induction(config: InductionConfig, seed: int = 0) -> dict:
             out[p].append(accuracy(m, tx, ty, pattern=spy))
             out[p + "_density"].append(float(np.mean(kept)))
     return {k: (np.array(v) if isinstance(v, list) else v) for k, v in out.items()}
+
+
+#: The experiments that need nothing from the others (each trains its own models, or the cached dense
+#: ones, from its own seeds): started early on the second core by :func:`start_background`.
+BACKGROUND = {"s2": (lambda scale: S2Config.preset(scale), "run_s2"),
+              "pathways": (lambda scale: PathwaysConfig.preset(scale), "run_pathways"),
+              "seqboat": (lambda scale: SeqBoatConfig.preset(scale), "run_seqboat"),
+              "lemo": (lambda scale: LeMoConfig.preset(scale), "run_lemo")}
+
+
+def start_background(scale: str = "ci", seed: int = 0) -> dict:
+    """``{name: future}`` for ``run_<name>(<Name>Config.preset(scale), seed)`` of every experiment in
+    :data:`BACKGROUND`, started beside the notebook (:func:`sparsebook.seeding.in_background`: on a
+    spare worker process, or in the notebook's own process when it is asked for with one worker).
+    ``future.result()`` is exactly what calling the runner there would return."""
+    from sparsebook.seeding import in_background
+
+    scale = check_scale(scale)
+    seed = check_int(seed, "seed", 0)
+    return {name: in_background(globals()[runner], make(scale), seed) for name, (make, runner) in BACKGROUND.items()}
