@@ -642,18 +642,18 @@ def test_full_presets_use_the_gpu_when_present_and_ci_stays_on_the_cpu():
     for cls in (L.EmergenceConfig, L.ConditionsConfig, L.ScalingConfig, L.TopKConfig, L.MixerConfig, L.TemporalConfig):
         assert cls.preset("ci").device == "cpu"
         assert cls.preset("full").device == want
-    for cls in (L.ActivationsConfig, L.TransformerScalingConfig, L.FamilyConfig):
+    for cls in (L.ActivationsConfig, L.TransformerScalingConfig, L.FamilyConfig, L.DeftLoraConfig):
         assert cls.preset("full").emergence.device == want
 
 
 def test_parts_hold_every_experiment_once_at_each_scale():
     names = {"emergence", "conditions", "scaling", "data", "transformer_scaling", "mixer", "topk", "activations",
-             "family", "temporal"}
+             "family", "temporal", "deft_lora"}
     for scale, parts in L.PARTS_BY_SCALE.items():
         flat = [n for p in parts for n in p]
         assert sorted(flat) == sorted(names), scale
         # the runs that share the cached ReLU Transformer sit in one part
-        assert any({"emergence", "activations", "family"} <= set(p) for p in parts), scale
+        assert any({"emergence", "activations", "family", "deft_lora"} <= set(p) for p in parts), scale
     assert L.PARTS == L.PARTS_BY_SCALE["ci"]
 
 
@@ -751,3 +751,57 @@ def test_log_ratio_ticks_label_one_and_stay_apart():
     assert 1 in ticks and len(ticks) >= 3
     assert all(np.log10(b) - np.log10(a) >= np.log10(1.6 / 0.9) / 8 - 1e-12 for a, b in zip(ticks, ticks[1:]))
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------
+# DEFT with LoRA
+# ---------------------------------------------------------------------------
+
+
+def test_lora_linear_known_values_and_bad_input():
+    x = torch.tensor([[1.0, 2.0]])
+    w, bias = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0.5, -0.5])
+    a, b = torch.tensor([[1.0, 1.0]]), torch.tensor([[2.0], [0.0]])       # B A = [[2, 2], [0, 0]]
+    # x Wᵀ + bias = [1.5, 1.5]; scale · (x Aᵀ) Bᵀ = 0.5 · 3 · [2, 0] = [3, 0]
+    assert torch.allclose(L.lora_linear(x, w, bias, a, b, 0.5), torch.tensor([[4.5, 1.5]]))
+    assert torch.equal(L.lora_linear(x, w, bias, a, torch.zeros(2, 1)), nn.functional.linear(x, w, bias))
+    with pytest.raises(ValueError, match="shapes"):
+        L.lora_linear(x, w, bias, a, torch.zeros(1, 1))
+    with pytest.raises(ValueError, match="scale"):
+        L.lora_linear(x, w, bias, a, b, -1.0)
+    with pytest.raises(TypeError, match="a must be"):
+        L.lora_linear(x, w, bias, [[1.0, 1.0]], b)
+
+
+def test_add_lora_equals_the_base_model_at_init_and_trains_only_adapters():
+    seed_everything(0)
+    m = L.TinyTransformer(8, 6, 16, 32, 2)
+    x = torch.randint(0, 8, (3, 6))
+    before = m(x).detach()
+    L.add_lora(m, 2)
+    assert torch.equal(m(x).detach(), before)
+    trainable = {n for n, p in m.named_parameters() if p.requires_grad}
+    assert trainable and all(n.endswith((".a", ".b")) and (".up." in n or ".down." in n) for n in trainable)
+    with pytest.raises(ValueError, match="rank"):
+        L.LoRALinear(nn.Linear(3, 3), 0)
+
+
+def _tiny_deft(weight, eps):
+    ec = L.EmergenceConfig(d_model=16, ff=32, seq_len=8, tf_batch=16, tf_steps=30, every=10, eval_rows=256)
+    return L.DeftLoraConfig(emergence=ec, rank=2, steps=40, lr=1e-2, weight=weight, eps=eps)
+
+
+def test_run_deft_lora_keeps_the_base_frozen_and_the_density_loss_lowers_density():
+    r = L.run_deft_lora(_tiny_deft(1.0, 1e-2), seed=0)
+    assert not r["peft"]["base_changed"] and not r["deft"]["base_changed"]
+    assert r["deft"]["density"] < r["peft"]["density"]
+    assert L.run_deft_lora(_tiny_deft(1.0, 1e-2), seed=0) == r                     # deterministic
+    r1 = L.run_deft_lora(_tiny_deft(1.0, 1e-2), seed=1)
+    est = L.deft_lora_estimates([{"deft_lora": r}, {"deft_lora": r1}])
+    assert est["base_frozen"]
+    assert est["density_change"].value == pytest.approx(np.mean([x["deft"]["density"] - x["peft"]["density"]
+                                                                 for x in (r, r1)]))
+    assert est["loss_ratio"].value == pytest.approx(np.mean([x["deft"]["loss"] / x["peft"]["loss"] for x in (r, r1)]))
+    with pytest.raises(TypeError, match="DeftLoraConfig"):
+        L.run_deft_lora(L.EmergenceConfig(), 0)
+    assert L.DeftLoraConfig.preset("full").emergence.device in ("cpu", "cuda")

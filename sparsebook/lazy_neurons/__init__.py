@@ -45,12 +45,12 @@ from sparsebook.lazy_neurons.experiments import (
     mlp_emergence, mlp_sites, ppl_p_sparsity, record_activations, run_activations, run_chapter, run_conditions, run_data,
     run_emergence, run_family, run_mixer, run_scaling, run_speed, run_topk, run_transformer_scaling,
     scaling_estimates, sparse_activation_batch, topk_estimates, train, TemporalConfig, DriftingTemplates, DeltaMLP,
-    run_temporal, temporal_estimates,
+    run_temporal, temporal_estimates, DeftLoraConfig, LoRALinear, add_lora, run_deft_lora, deft_lora_estimates,
 )
 from sparsebook.lazy_neurons.kernels import (
     cats_threshold, cett, cett_threshold, chess_thresholds, core_neurons, dead_fraction, deft_density_loss,
     dense_mlp_forward, expected_calibration_error, fatrelu, firing_frequency, jaccard, neuron_importance,
-    nonzero_fraction, prosparse_lambda, sparse_down, sparse_mlp_forward, quantize_ste, temporal_deltas, delta_density,
+    nonzero_fraction, prosparse_lambda, sparse_down, sparse_mlp_forward, quantize_ste, temporal_deltas, delta_density, lora_linear,
 )
 from sparsebook.models import Activation, TinyTransformer, apply_threshold, topk_activation
 
@@ -60,6 +60,7 @@ __all__ = [
     "chess_thresholds", "apply_threshold", "fatrelu", "prosparse_lambda", "deft_density_loss",
     "expected_calibration_error", "neuron_importance", "cett", "cett_threshold", "core_neurons", "jaccard",
     "dense_mlp_forward", "sparse_down", "sparse_mlp_forward", "quantize_ste", "temporal_deltas", "delta_density",
+    "lora_linear",
     # networks and the recorder
     "Activation", "MLP", "TinyTransformer", "MixerBlock", "TinyMixer", "RECORDED_TYPES",
     "mlp_activation_modules", "mlp_sites", "ActivationRecorder", "record_activations",
@@ -70,11 +71,11 @@ __all__ = [
     "ScalingConfig", "run_scaling", "run_data", "TransformerScalingConfig", "run_transformer_scaling",
     "TopKConfig", "run_topk", "ActivationsConfig", "run_activations", "MixerConfig", "run_mixer",
     "FamilyConfig", "run_family", "SpeedConfig", "run_speed", "TemporalConfig", "DriftingTemplates", "DeltaMLP",
-    "run_temporal",
+    "run_temporal", "DeftLoraConfig", "LoRALinear", "add_lora", "run_deft_lora",
     # over seeds, and the estimates the claims rest on
     "SEEDS", "PARTS", "PARTS_BY_SCALE", "chapter_part", "chapter_seed", "run_chapter", "emergence_estimates",
     "conditions_estimates", "scaling_estimates", "mixer_estimates", "topk_estimates", "activations_estimates",
-    "family_estimates", "temporal_estimates",
+    "family_estimates", "temporal_estimates", "deft_lora_estimates",
     # figures
     "plot_emergence", "plot_firing", "plot_scaling", "plot_data", "plot_mixer", "plot_topk", "plot_tradeoff",
     "plot_sparsing_law", "plot_speed", "plot_temporal",

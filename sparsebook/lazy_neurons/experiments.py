@@ -16,7 +16,7 @@ from torch.nn import functional as F
 from sparsebook.lazy_neurons.kernels import (cats_threshold, cett_threshold, chess_thresholds, core_neurons,
                                              dead_fraction, deft_density_loss, expected_calibration_error, fatrelu,
                                              firing_frequency, jaccard, nonzero_fraction, prosparse_lambda,
-                                             quantize_ste, sparse_down, temporal_deltas, delta_density)
+                                             quantize_ste, sparse_down, temporal_deltas, delta_density, lora_linear)
 from sparsebook.models import Activation, Block, TinyTransformer
 from sparsebook.scales import check_scale
 from sparsebook.seeding import seed_everything
@@ -995,6 +995,110 @@ def run_family(cfg: FamilyConfig, seed: int = 0) -> dict:
 
 
 # ---------------------------------------------------------------------------
+# experiment 8b: DEFT with LoRA on the trained ReLU Transformer
+# ---------------------------------------------------------------------------
+
+
+class LoRALinear(nn.Module):
+    """A frozen :class:`torch.nn.Linear` with a trainable rank-``rank`` adapter ``B A`` (``B = 0`` at the
+    start, ``A`` Kaiming-uniform as in LoRA); forward :func:`~sparsebook.lazy_neurons.kernels.lora_linear`."""
+
+    def __init__(self, base: nn.Linear, rank: int, scale: float = 1.0):
+        super().__init__()
+        if not isinstance(base, nn.Linear):
+            raise TypeError(f"base must be a torch.nn.Linear; got {type(base).__name__}")
+        rank = check_int(rank, "rank", 1)
+        self.base, self.scale = base, check_real(scale, "scale", 0.0, math.inf)
+        for p in self.base.parameters():
+            p.requires_grad_(False)
+        w = base.weight
+        self.a = nn.Parameter(torch.empty(rank, w.shape[1], device=w.device, dtype=w.dtype))
+        nn.init.kaiming_uniform_(self.a, a=math.sqrt(5))
+        self.b = nn.Parameter(torch.zeros(w.shape[0], rank, device=w.device, dtype=w.dtype))
+
+    def forward(self, x):
+        return lora_linear(x, self.base.weight, self.base.bias, self.a, self.b, self.scale)
+
+
+def add_lora(model: TinyTransformer, rank: int, scale: float = 1.0) -> TinyTransformer:
+    """Freeze every weight of ``model`` and wrap each block's MLP ``up`` and ``down`` in :class:`LoRALinear`
+    (in place; returns ``model``).  Only the adapters' ``A`` and ``B`` remain trainable."""
+    if not isinstance(model, TinyTransformer):
+        raise TypeError(f"model must be a TinyTransformer; got {type(model).__name__}")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for blk in model.blocks:
+        blk.up, blk.down = LoRALinear(blk.up, rank, scale), LoRALinear(blk.down, rank, scale)
+    return model
+
+
+@dataclass(frozen=True)
+class DeftLoraConfig:
+    """DEFT with LoRA: from the trained ReLU Transformer of :class:`EmergenceConfig`, rank-``rank`` adapters
+    on the MLP's up and down projections are fine-tuned ``steps`` Adam steps at ``lr`` on a new Markov
+    chain (``MarkovSource(seed + task_offset)``, a shifted task), with and without DEFT's density loss
+    ``weight · mean over layers of mean(a²/(a² + eps))``; both from the same adapter start and batches."""
+
+    emergence: EmergenceConfig = field(default_factory=EmergenceConfig)
+    rank: int = 4
+    scale: float = 1.0
+    steps: int = 100
+    lr: float = 3e-3
+    weight: float = 0.05
+    eps: float = 1e-7
+    task_offset: int = 7_000
+
+    @classmethod
+    def preset(cls, scale: str) -> "DeftLoraConfig":
+        check_scale(scale)
+        return cls() if scale == "ci" else cls(emergence=EmergenceConfig.preset("full"), rank=8, steps=500, lr=1e-3)
+
+
+def run_deft_lora(cfg: DeftLoraConfig, seed: int = 0) -> dict:
+    """One seed of DEFT with LoRA.  Returns ``{"peft": {...}, "deft": {...}}``, each with the held-out
+    (new chain) ``loss`` (nats/token), ``density`` (fraction of MLP units nonzero, mean over layers)
+    and ``base_changed`` (whether any frozen weight moved: must be False)."""
+    if not isinstance(cfg, DeftLoraConfig):
+        raise TypeError(f"cfg must be a DeftLoraConfig; got {type(cfg).__name__}")
+    seed = check_int(seed, "seed", 0)
+    ec = cfg.emergence
+    base, _, _, _, _ = _transformer_run(ec, seed)                      # the cached ReLU model of run_emergence
+    dev = torch.device(ec.device)
+    task = MarkovSource(ec.vocab, seed=seed + cfg.task_offset)
+    rng = np.random.default_rng(seed + cfg.task_offset)
+    batches = [tuple(t.to(dev) for t in task.sample(ec.tf_batch, ec.seq_len, rng)) for _ in range(cfg.steps)]
+    hx, hy = _held_out(ec, seed + cfg.task_offset, task, dev)
+    frozen = {k: v.detach().cpu().clone() for k, v in base.state_dict().items()}
+    out = {}
+    for label, w in (("peft", 0.0), ("deft", cfg.weight)):
+        seed_everything(seed)                                          # the same adapter start for both
+        m = TinyTransformer(ec.vocab, ec.seq_len, ec.d_model, ec.ff, ec.layers, activation="relu").to(dev)
+        m.load_state_dict(base.state_dict())
+        add_lora(m, cfg.rank, cfg.scale)
+        pen = None if w == 0 else (lambda acts, s: w * torch.stack([deft_density_loss(a, cfg.eps)
+                                                                    for a in acts.values()]).mean())
+        train(m, lambda s: batches[s], steps=cfg.steps, lr=cfg.lr, penalty=pen)
+        ev = evaluate(m, hx, hy)
+        now = {k.replace(".base.", "."): v.detach().cpu() for k, v in m.state_dict().items()}
+        moved = any(not torch.equal(now[k], v) for k, v in frozen.items())
+        out[label] = {"loss": ev["loss"], "density": _mean(ev["nonzero"]), "base_changed": bool(moved)}
+    return out
+
+
+def deft_lora_estimates(runs: list[dict]) -> dict:
+    """Over seeds: held-out loss and density with and without DEFT; ``density_change`` (DEFT minus PEFT,
+    paired) and ``loss_ratio`` (per seed, DEFT's loss over PEFT's); ``base_frozen`` (no frozen weight moved)."""
+    from sparsebook.stats import from_seeds, paired_difference
+
+    g = lambda m, k: _col(runs, lambda r: r["deft_lora"][m][k])  # noqa: E731
+    out = {m: {k: from_seeds(g(m, k)) for k in ("loss", "density")} for m in ("peft", "deft")}
+    out["density_change"] = paired_difference(g("deft", "density"), g("peft", "density"))
+    out["loss_ratio"] = from_seeds(g("deft", "loss") / g("peft", "loss"))
+    out["base_frozen"] = bool(not any(r["deft_lora"][m]["base_changed"] for r in runs for m in ("peft", "deft")))
+    return out
+
+
+# ---------------------------------------------------------------------------
 # experiment 9: temporal sparsity (the Delta Activation Layer) on a synthetic video
 # ---------------------------------------------------------------------------
 
@@ -1352,8 +1456,8 @@ SEEDS = {"ci": 5, "full": 6}
 #: parts, so that a 16-core GPU host runs more of them side by side and no single part is long.
 PARTS_BY_SCALE = {
     "ci": (("conditions", "scaling", "data", "mixer", "topk", "temporal"),
-           ("emergence", "transformer_scaling", "activations", "family")),
-    "full": (("emergence", "activations", "family"), ("transformer_scaling",),
+           ("emergence", "transformer_scaling", "activations", "family", "deft_lora")),
+    "full": (("emergence", "activations", "family", "deft_lora"), ("transformer_scaling",),
              ("conditions", "scaling", "data"), ("mixer", "topk", "temporal")),
 }
 #: The two halves at ``ci`` (kept under this name for the tests and the notebook).
@@ -1381,6 +1485,7 @@ def chapter_part(task: int, scale: str = "ci") -> dict:
                "topk": lambda: run_topk(TopKConfig.preset(scale), seed),
                "activations": lambda: run_activations(ActivationsConfig.preset(scale), seed),
                "family": lambda: run_family(FamilyConfig.preset(scale), seed),
+               "deft_lora": lambda: run_deft_lora(DeftLoraConfig.preset(scale), seed),
                "temporal": lambda: run_temporal(TemporalConfig.preset(scale), seed)}
     out = {name: runners[name]() for name in parts[part]}
     _transformer_fit.cache_clear()

@@ -374,3 +374,24 @@ def delta_density(a: torch.Tensor, step: float) -> float:
     entries of :func:`temporal_deltas` (``1 −`` the temporal sparsity).  a : [… , T, h], T ≥ 2."""
     with torch.no_grad():
         return float((temporal_deltas(a, step) != 0).double().mean())
+
+
+def lora_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, a: torch.Tensor,
+                b: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """A linear layer with a LoRA adapter (Hu et al. 2021, Eq. 3), as DEFT fine-tunes with it:
+    ``y = x Wᵀ + bias + scale · (x Aᵀ) Bᵀ``, the frozen ``W`` plus the low-rank update ``B A``.
+
+    x : [..., d_in]; weight : [d_out, d_in]; bias : [d_out] or None; a : [r, d_in]; b : [d_out, r].
+    With ``B = 0`` (LoRA's initialisation) the output equals the frozen layer's.  Returns [..., d_out].
+    """
+    for name, t in (("x", x), ("weight", weight), ("a", a), ("b", b)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor; got {type(t).__name__}")
+    scale = check_real(scale, "scale", 0.0, math.inf)
+    if weight.ndim != 2 or a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"weight, a and b must be 2-D; got shapes {tuple(weight.shape)}, {tuple(a.shape)}, "
+                         f"{tuple(b.shape)}")
+    if a.shape[1] != weight.shape[1] or b.shape != (weight.shape[0], a.shape[0]) or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"shapes must be x [..., d_in], weight [d_out, d_in], a [r, d_in], b [d_out, r]; got "
+                         f"x {tuple(x.shape)}, weight {tuple(weight.shape)}, a {tuple(a.shape)}, b {tuple(b.shape)}")
+    return F.linear(x, weight, bias) + scale * F.linear(F.linear(x, a), b)
