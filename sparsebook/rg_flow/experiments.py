@@ -18,7 +18,7 @@ from sparsebook.rg_flow.kernels import (
     _EXACT_NU, _OFFSETS, NoCriticalPoint, _analysis, _trapezoid_nodes, _lookup_activation, _moments, activation_fn, chi_parallel,
     chi_perp, collapse_exponent, critical_point, exact_fourth_cumulant, exact_leading_coefficient,
     fourth_cumulant_estimate, fourth_cumulant_theory, k0_class_constants, kernel_flow, leading_coefficient,
-    lognormal_scales, map_curvature, mutual_information_coefficients, output_mutual_information,
+    lognormal_scales, map_curvature, mean_square_activation, mutual_information_coefficients, output_mutual_information,
     second_fixed_point, vertex_slope,
 )
 from sparsebook.stats import Estimate, monte_carlo
@@ -292,7 +292,7 @@ def run_phase_diagram(config: PhaseDiagramConfig, seed: int = 0) -> dict:
 
         def one(cb, cw):
             def body(_, k):
-                return cb + cw * jnp.sum(wj * sigma(jnp.sqrt(k) * xj) ** 2)
+                return cb + cw * mean_square_activation(sigma, k, xj, wj)
             k = jax.lax.fori_loop(0, config.iterations, body, jnp.asarray(config.k1, jnp.float64))
             k = jnp.maximum(k, 1e-300)
             _, _, dk, dp = _moments(sigma, k, xj, wj)

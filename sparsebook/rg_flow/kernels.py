@@ -122,13 +122,27 @@ def gaussian_expectation(f: Callable, k, n_nodes: int = N_NODES):
         return np.asarray(jnp.sum(f(z) * jnp.asarray(w), axis=-1))
 
 
+def mean_square_activation(sigma, k, x, w, with_squares: bool = False):
+    """``⟨σ(z)²⟩_K = Σ_i w_i σ(√K x_i)²``: the Gaussian expectation of the squared activation (PDLT eq. 4.118's
+    ``⟨σ²⟩``), the one place the chapter computes it (traced JAX, float64 inside ``jax.enable_x64``).
+
+    ``sigma`` a JAX function; ``k`` a positive scalar or array of kernels (any shape); ``x, w`` the
+    quadrature nodes and weights of :func:`_trapezoid_nodes` (shape ``(n,)``).  Returns an array of
+    ``k``'s shape.  With ``with_squares`` it also returns the integrand ``σ(√K x)²`` (shape
+    ``k.shape + (n,)``), from which :func:`_moments` builds ⟨σ⁴⟩ and χ∥ in the same fused reduction.
+    The kernel map, its fixed points, the vertex and NTK recursions and the phase diagram all call
+    this (the public NumPy entry point is :func:`flow_step`).
+    """
+    s2 = sigma(jnp.sqrt(k)[..., None] * x) ** 2
+    m2 = jnp.sum(w * s2, axis=-1)
+    return (m2, s2) if with_squares else m2
+
+
 def _moments(sigma, k, x, w):
     """⟨σ²⟩, ⟨σ⁴⟩, ⟨σ²(z²−K)⟩/(2K²) and ⟨σ'²⟩ at scalar K (traced, float64)."""
     z = jnp.sqrt(k) * x
-    s = sigma(z)
     ds = jax.vmap(jax.grad(lambda t: sigma(t)))(z)
-    s2 = s * s
-    m2 = jnp.sum(w * s2)
+    m2, s2 = mean_square_activation(sigma, k, x, w, with_squares=True)
     m4 = jnp.sum(w * s2 * s2)
     dk = jnp.sum(w * s2 * (z * z - k)) / (2.0 * k * k)  # d⟨σ²⟩/dK
     dp = jnp.sum(w * ds * ds)
@@ -197,8 +211,7 @@ def flow_step(activation, c_b: float, c_w: float, k) -> np.ndarray:
 @partial(jax.jit, static_argnums=(0,))
 def _m2_jit(sigma, k):
     x, w = _trapezoid_nodes(N_NODES)
-    z = jnp.sqrt(k)[:, None] * jnp.asarray(x)
-    return jnp.sum(sigma(z) ** 2 * jnp.asarray(w), axis=-1)
+    return mean_square_activation(sigma, k, jnp.asarray(x), jnp.asarray(w))
 
 
 def vertex_flow(activation, c_b: float, c_w: float, k1: float, depth: int) -> tuple[np.ndarray, np.ndarray]:
@@ -350,7 +363,7 @@ def _analysis_jit(sigma, grid, offsets, x, w):
     k_root = jnp.exp(0.5 * (lo + hi))
     _, m2_r, dp_r, dk_r = on_grid(jnp.full(grid.shape, k_root))
     m2_root, dp_root, dk_root = m2_r[0], dp_r[0], dk_r[0]
-    m2_off = jax.vmap(lambda k: jnp.sum(w * sigma(jnp.sqrt(k) * x) ** 2))(k_root * offsets)
+    m2_off = jax.vmap(lambda k: mean_square_activation(sigma, k, x, w))(k_root * offsets)
     f1 = jax.grad(sigma)
     f2 = jax.grad(f1)
     f3 = jax.grad(f2)
