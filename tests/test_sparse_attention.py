@@ -424,10 +424,103 @@ def test_background_experiments_return_what_the_runners_return(monkeypatch):
     for name, (make, runner) in sa.experiments.BACKGROUND.items():
         monkeypatch.setattr(sa.experiments, runner, lambda cfg, seed, _n=name: calls.append(_n) or (_n, cfg, seed))
     bg = sa.start_background("ci", 3)
-    assert set(bg) == {"s2", "pathways", "seqboat", "lemo"} and all(isinstance(f, _Deferred) for f in bg.values())
+    assert set(bg) == {"s2", "pathways", "seqboat", "lemo", "scratch"} and all(isinstance(f, _Deferred) for f in bg.values())
     assert calls == []                                   # deferred until asked for
     name, cfg, seed = bg["lemo"].result()
     assert name == "lemo" and cfg == sa.LeMoConfig.preset("ci") and seed == 3 and bg["lemo"].result()[0] == "lemo"
     assert calls == ["lemo"]                             # computed once
     with pytest.raises(ValueError, match="scale"):
         sa.start_background("huge")
+
+
+# ---------------------------------------------------------------------------
+# routing trained from scratch; per-head centroids; full scale sized by steps
+# ---------------------------------------------------------------------------
+
+
+@given(st.integers(8, 24), st.integers(1, 4), st.integers(1, 6), st.integers(0, 10_000))
+@FAST
+def test_routing_mask_per_head_centroids_is_the_per_head_loop(L, heads, clusters, seed):
+    g = torch.Generator().manual_seed(seed)
+    q, k = torch.randn(3, heads, L, 4, generator=g), torch.randn(3, heads, L, 4, generator=g)
+    c = torch.nn.functional.normalize(torch.randn(heads, clusters, 4, generator=g), dim=-1)
+    members = max(1, L // 3)
+    loop = torch.stack([sa.routing_mask(q[:, h], k[:, h], c[h], members) for h in range(heads)], 1)
+    assert torch.equal(sa.routing_mask(q, k, c, members), loop)
+
+
+def test_pair_coverage_known_values():
+    # L = 8, one pair (key 5 at position 1), one query (key 5 at position 7); a second pair at position 4
+    x = torch.zeros(1, 8, 3, dtype=torch.long)
+    x[0, :, 0], x[0, :, 1] = 9, 4                     # noise symbol, "none" value marker (n_values = 4)
+    x[0, 1, :2] = torch.tensor([5, 2])
+    x[0, 4, :2] = torch.tensor([6, 3])
+    x[0, 7, :2] = torch.tensor([5, 5])                # the query (marker 5 = n_values + 1)
+    rows = torch.tensor([7])
+    dense = sa.causal_mask(8)[None, None, rows]       # [1, 1, R, L]
+    assert sa.pair_coverage(dense, x, rows, 4) == 1.0
+    local = sa.local_mask(8, 4)[None, None, rows]      # keys 4..7: misses the pair at 1
+    assert sa.pair_coverage(local, x, rows, 4) == 0.0
+    two = torch.stack([sa.local_mask(8, 4), sa.causal_mask(8) & ~sa.local_mask(8, 4)])[None][..., rows, :]
+    assert sa.pair_coverage(two, x, rows, 4) == 1.0   # the union of the two heads reaches it
+
+
+def test_run_scratch_tiny(monkeypatch):
+    monkeypatch.setitem(E.N_SEEDS, "ci", 2)
+    r = E.run_scratch(E.ScratchConfig(recall=TINY), 0)
+    for n in ("dense", "routing", "local", "random"):
+        assert r[n].shape == (2,) and r[n + "_loss"].shape == (TINY.steps, 2)
+    for n in ("routing", "local", "random"):
+        assert ((0 <= r[n + "_coverage"]) & (r[n + "_coverage"] <= 1)).all()
+    # a fixed pattern's density is its mask's: the local window keeps min(keys, i + 1) of the i + 1 causal keys
+    rows = np.arange(TINY.L - TINY.pairs, TINY.L)
+    assert np.allclose(r["local_density"], np.mean(np.minimum(TINY.keys, rows + 1) / (rows + 1)))
+    assert np.array_equal(r["dense"], np.array([E.accuracy(m, *TINY.data(TINY.n_test, 20_000))
+                                                 for m in E.train_dense(TINY, 0)]))
+
+
+def test_training_steps_counts_the_ci_loops_and_full_stays_within_three_times():
+    # ci: 1,840 steps in the progress log of a ci reproduce before run_scratch, plus its 3 loops of 150 steps
+    assert E.training_steps("ci") == 1840 + 3 * 150
+    assert E.training_steps("full") <= 3 * E.training_steps("ci")
+
+
+def test_full_presets_construct_and_use_the_gpu_only_when_there_is_one():
+    r = E.RecallConfig.preset("full")
+    assert r.scale == "full" and r.L % E.PatternConfig.preset("full").block == 0
+    assert E._device("full") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert E._device("ci") == torch.device("cpu")
+    sp, pc = E.SparsifinerConfig.preset("full"), E.PatternConfig.preset("full")
+    assert 2 * r.keys in pc.budgets and sp.keys == 2 * r.keys  # the notebook's Sparsifiner budget
+    assert set(E.ScratchConfig.preset("full").model_kw(0)) == {"routing", "local", "random"}
+
+
+def test_full_code_path_tiny_on_this_machine(monkeypatch):
+    """A tiny config marked ``full`` runs the full code path (device from :func:`_device`, evaluation on it)."""
+    monkeypatch.setitem(E.N_SEEDS, "full", 2)
+    tiny = E.RecallConfig(**{**TINY.__dict__, "scale": "full"})
+    r = E.run_scratch(E.ScratchConfig(recall=tiny), 0)
+    assert r["routing"].shape == (2,)
+    pc = E.PatternConfig(recall=tiny, budgets=(4,), gate_steps=2, kmeans_steps=2, combiner_block=4, block=2, gate_dim=4)
+    assert E.run_patterns(pc, 0)["global"]["routing"]["acc"].shape == (2,)
+    dev = E._device("full")
+    assert all(p.device.type == dev.type for m in E.train_dense(tiny, 0) for p in m.parameters())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_tiny_full_runners_on_the_gpu(monkeypatch):
+    """Every runner at a tiny full config trains and evaluates on the GPU without a device mismatch."""
+    monkeypatch.setitem(E.N_SEEDS, "full", 2)
+    tiny = E.RecallConfig(**{**TINY.__dict__, "scale": "full"})
+    pc = E.PatternConfig(recall=tiny, budgets=(4,), gate_steps=2, kmeans_steps=2, combiner_block=4, block=2, gate_dim=4)
+    E.run_patterns(pc, 0)
+    E.run_trained_patterns(E.TrainedPatternConfig(patterns=pc, steps=2), 0)
+    E.run_sparsifiner(E.SparsifinerConfig(recall=tiny, keys=4, steps=2), 0)
+    E.run_scratch(E.ScratchConfig(recall=tiny), 0)
+    E.run_s2(E.S2Config(recall=tiny, stride=2), 0)
+    E.run_pathways(E.PathwaysConfig(recall=tiny, ensemble=2), 0)
+    E.run_seqboat(E.SeqBoatConfig(recall=tiny), 0)
+    E.run_lemo(E.LeMoConfig(recall=tiny, L_ft=32, steps=2), 0)
+    ic = E.InductionConfig(copy=3, gap=2, d=8, steps=12, warmup=2, batch=4, n_train=32, n_test=8, keys=2, kmeans_steps=2, scale="full")
+    E.run_induction(ic, 0)

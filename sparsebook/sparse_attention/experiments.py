@@ -185,8 +185,7 @@ class RecallNet(nn.Module):
                 gate = (target * (torch.log(target.clamp_min(1e-12)) - logp)).sum(-1).mean()
             elif self.mode == "routing":
                 qd, kd, c = q.detach(), k.detach(), self.centroids
-                mask = mask & torch.stack([K.routing_mask(qd[:, j], kd[:, j], c[j].detach(), self.cluster_size)
-                                           for j in range(self.heads)], 1)
+                mask = mask & K.routing_mask(qd, kd, c.detach(), self.cluster_size)  # per-head centroids
                 z = F.normalize(torch.cat([qd, kd], -2), dim=-1)  # [n, H, 2L, d_h]
                 gate = (1 - (z @ F.normalize(c, dim=-1).transpose(-1, -2)).amax(-1)).mean()
             elif self.mode == "seer":
@@ -230,7 +229,13 @@ def _gated_ce(weight):
 @dataclass(frozen=True)
 class RecallConfig:
     """The recall model and its training.  ``L`` sequence length; ``pairs`` key–value pairs (= queries);
-    ``keys`` per row kept by every sparse pattern (the equal-density budget, about ``L/8``)."""
+    ``keys`` per row kept by every sparse pattern (the equal-density budget, about ``L/8``).
+
+    ``full`` (one GPU): sized by optimizer steps, not FLOPs (these models are tiny, so a GPU step is
+    launch-bound): 3x the steps (450), and what a GPU gives for free: 4x the length (256 tokens, 16 pairs),
+    2x the width (d = 64, 8 heads of the same size 8), 8x the batch (128), 8x the test set (2,048), 10 seeds
+    batched in one loop.  The whole chapter's steps at ``full`` stay within 3x those at ``ci``
+    (:func:`training_steps`)."""
 
     L: int = 64
     pairs: int = 8
@@ -251,8 +256,8 @@ class RecallConfig:
         scale = check_scale(scale)
         if scale == "ci":
             return cls()
-        return cls(L=256, pairs=16, n_keys=64, d=128, heads=8, steps=3000, lr=1e-3, batch=128, n_train=65536,
-                   n_test=1024, keys=32, scale="full")
+        return cls(L=256, pairs=16, n_keys=64, d=64, heads=8, steps=450, lr=1e-2, batch=128, n_train=65536,
+                   n_test=2048, keys=32, scale="full")
 
     def data(self, n, seed, local=False, keep=1.0, L=None, pairs=None):
         return recall_task(n, L or self.L, pairs or self.pairs, self.n_keys, self.n_values, local=local, keep=keep,
@@ -291,13 +296,19 @@ def _train(cfg: RecallConfig, seeds, mode="dense", pattern=None, local=False, ke
 
 
 def members(cfg: RecallConfig, fit: dict, mode="dense", pattern=None, keep_tokens=None, L=None, **kw) -> list[RecallNet]:
-    """One :class:`RecallNet` per seed with that seed's trained weights (eval mode, CPU)."""
-    out = []
+    """One :class:`RecallNet` per seed with that seed's trained weights (eval mode), on the training device
+    (:func:`_device`: the GPU at ``full`` when there is one), where every runner also evaluates."""
+    out, dev = [], _device(cfg.scale)
     for j in range(next(iter(fit["params"].values())).shape[0]):
         m = cfg.model(mode, pattern, keep_tokens, L=L, **kw)
         m.load_state_dict({k: v[j].cpu() for k, v in fit["params"].items()}, strict=False)
-        out.append(m.eval())
+        out.append(m.to(dev).eval())
     return out
+
+
+def _test_data(cfg: RecallConfig, n: int, seed: int, **kw):
+    """``cfg.data(n, seed, **kw)`` on the training device."""
+    return tuple(t.to(_device(cfg.scale)) for t in cfg.data(n, seed, **kw))
 
 
 @torch.no_grad()
@@ -347,6 +358,7 @@ class PatternConfig:
     block: int = 4
     gate_dim: int = 8
     gate_steps: int = 100
+    gate_batch: int = 64
     kmeans_steps: int = 20
     combiner_block: int = 8
 
@@ -355,21 +367,22 @@ class PatternConfig:
         r = RecallConfig.preset(scale)
         if scale == "ci":
             return cls(recall=r)
-        return cls(recall=r, budgets=(8, 16, 32, 64, 128), rank=4, block=16, gate_steps=600, kmeans_steps=50,
-                   combiner_block=16)
+        # full: the gate's 100 steps per seed on 4x the rows per step (one loop per seed: steps are not free)
+        return cls(recall=r, budgets=(8, 16, 32, 64, 128), rank=4, block=16, gate_steps=100, gate_batch=256,
+                   kmeans_steps=20, combiner_block=16)
 
 
 def fit_routing(q: torch.Tensor, k: torch.Tensor, clusters: int, steps: int, seed: int) -> torch.Tensor:
     """Centroids ``[H, C, d_h]`` of online k-means on the queries and keys of each head (shared), from a
     seeded random start.  q, k ``[n, H, L, d_h]``."""
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)  # draws on the CPU, moved to q's device (same numbers anywhere)
     H, dh = q.shape[1], q.shape[-1]
     cents = []
     for h in range(H):
-        c = F.normalize(torch.randn(clusters, dh, generator=g), dim=-1)
+        c = F.normalize(torch.randn(clusters, dh, generator=g), dim=-1).to(q.device)
         z = torch.cat([q[:, h], k[:, h]], 1).reshape(-1, dh)
         for s in range(steps):
-            rows = torch.randint(0, z.shape[0], (min(2048, z.shape[0]),), generator=g)
+            rows = torch.randint(0, z.shape[0], (min(2048, z.shape[0]),), generator=g).to(z.device)
             c = K.kmeans_update(c, z[rows], decay=0.9)
         cents.append(c)
     return torch.stack(cents)
@@ -377,7 +390,7 @@ def fit_routing(q: torch.Tensor, k: torch.Tensor, clusters: int, steps: int, see
 
 def routing_pattern(q, k, centroids, members_: int) -> torch.Tensor:
     """:func:`~.kernels.routing_mask` per head with that head's centroids: ``[n, H, L, L]``."""
-    return torch.stack([K.routing_mask(q[:, h], k[:, h], centroids[h], members_) for h in range(q.shape[1])], 1)
+    return K.routing_mask(q, k, centroids, members_)  # centroids [H, C, d_h] broadcast over the heads of q, k
 
 
 class SeerGate(nn.Module):
@@ -404,13 +417,13 @@ class SeerGate(nn.Module):
 def train_seer_gate(q, k, attn, cfg: PatternConfig, seed: int) -> SeerGate:
     """Fit the gate to the block ground truth (:func:`~.kernels.block_ground_truth`) by KL divergence."""
     seed_everything(seed)
-    gate = SeerGate(q.shape[1], q.shape[-1], cfg.gate_dim, cfg.block)
+    gate = SeerGate(q.shape[1], q.shape[-1], cfg.gate_dim, cfg.block).to(q.device)
     target = K.block_ground_truth(attn, cfg.block)
     opt = make_optimizer(gate.parameters(), "adam", 1e-2)
     g = torch.Generator().manual_seed(seed)
 
     def objective(s):
-        rows = torch.randint(0, q.shape[0], (64,), generator=g)
+        rows = torch.randint(0, q.shape[0], (cfg.gate_batch,), generator=g).to(q.device)
         p = gate(q[rows], k[rows])
         t = target[rows]
         kl = (t * (torch.log(t.clamp_min(1e-12)) - torch.log(p.clamp_min(1e-12)))).sum(-1).mean()
@@ -427,7 +440,7 @@ def _rows_view(model: RecallNet, x, rows):
     h = model.embed(x)
     q, k, v = model.qkv_heads(h)
     s = q[..., rows, :] @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
-    attn = K.masked_softmax(s, K.causal_mask(x.shape[1])[rows])
+    attn = K.masked_softmax(s, K.causal_mask(x.shape[1])[rows].to(s.device))
     return {"h": h, "q": q, "k": k, "v": v, "s": s, "attn": attn, "rows": rows}
 
 
@@ -497,8 +510,8 @@ def evaluate_patterns(model: RecallNet, x, y, train_x, cfg: PatternConfig, keys:
             m = K.expand_blocks(K.local_mask(nb, max(1, keys // cfg.block)), cfg.block)[rows].expand(H, -1, -1)
         else:
             raise ValueError(f"unknown pattern {name!r}")
-        m = m.expand_as(attn)
-        dens = float((m.sum(-1).double() / (rows + 1)).mean())
+        m = m.to(attn.device).expand_as(attn)
+        dens = float((m.sum(-1).double() / (rows.to(m.device) + 1)).mean())
         out[name] = {"mass": float(K.mass_recall(attn, m).mean()), "top1": float(K.top1_recall(attn, m).double().mean()),
                      "acc": rows_accuracy(model, view, y, mask=m), "density": dens}
     return out
@@ -529,14 +542,14 @@ def evaluate_combiner(model: RecallNet, x, y, cfg: PatternConfig) -> dict:
     view = _rows_view(model, x, rows)
     s, _, _ = model.logits(x)
     comb = K.combiner_attention(s, b)
-    causal = K.causal_mask(L)
-    loc_mask = K.local_mask(L, b + L // b)[rows]
+    causal = K.causal_mask(L).to(x.device)
+    loc_mask = K.local_mask(L, b + L // b)[rows].to(x.device)
     loc = K.masked_softmax(view["s"], loc_mask)
     tv = lambda a: float(K.total_variation(a, view["attn"]).mean())
     return {"tv_combiner": tv(comb[..., rows, :]), "tv_local": tv(loc),
             "acc_combiner": rows_accuracy(model, view, y, attn=comb[..., rows, :]),
             "acc_local": rows_accuracy(model, view, y, mask=loc_mask), "acc_dense": rows_accuracy(model, view, y),
-            "rows_sum_to_one": bool(torch.allclose(comb.sum(-1), torch.ones(()), atol=1e-5)),
+            "rows_sum_to_one": bool(torch.allclose(comb.sum(-1), torch.ones((), device=comb.device), atol=1e-5)),
             "full_support": bool((comb[..., causal] > 0).all() and (comb[..., ~causal] == 0).all())}
 
 
@@ -546,7 +559,7 @@ def _content_fits(config: PatternConfig, seed: int) -> list[dict]:
     dense model's queries and keys of global training sequences (cached: imposed and trained runs share them)."""
     cfg = config.recall
     seeds = _seeds(seed, cfg.scale)
-    tx, _ = cfg.data(256, 30_000 + seed)
+    tx, _ = _test_data(cfg, 256, 30_000 + seed)
     out = []
     for j, model in enumerate(train_dense(cfg, seed)):
         seed_everything(seeds[j])
@@ -571,8 +584,8 @@ def run_patterns(config: PatternConfig, seed: int = 0) -> dict:
     sweep_which = ("local", "strided", "random", "routing", "sparsifiner", "oracle")
     measures = ("mass", "top1", "acc", "density")
     models = train_dense(cfg, seed)
-    tx, _ = cfg.data(256, 30_000 + seed)
-    data = {task: cfg.data(cfg.n_test, 20_000 + seed, local=local) for task, local in (("global", False), ("local", True))}
+    tx, _ = _test_data(cfg, 256, 30_000 + seed)
+    data = {task: _test_data(cfg, cfg.n_test, 20_000 + seed, local=local) for task, local in (("global", False), ("local", True))}
     acc = {task: {name: {m: [] for m in measures} for name in main_which} for task in data}
     sw = {name: {m: [] for m in measures} for name in sweep_which}
     dense_acc = {task: [] for task in data}
@@ -618,7 +631,7 @@ class SparsifinerConfig:
     @classmethod
     def preset(cls, scale: str) -> "SparsifinerConfig":
         r = RecallConfig.preset(scale)
-        return cls(recall=r) if check_scale(scale) == "ci" else cls(recall=r, keys=64, rank=4, steps=600, lr=3e-4)
+        return cls(recall=r) if check_scale(scale) == "ci" else cls(recall=r, keys=64, rank=4, steps=150)
 
 
 def svd_predictor(params: dict, heads: int, rank: int) -> dict:
@@ -639,7 +652,7 @@ def run_sparsifiner(config: SparsifinerConfig, seed: int = 0) -> dict:
     the joint training) and after fine-tuning model and predictor with the mask, and of the dense model."""
     cfg = config.recall
     seeds = _seeds(seed, cfg.scale)
-    x, y = cfg.data(cfg.n_test, 20_000 + seed)
+    x, y = _test_data(cfg, cfg.n_test, 20_000 + seed)
     dense = _dense_cached(cfg, seed, False)["params"]
     init = {**dense, **svd_predictor(dense, cfg.heads, config.rank)}
     kw = {"keys": config.keys, "rank": config.rank}
@@ -669,7 +682,7 @@ class TrainedPatternConfig:
     @classmethod
     def preset(cls, scale: str) -> "TrainedPatternConfig":
         p = PatternConfig.preset(check_scale(scale))
-        return cls(patterns=p) if scale == "ci" else cls(patterns=p, steps=600, lr=3e-4)
+        return cls(patterns=p) if scale == "ci" else cls(patterns=p, steps=120)  # full: 3x the steps
 
     def model_kw(self) -> dict:
         """Mode and keyword arguments of :class:`RecallNet` for each pattern at the budget."""
@@ -698,7 +711,7 @@ def run_trained_patterns(config: TrainedPatternConfig, seed: int = 0) -> dict:
     pc = config.patterns
     cfg = pc.recall
     seeds = _seeds(seed, cfg.scale)
-    x, y = cfg.data(cfg.n_test, 20_000 + seed)
+    x, y = _test_data(cfg, cfg.n_test, 20_000 + seed)
     rows = torch.arange(cfg.L - cfg.pairs, cfg.L)
     dense = _dense_cached(cfg, seed, False)["params"]
     fits = _content_fits(pc, seed)
@@ -706,8 +719,8 @@ def run_trained_patterns(config: TrainedPatternConfig, seed: int = 0) -> dict:
            "seer": {"seer.wq": torch.stack([f["gate"].wq for f in fits]),
                     "seer.wk": torch.stack([f["gate"].wk for f in fits])}}
     dev = _device(cfg.scale)
-    xd, yd = x.to(dev), y.to(dev)
-    out = {"dense": np.array([accuracy(m.to(dev), xd, yd) for m in members(cfg, {"params": dense})])}
+    xd, yd = x, y
+    out = {"dense": np.array([accuracy(m, xd, yd) for m in members(cfg, {"params": dense})])}
     for name, (mode, pattern, kw) in config.model_kw().items():
         init = {**dense, **own.get(name, {})}
         seed_everything(seeds[0])
@@ -715,11 +728,81 @@ def run_trained_patterns(config: TrainedPatternConfig, seed: int = 0) -> dict:
                      gate_weight=config.aux, data_seed=80_000, model_kw=kw)
         res = {}
         for when, params in (("imposed", init), ("trained", fit["params"])):
-            ms = [m.to(dev) for m in members(cfg, {"params": params}, mode, pattern, **kw)]  # evaluated on the device
+            ms = members(cfg, {"params": params}, mode, pattern, **kw)  # on the device
             res[when] = np.array([accuracy(m, xd, yd) for m in ms])
             if name == "routing":
                 res["density_" + when] = np.array([routing_density(m, xd, rows.to(dev)) for m in ms])
         out[name] = res
+    return out
+
+
+@dataclass(frozen=True)
+class ScratchConfig:
+    """Routing trained from scratch with its pattern, as the Routing Transformer is (Roy et al. 2021, Sec. 4-5),
+    against the local window and a random pattern (one draw per head, fixed in training) trained from scratch at
+    the same budget ``recall.keys`` keys per query, and the chapter's dense model (also trained from scratch); all
+    for ``recall.steps`` steps on the same data, seeds and learning rate.  Routing: fresh random centroids per
+    head, each taking ``keys/2`` queries and keys (as imposed, so its density stays at or below the local
+    window's), moved by the spherical k-means objective with weight ``aux`` (the gradient form of the online
+    k-means update; the paper updates them by an exponential moving average)."""
+
+    recall: RecallConfig = RecallConfig()
+    aux: float = 1.0
+
+    @classmethod
+    def preset(cls, scale: str) -> "ScratchConfig":
+        return cls(recall=RecallConfig.preset(check_scale(scale)))
+
+    def model_kw(self, seed: int) -> dict:
+        """Mode, pattern and keyword arguments of :class:`RecallNet` for each pattern trained from scratch."""
+        c = self.recall
+        half = max(1, c.keys // 2)
+        rnd = K.random_mask(c.L, c.keys, c.heads, generator=torch.Generator().manual_seed(90_000 + seed))
+        return {"routing": ("routing", None, {"clusters": max(1, c.L // half), "cluster_size": half}),
+                "local": ("pattern", K.local_mask(c.L, c.keys), {}),
+                "random": ("pattern", rnd, {})}
+
+
+@torch.no_grad()
+def pair_coverage(mask: torch.Tensor, x: torch.Tensor, rows: torch.Tensor, n_values: int) -> float:
+    """Fraction of the queries at ``rows`` whose key-value pair is kept by at least one head (S2's coverage,
+    measured on the task): ``mask`` ``[n or 1, H, R, L]`` (the query rows' patterns), ``x`` ``[n, L, 3]``."""
+    pair = (x[:, None, :, 0] == x[:, rows, 0][:, :, None]) & (x[:, None, :, 1] < n_values)  # [n, R, L]
+    pair = pair & (torch.arange(x.shape[1], device=x.device)[None, None, :] < rows.min())  # the pair, not the query
+    return float((mask.any(1) & pair).any(-1).double().mean())
+
+
+@torch.no_grad()
+def _pattern_rows(model: RecallNet, x, rows) -> torch.Tensor:
+    """The mask ``[n or 1, H, R, L]`` a ``pattern``- or ``routing``-mode model applies at the query rows of ``x``."""
+    causal = K.causal_mask(x.shape[1]).to(x.device)
+    if model.mode == "routing":
+        q, k, _ = model.qkv_heads(model.embed(x))
+        m = K.routing_mask(q, k, model.centroids, model.cluster_size)
+    else:
+        m = (model.pattern & causal).expand(1, -1, -1, -1) if model.pattern.ndim == 3 else (model.pattern & causal)[None, None]
+    return m[..., rows, :]
+
+
+def run_scratch(config: ScratchConfig, seed: int = 0) -> dict:
+    """Accuracy on the global task (per seed, the test set of :func:`run_patterns`) of models trained from scratch
+    with routing, the local window and the random pattern, and of the dense model; per pattern the density of the
+    query rows and the pair coverage (:func:`pair_coverage`) of the trained model's pattern."""
+    cfg = config.recall
+    seeds = _seeds(seed, cfg.scale)
+    x, y = _test_data(cfg, cfg.n_test, 20_000 + seed)
+    rows = torch.arange(cfg.L - cfg.pairs, cfg.L, device=x.device)
+    out = {"dense": np.array([accuracy(m, x, y) for m in train_dense(cfg, seed)]),
+           "dense_loss": np.asarray(_dense_cached(cfg, seed, False)["loss"])}
+    for name, (mode, pattern, kw) in config.model_kw(seed).items():
+        seed_everything(seeds[0])
+        fit = _train(cfg, seeds, mode, pattern=pattern, gate_weight=config.aux, model_kw=kw)
+        ms = members(cfg, fit, mode, pattern, **kw)
+        out[name] = np.array([accuracy(m, x, y) for m in ms])
+        masks = [_pattern_rows(m, x, rows) for m in ms]
+        out[name + "_density"] = np.array([float((mk.sum(-1).double() / (rows + 1)).mean()) for mk in masks])
+        out[name + "_coverage"] = np.array([pair_coverage(mk, x, rows, cfg.n_values) for mk in masks])
+        out[name + "_loss"] = np.asarray(fit["loss"])
     return out
 
 
@@ -752,7 +835,7 @@ def run_s2(config: S2Config, seed: int = 0) -> dict:
     their union coverage and density (exact), and the dense model's accuracy."""
     cfg = config.recall
     seeds = _seeds(seed, cfg.scale)
-    x, y = cfg.data(cfg.n_test, 20_000 + seed)
+    x, y = _test_data(cfg, cfg.n_test, 20_000 + seed)
     out = {"dense": np.array([accuracy(m, x, y) for m in train_dense(cfg, seed)])}
     for het, mask in config.masks().items():
         name = "heterogeneous" if het else "homogeneous"
@@ -794,7 +877,7 @@ def run_pathways(config: PathwaysConfig, seed: int = 0) -> dict:
     """Test accuracy and loss of SSA training + dense fine-tuning, of SSA alone, and of dense training."""
     cfg = config.recall
     seeds = _seeds(seed, cfg.scale)
-    x, y = cfg.data(cfg.n_test, 20_000 + seed)
+    x, y = _test_data(cfg, cfg.n_test, 20_000 + seed)
     t1, t2 = config.step_split()
     seed_everything(seeds[0])
     ssa = _train(cfg, seeds, "ssa", keep=config.keep, steps=t1)
@@ -822,7 +905,7 @@ def subsample_ensemble_accuracy(model: RecallNet, x, y, keep: float, samples: in
     probs = 0.0
     for _ in range(samples):
         xs = x.clone()
-        xs[..., 2] = K.subsample_keys(x.shape[1], keep, x.shape[0], generator=g).long()
+        xs[..., 2] = K.subsample_keys(x.shape[1], keep, x.shape[0], generator=g).long().to(x.device)
         probs = probs + torch.softmax(model(xs), -1)
     q = y != IGNORE
     return float(((probs / samples).argmax(-1)[q] == y[q]).double().mean())
@@ -850,7 +933,7 @@ def active_fraction(model: RecallNet, x) -> float:
 def run_seqboat(config: SeqBoatConfig, seed: int = 0) -> dict:
     cfg = config.recall
     seeds = _seeds(seed, cfg.scale)
-    x, y = cfg.data(cfg.n_test, 20_000 + seed)
+    x, y = _test_data(cfg, cfg.n_test, 20_000 + seed)
     seed_everything(seeds[0])
     fit = _train(cfg, seeds, "seqboat", gate_weight=config.gate_weight)
     ms = members(cfg, fit, "seqboat")
@@ -873,7 +956,7 @@ class LeMoConfig:
     @classmethod
     def preset(cls, scale: str) -> "LeMoConfig":
         r = RecallConfig.preset(scale)
-        return cls(recall=r) if scale == "ci" else cls(recall=r, L_ft=1024, steps=1000)
+        return cls(recall=r) if scale == "ci" else cls(recall=r, L_ft=512, steps=120)  # full: 2x L, 3x the steps
 
     def memory_ratio(self) -> dict:
         """Activation memory of the attention with elimination over without: values/outputs scale with the
@@ -885,7 +968,7 @@ def run_lemo(config: LeMoConfig, seed: int = 0) -> dict:
     cfg = config.recall
     seeds = _seeds(seed, cfg.scale)
     Lf = config.L_ft
-    x, y = cfg.data(cfg.n_test, 20_000 + seed, L=Lf)
+    x, y = _test_data(cfg, cfg.n_test, 20_000 + seed, L=Lf)
     init = _dense_cached(cfg, seed, False)["params"]
     out = {}
     for name, mode, kt in (("full", "dense", None), ("lemo", "lemo", int(round(config.keep * Lf)))):
@@ -897,7 +980,7 @@ def run_lemo(config: LeMoConfig, seed: int = 0) -> dict:
     before = members(cfg, {"params": init}, "dense", L=Lf)
     out["before_loss"] = np.array([test_loss(m, x, y) for m in before])
     # how many of the pairs the elimination keeps (queries always kept)
-    lm = cfg.model("lemo", keep_tokens=int(round(config.keep * Lf)), L=Lf)
+    lm = cfg.model("lemo", keep_tokens=int(round(config.keep * Lf)), L=Lf).to(_device(cfg.scale))
     kept_pairs = []
     for j in range(len(seeds)):
         lm.load_state_dict({k: v[j].cpu() for k, v in init.items()}, strict=False)
@@ -1065,8 +1148,9 @@ class InductionConfig:
         scale = check_scale(scale)
         if scale == "ci":
             return cls()
-        return cls(symbols=16, copy=8, gap=8, d=64, heads=2, steps=3000, lr=1e-2, warmup=100, batch=64,
-                   n_train=65536, n_test=1024, keys=8, scale="full")
+        # full: 3x the steps, 2x the width, 4x the batch, 8x the test set; the same short copies (the plateau)
+        return cls(symbols=16, copy=4, gap=4, d=64, heads=2, steps=450, lr=1e-2, warmup=50, batch=128,
+                   n_train=65536, n_test=4096, keys=4, scale="full")
 
     @property
     def L(self) -> int:
@@ -1109,7 +1193,7 @@ def run_induction(config: InductionConfig, seed: int = 0) -> dict:
     seeds = _seeds(seed, config.scale)
     dev = _device(config.scale)
     x, y = config.data(config.n_train, 10_000 + seed)
-    tx, ty = config.data(config.n_test, 20_000 + seed)
+    tx, ty = (t.to(dev) for t in config.data(config.n_test, 20_000 + seed))  # evaluated on the device
     seed_everything(seeds[0])
     warm = max(1, config.warmup)
     with warnings.catch_warnings():
@@ -1127,7 +1211,7 @@ def run_induction(config: InductionConfig, seed: int = 0) -> dict:
     for j in range(len(seeds)):
         m = config.model()
         m.load_state_dict({k: v[j].cpu() for k, v in fit["params"].items()})
-        m.eval()
+        m.to(dev).eval()
         out["dense"].append(accuracy(m, tx, ty))
         pats = induction_patterns(config, m, tx[:256], seeds[j])
         for p in INDUCTION_PATTERNS:
@@ -1143,12 +1227,29 @@ def run_induction(config: InductionConfig, seed: int = 0) -> dict:
     return {k: (np.array(v) if isinstance(v, list) else v) for k, v in out.items()}
 
 
+def training_steps(scale: str) -> int:
+    """Optimizer steps summed over every training loop the chapter runs at ``scale`` (loops x steps, from the
+    presets): the dense model twice (the notebook's process and the background worker each train it), the
+    SeerAttention gate once per seed, and every runner's loops.  ``full`` is held to at most 3x ``ci``."""
+    scale = check_scale(scale)
+    r, pc = RecallConfig.preset(scale), PatternConfig.preset(scale)
+    loops = {"dense": 2 * r.steps, "gates": N_SEEDS[scale] * pc.gate_steps,
+             "sparsifiner": SparsifinerConfig.preset(scale).steps,
+             "trained": len(TrainedPatternConfig.preset(scale).model_kw()) * TrainedPatternConfig.preset(scale).steps,
+             "s2": 2 * r.steps, "pathways": sum(PathwaysConfig.preset(scale).step_split()), "seqboat": r.steps,
+             "lemo": 2 * LeMoConfig.preset(scale).steps,
+             "scratch": len(ScratchConfig.preset(scale).model_kw(0)) * ScratchConfig.preset(scale).recall.steps,
+             "induction": InductionConfig.preset(scale).steps}
+    return int(sum(loops.values()))
+
+
 #: The experiments that need nothing from the others (each trains its own models, or the cached dense
 #: ones, from its own seeds): started early on the second core by :func:`start_background`.
 BACKGROUND = {"s2": (lambda scale: S2Config.preset(scale), "run_s2"),
               "pathways": (lambda scale: PathwaysConfig.preset(scale), "run_pathways"),
               "seqboat": (lambda scale: SeqBoatConfig.preset(scale), "run_seqboat"),
-              "lemo": (lambda scale: LeMoConfig.preset(scale), "run_lemo")}
+              "lemo": (lambda scale: LeMoConfig.preset(scale), "run_lemo"),
+              "scratch": (lambda scale: ScratchConfig.preset(scale), "run_scratch")}
 
 
 def start_background(scale: str = "ci", seed: int = 0) -> dict:

@@ -155,3 +155,28 @@ def plot_induction(run: dict, level: float, patterns=("local", "strided", "rando
     axes[1].set_xticks(range(len(cols)), [c[0] for c in cols], rotation=20, ha="right", fontsize=8)
     plotting.label(axes[1], "pattern on both layers", "accuracy (second copy)", "Patterns imposed on the induction circuit")
     return plotting.finish(fig, legend=False)
+
+
+def plot_scratch(run: dict, patterns=("routing", "local", "random")):
+    """Patterns trained from scratch (:func:`~.experiments.run_scratch`).  Left: training loss (10-step mean,
+    mean over seeds, band from the lowest to the highest seed) of each pattern and of dense attention; right:
+    per-seed accuracy against the pair coverage of the trained pattern (fraction of queries whose pair some head
+    keeps), the dense model at coverage 1."""
+    fig, axes = plotting.figure(ncols=2)
+    k = np.ones(10) / 10
+    for i, name in enumerate(("dense",) + tuple(patterns)):
+        loss = np.asarray(run[name + "_loss"])
+        sm = np.stack([np.convolve(loss[:, j], k, mode="valid") for j in range(loss.shape[1])], 1)
+        t = np.arange(9, loss.shape[0])
+        lab = "dense" if name == "dense" else PATTERN_LABELS[name]
+        axes[0].plot(t, sm.mean(1), color=plotting.COLORS[i], lw=1.2, label=lab)
+        axes[0].fill_between(t, sm.min(1), sm.max(1), color=plotting.COLORS[i], alpha=0.2, lw=0)
+        cov = np.ones(len(run[name])) if name == "dense" else run[name + "_coverage"]
+        axes[1].plot(cov, run[name], "o", color=plotting.COLORS[i], ms=4, label=lab)
+    plotting.label(axes[0], "training step", "training loss (nats, 10-step mean)", "Trained from scratch")
+    axes[1].plot([0, 1], [0, 1], color="0.6", ls=":", lw=1, label="accuracy = coverage")
+    plotting.label(axes[1], "pair coverage of the pattern (fraction of queries)", "query accuracy",
+                   "Coverage and accuracy (per seed)")
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7)
+    return plotting.finish(fig, legend=False)

@@ -206,15 +206,19 @@ def kmeans_update(centroids: torch.Tensor, z: torch.Tensor, decay: float = 0.9) 
 def routing_mask(q: torch.Tensor, k: torch.Tensor, centroids: torch.Tensor, members: int) -> torch.Tensor:
     """Balanced routing (Roy et al. 2021, Sec. 4.1, the authors' top-k variant of k-means routing): each
     centroid takes the ``members`` queries and the ``members`` keys most similar to it; query ``i`` attends
-    to the keys of every cluster that took it (causal, itself always).  q, k ``[..., L, d]`` → ``[..., L, L]``.
+    to the keys of every cluster that took it (causal, itself always).  q, k ``[..., L, d]`` → ``[..., L, L]``;
+    centroids ``[C, d]`` (shared), or ``[..., C, d]`` broadcasting against the leading dimensions of q and k
+    (e.g. ``[H, C, d]``: one set per head, for q, k ``[n, H, L, d]``).
     """
     _tensor(q, "q")
     _tensor(k, "k")
+    _tensor(centroids, "centroids")
     L = q.shape[-2]
     members = check_int(members, "members", 1, L)
     norm = lambda z: z / z.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    sq = norm(q) @ centroids.T  # [..., L, C]
-    sk = norm(k) @ centroids.T
+    ct = centroids.transpose(-1, -2)
+    sq = norm(q) @ ct  # [..., L, C]
+    sk = norm(k) @ ct
     take = lambda s: torch.zeros_like(s, dtype=torch.bool).scatter_(
         -2, s.topk(members, dim=-2).indices, True).to(s.dtype)
     m = (take(sq) @ take(sk).transpose(-1, -2)) > 0
@@ -275,14 +279,15 @@ def combiner_attention(logits: torch.Tensor, block: int) -> torch.Tensor:
     if L % block:
         raise ValueError(f"block must divide L = {L}; got {block}")
     n = L // block
-    pos = torch.arange(L)
+    dev = logits.device
+    pos = torch.arange(L, device=dev)
     reg = pos // block
-    same = (reg[:, None] == reg[None, :]) & causal_mask(L)
+    same = (reg[:, None] == reg[None, :]) & causal_mask(L).to(dev)
     earlier = reg[None, :] < reg[:, None]  # [L(query), L(key)]: key in an earlier region
     s = logits
     # abstraction logit of region r for query i: max over the region's keys (pooled key)
     sr = s.reshape(*s.shape[:-1], n, block).amax(-1)  # [..., L, n]
-    reg_earlier = torch.arange(n)[None, :] < reg[:, None]  # [L, n]
+    reg_earlier = torch.arange(n, device=dev)[None, :] < reg[:, None]  # [L, n]
     direct = s.masked_fill(~same, float("-inf"))
     abstr = sr.masked_fill(~reg_earlier, float("-inf"))
     p = torch.softmax(torch.cat([direct, abstr], -1), -1)
