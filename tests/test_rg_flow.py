@@ -803,3 +803,105 @@ def test_skan_pruning_removes_dead_nodes():
     sk = rg.run_skan(cfg)["tasks"]["product"]["skan"]
     assert np.all(sk["nodes_kept"] == 0) and np.all(sk["edges_kept"] == 0)
     assert np.all(np.isfinite(sk["rmse_pruned"]))
+
+
+# ---------------------------------------------------------------------------
+# issue 12 (continued): ⟨σ²⟩ in one place, susceptibility curves, kept preactivations, full-scale budget
+# ---------------------------------------------------------------------------
+def _m2(activation, k, n_nodes=rg.N_NODES):
+    from sparsebook.rg_flow.kernels import _trapezoid_nodes
+
+    x, w = _trapezoid_nodes(n_nodes)
+    with jax.enable_x64(True):
+        return np.asarray(rg.mean_square_activation(rg.activation_fn(activation), jnp.asarray(k, jnp.float64),
+                                                    jnp.asarray(x), jnp.asarray(w)))
+
+
+def test_mean_square_activation_closed_forms():
+    k = np.array([1e-3, 0.3, 1.0, 7.0, 40.0])
+    np.testing.assert_allclose(_m2("relu", k), k / 2, rtol=1e-12)
+    np.testing.assert_allclose(_m2("linear", k), k, rtol=1e-12)
+    # ⟨erf(z)²⟩_K = (2/π) arcsin(2K / (1 + 2K))  (Williams 1997)
+    np.testing.assert_allclose(_m2("erf", k), 2 / np.pi * np.arcsin(2 * k / (1 + 2 * k)), rtol=1e-10)
+    np.testing.assert_allclose(_m2("sin", k), (1 - np.exp(-2 * k)) / 2, rtol=1e-10, atol=1e-15)
+    assert _m2("swish", 14.0).shape == ()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(1e-2, 50.0), st.sampled_from(["tanh", "swish", "gelu", "softplus", "sigmoid"]))
+def test_mean_square_activation_is_the_kernel_map_and_the_gaussian_expectation(k, name):
+    m2 = float(_m2(name, k))
+    assert m2 >= 0
+    assert float(rg.flow_step(name, 0.0, 1.0, k)) == m2            # flow_step calls the same code
+    sigma = rg.activation_fn(name)
+    assert m2 == pytest.approx(float(rg.gaussian_expectation(lambda z: sigma(z) ** 2, k)), rel=1e-12)
+    ref = {"tanh": np.tanh, "swish": lambda z: z * expit(z), "gelu": lambda z: z * (1 + sp_erf(z / math.sqrt(2))) / 2,
+           "softplus": lambda z: np.logaddexp(0.0, z), "sigmoid": expit}[name]
+    assert m2 == pytest.approx(quad_gauss(lambda z: ref(z) ** 2, k), rel=1e-8)
+
+
+def test_susceptibility_curves_by_class():
+    relu = rg.susceptibility_curves("relu")
+    np.testing.assert_allclose(relu["chi_par"], 1.0, atol=1e-9)
+    np.testing.assert_allclose(relu["chi_perp"], 1.0, atol=1e-9)
+    assert relu["c_w"] == pytest.approx(2.0) and relu["cls"] == "scale-invariant" and math.isnan(relu["k_star"])
+    tanh = rg.susceptibility_curves("tanh")
+    assert tanh["k_star"] == 0.0 and abs(tanh["chi_perp"][0] - 1) < 1e-2 and np.all(tanh["chi_par"] <= tanh["chi_perp"] + 1e-12)
+    gelu = rg.susceptibility_curves("gelu")
+    gap = gelu["chi_par"] - gelu["chi_perp"]
+    i = int(np.flatnonzero(np.sign(gap[:-1]) != np.sign(gap[1:]))[0])
+    assert gelu["k"][i] <= (3 + math.sqrt(17)) / 2 <= gelu["k"][i + 1]        # they cross at K*
+    assert abs(np.interp(gelu["k_star"], gelu["k"], gelu["chi_perp"]) - 1) < 1e-3
+    sig = rg.susceptibility_curves("sigmoid")
+    assert sig["k_star"] is None and sig["cls"] == "none"
+    assert np.interp(1.0, sig["k"], sig["chi_perp"]) == pytest.approx(1.0, rel=1e-9)
+    assert np.all(sig["chi_par"] < sig["chi_perp"])
+    # linear in C_W; same numbers as susceptibilities()
+    s2 = rg.susceptibility_curves("swish", c_w=2 * rg.critical_point("swish").c_w)
+    np.testing.assert_allclose(s2["chi_perp"], 2 * rg.susceptibility_curves("swish")["chi_perp"], rtol=1e-12)
+    par, perp = rg.susceptibilities("swish", 1.0, relu["k"][::40])
+    np.testing.assert_allclose(rg.susceptibility_curves("swish", c_w=1.0)["chi_perp"][::40], perp, rtol=1e-12)
+    np.testing.assert_allclose(rg.susceptibility_curves("swish", c_w=1.0)["chi_par"][::40], par, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="c_w"):
+        rg.susceptibility_curves("relu", c_w=-1.0)
+    fig = rg.plot_susceptibilities({n: rg.susceptibility_curves(n) for n in ("relu", "tanh", "gelu", "sigmoid")})
+    assert len(fig.axes) == 4
+
+
+def test_kept_preactivations_are_the_sampled_networks():
+    from sparsebook.rg_flow.experiments import _sample_layers
+
+    mom, z = _sample_layers("relu", 0.0, 2.0, 6, 4, 30, seed=2, keep=6)
+    np.testing.assert_array_equal(mom, rg.sample_layer_moments("relu", 0.0, 2.0, 6, 4, 30, seed=2))
+    assert z.shape == (30, 4, 6) and z.dtype == np.float32
+    np.testing.assert_allclose((z.astype(float) ** 2).sum(-1), mom[..., 0], rtol=1e-6)
+    assert _sample_layers("relu", 0.0, 2.0, 6, 4, 30, seed=2)[1] is None
+    assert _sample_layers("relu", 0.0, 2.0, 6, 4, 30, seed=2, keep=99)[1].shape == (30, 4, 6)
+    with pytest.raises(ValueError, match="keep"):
+        _sample_layers("relu", 0.0, 2.0, 6, 4, 30, keep=-1)
+
+
+def test_preactivation_distribution_figure_from_a_tiny_run():
+    import dataclasses
+    cfg = dataclasses.replace(rg.CumulantConfig.preset("ci"), activations=("relu",), width=8, depth=3, n_networks=80,
+                              n_batches=4, collapse=((4, 5), (8, 9)), collapse_networks=80, keep_neurons=3)
+    fc = rg.run_fourth_cumulant(cfg)
+    assert fc["collapse"][4]["preactivations"].shape == (80, 5, 3) and "preactivations" not in fc["collapse"][8]
+    assert len(rg.plot_preactivation_distribution(fc).axes) == 2
+
+
+def _training_steps(scale: str) -> int:
+    """Optimizer steps summed over the chapter's training loops at ``scale`` (PolyCom, S-KAN, KAN, MLPs)."""
+    pc, sk = rg.PolyComConfig.preset(scale), rg.SKANConfig.preset(scale)
+    base = sk.full_steps + sk.select_steps
+    prune = (sk.prune_steps + sk.prune_steps // 2) + sk.prune_steps + sk.prune_steps // 2 if sk.prune_steps else 0
+    return len(pc.activations) * pc.steps + (base + prune) + base + len(sk.tasks) * base
+
+
+def test_full_scale_step_budget_and_gpu_memory_setting():
+    import os
+    assert _training_steps("ci") == 2700
+    assert _training_steps("full") <= 3 * _training_steps("ci")        # launch-bound GPU steps: at most 3x ci
+    assert os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE") == "false"  # set on import unless the user chose
+    pc = rg.PolyComConfig.preset("full")
+    assert pc.sizes[1] > rg.PolyComConfig.preset("ci").sizes[1] and len(pc.seeds) >= 10

@@ -113,13 +113,24 @@ def sample_layer_moments(activation, c_b: float, c_w: float, width: int, depth: 
     torch tensors.  Returns float64 ``(n_networks, depth, 2)``: per network and layer
     ``Σ_i z_i²`` and ``Σ_i z_i⁴``.  ``device``: where the networks run (``"cpu"`` or ``"cuda"``).
     """
+    return _sample_layers(activation, c_b, c_w, width, depth, n_networks, seed, n_in, chunk, device)[0]
+
+
+def _sample_layers(activation, c_b, c_w, width, depth, n_networks, seed=0, n_in=None, chunk=1000, device="cpu",
+                   keep: int = 0) -> tuple:
+    """:func:`sample_layer_moments` and, from the same networks, the preactivations of the first ``keep``
+    neurons of every layer: float32 ``(n_networks, depth, keep)`` (None when ``keep`` is 0)."""
     out = np.empty((check_int(n_networks, "n_networks", 2), check_int(depth, "depth", 1), 2))
+    keep = min(check_int(keep, "keep", 0), check_int(width, "width", 2))
+    kept = np.empty((n_networks, depth, keep), dtype=np.float32) if keep else None
     for start, l, z in _ensemble_preactivations(activation, c_b, c_w, width, depth, n_networks, seed, n_in, chunk,
                                                 device):
         zz = z.double() ** 2
         out[start:start + len(z), l, 0] = zz.sum(-1).cpu().numpy()
         out[start:start + len(z), l, 1] = (zz * zz).sum(-1).cpu().numpy()
-    return out
+        if keep:
+            kept[start:start + len(z), l] = z[:, :keep].cpu().numpy()
+    return out, kept
 
 
 def sample_output_scales(activation, c_b: float, c_w: float, width: int, depth: int, n_networks: int,
@@ -311,7 +322,8 @@ class CumulantConfig:
     ``activations`` at ``width``/``depth``: the leading-order coefficient.  ``collapse``: ReLU
     ensembles ``(width, depth)`` reaching the same ``(l−1)/n`` at several widths (the ``l/n``
     collapse); the first, deepest in ``l/n``, also measures the breakdown of the expansion at
-    ``(l−1)/n = breakdown_ratio``.
+    ``(l−1)/n = breakdown_ratio`` and keeps the preactivations of its first ``keep_neurons`` neurons
+    (same networks, no extra sampling) for the distribution figure.
     """
 
     activations: tuple = ("relu", "linear", "tanh")
@@ -323,6 +335,7 @@ class CumulantConfig:
     collapse_networks: int = 8000
     collapse_ratios: tuple = (0.125, 0.25)   # (l − 1)/n at which widths are compared
     breakdown_ratio: float = 0.5
+    keep_neurons: int = 16    # preactivations of this many neurons per network kept from collapse[0] (distribution figure)
     device: str = "cpu"       # where the networks run; the full preset uses the GPU when there is one
 
     @classmethod
@@ -378,12 +391,14 @@ def run_fourth_cumulant(config: CumulantConfig, seed: int = 0) -> dict:
         res["per_activation"][name] = entry
     runs = {}
     for j, (n, L) in enumerate(config.collapse):
-        stats = sample_layer_moments("relu", 0.0, 2.0, n, L, config.collapse_networks, seed=seed + 100 + j,
-                                     device=config.device)
+        stats, kept = _sample_layers("relu", 0.0, 2.0, n, L, config.collapse_networks, seed=seed + 100 + j,
+                                     device=config.device, keep=config.keep_neurons if j == 0 else 0)
         est = fourth_cumulant_estimate(stats, n, n_batches=B)
         l = np.arange(1, L + 1)
         runs[n] = {"l": l, "x": (l - 1) / n, "est": est, "leading": 5.0 * (l - 1) / n,
                    "exact": exact_fourth_cumulant("relu", n, L), "width": n}
+        if kept is not None:
+            runs[n]["preactivations"] = kept
     res["collapse"] = runs
     widths = [n for n, _ in config.collapse]
     n_lo, n_hi = min(widths), max(widths)
@@ -576,6 +591,7 @@ class PolyComConfig:
 
     ``sizes``: the MLP; Adam at ``lr`` for ``steps`` minibatch steps of ``batch_size``; one network
     per seed and activation, seeds trained as one batched computation (:func:`sparsebook.train.fit_seeds`).
+    ``full``: hidden width 256 (4x), 10 seeds, 600 steps (3x ci).
     """
 
     activations: tuple = ("polyrelu", "relu", "gelu")
@@ -588,7 +604,8 @@ class PolyComConfig:
     @classmethod
     def preset(cls, scale: str = "ci") -> "PolyComConfig":
         check_scale(scale)
-        return cls() if scale == "ci" else cls(sizes=(64, 256, 256, 10), steps=2000, seeds=tuple(range(10)))
+        # full: 4x wider hidden layers and 10 seeds (batched: free), 3x the steps (the chapter's full steps <= 3x ci)
+        return cls() if scale == "ci" else cls(sizes=(64, 256, 256, 10), steps=600, seeds=tuple(range(10)))
 
 
 def _polycom_model(sizes, activation):
@@ -659,6 +676,10 @@ class SKANConfig:
     The pruning stage (S-KAN's last) continues from the selected network: ``prune_steps`` of
     selective training with the KAN paper's sparsification penalty (``prune_lambda``), then the KAN
     node rule at ``prune_threshold``, then ``prune_steps // 2`` steps of training of the pruned network.
+
+    Steps: the S-KANs train ``full + select + 3·prune`` steps (the pruning stage and its unpruned control),
+    the KANs ``full + select``, the MLPs ``full + select`` per task (4 tasks): 2,100 steps at ``ci``, 6,300 at
+    ``full`` (3x: 600 + 300 steps and 300 pruning steps, with 4x the training points and 10 seeds).
     """
 
     tasks: tuple = ("bessel", "exp_sin", "product", "exp4")
@@ -680,9 +701,10 @@ class SKANConfig:
         check_scale(scale)
         if scale == "ci":
             return cls()
-        # 5,000 + 1,500 steps: on a GPU each step is a few hundred kernel launches for all 40 members
-        # at once (launch-bound at these sizes), so the steps, not the points or seeds, set the time.
-        return cls(n_train=1000, n_test=3000, full_steps=3000, select_steps=2000, prune_steps=1000,
+        # On a GPU each step is a few hundred kernel launches for all 40 members at once (launch-bound at
+        # these sizes), so the steps, not the points or seeds, set the time: 3x the ci steps, 4x the
+        # training points, 3x the test points, 10 seeds.
+        return cls(n_train=1000, n_test=3000, full_steps=600, select_steps=300, prune_steps=300,
                    seeds=tuple(range(10)), device=full_scale_device())
 
 

@@ -77,6 +77,85 @@ def plot_phase_diagram(res: dict):
     return plotting.finish(fig)
 
 
+#: Panels of :func:`plot_susceptibilities`: one universality class each.
+_CLASS_PANELS = (("scale-invariant", ("relu", "linear")), ("K*=0", ("tanh", "erf", "sin")),
+                 ("half-stable", ("swish", "gelu")), ("none", ("sigmoid", "softplus")))
+
+
+def plot_susceptibilities(curves: dict):
+    """χ∥(K) (dashed) and χ⊥(K) (solid) against the kernel K, one panel per universality class, at the
+    critical C_W (for sigmoid and softplus, which have none, at the C_W that makes χ⊥(1) = 1); the
+    critical kernel K* (dotted) and the criticality condition χ = 1 (grey).  ``curves``: activation ->
+    :func:`~sparsebook.rg_flow.kernels.susceptibility_curves`."""
+    from sparsebook import plotting
+
+    fig, axes = plotting.figure(ncols=2, nrows=2)
+    titles = {"scale-invariant": "scale-invariant: χ∥ = χ⊥ = 1 at every K",
+              "K*=0": "K* = 0 class: χ∥, χ⊥ → 1 as K → 0",
+              "half-stable": "SWISH, GELU: χ∥ = χ⊥ = 1 only at K*",
+              "none": "no critical point: χ∥ ≠ χ⊥ at every K"}
+    for ax, (cls, names) in zip(axes, _CLASS_PANELS):
+        ax.axhline(1.0, color="grey", lw=0.8, label="χ = 1 (criticality)")
+        for i, name in enumerate(n for n in names if n in curves):
+            c = curves[name]
+            col = plotting.COLORS[i]
+            cw = f"C_W = {c['c_w']:.4g}" + ("" if c["k_star"] is not None else ", χ⊥(1) = 1")
+            lw = 2.6 - 0.8 * i          # curves that coincide (ReLU and linear) stay visible
+            ax.semilogx(c["k"], c["chi_perp"], "-", color=col, lw=lw, label=f"{name}: χ⊥ ({cw})")
+            ax.semilogx(c["k"], c["chi_par"], "--", color=col, lw=lw, label=f"{name}: χ∥")
+            if c["k_star"] is not None and np.isfinite(c["k_star"]) and c["k_star"] > 0:
+                ax.axvline(c["k_star"], color=col, lw=0.8, ls=":")
+                ax.plot([c["k_star"]], [1.0], "o", color=col, ms=5, label=f"{name}: K* = {c['k_star']:.4g}, χ∥ = χ⊥ = 1")
+        ax.set_ylim((0.4, 1.1) if cls == "half-stable" else (0.0, 2.0))
+        ax.legend(fontsize=6.5, loc="best")
+        plotting.label(ax, "kernel K (variance of a preactivation)", "susceptibility χ", titles[cls])
+    return plotting.finish(fig)
+
+
+def plot_preactivation_distribution(res: dict, ratios=(0.0, 0.125, 0.25, 0.5)):
+    """Left: the density of one preactivation z/√K̂ of real ReLU networks at criticality (the smallest
+    width of ``res["collapse"]``, all kept neurons pooled over networks) at several (l−1)/n, on a log
+    axis, with the standard Gaussian (the infinite-width law of the same variance).  Right: the
+    one-neuron excess kurtosis against (l−1)/n for every width, with the leading order 3·5(l−1)/n and
+    the exact 3[(1 + 5/n)^(l−1) − 1].  ``res`` from :func:`~sparsebook.rg_flow.experiments.run_fourth_cumulant`."""
+    from sparsebook import plotting
+
+    fig, (ax1, ax2) = plotting.figure(ncols=2)
+    n = min(res["collapse"])
+    e = res["collapse"][n]
+    z = e["preactivations"]
+    edges = np.linspace(-8.0, 8.0, 81)
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    for i, r in enumerate(ratios):
+        j = int(round(r * n))
+        if j >= z.shape[1]:
+            continue
+        u = z[:, j].astype(float).ravel()
+        u = u / np.sqrt(np.mean(u * u))
+        dens, _ = np.histogram(u, bins=edges, density=True)
+        dens = np.where(dens > 0, dens, np.nan)
+        ax1.semilogy(mid, dens, drawstyle="steps-mid", color=plotting.COLORS[i], lw=1.2,
+                     label=f"(l − 1)/n = {r:g} (layer {j + 1})")
+    xs = np.linspace(-8.0, 8.0, 400)
+    ax1.semilogy(xs, np.exp(-xs * xs / 2) / np.sqrt(2 * np.pi), "k--", lw=1, label="Gaussian of the same variance")
+    ax1.set_ylim(1e-8, 3.0)
+    ax1.legend(fontsize=7, loc="lower center")
+    plotting.label(ax1, "preactivation z / √K̂ (standard units)", "probability density",
+                   f"ReLU, n = {n}, {z.shape[0]} networks × {z.shape[2]} neurons")
+    for i, (w, run) in enumerate(res["collapse"].items()):
+        s = slice(1, None)
+        ax2.errorbar(run["x"][s], run["est"]["kurt"][s], yerr=2 * run["est"]["kurt_se"][s], fmt="o", ms=3,
+                     color=plotting.COLORS[i], label=f"n = {w}: real networks (±2 s.e.)")
+        ax2.plot(run["x"][s], 3 * run["exact"][s], ":", color=plotting.COLORS[i], lw=1)
+    xs = np.linspace(min(run["x"][1] for run in res["collapse"].values()),
+                     max(run["x"][-1] for run in res["collapse"].values()), 50)
+    ax2.plot(xs, 15 * xs, "k-", lw=1, label="leading order 3·5(l − 1)/n = 3V/(nK²)")
+    ax2.plot([], [], "k:", lw=1, label="exact 3[(1 + 5/n)^(l−1) − 1]")
+    ax2.set_yscale("log")
+    plotting.label(ax2, "(l − 1)/n", "excess kurtosis of one preactivation", "non-Gaussianity grows with l/n")
+    return plotting.finish(fig)
+
+
 def plot_vertex_and_ntk(vertex: dict, ntk: dict):
     """V^(l)/(l (K^(l))²) against l (→ 5, 2, 2/3) and the NTK Θ^(l) at and off criticality."""
     from sparsebook import plotting

@@ -446,6 +446,32 @@ def critical_point(activation) -> CriticalPoint:
     return _nontrivial(sigma)
 
 
+def susceptibility_curves(activation, c_w: float | None = None) -> dict:
+    """``χ∥(K)`` and ``χ⊥(K)`` on :data:`K_GRID` (10⁻³ … 10³) at weight variance ``c_w``, from the same
+    cached quadrature the classifier uses (no new computation after :func:`universality_class`).
+
+    ``c_w`` defaults to the critical ``C_W`` of :func:`critical_point`; for an activation without one
+    (sigmoid, softplus) to ``1/⟨σ'²⟩_1`` (χ⊥ = 1 at K = 1).  Both susceptibilities are linear in
+    ``C_W`` (PDLT eqs. 5.50–5.51), so their ratio does not depend on it.  Returns a dict with ``k``,
+    ``chi_par``, ``chi_perp`` (float64, shape ``(len(K_GRID),)``), ``c_w``, ``k_star`` (NaN for
+    the scale-invariant class, 0 for the K* = 0 class, None without a critical point) and ``cls``.
+    """
+    sigma = activation_fn(activation)
+    an = _analysis(sigma)
+    try:
+        cp = critical_point(sigma)
+        k_star = cp.k_star
+        default = cp.c_w
+    except NoCriticalPoint:
+        k_star = None
+        default = 1.0 / float(an["dp"][int(np.argmin(np.abs(np.log(K_GRID))))])
+    c_w = default if c_w is None else check_real(c_w, "c_w", 0.0, low_open=True)
+    dp = np.asarray(an["dp"])
+    dk = np.asarray(an["gap"]) + dp            # gap = d⟨σ²⟩/dK − ⟨σ'²⟩
+    return {"k": K_GRID.copy(), "chi_par": c_w * dk, "chi_perp": c_w * dp, "c_w": float(c_w), "k_star": k_star,
+            "cls": universality_class(sigma)}
+
+
 # ---------------------------------------------------------------------------
 # Finite width: closed forms
 # ---------------------------------------------------------------------------
