@@ -316,7 +316,7 @@ def test_every_preset_builds_and_full_is_larger(scale):
     for cls in (es.ParentConfig, es.OneShotConfig, es.ObjectiveConfig, es.DataAmountConfig, es.EmergenceConfig,
                 es.RandomPruningConfig, es.GradualConfig, es.JourneyConfig, es.SoupConfig, es.NMTrainConfig,
                 es.FinetuneConfig, es.IMPConfig, es.ArchitectureConfig, es.TransformerConfig,
-                es.TransformerFinetuneConfig):
+                es.TransformerFinetuneConfig, es.TransformerIMPConfig):
         assert isinstance(cls.preset(scale), cls)
     if scale == "full":
         assert es.ParentConfig.preset("full").steps > es.ParentConfig.preset("ci").steps
@@ -657,7 +657,7 @@ def test_full_presets_run_on_cpu_with_tiny_overrides():
     sp = (0.0, 0.5, 0.8, 0.9)
     ft = replace(es.FinetuneConfig.preset("full"), parent=p, sparsities=sp, steps=2)
     assert es.run_finetune(ft, 0)["acc"].shape == (4,)
-    r = es.run_imp(replace(es.IMPConfig.preset("full"), finetune=ft), 0)
+    r = es.run_imp(replace(es.IMPConfig.preset("full"), finetune=ft, sparsities=(0.5, 0.8, 0.9)), 0)
     assert r["sparsities"].tolist() == [0.5, 0.8, 0.9] and r["nested"] and r["exact"]
     tc = replace(es.TransformerConfig.preset("full"), steps=2, n_train=16, n_test=4, sparsities=(0.0, 0.5, 0.8, 0.9))
     assert es.run_transformer_oneshot(tc, 0)["acc"].shape == (4,)
@@ -758,7 +758,7 @@ def test_fixed_mask_training_matches_rezeroing_every_step():
 def test_transformer_finetune_config_presets_and_bad_values():
     ci, full = es.TransformerFinetuneConfig.preset("ci"), es.TransformerFinetuneConfig.preset("full")
     grid = es.OneShotConfig.preset("ci").sparsities
-    assert set(ci.sparsities) <= set(grid) and full.sparsities == grid  # subsets of the chapter's grid
+    assert set(ci.sparsities) <= set(grid) and full.sparsities == ci.sparsities  # subsets of the chapter's grid
     assert [v for v in grid if v <= 0.8] == [v for v in ci.sparsities if v <= 0.8]  # every grid point up to 0.8
     assert ci.transformer == es.TransformerConfig.preset("ci")  # the chapter's trained Transformer
     assert full.transformer == es.TransformerConfig.preset("full") and full.steps > ci.steps
@@ -779,3 +779,128 @@ def test_full_transformer_finetune_runs_on_cpu_with_tiny_overrides():
     r = es.run_transformer_finetune(replace(es.TransformerFinetuneConfig.preset("full"), transformer=tc,
                                             sparsities=(0.0, 0.5, 0.8, 0.9), steps=2), 0)
     assert r["acc"].shape == (4,) and r["masked_zero"] and r["sparsity_exact"]
+
+
+# ---------------------------------------------------------------------------
+# The full preset's size, IMP for the CNN and the Transformer, weight magnitudes, N:M wrapping
+# ---------------------------------------------------------------------------
+def test_training_steps_count_the_ci_loops_and_full_stays_within_the_step_budget():
+    ci, full = es.training_steps("ci"), es.training_steps("full")
+    parts = es.experiments.PARTS
+    assert set(ci) == set(full) == set(parts["a"] + parts["b"])
+    # measured: a ci `reproduce` run's progress log counted 43,300 optimizer steps over 5 seeds before the
+    # CNN/Transformer IMP experiments, which add 4x30 + 4x30 + 4x20 steps per seed
+    assert es.N_SEEDS["ci"] * sum(ci.values()) == 43_300 + 5 * (120 + 120 + 80)
+    assert ci["gradual"] == 3 * (150 + 150 + 450) and ci["random"] == 3 * 300 + 2 * 300
+    assert (es.N_SEEDS["full"] * sum(full.values())
+            <= es.FULL_STEP_FACTOR * es.N_SEEDS["ci"] * sum(ci.values()))
+    assert all(full[k] >= ci[k] for k in ci)  # nothing is shorter at full
+    assert es.TransformerConfig.preset("full").batch_size > es.TransformerConfig.preset("ci").batch_size
+    assert es.TransformerConfig.preset("full").n_test > es.TransformerConfig.preset("ci").n_test
+
+
+def test_cnn_and_transformer_imp_presets_pair_with_their_finetuning():
+    for scale in ("ci", "full"):
+        cimp, cft = es.IMPConfig.preset(scale, "cnn"), es.FinetuneConfig.preset(scale, "cnn")
+        assert cimp.finetune == cft and cft.parent == es.ArchitectureConfig.preset(scale).parent
+        assert set(cimp.targets()) <= set(cft.sparsities) and 0.8 in cimp.targets()
+        timp = es.TransformerIMPConfig.preset(scale)
+        assert timp.finetune == es.TransformerFinetuneConfig.preset(scale)
+        assert set(timp.sparsities) <= set(timp.finetune.sparsities) and 0.4 in timp.sparsities
+    with pytest.raises(ValueError, match="model"):
+        es.FinetuneConfig.preset("ci", "vit")
+    with pytest.raises(ValueError, match="sparsities"):
+        es.TransformerIMPConfig(sparsities=(0.45,))
+    with pytest.raises(ValueError, match="sparsities"):
+        es.TransformerIMPConfig(sparsities=(0.6, 0.4))
+    with pytest.raises(TypeError, match="TransformerFinetuneConfig"):
+        es.TransformerIMPConfig(finetune=es.FinetuneConfig())
+    with pytest.raises(TypeError, match="TransformerIMPConfig"):
+        es.run_transformer_imp(es.IMPConfig(), 0)
+
+
+def test_transformer_imp_with_frozen_weights_finds_the_one_shot_masks():
+    """No weight moves at lr 1e-20: every IMP round re-prunes the trained model, so its masks are the one-shot
+    masks (overlap 1) and score as run_transformer_finetune's fine-tuned one-shot masks."""
+    from dataclasses import replace
+
+    ft = replace(TINY_TF_FT, lr=1e-20, steps=2)
+    r = es.run_transformer_imp(es.TransformerIMPConfig(finetune=ft, sparsities=(0.3, 0.8)), seed=2)
+    assert r["overlap"].tolist() == [1.0, 1.0] and r["nested"] and r["exact"]
+    one = es.run_transformer_finetune(ft, seed=2)
+    np.testing.assert_array_equal(r["acc_imp"], one["acc"][[1, 3]])
+
+
+def test_transformer_imp_masks_are_nested_and_pair_in_imp_pairs():
+    r = es.run_transformer_imp(es.TransformerIMPConfig(finetune=TINY_TF_FT, sparsities=(0.3, 0.6, 0.9)), seed=2)
+    assert r["nested"] and r["exact"] and r["acc_imp"].shape == (3,)
+    assert np.all(r["overlap"] >= r["chance"] - 1e-12) and np.all(r["overlap"] <= 1)
+    ft = es.run_transformer_finetune(TINY_TF_FT, seed=2)
+    runs = [{"transformer_imp": r, "transformer_ft": ft}] * 2
+    p = es.imp_pairs(runs, "transformer_imp", "transformer_ft")
+    np.testing.assert_array_equal(p["oneshot"][0], ft["acc"][[1, 2, 4]])
+    np.testing.assert_array_equal(p["imp"][1], r["acc_imp"])
+
+
+def test_log_magnitude_histogram_and_threshold_known_values():
+    w = {"a": torch.tensor([0.0, 1e-3, -1e-2]), "b": torch.tensor([[0.1, -1.0]])}
+    h = es.log_magnitude_histogram(w, edges=(-3.5, -2.5, -1.5, -0.5, 0.5))
+    np.testing.assert_allclose(h, [0.2, 0.2, 0.2, 0.2])  # the zero falls in no bin
+    assert es.log_magnitude_histogram(w, edges=(-1.5, -0.5)).tolist() == [0.2]
+    assert es.magnitude_threshold(w, 0.4) == pytest.approx(1e-3)  # removes 0 and 1e-3
+    assert es.magnitude_threshold(w, 0.0) == 0.0
+    assert es.magnitude_threshold([torch.tensor([3.0, -1.0, 2.0, 0.5])], 0.5) == 1.0
+    assert es.MAGNITUDE_EDGES[0] == -5 and es.MAGNITUDE_EDGES[-1] == 1
+    for bad in ((0.0,), (0.0, -1.0), [[0.0, 1.0]]):
+        with pytest.raises(ValueError, match="edges"):
+            es.log_magnitude_histogram(w, edges=bad)
+    with pytest.raises(ValueError, match="sparsity"):
+        es.magnitude_threshold(w, 1.0)
+    with pytest.raises(TypeError, match="weights"):
+        es.log_magnitude_histogram(torch.ones(3))
+
+
+@FAST
+@given(shapes=shapes_st, s=st.floats(0.05, 0.95), seed=st.integers(0, 10_000))
+def test_magnitude_threshold_is_the_largest_pruned_magnitude(shapes, s, seed):
+    w = _weights(seed, shapes)
+    masks = es.magnitude_mask(w, s)
+    t = es.magnitude_threshold(w, s)
+    pruned = torch.cat([w[k][~masks[k]].abs().reshape(-1) for k in w])
+    kept = torch.cat([w[k][masks[k]].abs().reshape(-1) for k in w])
+    if pruned.numel():
+        assert float(pruned.max()) == pytest.approx(t)
+        assert kept.numel() == 0 or float(kept.min()) >= t
+    h = es.log_magnitude_histogram(w)
+    assert h.shape == (60,) and 0 <= h.sum() <= 1 + 1e-12
+
+
+def test_nm_wrapping_finds_linear_layers_at_any_depth():
+    from sparsebook.essential_sparsity.experiments import _PGFLinear, _wrap_nm
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.ReLU()), torch.nn.Linear(8, 4))
+    x = torch.randn(3, 16)
+    wrapped = _wrap_nm(model, 1, 4, "pgf")
+    assert list(wrapped) == ["0.0"] and isinstance(model[0][0], _PGFLinear)
+    wrapped["0.0"].beta = 1.0  # β = 1: the wrapped layer computes the dense layer
+    assert list(dict(model.named_parameters())) == ["0.0.weight", "0.0.bias", "1.weight", "1.bias"]
+    assert torch.allclose(model(x), model[1](torch.relu(torch.nn.functional.linear(x, model[0][0].weight, model[0][0].bias))))
+    with pytest.raises(TypeError, match="nn.Linear"):
+        _wrap_nm(es.small_cnn(4), 1, 4, "pgf")
+
+
+def test_full_cnn_and_transformer_imp_run_on_cpu_with_tiny_overrides():
+    from dataclasses import replace
+
+    cft = es.FinetuneConfig.preset("full", "cnn")
+    cft = replace(cft, parent=replace(cft.parent, width=4, steps=2), steps=2)
+    r = es.run_imp(replace(es.IMPConfig.preset("full", "cnn"), finetune=cft), 0)
+    assert r["sparsities"].tolist() == [0.5, 0.8, 0.9] and r["nested"] and r["exact"]
+    tc = replace(es.TransformerConfig.preset("full"), steps=2, n_train=16, n_test=4, d_model=8, ff=16,
+                 sparsities=(0.0, 0.5, 0.8, 0.9))
+    tft = replace(es.TransformerFinetuneConfig.preset("full"), transformer=tc, steps=2)
+    r = es.run_transformer_imp(replace(es.TransformerIMPConfig.preset("full"), finetune=tft), 0)
+    assert r["acc_imp"].shape == (3,) and r["nested"] and r["exact"]
+    one = es.run_transformer_oneshot(tc, 0)
+    assert one["magnitudes"].shape == (60,) and one["threshold_knee"] >= 0

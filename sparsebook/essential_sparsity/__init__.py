@@ -39,16 +39,18 @@ from sparsebook.essential_sparsity.experiments import (
     ObjectiveConfig, OneShotConfig, ParentConfig, RandomPruningConfig, SoupConfig, TransformerConfig,
     collect, evaluate, prunable, run_architecture, run_finetune, run_seed, run_seeds, run_data_amount, run_emergence, run_gradual, run_journey,
     run_nm_training, run_objectives, run_oneshot, run_random_pruning, run_soups, run_transformer_oneshot,
-    TransformerFinetuneConfig, run_transformer_finetune,
+    TransformerFinetuneConfig, run_transformer_finetune, TransformerIMPConfig, run_transformer_imp,
+    FULL_STEP_FACTOR, training_steps,
     small_cnn, sort_task, train_parent, transformer_pool,
 )
 from sparsebook.essential_sparsity.figures import (
-    band, explore_layer_densities, plot_imp, knee_table, mlp_shapes, plot_emergence, plot_journey, plot_objectives, plot_oneshot, plot_soups_nm, plot_sparse_training,
+    band, explore_layer_densities, plot_imp, plot_imp_architectures, plot_weight_magnitudes, knee_table, mlp_shapes, plot_emergence, plot_journey, plot_objectives, plot_oneshot, plot_soups_nm, plot_sparse_training,
     plot_transformer, plot_transformer_finetune, plot_try_layer_densities, try_layer_densities,
 )
 from sparsebook.essential_sparsity.kernels import (
     KNEE_METHODS, apply_masks, average_density, average_state_dicts, largest_rise_fraction, cubic_sparsity_schedule, erk_densities,
-    essential_sparsity_point, hinge_fit, knee_sharpness, magnitude_mask, magnitude_mask_jax, n_pruned, nm_mask,
+    essential_sparsity_point, hinge_fit, knee_sharpness, log_magnitude_histogram, MAGNITUDE_EDGES,
+    magnitude_threshold, magnitude_mask, magnitude_mask_jax, n_pruned, nm_mask,
     nm_mask_jax, pruning_window, random_mask,
 )
 
@@ -56,16 +58,19 @@ __all__ = [
     # kernels
     "magnitude_mask", "nm_mask", "random_mask", "erk_densities", "magnitude_mask_jax", "nm_mask_jax",
     "cubic_sparsity_schedule", "pruning_window", "essential_sparsity_point", "hinge_fit", "knee_sharpness",
-    "average_state_dicts", "n_pruned", "KNEE_METHODS", "apply_masks", "largest_rise_fraction", "average_density",
+    "average_state_dicts", "n_pruned", "KNEE_METHODS", "log_magnitude_histogram", "MAGNITUDE_EDGES",
+    "magnitude_threshold", "apply_masks", "largest_rise_fraction", "average_density",
     # experiments
     "ParentConfig", "OneShotConfig", "ArchitectureConfig", "run_architecture", "small_cnn", "ObjectiveConfig",
     "DataAmountConfig", "EmergenceConfig", "RandomPruningConfig", "GradualConfig", "JourneyConfig", "SoupConfig",
     "NMTrainConfig", "FinetuneConfig", "run_finetune", "IMPConfig", "run_imp", "full_device", "imp_pairs", "run_seed", "run_seeds", "collect", "N_SEEDS", "train_parent", "run_oneshot", "run_objectives", "run_data_amount", "run_emergence",
     "run_random_pruning", "run_gradual", "run_journey", "run_soups", "run_nm_training",
     "sort_task", "TransformerConfig", "transformer_pool", "run_transformer_oneshot", "prunable", "evaluate",
-    "TransformerFinetuneConfig", "run_transformer_finetune",
+    "TransformerFinetuneConfig", "run_transformer_finetune", "TransformerIMPConfig", "run_transformer_imp",
+    "FULL_STEP_FACTOR", "training_steps",
     # figures and tables
     "knee_table", "plot_oneshot", "plot_objectives", "plot_emergence", "plot_sparse_training", "plot_journey",
-    "plot_transformer", "plot_transformer_finetune", "plot_soups_nm", "plot_imp", "band", "explore_layer_densities", "mlp_shapes", "plot_try_layer_densities",
+    "plot_transformer", "plot_transformer_finetune", "plot_soups_nm", "plot_imp", "plot_imp_architectures",
+    "plot_weight_magnitudes", "band", "explore_layer_densities", "mlp_shapes", "plot_try_layer_densities",
     "try_layer_densities",
 ]

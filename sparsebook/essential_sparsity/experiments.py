@@ -15,7 +15,8 @@ from torch import nn
 from sparsebook.data import digits
 from sparsebook.essential_sparsity.kernels import (KNEE_METHODS, apply_masks, average_density,
                                                    average_state_dicts, cubic_sparsity_schedule, essential_sparsity_point, hinge_fit,
-                                                   knee_sharpness, largest_rise_fraction, magnitude_mask, n_pruned, nm_mask,
+                                                   knee_sharpness, largest_rise_fraction, log_magnitude_histogram,
+                                                   magnitude_mask, magnitude_threshold, n_pruned, nm_mask,
                                                    pruning_window,
                                                    random_mask, ridge_probe_accuracy)
 from sparsebook.models import TinyTransformer, mlp
@@ -60,6 +61,11 @@ def _check_device(device) -> str:
 # ---------------------------------------------------------------------------
 def prunable(model: nn.Module, include_head: bool = False) -> dict[str, nn.Parameter]:
     """The weight matrices (ndim >= 2) of ``model`` by name; the last one (the head) only if ``include_head``.
+
+    The head is taken to be the last weight matrix in registration order (``named_parameters``), which holds
+    for the chapter's models: the MLPs and the CNN (``nn.Sequential`` ending in the classifier) and
+    :class:`MaskedReconstruction` (its decoder ``head`` is registered last).  A model whose output layer is
+    registered earlier would need its pool named explicitly, as :func:`transformer_pool` does.
 
     For a :class:`~sparsebook.models.TinyTransformer` the pool is :func:`transformer_pool`
     (attention and FFN matrices; embeddings stay dense), plus ``head.weight`` if ``include_head``.
@@ -124,7 +130,10 @@ def _grid(scale: str) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class ParentConfig:
-    """A dense MLP trained on digits: ``64 → width (× depth) → 10`` (supervised) or a masked autoencoder."""
+    """A dense MLP trained on digits: ``64 → width (× depth) → 10`` (supervised) or a masked autoencoder.
+
+    ``full``: twice as wide (512 units), three times the steps (900); still on the CPU cores (see
+    :func:`full_device`)."""
 
     width: int = 256
     depth: int = 2
@@ -144,8 +153,8 @@ class ParentConfig:
     def preset(cls, scale: str = "ci") -> "ParentConfig":
         if check_scale(scale) == "ci":
             return cls()
-        # depth 2 as at ci (three layers of 512 would double the cost of every MLP run of the full preset)
-        return cls(width=512, depth=2, steps=3000, device=full_device("mlp"))
+        # depth 2 as at ci; the full run is sized by optimizer steps (at most 3x the ci total, FULL_STEP_FACTOR)
+        return cls(width=512, depth=2, steps=900, device=full_device("mlp"))
 
     def __post_init__(self):
         check_int(self.width, "width", 1)
@@ -393,7 +402,13 @@ def run_oneshot(config: OneShotConfig, seed: int = 0) -> dict:
             "nm_sharpness": knee_sharpness(nm_s, nm_y) if nm_s.size >= 4 else None,
             "acc_2_4": next(a for n_, m_, _, a, _ in nm if (n_, m_) == (2, 4)),
             "nm_exact": all(bool((nm_mask(v.detach(), n_, m_).reshape(-1, m_).sum(1) == n_).all())
-                            for n_, m_ in config.nm_patterns for v in ws.values() if v.shape[-1] % m_ == 0)}
+                            for n_, m_ in config.nm_patterns for v in ws.values() if v.shape[-1] % m_ == 0),
+            **_magnitudes(saved, knees["hinge"])}
+
+
+def _magnitudes(pool: dict, knee: float) -> dict:
+    """``{"magnitudes": log_magnitude_histogram(pool), "threshold_knee": the |w| cut at the hinge knee}``."""
+    return {"magnitudes": log_magnitude_histogram(pool), "threshold_knee": magnitude_threshold(pool, knee)}
 
 
 @dataclass(frozen=True)
@@ -407,7 +422,8 @@ class ArchitectureConfig:
     def preset(cls, scale: str = "ci") -> "ArchitectureConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(parent=ParentConfig(arch="cnn", width=64, steps=3000, device=full_device()), sparsities=_grid(scale))
+        # full: 64 channels (4x), 3x the steps, the finer grid (evaluation only)
+        return cls(parent=ParentConfig(arch="cnn", width=64, steps=900, device=full_device()), sparsities=_grid(scale))
 
 
 def run_architecture(config: ArchitectureConfig, seed: int = 0) -> dict:
@@ -419,15 +435,20 @@ def run_architecture(config: ArchitectureConfig, seed: int = 0) -> dict:
     data = _data(seed, config.parent.device)
     s = np.array(config.sparsities)
     acc = oneshot_curve(model, data, s, "global")
+    sharp = knee_sharpness(s, acc)
     return {"sparsities": s, "acc": acc, "dense_acc": float(acc[0]),
             "n_weights": sum(p.numel() for p in prunable(model).values()),
-            "sharpness": knee_sharpness(s, acc)}
+            "sharpness": sharp, **_magnitudes(prunable(model), essential_sparsity_point(s, acc))}
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
     """The authors' BERT/ViT protocol: prune the trained parent one-shot (global pool), then fine-tune
-    ``steps`` Adam steps with the mask fixed, at every sparsity of ``sparsities``."""
+    ``steps`` Adam steps with the mask fixed, at every sparsity of ``sparsities``.
+
+    ``preset(scale, model)``: ``model="mlp"`` (the digits MLP; 12 sparsities) or ``"cnn"`` (the CNN of
+    :class:`ArchitectureConfig`; 4 sparsities, for :class:`IMPConfig`).  ``full``: the full parent and
+    3x the fine-tuning steps (90), at the same sparsities."""
 
     parent: ParentConfig = field(default_factory=ParentConfig)
     sparsities: tuple = (0.0, 0.5, 0.7, 0.8, 0.87, 0.9, 0.92, 0.94, 0.96, 0.97, 0.98, 0.99)
@@ -435,11 +456,14 @@ class FinetuneConfig:
     lr: float = 1e-3
 
     @classmethod
-    def preset(cls, scale: str = "ci") -> "FinetuneConfig":
-        if check_scale(scale) == "ci":
-            return cls()
-        # the ci grid (19 sparsities) keeps 19 fine-tunings of 300 steps per seed within the full run's budget
-        return cls(parent=ParentConfig.preset(scale), sparsities=_grid("ci"), steps=300)
+    def preset(cls, scale: str = "ci", model: str = "mlp") -> "FinetuneConfig":
+        full = check_scale(scale) == "full"
+        if model not in ("mlp", "cnn"):
+            raise ValueError(f"model must be 'mlp' or 'cnn'; got {model!r}")
+        steps = 90 if full else cls.steps
+        if model == "cnn":
+            return cls(parent=ArchitectureConfig.preset(scale).parent, sparsities=(0.0, 0.5, 0.8, 0.9), steps=steps)
+        return cls(parent=ParentConfig.preset(scale), steps=steps)
 
 
 def run_finetune(config: FinetuneConfig, seed: int = 0) -> dict:
@@ -478,10 +502,11 @@ class IMPConfig:
     sparsities: tuple = (0.5, 0.8, 0.9, 0.94, 0.97)
 
     @classmethod
-    def preset(cls, scale: str = "ci") -> "IMPConfig":
-        if check_scale(scale) == "ci":
-            return cls()
-        return cls(finetune=FinetuneConfig.preset(scale), sparsities=())
+    def preset(cls, scale: str = "ci", model: str = "mlp") -> "IMPConfig":
+        """``model="mlp"``: five rounds (0.5 to 0.97); ``"cnn"``: three rounds (0.5, 0.8, 0.9), on
+        :meth:`FinetuneConfig.preset`'s CNN.  ``full``: the same rounds with the full fine-tuning."""
+        ft = FinetuneConfig.preset(scale, model)
+        return cls(finetune=ft, sparsities=(0.5, 0.8, 0.9) if model == "cnn" else cls.sparsities)
 
     def __post_init__(self):
         grid = [float(v) for v in self.finetune.sparsities]
@@ -515,24 +540,40 @@ def run_imp(config: IMPConfig, seed: int = 0) -> dict:
     seed = check_int(seed, "seed", 0)
     seed_everything(seed)
     data = _data(seed, ft.parent.device)
-    targets = config.targets()
-    parent, _ = train_parent(ft.parent, seed)
-    theta = {k: v.detach().clone() for k, v in prunable(parent).items()}
+
+    def finetune(model, masks):
+        _train_sparse(model, data, steps=ft.steps, lr=ft.lr, batch_size=ft.parent.batch_size, seed=seed + 7,
+                      names=list(masks), masks=masks)
+
+    return _imp_rounds(lambda: train_parent(ft.parent, seed)[0], prunable, finetune,
+                       lambda model: evaluate(model, data), config.targets())
+
+
+def _imp_rounds(load, pool, finetune, score, targets: Sequence[float]) -> dict:
+    """The rounds of iterative magnitude pruning with rewinding, for any model (:func:`run_imp`,
+    :func:`run_transformer_imp`).
+
+    ``load()`` returns a fresh copy of the trained parent ``θ_p`` (the rewinding point), ``pool(model)`` its
+    prunable weights by name, ``finetune(model, masks)`` fine-tunes it in place with ``masks`` fixed, and
+    ``score(model)`` is its test accuracy.  Round ``r`` rewinds, applies ``m_r`` (``m_0``: all ones),
+    fine-tunes, scores (``r >= 1``) and prunes the fine-tuned weights by global magnitude to ``s_{r+1}``.
+    Returns :func:`run_imp`'s dictionary."""
+    parent = load()
+    theta = {k: v.detach().clone() for k, v in pool(parent).items()}
     total = sum(v.numel() for v in theta.values())
     oneshot = {sp: magnitude_mask(theta, sp) for sp in targets}
     masks = {k: torch.ones_like(v, dtype=torch.bool) for k, v in theta.items()}
     acc, overlap, nested, exact = [], [], True, True
     for r in range(len(targets) + 1):
-        model, _ = train_parent(ft.parent, seed)  # rewind to θ_p
+        model = load()  # rewind to θ_p
         apply_masks(model, masks)
-        _train_sparse(model, data, steps=ft.steps, lr=ft.lr, batch_size=ft.parent.batch_size, seed=seed + 7,
-                      names=list(masks), masks=masks)
+        finetune(model, masks)
         if r:
-            acc.append(evaluate(model, data))
+            acc.append(score(model))
         if r == len(targets):
             break
         sp = targets[r]
-        new = magnitude_mask({k: v.detach() for k, v in prunable(model).items()}, sp)
+        new = magnitude_mask({k: v.detach() for k, v in pool(model).items()}, sp)
         nested &= all(bool((new[k] <= masks[k]).all()) for k in masks)
         exact &= sum(int((~m).sum()) for m in new.values()) == n_pruned(sp, total)
         masks = new
@@ -543,16 +584,19 @@ def run_imp(config: IMPConfig, seed: int = 0) -> dict:
             "nested": bool(nested), "exact": bool(exact)}
 
 
-def imp_pairs(runs: Sequence[dict]) -> dict:
+def imp_pairs(runs: Sequence[dict], imp: str = "imp", finetune: str = "finetune") -> dict:
     """One-shot and IMP accuracies at the IMP sparsities, paired seed by seed (same fine-tuning protocol):
     ``{"sparsities" (R,), "oneshot" [K, R] (one-shot mask + fine-tuning), "imp" [K, R] (IMP mask + fine-tuning),
-    "oneshot_no_ft" [K, R] (one-shot mask, no fine-tuning), "overlap" [K, R], "chance" (R,)}``."""
-    s = np.asarray(runs[0]["imp"]["sparsities"], dtype=float)
-    grid = [float(v) for v in runs[0]["finetune"]["sparsities"]]
-    idx = [grid.index(float(v)) for v in s]
-    return {"sparsities": s, "oneshot": collect(runs, "finetune", "acc")[:, idx],
-            "imp": collect(runs, "imp", "acc_imp"), "oneshot_no_ft": collect(runs, "finetune", "acc_oneshot")[:, idx],
-            "overlap": collect(runs, "imp", "overlap"), "chance": 1.0 - s}
+    "oneshot_no_ft" [K, R] (one-shot mask, no fine-tuning), "overlap" [K, R], "chance" (R,)}``.
+
+    ``imp``/``finetune`` name the two experiments of :func:`run_seed`: ``"imp"``/``"finetune"`` (the MLP),
+    ``"cnn_imp"``/``"cnn_ft"`` (the CNN), ``"transformer_imp"``/``"transformer_ft"`` (the Transformer)."""
+    s = np.asarray(runs[0][imp]["sparsities"], dtype=float)
+    grid = [round(float(v), 9) for v in runs[0][finetune]["sparsities"]]
+    idx = [grid.index(round(float(v), 9)) for v in s]
+    return {"sparsities": s, "oneshot": collect(runs, finetune, "acc")[:, idx],
+            "imp": collect(runs, imp, "acc_imp"), "oneshot_no_ft": collect(runs, finetune, "acc_oneshot")[:, idx],
+            "overlap": collect(runs, imp, "overlap"), "chance": 1.0 - s}
 
 
 # ---------------------------------------------------------------------------
@@ -641,7 +685,7 @@ class EmergenceConfig:
     def preset(cls, scale: str = "ci") -> "EmergenceConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(parent=replace(ParentConfig.preset(scale), lr=2e-4, steps=6000), every=100, sparsities=_grid(scale))
+        return cls(parent=replace(ParentConfig.preset(scale), lr=2e-4, steps=1200), every=30, sparsities=_grid(scale))
 
 
 def run_emergence(config: EmergenceConfig, seed: int = 0) -> dict:
@@ -691,7 +735,7 @@ class RandomPruningConfig:
     def preset(cls, scale: str = "ci") -> "RandomPruningConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(widths=(32, 128, 512), steps=2000, device=full_device("mlp"))
+        return cls(widths=(32, 128, 512), steps=500, device=full_device("mlp"))
 
     def __post_init__(self):
         _check_device(self.device)
@@ -741,7 +785,7 @@ class GradualConfig:
     def preset(cls, scale: str = "ci") -> "GradualConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(parent=ParentConfig.preset(scale), sparsities=(0.9, 0.95, 0.97, 0.99), steps=1000)
+        return cls(parent=ParentConfig.preset(scale), steps=400)
 
 
 def _small_dense_width(n_in: int, n_out: int, depth: int, nonzeros: int) -> int:
@@ -816,7 +860,7 @@ class JourneyConfig:
     def preset(cls, scale: str = "ci") -> "JourneyConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(width=512, steps=2000, windows=((0.0, 0.25), (0.0, 0.5), (0.25, 0.75), (0.5, 1.0), (0.75, 1.0)),
+        return cls(width=512, steps=500, windows=((0.0, 0.25), (0.0, 0.5), (0.25, 0.75), (0.5, 1.0), (0.75, 1.0)),
                    device=full_device("mlp"))
 
     def __post_init__(self):
@@ -864,7 +908,7 @@ class SoupConfig:
     def preset(cls, scale: str = "ci") -> "SoupConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(parent=ParentConfig.preset(scale), n_ingredients=5, steps=1000)
+        return cls(parent=ParentConfig.preset(scale), n_ingredients=5, steps=250)
 
 
 def run_soups(config: SoupConfig, seed: int = 0) -> dict:
@@ -911,7 +955,7 @@ class NMTrainConfig:
     def preset(cls, scale: str = "ci") -> "NMTrainConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(parent=ParentConfig.preset(scale), steps=2000)
+        return cls(parent=ParentConfig.preset(scale), steps=400)
 
 
 class _PGFLinear(nn.Module):
@@ -941,15 +985,26 @@ class _PGFLinear(nn.Module):
         return nn.functional.linear(x, w, self.bias)
 
 
+def _wrap_nm(model: nn.Module, n: int, m: int, mode: str) -> dict[str, _PGFLinear]:
+    """Replace, in place, every ``nn.Linear`` of :func:`prunable`'s pool by a :class:`_PGFLinear` sharing its
+    parameters, found by its module path at any depth of nesting (not only an ``nn.Sequential``'s integer
+    names); returns them by path.  A pool weight that is not an ``nn.Linear``'s raises ``TypeError``."""
+    wrapped = {}
+    for k in prunable(model):
+        path, _, leaf = k.rpartition(".")
+        lin = model.get_submodule(path)
+        if leaf != "weight" or not isinstance(lin, nn.Linear):
+            raise TypeError(f"N:M training wraps nn.Linear weights only; {k!r} is a {type(lin).__name__} parameter")
+        owner, _, attr = path.rpartition(".")
+        wrapped[path] = _PGFLinear(lin, n, m, mode)
+        setattr(model.get_submodule(owner) if owner else model, attr, wrapped[path])
+    return wrapped
+
+
 def _nm_train(config: "NMTrainConfig", data: dict, seed: int, mode: str) -> float:
     """Fine-tune the parent to N:M with progressive gradient flow (``pgf``) or SR-STE; test accuracy."""
     model, _ = train_parent(config.parent, seed)
-    names = list(prunable(model))
-    wrapped = {}
-    for k in names:  # an nn.Sequential MLP: "<index>.weight"
-        i = int(k.split(".")[0])
-        wrapped[i] = _PGFLinear(model[i], config.n, config.m, mode)
-        model[i] = wrapped[i]
+    wrapped = _wrap_nm(model, config.n, config.m, mode)
     t_end = max(1, int(config.decay_fraction * config.steps))
 
     def cb(_, step):
@@ -1061,7 +1116,9 @@ class TransformerConfig:
     def preset(cls, scale: str = "ci") -> "TransformerConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(length=12, vocab=32, d_model=64, ff=256, layers=2, heads=4, steps=6000, n_train=100000,
+        # full: the same task, twice as wide (d_model 64, FFN 256, 4 heads), batches of 256 (4x), 3x the
+        # steps (1,200), fresh training sequences and 4x the held-out ones (16,000 scored tokens), on the GPU
+        return cls(d_model=64, ff=256, layers=2, heads=4, steps=1200, batch_size=256, n_train=100000,
                    n_test=2000, sparsities=_grid(scale), device=full_device())
 
     def __post_init__(self):
@@ -1137,7 +1194,8 @@ def run_transformer_oneshot(config: TransformerConfig, seed: int = 0) -> dict:
             "sharpness": knee_sharpness(s, acc),
             "plateau": essential_sparsity_point(s, acc, method="delta", delta=0.01),
             "n_pool": sum(p.numel() for p in transformer_pool(model).values()),
-            "n_params": sum(p.numel() for p in model.parameters()), "train_loss": train_loss}
+            "n_params": sum(p.numel() for p in model.parameters()), "train_loss": train_loss,
+            **_magnitudes(saved, essential_sparsity_point(s, acc))}
 
 
 @dataclass(frozen=True)
@@ -1155,10 +1213,9 @@ class TransformerFinetuneConfig:
 
     @classmethod
     def preset(cls, scale: str = "ci") -> "TransformerFinetuneConfig":
-        # full: the whole ci grid (19 sparsities), 100 steps each, a third of the full Transformer's training
+        # full: the same sparsities, 3x the steps (60) with the full Transformer's batches of 256
         full = check_scale(scale) == "full"
-        return cls(transformer=TransformerConfig.preset(scale), sparsities=_grid("ci") if full else cls.sparsities,
-                   steps=100 if full else cls.steps)
+        return cls(transformer=TransformerConfig.preset(scale), steps=60 if full else cls.steps)
 
     def __post_init__(self):
         if not isinstance(self.transformer, TransformerConfig):
@@ -1213,15 +1270,112 @@ def run_transformer_finetune(config: TransformerFinetuneConfig, seed: int = 0) -
             "masked_zero": bool(zero_ok), "sparsity_exact": bool(exact)}
 
 
+@dataclass(frozen=True)
+class TransformerIMPConfig:
+    """Iterative magnitude pruning of the trained Transformer's attention + FFN pool (rewinding to the trained
+    model), with the fine-tuning protocol of :class:`TransformerFinetuneConfig` (steps, learning rate, batch
+    order), to the sparsities ``sparsities`` (a subset of its grid), so that each IMP mask pairs seed by seed
+    with the one-shot mask of :func:`run_transformer_finetune` at the same sparsity."""
+
+    finetune: TransformerFinetuneConfig = field(default_factory=TransformerFinetuneConfig)
+    sparsities: tuple = (0.4, 0.6, 0.8)
+
+    @classmethod
+    def preset(cls, scale: str = "ci") -> "TransformerIMPConfig":
+        return cls(finetune=TransformerFinetuneConfig.preset(scale))
+
+    def __post_init__(self):
+        if not isinstance(self.finetune, TransformerFinetuneConfig):
+            raise TypeError(f"finetune must be a TransformerFinetuneConfig; got {type(self.finetune).__name__}")
+        grid = [round(float(v), 9) for v in self.finetune.sparsities]
+        s = [round(float(v), 9) for v in self.sparsities]
+        if not s or any(v not in grid or v <= 0 for v in s) or s != sorted(set(s)):
+            raise ValueError(f"sparsities must be non-empty, increase strictly and be nonzero values of "
+                             f"finetune.sparsities {tuple(grid)}; got {self.sparsities}")
+
+
+def run_transformer_imp(config: TransformerIMPConfig, seed: int = 0) -> dict:
+    """Iterative magnitude pruning of the Transformer (:func:`run_imp`'s rounds on :func:`transformer_pool`,
+    rewinding to the trained model of :func:`run_transformer_oneshot`, fine-tuning as
+    :func:`run_transformer_finetune`).  Returns :func:`run_imp`'s dictionary; the one-shot accuracies with
+    the same protocol are :func:`run_transformer_finetune`'s ``acc``."""
+    if not isinstance(config, TransformerIMPConfig):
+        raise TypeError(f"config must be a TransformerIMPConfig; got {type(config).__name__}")
+    seed = check_int(seed, "seed", 0)
+    seed_everything(seed)
+    ft, tc = config.finetune, config.finetune.transformer
+    state, _ = _train_transformer_cached(tc, seed)
+    data = _transformer_data(tc, seed)
+
+    def load():
+        model = tc.model()
+        model.load_state_dict(state)
+        return model
+
+    def finetune(model, masks):
+        _train_sparse(model, data, steps=ft.steps, lr=ft.lr, batch_size=tc.batch_size, seed=seed + 7,
+                      names=list(masks), masks=masks, loss_fn=_token_ce)
+
+    return _imp_rounds(load, transformer_pool, finetune, lambda model: evaluate(model, data),
+                       [float(v) for v in config.sparsities])
+
+
 # ---------------------------------------------------------------------------
 # Every experiment over seeds
 # ---------------------------------------------------------------------------
-#: Seeds behind every training-based claim at each scale.
-N_SEEDS = {"ci": 5, "full": 10}
+#: Seeds behind every training-based claim at each scale.  The seeds are separate training runs (not
+#: batched), so at ``full`` they count against the step budget (:data:`FULL_STEP_FACTOR`): ``full`` keeps 5
+#: seeds and spends the budget on 3x longer training of wider models instead.
+N_SEEDS = {"ci": 5, "full": 5}
+
+#: The full preset's optimizer steps, summed over every training loop of every seed
+#: (:func:`training_steps`), are at most this multiple of the ci preset's: these models are so small that
+#: a GPU step is launch-bound and costs about the same at any width, so the full run is sized by steps.
+FULL_STEP_FACTOR = 3
+
+
+def training_steps(scale: str = "ci") -> dict[str, int]:
+    """Optimizer steps of one seed's training loops, per experiment of :data:`PARTS`, at ``scale``.
+
+    A dense parent is counted in each half of :func:`run_seed` that uses it (the two halves may run in
+    different worker processes, each training its own copy); within a half it is trained once (cached).
+    At ``ci`` the total over the 5 seeds, 44,900, is what the progress log of a ``reproduce`` run counts."""
+    scale = check_scale(scale)
+    parent = ParentConfig.preset(scale)
+    ft, cft = FinetuneConfig.preset(scale), FinetuneConfig.preset(scale, "cnn")
+    imp, cimp = IMPConfig.preset(scale), IMPConfig.preset(scale, "cnn")
+    tc, tft, timp = (TransformerConfig.preset(scale), TransformerFinetuneConfig.preset(scale),
+                     TransformerIMPConfig.preset(scale))
+    obj, amt, em = ObjectiveConfig.preset(scale), DataAmountConfig.preset(scale), EmergenceConfig.preset(scale)
+    rnd, gr, jo = RandomPruningConfig.preset(scale), GradualConfig.preset(scale), JourneyConfig.preset(scale)
+    so, nmc = SoupConfig.preset(scale), NMTrainConfig.preset(scale)
+    rnd_dense = [ParentConfig(width=int(w), depth=rnd.depth, steps=rnd.steps, lr=rnd.lr, batch_size=rnd.batch_size,
+                              device=rnd.device) for w in rnd.widths]
+    return {
+        "oneshot": parent.steps,  # half "a"'s supervised parent (shared with finetune, objectives, cnn_ft's MLP twin)
+        "cnn": ArchitectureConfig.preset(scale).parent.steps,
+        "cnn_ft": len(cft.sparsities) * cft.steps,  # the CNN parent is cnn's (cached)
+        "cnn_imp": (len(cimp.targets()) + 1) * cimp.finetune.steps,
+        "finetune": len(ft.sparsities) * ft.steps,
+        "transformer": tc.steps,
+        "transformer_ft": len(tft.sparsities) * tft.steps,
+        "transformer_imp": (len(timp.sparsities) + 1) * timp.finetune.steps,
+        "objectives": obj.masked.steps + (obj.supervised != parent) * obj.supervised.steps,
+        "emergence": em.parent.steps,
+        # half "b": its own supervised parent (fraction 1), then the smaller fractions
+        "amount": parent.steps + sum(amt.parent.steps for f in amt.fractions if f < 1),
+        "imp": (len(imp.targets()) + 1) * imp.finetune.steps,
+        "random": sum(rnd.steps * (2 + (d != parent)) for d in rnd_dense),
+        "gradual": len(gr.sparsities) * (2 * gr.steps + gr.parent.steps + gr.steps),
+        "journey": len(jo.windows) * jo.steps,
+        "soups": so.n_ingredients * so.steps,
+        "nm": 3 * nmc.steps,
+    }
 
 
 #: The experiments in the two halves of :func:`run_seed` (about equal cost at ``ci``).
-PARTS = {"a": ("oneshot", "cnn", "finetune", "transformer", "transformer_ft", "objectives", "emergence"),
+PARTS = {"a": ("oneshot", "cnn", "cnn_ft", "cnn_imp", "finetune", "transformer", "transformer_ft",
+               "transformer_imp", "objectives", "emergence"),
          "b": ("amount", "imp", "random", "gradual", "journey", "soups", "nm")}
 
 
@@ -1230,7 +1384,10 @@ def _run_experiment(name: str, seed: int, scale: str) -> dict:
         out = run_transformer_oneshot(TransformerConfig.preset(scale), seed)
         out.pop("train_loss")
         return out
-    runner, cfg = {"oneshot": (run_oneshot, OneShotConfig), "cnn": (run_architecture, ArchitectureConfig),
+    if name in ("cnn_ft", "cnn_imp"):
+        runner, cfg = (run_finetune, FinetuneConfig) if name == "cnn_ft" else (run_imp, IMPConfig)
+        return runner(cfg.preset(scale, "cnn"), seed)
+    runner, cfg = {"oneshot": (run_oneshot, OneShotConfig), "transformer_imp": (run_transformer_imp, TransformerIMPConfig), "cnn": (run_architecture, ArchitectureConfig),
                    "finetune": (run_finetune, FinetuneConfig), "imp": (run_imp, IMPConfig),
                    "transformer_ft": (run_transformer_finetune, TransformerFinetuneConfig), "objectives": (run_objectives, ObjectiveConfig),
                    "amount": (run_data_amount, DataAmountConfig), "emergence": (run_emergence, EmergenceConfig),

@@ -234,6 +234,47 @@ def plot_imp(runs):
     return plotting.finish(fig)
 
 
+def plot_imp_architectures(runs):
+    """One-shot against IMP for the CNN and the Transformer (as :func:`plot_imp` for the MLP): left, the
+    fraction of the one-shot mask's kept weights that the IMP mask keeps too (chance: 1 - s); right, test
+    accuracy (per token for the Transformer) after fine-tuning with each mask fixed (same protocol)."""
+    from sparsebook import plotting
+
+    fig, (a, b) = plotting.figure(2)
+    for name, imp, ft, fmt in (("CNN", "cnn_imp", "cnn_ft", "-"), ("Transformer", "transformer_imp", "transformer_ft", "--")):
+        p = imp_pairs(runs, imp, ft)
+        s = p["sparsities"]
+        _plot_band(a, s, p["overlap"], "o" + fmt, name)
+        a.plot(s, p["chance"], ":", color="0.5", lw=1, label="chance (two random masks)" if name == "CNN" else None)
+        _plot_band(b, s, p["imp"], "s" + fmt, f"{name}, IMP mask")
+        _plot_band(b, s, p["oneshot"], "o" + fmt, f"{name}, one-shot mask")
+    a.set_ylim(0, 1.02)
+    plotting.label(a, "sparsity (fraction of weights removed)", "shared fraction of kept weights", "mask overlap")
+    plotting.label(b, "sparsity (fraction of weights removed)", "test accuracy (fine-tuned)",
+                   "accuracy with each mask")
+    return plotting.finish(fig)
+
+
+def plot_weight_magnitudes(runs):
+    """Histograms of log10 |w| over the pruning pool of the trained MLP, CNN and Transformer (mean over seeds
+    with a 95% band; 0.1 decade per bin), with the magnitude cut at each seed's hinge knee (dotted: mean of
+    the log10 cut over seeds)."""
+    from sparsebook import plotting
+    from sparsebook.essential_sparsity.kernels import MAGNITUDE_EDGES
+
+    centers = (MAGNITUDE_EDGES[:-1] + MAGNITUDE_EDGES[1:]) / 2
+    fig, axes = plotting.figure(3)
+    for ax, (key, name) in zip(axes, (("oneshot", "MLP"), ("cnn", "CNN"), ("transformer", "Transformer"))):
+        h = collect(runs, key, "magnitudes")
+        _plot_band(ax, centers, h, "-", "weights (fraction per bin)")
+        cut = np.log10(collect(runs, key, "threshold_knee")).mean()
+        ax.axvline(cut, color="0.3", ls=":", lw=1.2, label="cut at the hinge knee")
+        live = np.flatnonzero(h.max(0) > 0)
+        ax.set_xlim(centers[live[0]] - 0.2, centers[live[-1]] + 0.2)
+        plotting.label(ax, "log10 |w| (weight magnitude)", "fraction of the pool per 0.1 decade", f"{name}, trained")
+    return plotting.finish(fig)
+
+
 def plot_soups_nm(runs):
     """Left: test loss of each soup ingredient and of the soup, per seed; right: N:M fine-tuning at 1:16 (one shot,
     fixed mask, SR-STE, progressive gradient flow), mean over seeds with 95% intervals and single seeds."""

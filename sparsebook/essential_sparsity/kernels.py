@@ -497,3 +497,36 @@ def average_density(schedule, steps: int) -> float:
     if steps < 1:
         raise ValueError(f"steps must be >= 1; got {steps}")
     return float(np.mean([1.0 - float(schedule(t)) for t in range(steps)]))
+
+
+#: Bin edges of :func:`log_magnitude_histogram`: log10 |w| from 1e-5 to 10, 0.1 decade per bin.
+MAGNITUDE_EDGES = np.round(np.linspace(-5.0, 1.0, 61), 10)
+
+
+@torch.no_grad()
+def log_magnitude_histogram(weights, edges=MAGNITUDE_EDGES) -> np.ndarray:
+    """The distribution of the pooled weight magnitudes on a log scale.
+
+    ``h_i = #{w : e_i <= log10|w| < e_{i+1}} / N`` over all ``N`` weights of ``weights`` (a dict or list of
+    tensors, pooled as in global magnitude pruning); exact zeros and magnitudes outside the edges fall in no
+    bin, so ``sum(h) <= 1``.  ``edges``: increasing, at least 2 (shape ``(B + 1,)``); returns shape ``(B,)``.
+    """
+    _, tensors, _ = _as_items(weights)
+    e = np.asarray(edges, dtype=float)
+    if e.ndim != 1 or e.size < 2 or not np.all(np.diff(e) > 0):
+        raise ValueError(f"edges must be 1-D, increasing, with at least 2 values; got {edges!r}")
+    a = torch.cat([t.detach().reshape(-1).abs().double().cpu() for t in tensors]).numpy()
+    with np.errstate(divide="ignore"):
+        counts, _ = np.histogram(np.log10(a[a > 0]), bins=e)
+    return counts / a.size
+
+
+@torch.no_grad()
+def magnitude_threshold(weights, sparsity: float) -> float:
+    """The largest magnitude that global magnitude pruning at ``sparsity`` removes: the ``k``-th smallest
+    ``|w|`` of the pool, ``k = n_pruned(sparsity, N)`` (0.0 when ``k = 0``)."""
+    _, tensors, _ = _as_items(weights)
+    s = _check_sparsity(sparsity)
+    a = torch.cat([t.detach().reshape(-1).abs().double().cpu() for t in tensors])
+    k = n_pruned(s, a.numel())
+    return 0.0 if k == 0 else float(torch.kthvalue(a, k).values)
