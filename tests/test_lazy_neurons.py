@@ -218,6 +218,47 @@ def test_core_neurons_shrink_as_alpha_rises(a, alpha, beta):
     assert bool((hi & ~lo).sum() == 0)
 
 
+def _core_by_rows(a, alpha, beta):
+    """The per-token reference of CoreInfer's core neurons: each row's positive entries, their quantile."""
+    from sparsebook.lazy_neurons.kernels import _quantile
+
+    a = torch.as_tensor(a).double()
+    tc = torch.zeros_like(a, dtype=torch.bool)
+    for r in range(a.shape[0]):
+        pos = a[r][a[r] > 0]
+        if pos.numel():
+            tc[r] = (a[r] >= _quantile(pos, alpha)) & (a[r] > 0)
+    return tc.double().mean(0) >= beta
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float32, (3, 5, 6), elements=st.sampled_from([-1.0, 0.0, 0.5, 1.0, 2.0]) | finite),
+       st.floats(0.0, 0.95), st.floats(0.05, 1.0))
+def test_core_neurons_batch_equals_the_row_by_row_reference(a, alpha, beta):
+    """All sentences and tokens at once (the full preset's path) give exactly the per-token loop's masks."""
+    t = torch.as_tensor(a)
+    got = L.core_neurons_batch(t, alpha, beta)
+    assert got.shape == (3, 6) and got.dtype == torch.bool
+    for i in range(3):
+        want = _core_by_rows(t[i], alpha, beta)
+        assert torch.equal(got[i], want)
+        assert torch.equal(L.core_neurons(t[i], alpha, beta), want)
+
+
+def test_jaccard_rows_and_batch_errors():
+    a = torch.tensor([[True, True, False], [False, False, False]])
+    b = torch.tensor([[True, False, True], [False, False, False]])
+    got = L.jaccard_rows(a, b)
+    assert got.dtype == torch.float64
+    assert got.tolist() == [L.jaccard(a[0], b[0]), 1.0] and got[0] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="shape"):
+        L.jaccard_rows(a, b[:, :2])
+    with pytest.raises(ValueError, match="3-D"):
+        L.core_neurons_batch(torch.ones(4, 3))
+    with pytest.raises(ValueError, match="alpha"):
+        L.core_neurons_batch(torch.ones(2, 4, 3), alpha=1.0)
+
+
 def test_fatrelu_and_deft():
     x = torch.tensor([-1.0, 0.05, 0.2, 3.0])
     assert torch.equal(L.fatrelu(x, 0.1), torch.tensor([0.0, 0.0, 0.2, 3.0]))
@@ -805,3 +846,49 @@ def test_run_deft_lora_keeps_the_base_frozen_and_the_density_loss_lowers_density
     with pytest.raises(TypeError, match="DeftLoraConfig"):
         L.run_deft_lora(L.EmergenceConfig(), 0)
     assert L.DeftLoraConfig.preset("full").emergence.device in ("cpu", "cuda")
+
+
+def test_full_presets_run_their_code_path_with_tiny_sizes():
+    """Every full preset, shrunk in size only (its sweeps, activations, depths, parts and device kept), runs
+    on the CPU: the full code path (GELU, 4-block models, batched CoreInfer, 5 parts) without full cost."""
+    from dataclasses import replace
+
+    from sparsebook.lazy_neurons.experiments import _auto_device, _mlp_fit, _transformer_fit
+
+    full = {c: c.preset("full") for c in (L.EmergenceConfig, L.ActivationsConfig, L.FamilyConfig, L.DeftLoraConfig,
+                                          L.TransformerScalingConfig, L.ConditionsConfig, L.ScalingConfig,
+                                          L.MixerConfig, L.TopKConfig, L.TemporalConfig)}
+    assert len(L.PARTS_BY_SCALE["full"]) == 5 and L.SEEDS["full"] >= 5
+    dev = _auto_device()
+    e = replace(full[L.EmergenceConfig], d_model=8, ff=16, tf_batch=4, tf_steps=4, mlp_width=8, mlp_steps=4,
+                eval_rows=128, every=2, device="cpu")
+    assert full[L.EmergenceConfig].device == dev and (e.layers, e.seq_len) == (4, 32)
+    try:
+        em = L.run_emergence(e, 0)
+        assert set(em["transformer"]["final"]["nonzero"]) and len(em["transformer"]["final"]["nonzero"]) == 4
+        ac = L.run_activations(replace(full[L.ActivationsConfig], emergence=e, finetune_steps=4, stage_ends=(1, 2, 3),
+                                       ppl_rows=4, ppl_every=2), 0)
+        assert set(ac["models"]) == {"relu", "gelu", "silu"} and list(ac["ppl_trace"]["step"]) == [2, 4]
+        fam = L.run_family(replace(full[L.FamilyConfig], emergence=e, sequences=6), 0)
+        assert 0.0 <= fam["core_same"] <= 1.0
+        dl = L.run_deft_lora(replace(full[L.DeftLoraConfig], emergence=e, steps=2), 0)
+        assert not dl["peft"]["base_changed"]
+        ts = L.run_transformer_scaling(replace(full[L.TransformerScalingConfig], emergence=e, ffs=(8, 16)), 0)
+        assert list(ts["depth"]["values"]) == [1, 2, 4]
+        cond = L.run_conditions(replace(full[L.ConditionsConfig], width=8, steps=2, eval_rows=32, device="cpu"), 0)
+        assert len(cond) == len(L.CONDITIONS)
+        sc = replace(full[L.ScalingConfig], widths=(4, 8), depth_width=8, width=8, steps=2, eval_rows=32,
+                     data_sizes=(16, 64), device="cpu")
+        assert list(L.run_scaling(sc, 0)["depths"]) == [1, 2, 3, 4]
+        assert len(L.run_data(sc, 0)["sizes"]) == 3
+        mx = L.run_mixer(replace(full[L.MixerConfig], d=8, token_hidden=8, channel_hidden=8, steps=2, every=1,
+                                 device="cpu"), 0)
+        assert len(mx["final"]["nonzero"]) == 8                        # 4 blocks, token and channel MLPs
+        tk = L.run_topk(replace(full[L.TopKConfig], width=16, k=2, steps=2, device="cpu"), 0)
+        assert set(tk) == {"dense", "topk"}
+        tp = L.run_temporal(replace(full[L.TemporalConfig], width=8, steps=2, eval_sequences=8, batch=4,
+                                    device="cpu"), 0)
+        assert set(tp) == {"baseline", *full[L.TemporalConfig].penalties}
+    finally:
+        _transformer_fit.cache_clear()
+        _mlp_fit.cache_clear()

@@ -48,8 +48,8 @@ from sparsebook.lazy_neurons.experiments import (
     run_temporal, temporal_estimates, DeftLoraConfig, LoRALinear, add_lora, run_deft_lora, deft_lora_estimates,
 )
 from sparsebook.lazy_neurons.kernels import (
-    cats_threshold, cett, cett_threshold, chess_thresholds, core_neurons, dead_fraction, deft_density_loss,
-    dense_mlp_forward, expected_calibration_error, fatrelu, firing_frequency, jaccard, neuron_importance,
+    cats_threshold, cett, cett_threshold, chess_thresholds, core_neurons, core_neurons_batch, dead_fraction, deft_density_loss,
+    dense_mlp_forward, expected_calibration_error, fatrelu, firing_frequency, jaccard, jaccard_rows, neuron_importance,
     nonzero_fraction, prosparse_lambda, sparse_down, sparse_mlp_forward, quantize_ste, temporal_deltas, delta_density, lora_linear,
 )
 from sparsebook.models import Activation, TinyTransformer, apply_threshold, topk_activation
@@ -58,7 +58,7 @@ __all__ = [
     # kernels
     "nonzero_fraction", "dead_fraction", "firing_frequency", "topk_activation", "cats_threshold",
     "chess_thresholds", "apply_threshold", "fatrelu", "prosparse_lambda", "deft_density_loss",
-    "expected_calibration_error", "neuron_importance", "cett", "cett_threshold", "core_neurons", "jaccard",
+    "expected_calibration_error", "neuron_importance", "cett", "cett_threshold", "core_neurons", "core_neurons_batch", "jaccard", "jaccard_rows",
     "dense_mlp_forward", "sparse_down", "sparse_mlp_forward", "quantize_ste", "temporal_deltas", "delta_density",
     "lora_linear",
     # networks and the recorder

@@ -13,9 +13,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sparsebook.lazy_neurons.kernels import (cats_threshold, cett_threshold, chess_thresholds, core_neurons,
+from sparsebook.lazy_neurons.kernels import (cats_threshold, cett_threshold, chess_thresholds, core_neurons_batch,
                                              dead_fraction, deft_density_loss, expected_calibration_error, fatrelu,
-                                             firing_frequency, jaccard, nonzero_fraction, prosparse_lambda,
+                                             firing_frequency, jaccard_rows, nonzero_fraction, prosparse_lambda,
                                              quantize_ste, sparse_down, temporal_deltas, delta_density, lora_linear)
 from sparsebook.models import Activation, Block, TinyTransformer
 from sparsebook.scales import check_scale
@@ -297,8 +297,10 @@ class EmergenceConfig:
         check_scale(scale)
         if scale == "ci":
             return cls()
-        return cls(d_model=128, ff=512, layers=4, tf_batch=64, tf_steps=2000, seq_len=32, mlp_width=1024,
-                   mlp_steps=2000, eval_rows=10000, every=100, tf_lr=3e-3, device=_auto_device())
+        # full: a 4-block d=128 Transformer (ff 512) on sequences of 32 tokens, batches of 128, twice ci's
+        # steps (600; MLP 800) and 5x the held-out rows; sized by optimizer steps (GPU steps are launch-bound)
+        return cls(d_model=128, ff=512, layers=4, tf_batch=128, tf_steps=600, seq_len=32, mlp_width=1024,
+                   mlp_steps=800, eval_rows=10000, every=100, tf_lr=3e-3, device=_auto_device())
 
 
 def _auto_device() -> str:
@@ -449,7 +451,8 @@ class ConditionsConfig:
     @classmethod
     def preset(cls, scale: str) -> "ConditionsConfig":
         check_scale(scale)
-        return cls() if scale == "ci" else cls(width=1024, steps=2000, eval_rows=10000, device=_auto_device())
+        # full: 1024 units, twice ci's steps (600), 5x the held-out rows
+        return cls() if scale == "ci" else cls(width=1024, steps=600, eval_rows=10000, device=_auto_device())
 
 
 #: The settings of :func:`run_conditions`: (label, data, lr key, bias, noise).
@@ -554,8 +557,9 @@ class ScalingConfig:
         check_scale(scale)
         if scale == "ci":
             return cls()
-        return cls(widths=(32, 64, 128, 256, 512, 1024, 2048), depths=(1, 2, 3, 4, 6, 8), depth_width=512,
-                   data_sizes=(256, 1024, 4096, 16384, 65536, 262144), width=1024, steps=2000, eval_rows=10000,
+        # full: widths to 1024, depths to 4 (512 wide), data sizes to 65,536, twice ci's steps (600)
+        return cls(widths=(32, 64, 128, 256, 512, 1024), depths=(1, 2, 3, 4), depth_width=512,
+                   data_sizes=(256, 1024, 4096, 16384, 65536), width=1024, steps=600, eval_rows=10000,
                    device=_auto_device())
 
 
@@ -612,7 +616,8 @@ class TransformerScalingConfig:
         check_scale(scale)
         if scale == "ci":
             return cls()
-        return cls(emergence=EmergenceConfig.preset("full"), ffs=(128, 512, 2048), depths=(1, 2, 4, 6))
+        # full: the full Transformer (ff 512, 4 blocks) with ff 128 / 512 / 2048 and 1 / 2 / 4 blocks
+        return cls(emergence=EmergenceConfig.preset("full"), ffs=(128, 512, 2048), depths=(1, 2, 4))
 
 
 def run_transformer_scaling(cfg: TransformerScalingConfig, seed: int = 0) -> dict:
@@ -654,7 +659,8 @@ class TopKConfig:
     @classmethod
     def preset(cls, scale: str) -> "TopKConfig":
         check_scale(scale)
-        return cls() if scale == "ci" else cls(width=1024, k=64, steps=2000, device=_auto_device())
+        # full: 1024 units with k = 64 (the ci ratio k/width = 1/16), twice ci's steps (600)
+        return cls() if scale == "ci" else cls(width=1024, k=64, steps=600, device=_auto_device())
 
 
 def run_topk(cfg: TopKConfig, seed: int = 0) -> dict:
@@ -732,9 +738,11 @@ class ActivationsConfig:
         check_scale(scale)
         if scale == "ci":
             return cls()
+        # full: GELU too, twice ci's fine-tuning steps (200, stages scaled alike), PPL-p% on 256
+        # sequences at 200, 400 and 600 steps (the ReLU trace's checkpoints include them)
         return cls(emergence=EmergenceConfig.preset("full"), activations=("relu", "gelu", "silu"),
-                   finetune_steps=1000, finetune_lr=1e-3, stage_ends=(250, 500, 750), ppl_rows=128,
-                   ppl_every=500)
+                   finetune_steps=200, finetune_lr=1e-3, stage_ends=(50, 100, 150), ppl_rows=256,
+                   ppl_every=200)
 
 
 @torch.no_grad()
@@ -919,7 +927,8 @@ class FamilyConfig:
     @classmethod
     def preset(cls, scale: str) -> "FamilyConfig":
         check_scale(scale)
-        return cls() if scale == "ci" else cls(emergence=EmergenceConfig.preset("full"), prefix=16, sequences=256)
+        # full: the full Transformer, prefixes of 16 of its 32 tokens, 512 sequences (all at once on the device)
+        return cls() if scale == "ci" else cls(emergence=EmergenceConfig.preset("full"), prefix=16, sequences=512)
 
 
 @torch.no_grad()
@@ -944,22 +953,22 @@ def run_family(cfg: FamilyConfig, seed: int = 0) -> dict:
     dev = torch.device(ec.device)
     x, y = src.sample(cfg.sequences, ec.seq_len, np.random.default_rng(seed + 4242))
     x, y = x.to(dev), y.to(dev)
-    # {layer: [n, T, h]}; core neurons are found row by row, a loop of tiny steps that runs faster on the host
-    acts = {k: v.cpu() for k, v in record_activations(model, x).items()}
+    # {layer: [n, T, h]}; core neurons of all sequences at once, on the model's device
+    acts = record_activations(model, x)
     names = list(acts)
     p = cfg.prefix
-    core = {n: [core_neurons(acts[n][i, :p], cfg.alpha, cfg.beta) for i in range(len(x))] for n in names}
-    rest = {n: [core_neurons(acts[n][i, p:], cfg.alpha, cfg.beta) for i in range(len(x))] for n in names}
-    nseq = len(x)
-    same = np.mean([[jaccard(core[n][i], rest[n][i]) for i in range(nseq)] for n in names])
-    other = np.mean([[jaccard(core[n][i], rest[n][(i + 1) % nseq]) for i in range(nseq)] for n in names])
-    density = np.mean([[float(c.double().mean()) for c in core[n]] for n in names])
+    core = {n: core_neurons_batch(acts[n][:, :p], cfg.alpha, cfg.beta) for n in names}     # [n, h] each
+    rest = {n: core_neurons_batch(acts[n][:, p:], cfg.alpha, cfg.beta) for n in names}
+    per_layer = lambda f: np.stack([f(n).cpu().numpy() for n in names])  # noqa: E731   [layers, n]
+    same = np.mean(per_layer(lambda n: jaccard_rows(core[n], rest[n])))
+    other = np.mean(per_layer(lambda n: jaccard_rows(core[n], rest[n].roll(-1, 0))))
+    density = np.mean(per_layer(lambda n: core[n].double().mean(-1)))
 
     # loss on the remaining tokens with only the prefix's core neurons allowed to fire (per sequence)
     dense_logits = model(x)
     handles = []
     for n, (act, _) in mlp_sites(model).items():
-        mask = torch.stack(core[n]).to(dev)                  # [n, h]
+        mask = core[n].to(dev)                               # [n, h]
 
         def hook(mod, i, o, mask=mask):
             keep = torch.ones_like(o, dtype=torch.bool)
@@ -1051,7 +1060,8 @@ class DeftLoraConfig:
     @classmethod
     def preset(cls, scale: str) -> "DeftLoraConfig":
         check_scale(scale)
-        return cls() if scale == "ci" else cls(emergence=EmergenceConfig.preset("full"), rank=8, steps=500, lr=1e-3)
+        # full: rank-8 adapters on the full Transformer, twice ci's steps (200)
+        return cls() if scale == "ci" else cls(emergence=EmergenceConfig.preset("full"), rank=8, steps=200)
 
 
 def run_deft_lora(cfg: DeftLoraConfig, seed: int = 0) -> dict:
@@ -1147,7 +1157,8 @@ class TemporalConfig:
     @classmethod
     def preset(cls, scale: str) -> "TemporalConfig":
         check_scale(scale)
-        return cls() if scale == "ci" else cls(width=256, frames=32, steps=2000, eval_sequences=2048,
+        # full: 256 units, 32-frame sequences, batches of 64, 3x ci's steps (600), 8x the held-out sequences
+        return cls() if scale == "ci" else cls(width=256, frames=32, batch=64, steps=600, eval_sequences=2048,
                                                device=_auto_device())
 
 
@@ -1329,7 +1340,8 @@ class MixerConfig:
         check_scale(scale)
         if scale == "ci":
             return cls()
-        return cls(d=128, token_hidden=256, channel_hidden=512, layers=4, steps=2000, every=100,
+        # full: a 4-block Mixer (d 128, hidden 256 / 512), 3x ci's steps (600)
+        return cls(d=128, token_hidden=256, channel_hidden=512, layers=4, steps=600, every=100,
                    device=_auto_device())
 
 
@@ -1446,19 +1458,24 @@ def run_speed(cfg: SpeedConfig, seed: int = 0) -> dict:
 # the chapter over seeds
 # ---------------------------------------------------------------------------
 
-#: Seeds per scale: every training-based claim of the chapter rests on this many independent runs.
-SEEDS = {"ci": 5, "full": 6}
+#: Seeds per scale: every training-based claim of the chapter rests on this many independent runs.  The
+#: seeds are separate training loops here (not batched), so ``full`` keeps 5 and spends its step budget
+#: (at most 3x ci's total of optimizer steps: 47,100 at ci, 125,000 at full) on longer training instead.
+SEEDS = {"ci": 5, "full": 5}
 
 
 #: The parts of one seed's work per scale, balanced in cost, longest first; each part holds the runs its
 #: experiments share (the ReLU Transformer of ``emergence`` is reused by ``activations`` and ``family``,
-#: and, at ``ci``, by ``transformer_scaling``).  At ``ci`` two halves for 2 cores; at ``full`` four
-#: parts, so that a 16-core GPU host runs more of them side by side and no single part is long.
+#: and, at ``ci``, by ``transformer_scaling``; the widest MLP of ``conditions`` by ``data``).  At ``ci``
+#: two halves for 2 cores; at ``full`` five parts, so that a GPU host runs more of them side by side and
+#: no single part is long.  Optimizer steps per seed at full: conditions + data 7,800, scaling 5,400,
+#: mixer + topk + temporal 4,800, emergence + activations + deft_lora 4,000, transformer_scaling 3,000
+#: (its base Transformer is retrained in its own part).
 PARTS_BY_SCALE = {
     "ci": (("conditions", "scaling", "data", "mixer", "topk", "temporal"),
            ("emergence", "transformer_scaling", "activations", "family", "deft_lora")),
-    "full": (("emergence", "activations", "family", "deft_lora"), ("transformer_scaling",),
-             ("conditions", "scaling", "data"), ("mixer", "topk", "temporal")),
+    "full": (("conditions", "data"), ("scaling",), ("mixer", "topk", "temporal"),
+             ("emergence", "activations", "family", "deft_lora"), ("transformer_scaling",)),
 }
 #: The two halves at ``ci`` (kept under this name for the tests and the notebook).
 PARTS = PARTS_BY_SCALE["ci"]

@@ -303,6 +303,26 @@ def firing_frequency(activations, tau: float = 0.0) -> torch.Tensor:
     return (a.abs() > tau).double().mean(0)
 
 
+def _token_core(a: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Token-wise core neurons of every row of ``a`` [..., h] (float64), all rows at once: bool [..., h].
+
+    The ``alpha``-quantile of a row's positive entries (linear interpolation, as :func:`_quantile`)
+    is read off the row sorted with its non-positive entries moved to the front as −∞: the ``n_r``
+    positive values are the last ``n_r`` of the sorted row.  Rows with no positive entry have no core."""
+    h = a.shape[-1]
+    pos_mask = a > 0
+    n = pos_mask.sum(-1, keepdim=True)                                       # [..., 1]
+    s = torch.where(pos_mask, a, torch.full_like(a, -math.inf)).sort(dim=-1).values
+    pos = alpha * (n.double() - 1).clamp(min=0)
+    lo, hi = pos.floor(), pos.ceil()
+    w = pos - lo
+    first = h - n                                                            # index of the smallest positive value
+    at = lambda k: s.gather(-1, (first + k.long()).clamp(max=h - 1))  # noqa: E731
+    lo_v, hi_v = at(lo), at(hi)
+    q = lo_v + (hi_v - lo_v) * w                                             # as _quantile: exact when lo_v == hi_v
+    return pos_mask & (a >= q) & (n > 0)
+
+
 def core_neurons(activations, alpha: float = 0.4, beta: float = 0.2) -> torch.Tensor:
     """CoreInfer's sentence-wise core neurons (Wang et al. 2024, Sec. 3).
 
@@ -312,17 +332,24 @@ def core_neurons(activations, alpha: float = 0.4, beta: float = 0.2) -> torch.Te
     ``beta`` of the sentence's tokens.
 
     activations : [tokens, h] for one sentence;  alpha in [0, 1);  beta in (0, 1].  Returns a bool mask [h].
+    (:func:`core_neurons_batch`: many sentences at once.)
     """
     alpha = check_real(alpha, "alpha", 0.0, 1.0, high_open=True)
     beta = check_real(beta, "beta", 0.0, 1.0, low_open=True)
     a = _rows(_as_tensor(activations, "activations")).double()
-    token_core = torch.zeros_like(a, dtype=torch.bool)
-    for r in range(a.shape[0]):
-        pos = a[r][a[r] > 0]
-        if pos.numel():
-            token_core[r] = a[r] >= _quantile(pos, alpha)
-            token_core[r] &= a[r] > 0
-    return token_core.double().mean(0) >= beta
+    return _token_core(a, alpha).double().mean(0) >= beta
+
+
+def core_neurons_batch(activations, alpha: float = 0.4, beta: float = 0.2) -> torch.Tensor:
+    """:func:`core_neurons` of each of ``n`` sentences at once, without a loop over sentences or tokens.
+
+    activations : [n, tokens, h];  returns a bool mask [n, h] (row ``i`` = ``core_neurons(activations[i])``)."""
+    alpha = check_real(alpha, "alpha", 0.0, 1.0, high_open=True)
+    beta = check_real(beta, "beta", 0.0, 1.0, low_open=True)
+    a = _as_tensor(activations, "activations")
+    if a.ndim != 3:
+        raise ValueError(f"activations must be [n, tokens, h] (3-D); got shape {tuple(a.shape)}")
+    return _token_core(a.double(), alpha).double().mean(-2) >= beta
 
 
 def jaccard(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -332,6 +359,17 @@ def jaccard(a: torch.Tensor, b: torch.Tensor) -> float:
         raise ValueError(f"a and b must have one shape; got {tuple(a.shape)} and {tuple(b.shape)}")
     union = int((a | b).sum())
     return 1.0 if union == 0 else int((a & b).sum()) / union
+
+
+def jaccard_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """:func:`jaccard` of matching rows of two bool masks [..., h]: float64 [...] (1 where both rows are empty)."""
+    a, b = torch.as_tensor(a, dtype=torch.bool), torch.as_tensor(b, dtype=torch.bool)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have one shape; got {tuple(a.shape)} and {tuple(b.shape)}")
+    union = (a | b).sum(-1)
+    inter = (a & b).sum(-1)
+    return torch.where(union == 0, torch.ones_like(union, dtype=torch.float64),
+                       inter.double() / union.clamp(min=1).double())
 
 
 # ---------------------------------------------------------------------------
