@@ -480,8 +480,9 @@ def test_run_scratch_tiny(monkeypatch):
 
 
 def test_training_steps_counts_the_ci_loops_and_full_stays_within_three_times():
-    # ci: 1,840 steps in the progress log of a ci reproduce before run_scratch, plus its 3 loops of 150 steps
-    assert E.training_steps("ci") == 1840 + 3 * 150
+    # ci: 1,840 steps in the progress log of a ci reproduce before run_scratch and run_induction_scratch,
+    # plus their 3 and 4 loops of 150 steps
+    assert E.training_steps("ci") == 1840 + 3 * 150 + 4 * 150
     assert E.training_steps("full") <= 3 * E.training_steps("ci")
 
 
@@ -524,3 +525,32 @@ def test_tiny_full_runners_on_the_gpu(monkeypatch):
     E.run_lemo(E.LeMoConfig(recall=tiny, L_ft=32, steps=2), 0)
     ic = E.InductionConfig(copy=3, gap=2, d=8, steps=12, warmup=2, batch=4, n_train=32, n_test=8, keys=2, kmeans_steps=2, scale="full")
     E.run_induction(ic, 0)
+    E.run_induction_scratch(ic, 0)
+
+
+def test_induction_net_with_a_mask_or_routing():
+    ic = E.InductionConfig(copy=3, gap=2, d=8, steps=12, warmup=2, batch=4, n_train=32, n_test=8, keys=2)
+    x, _ = ic.data(4, 0)
+    torch.manual_seed(0)
+    dense = ic.model()
+    torch.manual_seed(0)
+    masked = ic.model(mask=sa.causal_mask(ic.L))
+    assert torch.equal(dense(x), masked(x))            # the default mask is causal: same weights, same outputs
+    loc = ic.model(mask=sa.local_mask(ic.L, 2))
+    assert torch.allclose(loc(x), loc(x, pattern=lambda i, q, k: sa.local_mask(ic.L, 2)))
+    torch.manual_seed(0)
+    r = ic.model(clusters=3, cluster_size=2)
+    out, J = r(x)
+    assert out.shape == (4, ic.L, ic.symbols + 4) and 0 <= float(J.detach()) <= 2
+    J.backward()
+    assert r.centroids.grad.abs().sum() > 0 and r.qkv[0].weight.grad is None  # J moves only the centroids
+    with pytest.raises(ValueError, match="cluster_size"):
+        ic.model(clusters=3, cluster_size=0)
+
+
+def test_run_induction_scratch_tiny(monkeypatch):
+    monkeypatch.setitem(E.N_SEEDS, "ci", 2)
+    ic = E.InductionConfig(copy=3, gap=2, d=8, steps=12, warmup=2, batch=4, n_train=32, n_test=8, keys=2, kmeans_steps=2)
+    r = E.run_induction_scratch(ic, 0)
+    for n in ("local", "strided", "random", "routing"):
+        assert r[n].shape == (2,) and r[n + "_loss"].shape == (12, 2) and ((r[n + "_plateau_left"] <= 12).all())

@@ -15,7 +15,8 @@ batched computation, and the runners ``run_patterns``, ``run_s2``, ``run_pathway
 ``run_lemo``, ``run_sparsifiner`` (the predictor trained jointly with its mask), ``run_trained_patterns``
 (routing and the SeerAttention gate fine-tuned jointly with their patterns), ``run_scratch`` (routing, local
 and random patterns trained from scratch), ``run_induction``
-(a two-layer model on two-hop recall, patterns imposed on its induction circuit), ``run_wallclock`` with their frozen
+(a two-layer model on two-hop recall, patterns imposed on its induction circuit), ``run_induction_scratch``
+(the same model trained from scratch with each pattern), ``run_wallclock`` with their frozen
 configs.  Figures in
 :mod:`sparsebook.sparse_attention.figures`.
 
@@ -23,7 +24,7 @@ This module only re-exports the chapter's public names.
 """
 from sparsebook.sparse_attention.experiments import (
     INDUCTION_PATTERNS, N_SEEDS, CostConfig, InductionConfig, InductionNet, LeMoConfig, PathwaysConfig, PatternConfig, RecallConfig, RecallNet, S2Config, SeerGate,
-    ScratchConfig, SeqBoatConfig, SparsifinerConfig, TrainedPatternConfig, accuracy, pair_coverage, run_scratch, training_steps, analytic_costs, induction_task, recall_task, run_induction, run_lemo, run_pathways, run_patterns,
+    ScratchConfig, SeqBoatConfig, SparsifinerConfig, TrainedPatternConfig, accuracy, pair_coverage, run_scratch, training_steps, analytic_costs, induction_task, recall_task, run_induction, run_induction_scratch, run_lemo, run_pathways, run_patterns,
     run_s2, run_seqboat, run_sparsifiner, run_trained_patterns, start_background, run_wallclock, subsample_ensemble_accuracy, svd_predictor, train_dense)
 from sparsebook.sparse_attention.figures import (plot_costs, plot_induction, plot_masks, plot_recall_vs_density, plot_scratch, plot_tasks,
                                                   plot_trained_patterns, plot_training)
@@ -37,7 +38,7 @@ from sparsebook.sparse_attention.kernels import (
 __all__ = [
     "INDUCTION_PATTERNS", "N_SEEDS", "CostConfig", "InductionConfig", "InductionNet", "LeMoConfig", "PathwaysConfig", "PatternConfig", "RecallConfig", "RecallNet", "S2Config",
     "ScratchConfig", "pair_coverage", "run_scratch", "training_steps",
-    "SeerGate", "SeqBoatConfig", "SparsifinerConfig", "TrainedPatternConfig", "accuracy", "analytic_costs", "induction_task", "recall_task", "run_induction", "run_lemo",
+    "SeerGate", "SeqBoatConfig", "SparsifinerConfig", "TrainedPatternConfig", "accuracy", "analytic_costs", "induction_task", "recall_task", "run_induction", "run_induction_scratch", "run_lemo",
     "run_pathways", "run_patterns", "run_s2", "run_seqboat", "run_sparsifiner", "run_trained_patterns", "start_background", "run_wallclock",
     "subsample_ensemble_accuracy", "svd_predictor", "train_dense",
     "plot_costs", "plot_induction", "plot_masks", "plot_recall_vs_density", "plot_scratch", "plot_tasks", "plot_trained_patterns", "plot_training",

@@ -1081,9 +1081,15 @@ class InductionNet(nn.Module):
     """Two pre-LayerNorm causal attention layers (no MLP) with learned positions and a linear head: the smallest
     model that forms an induction circuit.  ``forward(x, pattern=None)``: ``pattern(layer, q, k)`` returns the
     boolean mask ``[.., H, L, L]`` of that layer (intersected with causal), computed from the layer's own queries
-    and keys in the masked forward pass (so content-based patterns see what the sparse model computes)."""
+    and keys in the masked forward pass (so content-based patterns see what the sparse model computes).
 
-    def __init__(self, vocab: int, L: int, d: int = 32, heads: int = 2, layers: int = 2):
+    Trained with a pattern: ``mask`` (``[L, L]`` or ``[H, L, L]``, every layer) is applied when no ``pattern`` is
+    given; with ``clusters`` and ``cluster_size`` each layer routes (per-head centroids ``[layers, H, C, d_h]``,
+    :func:`~.kernels.routing_mask` of the detached queries and keys, as in :class:`RecallNet`'s ``routing`` mode)
+    and ``forward`` returns ``(logits, J)`` with ``J`` the layers' mean spherical k-means objective."""
+
+    def __init__(self, vocab: int, L: int, d: int = 32, heads: int = 2, layers: int = 2,
+                 mask: torch.Tensor | None = None, clusters: int | None = None, cluster_size: int | None = None):
         super().__init__()
         if d % heads:
             raise ValueError(f"d must be divisible by heads; got {d} and {heads}")
@@ -1093,18 +1099,33 @@ class InductionNet(nn.Module):
         self.qkv = nn.ModuleList(nn.Linear(d, 3 * d) for _ in range(layers))
         self.out = nn.ModuleList(nn.Linear(d, d) for _ in range(layers))
         self.head = nn.Linear(d, vocab)
+        self.routing = clusters is not None
+        if self.routing:  # created last: a dense model draws the same initial weights as before
+            self.cluster_size = check_int(cluster_size, "cluster_size", 1, L)
+            self.centroids = nn.Parameter(torch.randn(layers, heads, check_int(clusters, "clusters", 1), d // heads))
+        self.register_buffer("mask", mask if mask is not None else K.causal_mask(L), persistent=False)
 
     def forward(self, x, pattern=None):
         n, L = x.shape
         h = self.emb(x) + self.pos[:L]
         causal = K.causal_mask(L).to(x.device)
+        aux = []
         for i in range(self.layers):
             q, k, v = self.qkv[i](self.ln[i](h)).view(n, L, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-            mask = causal if pattern is None else pattern(i, q, k) & causal
+            if pattern is not None:
+                mask = pattern(i, q, k) & causal
+            elif self.routing:
+                qd, kd, c = q.detach(), k.detach(), self.centroids[i]
+                mask = K.routing_mask(qd, kd, c.detach(), self.cluster_size) & causal
+                z = F.normalize(torch.cat([qd, kd], -2), dim=-1)
+                aux.append((1 - (z @ F.normalize(c, dim=-1).transpose(-1, -2)).amax(-1)).mean())
+            else:
+                mask = self.mask[..., :L, :L] & causal
             # explicit softmax(q kᵀ/√d_h | M) v: batches natively under vmap (the fused kernel runs member by member)
             o = K.masked_softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), mask) @ v
             h = h + self.out[i](o.transpose(1, 2).reshape(h.shape))
-        return self.head(self.ln[-1](h))
+        logits = self.head(self.ln[-1](h))
+        return (logits, torch.stack(aux).mean()) if aux else logits
 
     @torch.no_grad()
     def qk(self, x, layer: int, pattern=None):
@@ -1159,8 +1180,8 @@ class InductionConfig:
     def data(self, n, seed):
         return induction_task(n, self.copy, self.symbols, self.gap, seed=seed)
 
-    def model(self):
-        return InductionNet(self.symbols + 4, self.L, self.d, self.heads)
+    def model(self, **kw):
+        return InductionNet(self.symbols + 4, self.L, self.d, self.heads, **kw)
 
 
 def induction_patterns(cfg: InductionConfig, model: InductionNet, train_x, seed: int) -> dict:
@@ -1194,18 +1215,9 @@ def run_induction(config: InductionConfig, seed: int = 0) -> dict:
     dev = _device(config.scale)
     x, y = config.data(config.n_train, 10_000 + seed)
     tx, ty = (t.to(dev) for t in config.data(config.n_test, 20_000 + seed))  # evaluated on the device
-    seed_everything(seeds[0])
-    warm = max(1, config.warmup)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="There is a performance drop")
-        fit = fit_seeds(lambda: config.model().to(dev), x.to(dev), y.to(dev), seeds, steps=config.steps, lr=config.lr,
-                        batch_size=config.batch, loss_fn=_ce,
-                        schedule=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda t: min(1.0, (t + 1) / warm)))
+    fit = _fit_induction(config, seeds, x, y)
     loss = np.asarray(fit["loss"])
-    smooth = np.stack([np.convolve(loss[:, j], np.ones(10) / 10, mode="valid") for j in range(loss.shape[1])], 1)
-    level = 0.5 * math.log(config.symbols)
-    left = np.array([int(np.argmax(smooth[:, j] < level)) + 9 if (smooth[:, j] < level).any() else config.steps
-                     for j in range(loss.shape[1])])
+    left = _plateau_left(loss, 0.5 * math.log(config.symbols), config.steps)
     out = {"loss": loss, "plateau_left": left, "dense": [], **{p: [] for p in INDUCTION_PATTERNS},
            **{p + "_density": [] for p in INDUCTION_PATTERNS}}
     for j in range(len(seeds)):
@@ -1239,8 +1251,61 @@ def training_steps(scale: str) -> int:
              "s2": 2 * r.steps, "pathways": sum(PathwaysConfig.preset(scale).step_split()), "seqboat": r.steps,
              "lemo": 2 * LeMoConfig.preset(scale).steps,
              "scratch": len(ScratchConfig.preset(scale).model_kw(0)) * ScratchConfig.preset(scale).recall.steps,
-             "induction": InductionConfig.preset(scale).steps}
+             "induction": InductionConfig.preset(scale).steps,
+             "induction_scratch": len(INDUCTION_PATTERNS) * InductionConfig.preset(scale).steps}
     return int(sum(loops.values()))
+
+
+def _fit_induction(config: InductionConfig, seeds, x, y, loss_fn=_ce, **model_kw) -> dict:
+    """:func:`fit_seeds` of ``config.model(**model_kw)`` on ``(x, y)`` with the warm-up schedule (the same data,
+    seeds, steps and learning rate for every pattern)."""
+    dev = _device(config.scale)
+    warm = max(1, config.warmup)
+    seed_everything(seeds[0])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="There is a performance drop")
+        return fit_seeds(lambda: config.model(**model_kw).to(dev), x.to(dev), y.to(dev), seeds, steps=config.steps,
+                         lr=config.lr, batch_size=config.batch, loss_fn=loss_fn,
+                         schedule=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda t: min(1.0, (t + 1) / warm)))
+
+
+def _plateau_left(loss: np.ndarray, level: float, steps: int) -> np.ndarray:
+    """Per seed, the first step at which the 10-step mean of the loss ``[steps, K]`` falls below ``level``
+    (``steps`` if never)."""
+    smooth = np.stack([np.convolve(loss[:, j], np.ones(10) / 10, mode="valid") for j in range(loss.shape[1])], 1)
+    return np.array([int(np.argmax(smooth[:, j] < level)) + 9 if (smooth[:, j] < level).any() else steps
+                     for j in range(loss.shape[1])])
+
+
+def run_induction_scratch(config: InductionConfig, seed: int = 0) -> dict:
+    """The two-layer model trained from scratch on the induction task with each pattern in both layers at
+    ``config.keys`` keys per row: local window, strided (with the token itself), random (one draw per head, as
+    imposed) and routing (fresh centroids per layer, ``keys/2`` members each, moved by the k-means objective),
+    with the seeds, data, steps and schedule of the dense model of :func:`run_induction` (its dense baseline).
+    Returns per-seed test accuracy, training loss ``[steps, K]`` and plateau step of each pattern."""
+    seeds = _seeds(seed, config.scale)
+    dev = _device(config.scale)
+    x, y = config.data(config.n_train, 10_000 + seed)
+    tx, ty = (t.to(dev) for t in config.data(config.n_test, 20_000 + seed))
+    L, H, keys = config.L, config.heads, config.keys
+    half = max(1, keys // 2)
+    kinds = {"local": {"mask": K.local_mask(L, keys)},
+             "strided": {"mask": K.strided_mask(L, max(1, L // keys)) | torch.eye(L, dtype=torch.bool)},
+             "random": {"mask": K.random_mask(L, keys, H, generator=torch.Generator().manual_seed(seed))},
+             "routing": {"clusters": max(1, L // half), "cluster_size": half}}
+    level = 0.5 * math.log(config.symbols)
+    out = {}
+    for name, kw in kinds.items():
+        fit = _fit_induction(config, seeds, x, y, _gated_ce(1.0) if name == "routing" else _ce, **kw)
+        accs = []
+        for j in range(len(seeds)):
+            m = config.model(**kw)
+            m.load_state_dict({k: v[j].cpu() for k, v in fit["params"].items()})
+            accs.append(accuracy(m.to(dev).eval(), tx, ty))
+        out[name] = np.array(accs)
+        out[name + "_loss"] = np.asarray(fit["loss"])
+        out[name + "_plateau_left"] = _plateau_left(out[name + "_loss"], level, config.steps)
+    return out
 
 
 #: The experiments that need nothing from the others (each trains its own models, or the cached dense
