@@ -554,3 +554,11 @@ def test_run_induction_scratch_tiny(monkeypatch):
     r = E.run_induction_scratch(ic, 0)
     for n in ("local", "strided", "random", "routing"):
         assert r[n].shape == (2,) and r[n + "_loss"].shape == (12, 2) and ((r[n + "_plateau_left"] <= 12).all())
+
+
+def test_accuracy_and_loss_in_chunks_match_one_pass(monkeypatch):
+    m = E.train_dense(TINY, 0)[0]
+    x, y = TINY.data(40, 5)
+    one = (E.accuracy(m, x, y), E.test_loss(m, x, y))
+    monkeypatch.setattr(E, "EVAL_CHUNK", 7)
+    assert E.accuracy(m, x, y) == pytest.approx(one[0], abs=1e-12) and E.test_loss(m, x, y) == pytest.approx(one[1], rel=1e-5)

@@ -311,9 +311,17 @@ def _test_data(cfg: RecallConfig, n: int, seed: int, **kw):
     return tuple(t.to(_device(cfg.scale)) for t in cfg.data(n, seed, **kw))
 
 
+EVAL_CHUNK = 512  # test sequences per forward pass (bounds the [n, H, L, L] scores of full-scale evaluation)
+
+
 @torch.no_grad()
 def accuracy(model: nn.Module, x, y, **kw) -> float:
-    """Fraction of query positions answered correctly (exact count / queries)."""
+    """Fraction of query positions answered correctly (exact count / queries), in chunks of ``EVAL_CHUNK``
+    sequences (one pass when ``x`` has no more)."""
+    if len(x) > EVAL_CHUNK:
+        parts = [(accuracy(model, x[i:i + EVAL_CHUNK], y[i:i + EVAL_CHUNK], **kw), int((y[i:i + EVAL_CHUNK] != IGNORE).sum()))
+                 for i in range(0, len(x), EVAL_CHUNK)]
+        return sum(a * n for a, n in parts) / sum(n for _, n in parts)
     out = model(x, **kw)
     out = out[0] if isinstance(out, tuple) else out
     q = y != IGNORE
@@ -322,6 +330,11 @@ def accuracy(model: nn.Module, x, y, **kw) -> float:
 
 @torch.no_grad()
 def test_loss(model: nn.Module, x, y, **kw) -> float:
+    """Mean cross-entropy (nats) over the query positions, in chunks of ``EVAL_CHUNK`` sequences."""
+    if len(x) > EVAL_CHUNK:
+        parts = [(test_loss(model, x[i:i + EVAL_CHUNK], y[i:i + EVAL_CHUNK], **kw), int((y[i:i + EVAL_CHUNK] != IGNORE).sum()))
+                 for i in range(0, len(x), EVAL_CHUNK)]
+        return sum(a * n for a, n in parts) / sum(n for _, n in parts)
     out = model(x, **kw)
     return float(_ce(out, y))
 
@@ -946,17 +959,19 @@ def run_seqboat(config: SeqBoatConfig, seed: int = 0) -> dict:
 @dataclass(frozen=True)
 class LeMoConfig:
     """Fine-tuning the trained dense model on longer sequences (``L_ft``), with LeMo's token elimination
-    keeping ``keep`` of the tokens as keys/values, against full fine-tuning."""
+    keeping ``keep`` of the tokens as keys/values, against full fine-tuning; ``batch`` sequences per step
+    (``None``: the recall model's)."""
 
     recall: RecallConfig = RecallConfig()
     L_ft: int = 128
     keep: float = 0.5
     steps: int = 40
+    batch: int | None = None
 
     @classmethod
     def preset(cls, scale: str) -> "LeMoConfig":
         r = RecallConfig.preset(scale)
-        return cls(recall=r) if scale == "ci" else cls(recall=r, L_ft=512, steps=120)  # full: 2x L, 3x the steps
+        return cls(recall=r) if scale == "ci" else cls(recall=r, L_ft=512, steps=120, batch=64)  # full: 2x L, 3x the steps
 
     def memory_ratio(self) -> dict:
         """Activation memory of the attention with elimination over without: values/outputs scale with the
@@ -973,7 +988,8 @@ def run_lemo(config: LeMoConfig, seed: int = 0) -> dict:
     out = {}
     for name, mode, kt in (("full", "dense", None), ("lemo", "lemo", int(round(config.keep * Lf)))):
         seed_everything(seeds[0])
-        fit = _train(cfg, seeds, mode, steps=config.steps, init=init, keep_tokens=kt, L=Lf, data_seed=50_000)
+        fit = _train(replace(cfg, batch=config.batch or cfg.batch), seeds, mode, steps=config.steps, init=init,
+                     keep_tokens=kt, L=Lf, data_seed=50_000)
         ms = members(cfg, fit, "dense", L=Lf)
         out[name + "_loss"] = np.array([test_loss(m, x, y) for m in ms])
         out[name + "_acc"] = np.array([accuracy(m, x, y) for m in ms])
