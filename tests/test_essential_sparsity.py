@@ -904,3 +904,19 @@ def test_full_cnn_and_transformer_imp_run_on_cpu_with_tiny_overrides():
     assert r["acc_imp"].shape == (3,) and r["nested"] and r["exact"]
     one = es.run_transformer_oneshot(tc, 0)
     assert one["magnitudes"].shape == (60,) and one["threshold_knee"] >= 0
+
+
+def test_initial_magnitudes_are_the_weights_training_started_from():
+    """With a learning rate so small that no float32 weight moves, the trained histogram is the initial one,
+    so the initial pool is redrawn exactly as the cached training drew it (MLP, CNN, Transformer)."""
+    from dataclasses import replace
+
+    r = es.run_oneshot(es.OneShotConfig(parent=replace(TINY, lr=1e-20, steps=2)), seed=3)
+    np.testing.assert_array_equal(r["magnitudes"], r["magnitudes_init"])
+    c = es.run_architecture(es.ArchitectureConfig(parent=es.ParentConfig(arch="cnn", width=8, steps=2, lr=1e-20)), seed=3)
+    np.testing.assert_array_equal(c["magnitudes"], c["magnitudes_init"])
+    t = es.run_transformer_oneshot(replace(TINY_TF, lr=1e-20, steps=2), seed=3)
+    np.testing.assert_array_equal(t["magnitudes"], t["magnitudes_init"])
+    trained = es.run_oneshot(es.OneShotConfig(parent=TINY), seed=3)
+    assert not np.array_equal(trained["magnitudes"], trained["magnitudes_init"])
+    assert trained["magnitudes"].sum() == pytest.approx(1.0, abs=1e-3)

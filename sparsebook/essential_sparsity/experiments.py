@@ -403,12 +403,22 @@ def run_oneshot(config: OneShotConfig, seed: int = 0) -> dict:
             "acc_2_4": next(a for n_, m_, _, a, _ in nm if (n_, m_) == (2, 4)),
             "nm_exact": all(bool((nm_mask(v.detach(), n_, m_).reshape(-1, m_).sum(1) == n_).all())
                             for n_, m_ in config.nm_patterns for v in ws.values() if v.shape[-1] % m_ == 0),
-            **_magnitudes(saved, knees["hinge"])}
+            **_magnitudes(saved, knees["hinge"], _initial_pool(lambda: _new_model(config.parent), prunable, seed))}
 
 
-def _magnitudes(pool: dict, knee: float) -> dict:
-    """``{"magnitudes": log_magnitude_histogram(pool), "threshold_knee": the |w| cut at the hinge knee}``."""
-    return {"magnitudes": log_magnitude_histogram(pool), "threshold_knee": magnitude_threshold(pool, knee)}
+def _initial_pool(make, pool, seed: int) -> dict:
+    """The pool of the model as training started: ``make()`` after ``seed_everything(seed)`` draws the same
+    initial weights as the cached trainings (which seed, then build the model; their data draws use NumPy
+    generators of their own)."""
+    seed_everything(seed)
+    return {k: v.detach() for k, v in pool(make()).items()}
+
+
+def _magnitudes(pool: dict, knee: float, init: dict) -> dict:
+    """``{"magnitudes": log_magnitude_histogram(pool), "magnitudes_init": the same at initialisation,
+    "threshold_knee": the |w| cut at the hinge knee}``."""
+    return {"magnitudes": log_magnitude_histogram(pool), "magnitudes_init": log_magnitude_histogram(init),
+            "threshold_knee": magnitude_threshold(pool, knee)}
 
 
 @dataclass(frozen=True)
@@ -438,7 +448,8 @@ def run_architecture(config: ArchitectureConfig, seed: int = 0) -> dict:
     sharp = knee_sharpness(s, acc)
     return {"sparsities": s, "acc": acc, "dense_acc": float(acc[0]),
             "n_weights": sum(p.numel() for p in prunable(model).values()),
-            "sharpness": sharp, **_magnitudes(prunable(model), essential_sparsity_point(s, acc))}
+            "sharpness": sharp, **_magnitudes(prunable(model), essential_sparsity_point(s, acc),
+                                              _initial_pool(lambda: _new_model(config.parent), prunable, seed))}
 
 
 @dataclass(frozen=True)
@@ -1195,7 +1206,7 @@ def run_transformer_oneshot(config: TransformerConfig, seed: int = 0) -> dict:
             "plateau": essential_sparsity_point(s, acc, method="delta", delta=0.01),
             "n_pool": sum(p.numel() for p in transformer_pool(model).values()),
             "n_params": sum(p.numel() for p in model.parameters()), "train_loss": train_loss,
-            **_magnitudes(saved, essential_sparsity_point(s, acc))}
+            **_magnitudes(saved, essential_sparsity_point(s, acc), _initial_pool(config.model, transformer_pool, seed))}
 
 
 @dataclass(frozen=True)

@@ -256,9 +256,9 @@ def plot_imp_architectures(runs):
 
 
 def plot_weight_magnitudes(runs):
-    """Histograms of log10 |w| over the pruning pool of the trained MLP, CNN and Transformer (mean over seeds
-    with a 95% band; 0.1 decade per bin), with the magnitude cut at each seed's hinge knee (dotted: mean of
-    the log10 cut over seeds)."""
+    """Histograms of log10 |w| over the pruning pool of the trained MLP, CNN and Transformer and of the same
+    models at initialisation (mean over seeds with a 95% band; 0.1 decade per bin), with the magnitude cut at
+    each seed's hinge knee (dotted: mean of the log10 cut over seeds)."""
     from sparsebook import plotting
     from sparsebook.essential_sparsity.kernels import MAGNITUDE_EDGES
 
@@ -266,12 +266,13 @@ def plot_weight_magnitudes(runs):
     fig, axes = plotting.figure(3)
     for ax, (key, name) in zip(axes, (("oneshot", "MLP"), ("cnn", "CNN"), ("transformer", "Transformer"))):
         h = collect(runs, key, "magnitudes")
-        _plot_band(ax, centers, h, "-", "weights (fraction per bin)")
+        _plot_band(ax, centers, h, "-", "trained")
+        _plot_band(ax, centers, collect(runs, key, "magnitudes_init"), "--", "at initialisation", color="0.5")
         cut = np.log10(collect(runs, key, "threshold_knee")).mean()
         ax.axvline(cut, color="0.3", ls=":", lw=1.2, label="cut at the hinge knee")
         live = np.flatnonzero(h.max(0) > 0)
         ax.set_xlim(centers[live[0]] - 0.2, centers[live[-1]] + 0.2)
-        plotting.label(ax, "log10 |w| (weight magnitude)", "fraction of the pool per 0.1 decade", f"{name}, trained")
+        plotting.label(ax, "log10 |w| (weight magnitude)", "fraction of the pool per 0.1 decade", name)
     return plotting.finish(fig)
 
 
