@@ -905,3 +905,15 @@ def test_full_scale_step_budget_and_gpu_memory_setting():
     assert os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE") == "false"  # set on import unless the user chose
     pc = rg.PolyComConfig.preset("full")
     assert pc.sizes[1] > rg.PolyComConfig.preset("ci").sizes[1] and len(pc.seeds) >= 10
+
+
+def test_kernel_map_near_critical_is_tangent_at_k_star():
+    g = rg.kernel_map_near_critical("gelu")
+    cp = g["point"]
+    assert g["k"].shape == g["step"].shape == (84,) and g["k"][1] == cp.k_star
+    assert abs(g["step"][1]) / cp.k_star < 1e-8 and abs(g["chi_par"] - 1) < 1e-8 and abs(g["chi_perp"] - 1) < 1e-8
+    assert g["step"][0] < 0 and g["step"][2] < 0                 # GELU: stable from above only
+    np.testing.assert_allclose(g["step"][3:], rg.flow_step("gelu", cp.c_b, cp.c_w, g["k"][3:]) - g["k"][3:], atol=1e-12)
+    for name in ("sigmoid", "relu"):
+        with pytest.raises(rg.NoCriticalPoint):
+            rg.kernel_map_near_critical(name)

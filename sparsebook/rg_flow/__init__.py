@@ -60,7 +60,7 @@ from sparsebook.rg_flow.kernels import (  # noqa: E402
     erf_arcsin_kernel, exact_fourth_cumulant, flow_step, fourth_cumulant_estimate, fourth_cumulant_theory,
     gaussian_expectation, k0_class_constants, kernel_flow, lognormal_scales, mutual_information_coefficients,
     ntk_flow, optimal_aspect_ratio, optimal_vertex, output_mutual_information, relu_arccos_kernel,
-    mean_square_activation, scale_mixture_entropy, susceptibilities, susceptibility_curves,
+    kernel_map_near_critical, mean_square_activation, scale_mixture_entropy, susceptibilities, susceptibility_curves,
     SKAN_CANDIDATES, kan_prune_nodes, kan_sparsity_penalty, matched_mlp_width, mlp_parameter_count, skan_basis, skan_edge_activations, skan_features, skan_layer,
     skan_parameter_count, skan_select, two_input_flow, universality_class, vertex_flow, vertex_slope,
 )
@@ -68,7 +68,7 @@ from sparsebook.rg_flow.kernels import (  # noqa: E402
 __all__ = [
     # kernels
     "ACTIVATIONS", "N_NODES", "activation_fn", "gaussian_expectation", "kernel_flow", "flow_step",
-    "susceptibilities", "susceptibility_curves", "mean_square_activation", "chi_parallel", "chi_perp", "CriticalPoint", "NoCriticalPoint", "critical_point",
+    "susceptibilities", "susceptibility_curves", "mean_square_activation", "kernel_map_near_critical", "chi_parallel", "chi_perp", "CriticalPoint", "NoCriticalPoint", "critical_point",
     "universality_class", "k0_class_constants", "vertex_flow", "fourth_cumulant_theory",
     "exact_fourth_cumulant", "ntk_flow", "two_input_flow", "relu_arccos_kernel", "erf_arcsin_kernel",
     "fourth_cumulant_estimate", "scale_mixture_entropy", "output_mutual_information", "lognormal_scales",

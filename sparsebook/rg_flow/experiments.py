@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 
 from sparsebook.rg_flow.kernels import (
-    _EXACT_NU, _OFFSETS, NoCriticalPoint, _analysis, _trapezoid_nodes, _lookup_activation, _moments, activation_fn, chi_parallel,
+    _EXACT_NU, NoCriticalPoint, _trapezoid_nodes, _lookup_activation, _moments, activation_fn, chi_parallel,
     chi_perp, collapse_exponent, critical_point, exact_fourth_cumulant, exact_leading_coefficient,
-    fourth_cumulant_estimate, fourth_cumulant_theory, k0_class_constants, kernel_flow, leading_coefficient,
+    fourth_cumulant_estimate, fourth_cumulant_theory, k0_class_constants, kernel_flow, kernel_map_near_critical, leading_coefficient,
     lognormal_scales, map_curvature, mean_square_activation, mutual_information_coefficients, output_mutual_information,
     second_fixed_point, vertex_slope,
 )
@@ -236,10 +236,7 @@ def run_kernel_flows(config: KernelFlowConfig, seed: int = 0) -> dict:
     L, k1 = config.depth, config.k1
     out: dict = {"depth": L, "l": np.arange(1, L + 1)}
     flows = {}
-    for name in ("relu", "linear"):
-        cp = critical_point(name)
-        flows[name] = {f: kernel_flow(name, 0.0, f * cp.c_w, k1, L) for f in (1.0,) + tuple(config.off_critical)}
-    for name in config.k0_activations:
+    for name in ("relu", "linear") + tuple(config.k0_activations):
         cp = critical_point(name)
         flows[name] = {f: kernel_flow(name, 0.0, f * cp.c_w, k1, L) for f in (1.0,) + tuple(config.off_critical)}
     out["flows"] = flows
@@ -247,12 +244,10 @@ def run_kernel_flows(config: KernelFlowConfig, seed: int = 0) -> dict:
     out["critical"] = {name: critical_point(name) for name in ("relu", "linear") + tuple(config.k0_activations)}
     half = {}
     for name in config.half_stable:
-        cp = critical_point(name)
-        an = _analysis(activation_fn(name))   # ⟨σ²⟩ at K*·_OFFSETS, computed with the root
-        ks = cp.k_star * _OFFSETS
-        moved = cp.c_b + cp.c_w * an["m2_offsets"] - ks
+        near = kernel_map_near_critical(name)   # F(K) − K at K*·(1 ± δ), K* and on ±10% of K*
+        cp, ks, moved = near["point"], near["k"], near["step"]
         step = moved[:3]
-        half[name] = {"point": cp, "chi_par": cp.c_w * an["dk_root"], "chi_perp": cp.c_w * an["dp_root"],
+        half[name] = {"point": cp, "chi_par": near["chi_par"], "chi_perp": near["chi_perp"],
                       "fixed_point_residual": abs(step[1]) / cp.k_star, "step_minus": step[0], "step_plus": step[2],
                       "half_stable": bool(step[0] * step[2] > 0),
                       "stable_side": "below" if step[0] > 0 else "above",

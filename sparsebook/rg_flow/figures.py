@@ -190,16 +190,17 @@ def plot_fourth_cumulant(res: dict):
     from sparsebook import plotting
 
     fig, (ax1, ax2) = plotting.figure(ncols=2)
+    n = res["config"].width
     for i, (name, e) in enumerate(res["per_activation"].items()):
         c = plotting.COLORS[i]
-        ax1.errorbar(e["r"], e["est"]["eps"], yerr=2 * e["est"]["eps_se"], fmt="o", color=c, ms=3,
+        x = (e["l"] - 1) / n            # the variable of the claims and of the right panel
+        ax1.errorbar(x, e["est"]["eps"], yerr=2 * e["est"]["eps_se"], fmt="o", color=c, ms=3,
                      label=f"{name}: real networks (±2 s.e.)")
-        ax1.plot(e["r"], e["theory"], "-", color=c, lw=1, label=f"{name}: leading order V/(nK²)")
+        ax1.plot(x, e["theory"], "-", color=c, lw=1, label=f"{name}: leading order V/(nK²)")
         if "exact" in e:
-            ax1.plot(e["r"], e["exact"], ":", color=c, lw=1)
+            ax1.plot(x, e["exact"], ":", color=c, lw=1)
     ax1.plot([], [], "k:", lw=1, label="exact (1 + ν/n)^(l−1) − 1")
-    n = res["config"].width
-    plotting.label(ax1, "depth-to-width ratio l/n", "Cov(z_i², z_j²) / K²", f"width n = {n}, at criticality")
+    plotting.label(ax1, "depth-to-width ratio (l − 1)/n", "Cov(z_i², z_j²) / K²", f"width n = {n}, at criticality")
     for i, (n, e) in enumerate(res["collapse"].items()):
         c = plotting.COLORS[i]
         s = slice(1, None)  # layer 1 is exactly Gaussian (0), which a log axis cannot show

@@ -446,6 +446,26 @@ def critical_point(activation) -> CriticalPoint:
     return _nontrivial(sigma)
 
 
+def kernel_map_near_critical(activation) -> dict:
+    """One layer's change ``F(K) − K = C_b + C_W⟨σ²⟩_K − K`` near a non-trivial critical point (SWISH, GELU),
+    from the quadrature the root finder ran (no new computation after :func:`critical_point`).
+
+    Evaluated at ``K = K*·(1 − δ), K*, K*·(1 + δ)`` (``δ`` = :data:`HALF_STABLE_DELTA`), then at 81 points
+    from ``0.9 K*`` to ``1.1 K*``.  Returns a dict: ``point`` (:class:`CriticalPoint`), ``k`` and ``step``
+    (arrays of shape ``(84,)``), ``chi_par`` and ``chi_perp`` at ``K*``.  Raises :class:`NoCriticalPoint`
+    when the activation has no non-trivial critical point.
+    """
+    sigma = activation_fn(activation)
+    cls = universality_class(sigma)
+    if cls != "half-stable":
+        raise NoCriticalPoint(f"activation {_name(sigma)!r} is in the class {cls!r}: no non-trivial critical point")
+    cp = _nontrivial(sigma)
+    an = _analysis(sigma)
+    ks = cp.k_star * _OFFSETS
+    return {"point": cp, "k": ks, "step": cp.c_b + cp.c_w * an["m2_offsets"] - ks,
+            "chi_par": cp.c_w * an["dk_root"], "chi_perp": cp.c_w * an["dp_root"]}
+
+
 def susceptibility_curves(activation, c_w: float | None = None) -> dict:
     """``χ∥(K)`` and ``χ⊥(K)`` on :data:`K_GRID` (10⁻³ … 10³) at weight variance ``c_w``, from the same
     cached quadrature the classifier uses (no new computation after :func:`universality_class`).
