@@ -273,7 +273,10 @@ def _mean(d: Mapping) -> float:
 
 @dataclass(frozen=True)
 class EmergenceConfig:
-    """Train a tiny Transformer on a Markov source and an MLP on a noisy teacher; record sparsity over training."""
+    """Train a tiny Transformer on a Markov source and an MLP on a noisy teacher; record sparsity over training.
+
+    ``full``: a 4-block d=128 Transformer (ff 512) on sequences of 32 tokens, batches of 128, twice ci's steps
+    (600; MLP 800) and 5x the held-out rows; sized by optimizer steps (GPU steps are launch-bound)"""
 
     vocab: int = 16
     seq_len: int = 16
@@ -297,8 +300,6 @@ class EmergenceConfig:
         check_scale(scale)
         if scale == "ci":
             return cls()
-        # full: a 4-block d=128 Transformer (ff 512) on sequences of 32 tokens, batches of 128, twice ci's
-        # steps (600; MLP 800) and 5x the held-out rows; sized by optimizer steps (GPU steps are launch-bound)
         return cls(d_model=128, ff=512, layers=4, tf_batch=128, tf_steps=600, seq_len=32, mlp_width=1024,
                    mlp_steps=800, eval_rows=10000, every=100, tf_lr=3e-3, device=_auto_device())
 
@@ -437,7 +438,9 @@ def mlp_emergence(width: int, steps: int, lr: float, seed: int = 0, *, noise: fl
 
 @dataclass(frozen=True)
 class ConditionsConfig:
-    """One 2-layer ReLU MLP trained under contrasting conditions (width, steps, batch shared)."""
+    """One 2-layer ReLU MLP trained under contrasting conditions (width, steps, batch shared).
+
+    ``full``: 1024 units, twice ci's steps (600), 5x the held-out rows"""
 
     width: int = 256
     steps: int = 300
@@ -451,7 +454,6 @@ class ConditionsConfig:
     @classmethod
     def preset(cls, scale: str) -> "ConditionsConfig":
         check_scale(scale)
-        # full: 1024 units, twice ci's steps (600), 5x the held-out rows
         return cls() if scale == "ci" else cls(width=1024, steps=600, eval_rows=10000, device=_auto_device())
 
 
@@ -538,7 +540,9 @@ def run_conditions(cfg: ConditionsConfig, seed: int = 0) -> list[dict]:
 
 @dataclass(frozen=True)
 class ScalingConfig:
-    """Width and depth sweeps, and data sweeps, of ReLU MLPs on the noisy teacher (lr ``lr``)."""
+    """Width and depth sweeps, and data sweeps, of ReLU MLPs on the noisy teacher (lr ``lr``).
+
+    ``full``: widths to 1024, depths to 4 (512 wide), data sizes to 65,536, twice ci's steps (600)"""
 
     widths: tuple = (32, 64, 128, 256)
     depths: tuple = (1, 2, 3)
@@ -557,7 +561,6 @@ class ScalingConfig:
         check_scale(scale)
         if scale == "ci":
             return cls()
-        # full: widths to 1024, depths to 4 (512 wide), data sizes to 65,536, twice ci's steps (600)
         return cls(widths=(32, 64, 128, 256, 512, 1024), depths=(1, 2, 3, 4), depth_width=512,
                    data_sizes=(256, 1024, 4096, 16384, 65536), width=1024, steps=600, eval_rows=10000,
                    device=_auto_device())
@@ -605,7 +608,9 @@ def run_data(cfg: ScalingConfig, seed: int = 0) -> dict:
 @dataclass(frozen=True)
 class TransformerScalingConfig:
     """Width (``ffs``: MLP hidden sizes) and depth (``depths``: blocks) sweeps of the Transformer of
-    :class:`EmergenceConfig`, each trained as in :func:`run_emergence`."""
+    :class:`EmergenceConfig`, each trained as in :func:`run_emergence`.
+
+    ``full``: the full Transformer (ff 512, 4 blocks) with ff 128 / 512 / 2048 and 1 / 2 / 4 blocks"""
 
     emergence: EmergenceConfig = field(default_factory=EmergenceConfig)
     ffs: tuple = (64, 128)
@@ -616,7 +621,6 @@ class TransformerScalingConfig:
         check_scale(scale)
         if scale == "ci":
             return cls()
-        # full: the full Transformer (ff 512, 4 blocks) with ff 128 / 512 / 2048 and 1 / 2 / 4 blocks
         return cls(emergence=EmergenceConfig.preset("full"), ffs=(128, 512, 2048), depths=(1, 2, 4))
 
 
@@ -645,7 +649,9 @@ def run_transformer_scaling(cfg: TransformerScalingConfig, seed: int = 0) -> dic
 @dataclass(frozen=True)
 class TopKConfig:
     """Digits, trained with clean labels and with a fraction ``label_noise`` of labels replaced;
-    a dense ReLU MLP against the same MLP with Top-k (k of ``width``) thresholding, one seed per call."""
+    a dense ReLU MLP against the same MLP with Top-k (k of ``width``) thresholding, one seed per call.
+
+    ``full``: 1024 units with k = 64 (the ci ratio k/width = 1/16), twice ci's steps (600)"""
 
     width: int = 128
     k: int = 8
@@ -659,7 +665,6 @@ class TopKConfig:
     @classmethod
     def preset(cls, scale: str) -> "TopKConfig":
         check_scale(scale)
-        # full: 1024 units with k = 64 (the ci ratio k/width = 1/16), twice ci's steps (600)
         return cls() if scale == "ci" else cls(width=1024, k=64, steps=600, device=_auto_device())
 
 
@@ -717,7 +722,9 @@ class ActivationsConfig:
     control uses ``stage_lambdas[-1]`` from the first step); FATReLU (ProSparse's step 3) then
     raises the ReLU's cut to ``fat_threshold``.  CATS and CHESS are calibrated at each of ``targets``.
     The SiLU model's PPL-``p``% sparsity is traced every ``ppl_every`` training steps (Sparsing Law).
-    """
+
+    ``full``: GELU too, twice ci's fine-tuning steps (200, stages scaled alike), PPL-p% on 256 sequences at 200,
+    400 and 600 steps (the ReLU trace's checkpoints include them)"""
 
     emergence: EmergenceConfig = field(default_factory=EmergenceConfig)
     activations: tuple = ("relu", "silu")
@@ -738,8 +745,6 @@ class ActivationsConfig:
         check_scale(scale)
         if scale == "ci":
             return cls()
-        # full: GELU too, twice ci's fine-tuning steps (200, stages scaled alike), PPL-p% on 256
-        # sequences at 200, 400 and 600 steps (the ReLU trace's checkpoints include them)
         return cls(emergence=EmergenceConfig.preset("full"), activations=("relu", "gelu", "silu"),
                    finetune_steps=200, finetune_lr=1e-3, stage_ends=(50, 100, 150), ppl_rows=256,
                    ppl_every=200)
@@ -915,7 +920,8 @@ class FamilyConfig:
     on the remaining tokens when only the prefix's core neurons may fire.  MoHD: the ``top`` fraction
     of hidden (residual-stream) dimensions with the largest |h| per token, and their overlap between
     consecutive tokens.
-    """
+
+    ``full``: the full Transformer, prefixes of 16 of its 32 tokens, 512 sequences (all at once on the device)"""
 
     emergence: EmergenceConfig = field(default_factory=EmergenceConfig)
     prefix: int = 8
@@ -927,7 +933,6 @@ class FamilyConfig:
     @classmethod
     def preset(cls, scale: str) -> "FamilyConfig":
         check_scale(scale)
-        # full: the full Transformer, prefixes of 16 of its 32 tokens, 512 sequences (all at once on the device)
         return cls() if scale == "ci" else cls(emergence=EmergenceConfig.preset("full"), prefix=16, sequences=512)
 
 
@@ -1046,7 +1051,9 @@ class DeftLoraConfig:
     """DEFT with LoRA: from the trained ReLU Transformer of :class:`EmergenceConfig`, rank-``rank`` adapters
     on the MLP's up and down projections are fine-tuned ``steps`` Adam steps at ``lr`` on a new Markov
     chain (``MarkovSource(seed + task_offset)``, a shifted task), with and without DEFT's density loss
-    ``weight · mean over layers of mean(a²/(a² + eps))``; both from the same adapter start and batches."""
+    ``weight · mean over layers of mean(a²/(a² + eps))``; both from the same adapter start and batches.
+
+    ``full``: rank-8 adapters on the full Transformer, twice ci's steps (200)"""
 
     emergence: EmergenceConfig = field(default_factory=EmergenceConfig)
     rank: int = 4
@@ -1060,7 +1067,6 @@ class DeftLoraConfig:
     @classmethod
     def preset(cls, scale: str) -> "DeftLoraConfig":
         check_scale(scale)
-        # full: rank-8 adapters on the full Transformer, twice ci's steps (200)
         return cls() if scale == "ci" else cls(emergence=EmergenceConfig.preset("full"), rank=8, steps=200)
 
 
@@ -1124,7 +1130,8 @@ class TemporalConfig:
     trained ``steps`` Adam steps at ``lr`` on ``batch`` fresh sequences, without and with the Delta
     Activation Layer's L1 penalty ``λ · mean|Δ|`` on the quantized changes, for each λ of ``penalties``;
     the claims use λ = ``penalty`` (one of them, fixed beforehand).
-    """
+
+    ``full``: 256 units, 32-frame sequences, batches of 64, 3x ci's steps (600), 8x the held-out sequences"""
 
     pixels: int = 32
     classes: int = 8
@@ -1157,7 +1164,6 @@ class TemporalConfig:
     @classmethod
     def preset(cls, scale: str) -> "TemporalConfig":
         check_scale(scale)
-        # full: 256 units, 32-frame sequences, batches of 64, 3x ci's steps (600), 8x the held-out sequences
         return cls() if scale == "ci" else cls(width=256, frames=32, batch=64, steps=600, eval_sequences=2048,
                                                device=_auto_device())
 
@@ -1312,7 +1318,8 @@ class MixerConfig:
     Each step draws ``batch`` training images and replaces each label by a uniform one with
     probability ``label_noise``, afresh every step (so the noisy task cannot be memorized; the
     held-out set keeps its clean labels).  Sparsity is measured every ``every`` steps.
-    """
+
+    ``full``: a 4-block Mixer (d 128, hidden 256 / 512), 3x ci's steps (600)"""
 
     patch: int = 2
     d: int = 32
@@ -1340,7 +1347,6 @@ class MixerConfig:
         check_scale(scale)
         if scale == "ci":
             return cls()
-        # full: a 4-block Mixer (d 128, hidden 256 / 512), 3x ci's steps (600)
         return cls(d=128, token_hidden=256, channel_hidden=512, layers=4, steps=600, every=100,
                    device=_auto_device())
 
