@@ -527,3 +527,35 @@ def test_comet_runner_tiny_pairs_with_and_without_search():
     r = moe.run_comet(moe.CometConfig(search_every=2, search_tokens=64), rc, {"seeds": seeds, "train": tr, "test": te})
     assert r["comet"]["nmse"].shape == (2,) and r["plus"]["moves"].shape == (2,)
     assert np.array_equal(r["nmse"], r["comet"]["nmse"])
+
+
+def test_full_presets_run_their_code_path_with_tiny_sizes():
+    """Every full preset, shrunk in size only (expert counts, layers, merge and prune targets, sweeps kept),
+    runs on the CPU: the full code path without its cost.  The presets ask for the GPU when one is present."""
+    from sparsebook.mixture_of_experts.experiments import device_for
+
+    dev = str(device_for("full"))
+    for cfg in (moe.RoutingConfig, moe.MoeXConfig, moe.GaussianMoEConfig, moe.LanguageConfig):
+        assert cfg.preset("full").device == dev and cfg.preset("ci").device == "cpu"
+    rc = replace(moe.RoutingConfig.preset("full"), n_seeds=2, n_train=2048, n_test=256, dim=8, out_dim=2, d_model=16,
+                 hidden=4, steps=3, batch=64, every=2, device="cpu")
+    rt = moe.run_routing(rc, 0)
+    assert rt["balanced"]["usage"].shape == (2, 16)
+    mg = moe.run_merging(replace(moe.MergeConfig.preset("full"), distill_steps=2, batch=64), rt)
+    assert mg["aligned"].shape == (2, 4) and np.isfinite(mg["distilled"]).all()
+    assert moe.run_pruning(moe.PruneConfig.preset("full"), rt)["task"].shape == (2, 5)
+    data = {"seeds": rt["seeds"], "train": rt["train"], "test": rt["test"]}
+    assert moe.run_readme(moe.ReadMeConfig.preset("full"), rc, data)["pregate"].shape == (2,)
+    cm = moe.run_comet(replace(moe.CometConfig.preset("full"), search_every=2, search_tokens=64), rc, data)
+    assert cm["plus"]["moves"].shape == (2,)
+    mx = moe.run_moex(replace(moe.MoeXConfig.preset("full"), n_seeds=2, n_train=256, n_test=256, n_vars=4, dim=3,
+                              hidden=2, steps=3, batch=64, device="cpu"), 0)
+    assert mx["moex"]["units"] == 16 * 2
+    g = moe.run_gaussian_moe(replace(moe.GaussianMoEConfig.preset("full"), n_seeds=2, ns=(50, 100), steps=3,
+                                     device="cpu"), 0)
+    assert g["activation"]["gate_error"].shape == (2, 2)
+    lc = replace(moe.LanguageConfig.preset("full"), n_train=64, n_test=32, seq_len=8, vocab=8, n_sources=4, d_model=8,
+                 heads=2, hidden=4, steps=3, batch=8, every=2, device="cpu")
+    a = moe.run_language_seed(lc, 0, "moe")
+    assert a["task_ce"].shape == (4,) and a["load"].shape == (16,)
+    assert set(moe.run_language_seed(lc, 0, "dense")) == {"ce", "oracle_ce", "ce_by_source"}

@@ -300,7 +300,11 @@ def evaluate(params: dict, spec: NetSpec, x: torch.Tensor, y: torch.Tensor, **kw
 @dataclass(frozen=True)
 class RoutingConfig:
     """Top-2 MoE (8 experts of 8 hidden units) on 8 Gaussian clusters, with and without the Switch
-    balance loss, against a dense MLP with the same active parameters (hidden 16)."""
+    balance loss, against a dense MLP with the same active parameters (hidden 16).
+
+    ``full`` (sized by optimizer steps: GPU steps of networks this small are launch-bound): 10 seeds stacked in
+    one model, 16 clusters and 16 experts of 16 units, 8x the data, batches of 1024, 3x ci's steps (900);
+    Read-ME and COMET train with these settings too."""
 
     n_seeds: int = 5
     n_train: int = 4096
@@ -324,7 +328,7 @@ class RoutingConfig:
         if check_scale(scale) == "ci":
             return cls()
         return cls(n_seeds=10, n_train=32768, n_test=8192, n_clusters=16, n_experts=16, hidden=16, d_model=32,
-                   steps=3000, every=100, device=str(device_for(scale)))
+                   steps=900, batch=1024, every=100, device=str(device_for(scale)))
 
     def spec(self, **kw) -> NetSpec:
         base = NetSpec(d_in=self.dim, d_out=self.out_dim, d_model=self.d_model, n_experts=self.n_experts,
@@ -404,7 +408,10 @@ def run_routing(config: RoutingConfig, seed: int = 0) -> dict:
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MergeConfig:
-    """Merge the balanced MoE's 8 experts into ``n_keep`` groups (MC-SMoE's grouping and weights)."""
+    """Merge the balanced MoE's 8 experts into ``n_keep`` groups (MC-SMoE's grouping and weights).
+
+    ``full``: merging 16 experts to 12 / 8 / 4 / 2, rank 4 + 2 sparse columns, 3x ci's distillation steps (600)
+    in batches of 1024"""
 
     n_keep: tuple = (6, 4, 2)
     compare_at: int = 4
@@ -417,7 +424,7 @@ class MergeConfig:
     @classmethod
     def preset(cls, scale: str) -> "MergeConfig":
         return cls() if check_scale(scale) == "ci" else cls(n_keep=(12, 8, 4, 2), compare_at=8, compress_rank=4,
-                                                            compress_columns=2, distill_steps=500)
+                                                            compress_columns=2, distill_steps=600, batch=1024)
 
 
 def _single(experts: dict, s: int, e: int) -> dict:
@@ -721,7 +728,10 @@ def run_comet(config: CometConfig, routing_config: RoutingConfig, routing: dict)
 class MoeXConfig:
     """``n_vars`` sparse planted variables in ``dim`` input dimensions; MoE of ``n_experts × hidden``
     ReLU units with top-``k`` softmax routing against a dense MLP of ``k · hidden`` units, and the
-    same MoE with MoE-X's sparsity-aware router (softmax temperature ``router_temperature``)."""
+    same MoE with MoE-X's sparsity-aware router (softmax temperature ``router_temperature``).
+
+    ``full``: 10 stacked seeds, 64 planted variables in 32 dimensions, 16 experts, 8x the data, batches of 1024,
+    3x ci's steps (900)"""
 
     n_seeds: int = 5
     n_train: int = 4096
@@ -742,8 +752,8 @@ class MoeXConfig:
     def preset(cls, scale: str) -> "MoeXConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(n_seeds=10, n_train=32768, n_test=8192, n_vars=64, dim=32, n_experts=16, hidden=16, steps=3000,
-                   device=str(device_for(scale)))
+        return cls(n_seeds=10, n_train=32768, n_test=8192, n_vars=64, dim=32, n_experts=16, hidden=16, steps=900,
+                   batch=1024, device=str(device_for(scale)))
 
 
 def unit_activations(params: dict, spec: NetSpec, x: torch.Tensor) -> torch.Tensor:
@@ -805,7 +815,9 @@ TRUTH = {"beta1": 1.5, "beta0": 0.3, "tau": 0.5, "a": (1.0, -1.0), "b": (0.5, -0
 @dataclass(frozen=True)
 class GaussianMoEConfig:
     """Maximum likelihood for a two-expert Gaussian MoE with ``x ~ U[-2, 2]``, sample sizes ``ns``
-    (nested samples per seed), full-batch Adam from the truth perturbed by ``init_noise``."""
+    (nested samples per seed), full-batch Adam from the truth perturbed by ``init_noise``.
+
+    ``full``: 20 stacked seeds, n up to 102,400, 3x ci's full-batch steps (1,200)"""
 
     n_seeds: int = 6
     ns: tuple = (300, 1200, 4800)
@@ -818,7 +830,7 @@ class GaussianMoEConfig:
     def preset(cls, scale: str) -> "GaussianMoEConfig":
         if check_scale(scale) == "ci":
             return cls()
-        return cls(n_seeds=20, ns=(400, 1600, 6400, 25600, 102400), steps=3000, device=str(device_for(scale)))
+        return cls(n_seeds=20, ns=(400, 1600, 6400, 25600, 102400), steps=1200, device=str(device_for(scale)))
 
 
 def sample_gaussian_moe(n: int, seed: int, gate: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -984,7 +996,11 @@ class LanguageConfig:
     """A next-token task on a mixture of ``n_sources`` Markov sources; the Transformer with a top-2
     MoE FFN (8 experts of 16 units, balance loss 0.01, z-loss 10⁻³) against the same Transformer
     with a dense FFN of 32 units (equal active parameters), and the MoE without the balance loss.
-    At ``ci`` the Transformer has one block (its FFN is the MoE); at ``full`` four, every second FFN an MoE."""
+    At ``ci`` the Transformer has one block (its FFN is the MoE); at ``full`` four, every second FFN an MoE.
+
+    ``full``: 4 blocks (every second FFN an MoE of 16 experts of 32 units), 16 sources over 64 tokens, sequences
+    of 64, batches of 128, 5 seeds (one training loop per seed and variant, not stacked) of 800 steps: 15 loops
+    x 800 = 12,000 of the chapter's 24,600 steps at full (8,700 at ci)"""
 
     n_seeds: int = 5
     n_train: int = 2048
@@ -1013,9 +1029,8 @@ class LanguageConfig:
     def preset(cls, scale: str) -> "LanguageConfig":
         if check_scale(scale) == "ci":
             return cls()
-        # 6 seeds x 1,500 steps (was 10 x 3,000): the whole chapter must fit 9 minutes on one GPU
-        return cls(n_seeds=6, n_train=16384, n_test=2048, seq_len=64, vocab=64, n_sources=16, d_model=64, layers=4,
-                   heads=4, n_experts=16, hidden=32, steps=1500, lr=3e-3, batch=64, every=250, keep=(16, 8, 4, 2),
+        return cls(n_seeds=5, n_train=16384, n_test=2048, seq_len=64, vocab=64, n_sources=16, d_model=64, layers=4,
+                   heads=4, n_experts=16, hidden=32, steps=800, lr=3e-3, batch=128, every=100, keep=(16, 8, 4, 2),
                    device=str(device_for(scale)))
 
 
