@@ -376,3 +376,213 @@ def test_table1_rows_known_values():
     x = r["rows"][("B", 6, 6)]["exact"]
     assert x == Fraction(comb(100_000 - 6, 2_000 - 6), comb(100_000, 2_000))
     assert float(x) == pytest.approx(6.35308872941916e-11, rel=1e-14)
+
+
+# ---------------------------------------------------------------------------
+# the whole noise figure: the authors' printed curves, our simulation of every point
+# ---------------------------------------------------------------------------
+def test_noise_overlaps_have_the_hypergeometric_law_at_every_noise_level():
+    from scipy.stats import chisquare
+
+    a, s, trials = 40, 12, 20_000
+    lost = dd.simulate_noise_overlaps(a, s, trials, seed=3)
+    assert lost.shape == (trials, a + 1)
+    assert np.all(lost[:, 0] == 0) and np.all(lost[:, -1] == s)          # nothing / everything replaced
+    assert np.all(np.diff(lost, axis=1) >= 0)                             # nested replaced sets
+    for v in (5, 20, 33):
+        counts = np.bincount(lost[:, v], minlength=s + 1)
+        expected = hypergeom.pmf(np.arange(s + 1), a, s, v) * trials
+        keep = expected > 5
+        stat = chisquare(counts[keep], expected[keep] * counts[keep].sum() / expected[keep].sum())
+        assert stat.pvalue > 1e-4
+    np.testing.assert_array_equal(lost, dd.simulate_noise_overlaps(a, s, trials, seed=3))
+
+
+def test_noise_overlaps_detect_a_wrong_segment_size():
+    lost = dd.simulate_noise_overlaps(40, 12, 20_000, seed=1)
+    hits = int((lost[:, 20] >= 7).sum())
+    right = float(dd.false_negative_probability(40, 12, 6, 20))
+    wrong = float(dd.false_negative_probability(40, 12, 5, 20))
+    assert dd.binomial_two_sided_p(hits, 20_000, right) > 1e-3
+    assert dd.binomial_two_sided_p(hits, 20_000, wrong) < 1e-6
+
+
+def test_binomial_two_sided_p_matches_scipy_binomtest():
+    from scipy.stats import binomtest
+
+    for k, n, p in ((3, 20, 0.1), (0, 50, 0.02), (17, 100, 0.3), (99, 100, 0.97), (5, 10, 0.5)):
+        assert dd.binomial_two_sided_p(k, n, p) == pytest.approx(min(1.0, 2 * min(
+            binomtest(k, n, p, alternative="less").pvalue, binomtest(k, n, p, alternative="greater").pvalue)), rel=1e-9)
+    assert dd.binomial_two_sided_p(0, 10, 0.0) == 1.0 and dd.binomial_two_sided_p(1, 10, 0.0) == 0.0
+    assert dd.binomial_two_sided_p(10, 10, 1.0) == 1.0 and dd.binomial_two_sided_p(9, 10, 1.0) == 0.0
+    with pytest.raises(ValueError, match="hits"):
+        dd.binomial_two_sided_p(11, 10, 0.5)
+    with pytest.raises(ValueError, match="p must"):
+        dd.binomial_two_sided_p(1, 10, 1.5)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: dd.simulate_noise_overlaps(10, 11, 5), "s must be"),
+    (lambda: dd.simulate_noise_overlaps(10, 3, 0), "trials must be"),
+    (lambda: dd.simulate_noise_overlaps(0, 0, 5), "a must be"),
+])
+def test_noise_overlaps_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_authors_noise_figure_known_values():
+    from sparsebook.dendrites.experiments import _printed_count_range
+
+    cfg = dd.DendritesConfig()
+    res = dd.run_noise(cfg)
+    assert list(res["authors_noise_v"][[0, 9, 15]]) == [6, 64, 102]
+    dev = res["authors_curve_deviations"]
+    # θ = 12, 50% noise: the printed 0.0716985160403564 agrees with the exact rate to every digit
+    assert dev[12][9] <= 1
+    # θ = 8, v = 26: the script prints 3.11341516283240e-16; the exact rate is 3.1419e-16 (0.9% apart)
+    assert res["authors_noise_exact"][8][3] == pytest.approx(float(exact_false_negative(128, 30, 8, 26)), rel=1e-12)
+    assert res["authors_curve_relative"][8][3] == pytest.approx(0.00908, abs=1e-4)
+    assert res["authors_curve_deviation"] > 1
+    assert 0 < res["authors_sim_relative"] < 0.05 and res["authors_sim_points"] == 26
+    assert _printed_count_range("1.70E-07", 100_000_000) == (17, 17)
+    assert _printed_count_range("0.0716827", 100_000_000) == (7168265, 7168275)
+    assert _printed_count_range("0", 100) == (0, 0)
+
+
+def test_noise_simulation_of_the_whole_curve_passes_and_rejects_a_wrong_curve():
+    cfg = dd.DendritesConfig(noise_mc_trials=20_000)
+    sim = dd.experiments.run_noise_monte_carlo(cfg, seed=0)
+    assert sim["points"] == 16 * len(cfg.theta_noise_values) and sim["hits"].shape == (4, 16)
+    assert sim["bonferroni"] >= cfg.noise_alpha
+    wrong = dd.binomial_two_sided_p(sim["hits"], sim["trials"], np.roll(sim["exact"], 1, axis=0))
+    assert wrong.size * wrong.min() < cfg.noise_alpha
+
+
+# ---------------------------------------------------------------------------
+# Sparsey: coding field kernels, union property of a coding unit, runners
+# ---------------------------------------------------------------------------
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_sparsey_drive_equals_the_dense_product(seed):
+    rng = np.random.default_rng(seed)
+    w = (rng.random((2, 30, 24)) < 0.3).astype(np.uint8)
+    items = np.sort(np.argsort(rng.random((2, 5, 30)), axis=-1)[..., :6], axis=-1)
+    x = np.zeros((2, 5, 30))
+    np.put_along_axis(x, items, 1.0, axis=-1)
+    np.testing.assert_array_equal(dd.sparsey_drive(w, items), np.einsum("sbm,smf->sbf", x, w).astype(int))
+
+
+def test_sparsey_win_probabilities_hand_values():
+    v = np.zeros(8)
+    v[[0, 5]] = 1.0                                    # Q = 2 CMs of K = 4: unit 0 and unit 1 (of CM 2) fully driven
+    rho = dd.sparsey_win_probabilities(v, 2, chi=1000, lam=28, phi=0.5, g_min=0.2)
+    assert rho.shape == (2, 4) and np.allclose(rho.sum(-1), 1)
+    hi = 1 + 1000 / (1 + np.exp(-28 * 0.5))            # G = 1 → η = 1
+    lo = 1 + 1000 / (1 + np.exp(28 * 0.5))
+    assert rho[0, 0] == pytest.approx(hi / (hi + 3 * lo)) and rho[1, 1] == pytest.approx(hi / (hi + 3 * lo))
+    novel = dd.sparsey_win_probabilities(np.full(8, 0.1), 2, g_min=0.2)   # G ≤ g_min: uniform
+    np.testing.assert_allclose(novel, 0.25)
+    assert dd.sparsey_familiarity(v, 2) == 1.0 and dd.sparsey_familiarity(np.full(8, 0.1), 4) == pytest.approx(0.1)
+
+
+def test_sparsey_choose_store_retrieve_roundtrip_and_fixed_cost():
+    rng = np.random.default_rng(0)
+    rho = np.zeros((1, 3, 4))
+    rho[0, [0, 1, 2], [2, 0, 3]] = 1.0
+    np.testing.assert_array_equal(dd.sparsey_choose(rho, rng.random((1, 3))), [[2, 0, 3]])
+    w = np.zeros((1, 20, 12), np.uint8)
+    items = np.array([[[1, 4, 7, 9]]])
+    dd.sparsey_store(w, items, np.array([[[2, 0, 3]]]))
+    assert w.sum() == 4 * 3 and np.all(w[0][[1, 4, 7, 9]][:, [2, 4, 11]] == 1)
+    got, ops = dd.sparsey_retrieve(w, items, 3, rng)
+    np.testing.assert_array_equal(got, [[[2, 0, 3]]])
+    assert ops == 4 * 12 + 12
+    more = dd.sparsey_learn(w, np.array([[[0, 2, 3, 5], [6, 8, 10, 11]]]), 3, rng)
+    assert more.shape == (1, 2, 3)
+    assert dd.sparsey_retrieve(w, items, 3, rng)[1] == ops            # independent of the items stored
+
+
+def test_code_overlap_and_nearest_code_with_ties():
+    assert int(dd.code_overlap([1, 2, 3], [1, 0, 3])) == 2
+    stored = np.array([[[0, 0, 0], [1, 1, 1], [0, 0, 1]]])
+    retrieved = np.array([[[0, 0, 0], [0, 0, 1], [1, 1, 0]]])
+    # (1, 1, 0) for item 1: overlap 2 with its own code, 1 with each of the others
+    assert dd.nearest_code_correct(retrieved, stored, np.array([[0, 2, 1]])).tolist() == [[True, True, True]]
+    tie = np.array([[[0, 0, 2]]])                      # overlap 2 with item 0 and with item 2
+    assert dd.nearest_code_correct(tie, stored, np.array([[0]])).tolist() == [[False]]
+
+
+@pytest.mark.parametrize("n,s,k", [(12, 3, 4), (30, 5, 6), (8, 8, 2)])
+def test_union_size_laws_equal_the_markov_chain(n, s, k):
+    laws = dd.union_size_laws(n, s, k)
+    assert laws.shape == (k + 1, n + 1) and np.allclose(laws.sum(axis=1), 1)
+    for j in range(1, k + 1):
+        ref = dd.union_size_distribution(n, s, j)
+        np.testing.assert_allclose(laws[j, :ref.size], ref, atol=1e-14)
+
+
+def test_superposed_false_match_is_the_union_property():
+    p = dd.superposed_false_match(256, 16, 16, 12, 10)
+    assert p[0] == 0.0 and np.all(np.diff(p) > 0)
+    for k in (1, 4, 10):
+        assert p[k] == pytest.approx(dd.union_false_match_exact(256, 16, 16, k, 12), rel=1e-10)
+    assert p[1] == pytest.approx(float(exact_false_match(256, 16, 16, 12)), rel=1e-10)
+
+
+@pytest.mark.parametrize("call,match,err", [
+    (lambda: dd.sparsey_drive(np.zeros((1, 4, 6)), np.array([[[0, 4]]])), "items must index", ValueError),
+    (lambda: dd.sparsey_drive(np.zeros((1, 4, 6)), np.array([[[0.0, 1.0]]])), "integer index array", TypeError),
+    (lambda: dd.sparsey_win_probabilities(np.zeros(6), 4), "q must divide", ValueError),
+    (lambda: dd.sparsey_win_probabilities(np.full(6, 2.0), 3), "v must lie", ValueError),
+    (lambda: dd.sparsey_win_probabilities(np.zeros(6), 3, g_min=1.0), "g_min", ValueError),
+    (lambda: dd.sparsey_store(np.zeros((1, 4, 6), np.uint8), np.array([[[0]]]), np.array([[[0, 3]]])),
+     "codes must hold", ValueError),
+    (lambda: dd.sparsey_choose(np.ones((2, 3)) / 3, np.zeros(3)), "uniform must have shape", ValueError),
+    (lambda: dd.code_overlap([1, 2], [1, 2, 3]), "same number of CMs", ValueError),
+    (lambda: dd.union_size_laws(10, 11, 2), "s must be", ValueError),
+])
+def test_sparsey_bad_input(call, match, err):
+    with pytest.raises(err, match=match):
+        call()
+
+
+def _tiny_sparsey(**kw):
+    return dd.SparseyConfig(seeds=(0, 1), input_bits=64, active_bits=8, field=64, q_values=(16, 4, 1), noise_bits=2,
+                            n_checkpoints=(8, 16, 32, 64), probes=20, growth_q=(16, 4), point_q=(4, 1),
+                            sim_q=8, sim_prototypes=6, sim_swaps=(2, 4, 8), **kw)
+
+
+def test_sparsey_runners_tiny_and_deterministic():
+    cfg = _tiny_sparsey()
+    a, b = dd.run_sparsey_capacity(cfg, seed=0), dd.run_sparsey_capacity(cfg, seed=0)
+    np.testing.assert_array_equal(a["accuracy"], b["accuracy"])
+    assert a["accuracy"].shape == (3, 2, 4) and a["capacity"].shape == (3, 2)
+    assert np.all(a["ops"][a["ops"] >= 0] == 8 * 64 + 64) and np.all(a["ops"][:, 0] >= 0)
+    ctrl = dd.run_sparsey_capacity(_tiny_sparsey(control_q=(4,)), seed=0, random_codes=True)
+    assert ctrl["accuracy"].shape == (1, 2, 4) and list(ctrl["q"]) == [4]
+    assert np.nanmax(a["accuracy"]) <= 1 and np.all(a["capacity"] >= 8)
+    ok = ~np.isnan(a["fm"])
+    assert np.all(a["fm"][ok] >= 0) and np.all(a["fm_pred"][ok] <= 1)
+    s = dd.run_sparsey_similarity(cfg, seed=0)
+    assert len(s["rho"]) == 2 and s["code_overlap"].shape == (2, 3)
+    assert s["code_overlap"][:, 0].mean() > s["code_overlap_random"][:, 0].mean()   # 2 of 8 bits swapped
+
+
+def test_sparsey_capacity_interpolation_known_values():
+    from sparsebook.dendrites.experiments import _capacity
+
+    ns = np.array([32, 64, 128])
+    assert _capacity(ns, np.array([1.0, 0.9, 0.5]), 0.95) == pytest.approx(2 ** 5.5)
+    assert _capacity(ns, np.array([1.0, 1.0, 1.0]), 0.95) == 128
+    assert _capacity(ns, np.array([0.5, 0.2, 0.0]), 0.95) == 32
+    assert _capacity(ns, np.array([1.0, 0.4, np.nan]), 0.95) == pytest.approx(2 ** (5 + 0.05 / 0.6))
+
+
+def test_sparsey_full_preset_constructs():
+    full = dd.SparseyConfig.preset("full")
+    assert full.scale == "full" and len(full.seeds) == 10 and full.probes == 400
+    assert dd.SparseyConfig.preset("ci").seeds == (0, 1, 2, 3, 4)
+    assert dd.DendritesConfig.preset("full").noise_mc_trials == 2_000_000   # 20 chunks of 100,000 orders
+    with pytest.raises(ValueError):
+        dd.SparseyConfig.preset("huge")

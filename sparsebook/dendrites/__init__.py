@@ -16,6 +16,9 @@ Where each part lives:
   ``run_scaling``, ``run_noise``, ``run_union``, ``run_optimal_threshold``,
   ``run_authors_value``, ``run_table1``, ``run_monte_carlo``, and the Monte Carlo checks
   (``monte_carlo_estimates``, ``add_monte_carlo_checks``).
+- Sparsey (Rinkus 2017): ``sparsey_*`` kernels (CSA code selection, Hebbian storage, retrieval),
+  ``superposed_false_match`` (the union property for a coding unit), ``SparseyConfig`` and the
+  runners ``run_sparsey_capacity`` and ``run_sparsey_similarity``.
 - :mod:`sparsebook.dendrites.figures`: one plotting function per figure; the explorable
   false-match figure (``explore_false_match``) and the try-your-own cell (``try_false_match``).
 
@@ -42,21 +45,47 @@ log space its relative error is a few ``m·ε`` whatever the size of ``N``.
 - Union (paper, "the union property"): ``M`` patterns of ``s`` synapses each on
   one segment give on average ``n (1 − (1 − s/n)^M)`` distinct synapses.
 """
-from sparsebook.dendrites.experiments import (DendritesConfig, add_monte_carlo_checks, monte_carlo_estimates,
-                                              run_authors_value, run_monte_carlo, run_noise,
-                                              results_table, run_optimal_threshold, run_scaling, run_table1, run_union)
+from sparsebook.dendrites.experiments import (DendritesConfig, SparseyConfig, add_monte_carlo_checks,
+                                              monte_carlo_estimates, results_table, run_authors_value,
+                                              run_monte_carlo, run_noise, run_noise_monte_carlo,
+                                              run_optimal_threshold, run_scaling, run_sparsey_capacity,
+                                              run_sparsey_similarity, run_table1, run_union)
 from sparsebook.dendrites.figures import (explore_false_match, plot_monte_carlo, plot_noise, plot_optimal_threshold,
-                                          plot_scaling, plot_try_false_match, plot_union, try_false_match)
-from sparsebook.dendrites.kernels import (MonteCarloResult, false_match_probability, false_match_probability_exact,
+                                          plot_scaling, plot_sparsey_capacity, plot_sparsey_crosstalk,
+                                          plot_try_false_match, plot_union, try_false_match)
+from sparsebook.dendrites.kernels import (MonteCarloResult, binomial_two_sided_p, code_overlap,
+                                          false_match_probability, false_match_probability_exact,
                                           false_negative_probability, hypergeom_log_sf,
-                                          log_false_match_probability, loglog_slope, printed_deviation,
-                                          simulate_false_match, simulate_false_match_numpy,
-                                          simulate_false_negative, simulate_union_false_match,
+                                          log_false_match_probability, loglog_slope, nearest_code_correct,
+                                          printed_deviation, simulate_false_match, simulate_false_match_numpy,
+                                          simulate_false_negative, simulate_noise_overlaps,
+                                          simulate_union_false_match, sparsey_choose, sparsey_drive,
+                                          sparsey_familiarity, sparsey_learn, sparsey_retrieve, sparsey_store,
+                                          sparsey_win_probabilities, superposed_false_match,
                                           union_false_match_exact, union_false_match_probability,
-                                          union_size_distribution, union_synapse_count)
+                                          union_size_distribution, union_size_laws, union_synapse_count)
 
 __all__ = [
     "DendritesConfig",
+    "SparseyConfig",
+    "run_noise_monte_carlo",
+    "run_sparsey_capacity",
+    "run_sparsey_similarity",
+    "plot_sparsey_capacity",
+    "plot_sparsey_crosstalk",
+    "binomial_two_sided_p",
+    "code_overlap",
+    "nearest_code_correct",
+    "simulate_noise_overlaps",
+    "sparsey_choose",
+    "sparsey_drive",
+    "sparsey_familiarity",
+    "sparsey_learn",
+    "sparsey_retrieve",
+    "sparsey_store",
+    "sparsey_win_probabilities",
+    "superposed_false_match",
+    "union_size_laws",
     "add_monte_carlo_checks",
     "monte_carlo_estimates",
     "results_table",

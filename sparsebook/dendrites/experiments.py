@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from decimal import Decimal as Decimal_
+
 import numpy as np
 from scipy.stats import binom
 
@@ -32,6 +34,35 @@ AUTHORS_MEAN_THETA3 = "0.03666"
 AUTHORS_UNION = {(10_000, 6): "2.69e-7", (10_000, 7): "1.98e-6", (10_000, 10): "1.27e-4", (20_000, 13): "9.53e-7"}
 #: noise curves (plot_noise_results.py), a = 128, s = 30: {(θ, v): P(false negative)}
 AUTHORS_NOISE = {(12, 64): "0.0716985"}
+#: the whole noise figure (plot_noise_results.py, a = 128, s = 30): the noise fractions v/a of its
+#: points and, per θ, the printed theory values and the printed simulated frequencies (1e8 trials a
+#: point: the smallest non-zero frequency printed is 1.00E-08)
+AUTHORS_NOISE_FRACTIONS = ("0.046875", "0.1015625", "0.1484375", "0.203125", "0.25", "0.296875", "0.3515625",
+                           "0.3984375", "0.453125", "0.5", "0.546875", "0.6015625", "0.6484375", "0.703125",
+                           "0.75", "0.796875")
+AUTHORS_NOISE_THEORY = {
+    8: ("0", "0", "0", "3.11341516283240e-16", "2.23243424464799e-12", "7.90168637530306e-10",
+        "1.20695707971664e-7", "3.45576265561118e-6", "8.08202472708491e-5", "0.000735429456875121",
+        "0.00464043435771348", "0.0268657157114204", "0.0896352007201254", "0.263952754229579",
+        "0.508714577385333", "0.770861966941236"),
+    12: ("0", "0", "2.48810797387309e-15", "7.92695349343630e-10", "2.16302525195240e-7",
+         "1.09248135880715e-5", "0.000314435369055385", "0.00279559866084888", "0.0198782675563797",
+         "0.0716985160403564", "0.190430462690358", "0.426525969583828", "0.664766152465367",
+         "0.880922510721824", "0.970339402698393", "0.996376835285247"),
+    16: ("0", "0", "2.65549705827547e-8", "1.97277260559420e-5", "0.000590078912236923",
+         "0.00627504390204146", "0.0434711883681422", "0.139067254386793", "0.351117043857492",
+         "0.582501773030327", "0.788076297517739", "0.933878292787173", "0.983735005386502",
+         "0.998319255844748", "0.999889798557155", "0.999997748076386"),
+}
+AUTHORS_NOISE_OBSERVED = {
+    8: ("0", "0", "0", "0", "0", "0", "1.70E-07", "3.60E-06", "8.02E-05", "0.0007358", "0.0046704", "0.0268579",
+        "0.0894488", "0.263911", "0.50879", "0.770817"),
+    12: ("0", "0", "0", "0", "1.70E-07", "1.11E-05", "0.00031558", "0.0027716", "0.0198583", "0.0716827",
+         "0.190397", "0.426699", "0.664547", "0.880767", "0.970354", "0.99638"),
+    16: ("0", "0", "1.00E-08", "2.02E-05", "0.00059479", "0.0062736", "0.0434683", "0.13914", "0.351389",
+         "0.582524", "0.787882", "0.933878", "0.983776", "0.998305", "0.999893", "0.999999"),
+}
+AUTHORS_NOISE_TRIALS = 100_000_000
 #: Table 1 B–D, as the authors' notebook (sdr_math_neuron_paper.ipynb, sections "Table 1B/1C/1D")
 #: prints them, all at n = 100,000 and a = 2,000: {(part, s, θ): P(false match)}.  B: θ = s;
 #: C: s = 2θ; D: s = 2mθ (m = 2, 4, 6 at θ = 10; m = 6 at θ = 20).  B and C are evaluated there
@@ -110,6 +141,10 @@ class DendritesConfig:
     mc_false_negative: tuple = ((128, 30, 8, 80), (128, 30, 12, 64), (128, 30, 16, 48))
     mc_union: tuple = ((2000, 40, 20, 5, 6), (2000, 40, 20, 10, 8))
     mc_rtol: float = 0.05
+    # our own simulation of the whole noise figure (all of the authors' noise levels, every θ above)
+    noise_mc_trials: int = 100_000
+    noise_alpha: float = 0.01          # family-wise level of the per-point binomial tests (Bonferroni)
+    noise_sim_floor: float = 1e-3      # the authors' simulated frequencies compared where the rate is >= this
 
     @classmethod
     def preset(cls, scale: str) -> "DendritesConfig":
@@ -118,7 +153,7 @@ class DendritesConfig:
         check_scale(scale)
         if scale == "ci":
             return cls(scale="ci")
-        return cls(scale="full", mc_trials=100_000_000,
+        return cls(scale="full", mc_trials=100_000_000, noise_mc_trials=2_000_000,
                    n_values=tuple(int(x) for x in np.unique(np.rint(np.logspace(np.log10(300), 5, 60)))),
                    mc_false_match=cls.mc_false_match + ((10_000, 200, 24, 6), (5_000, 128, 24, 7)),
                    mc_false_negative=cls.mc_false_negative + ((128, 30, 12, 48),))
@@ -178,9 +213,79 @@ def run_noise(cfg: DendritesConfig) -> dict:
     half = np.array([np.interp(0.5, row, v / cfg.a_noise) for row in fn])
     authors = {key: (float(false_negative_probability(cfg.a_noise, cfg.s_noise, *key)), printed)
                for key, printed in AUTHORS_NOISE.items()}
-    return {"noise": v / cfg.a_noise, "v": v, "thetas": thetas, "fn": fn, "fm": fm, "tolerated_1pct": tolerated,
-            "half_miss_noise": half, "authors": authors,
-            "authors_deviation": max(printed_deviation(x, p) for x, p in authors.values())}
+    out = {"noise": v / cfg.a_noise, "v": v, "thetas": thetas, "fn": fn, "fm": fm, "tolerated_1pct": tolerated,
+           "half_miss_noise": half, "authors": authors,
+           "authors_deviation": max(printed_deviation(x, p) for x, p in authors.values())}
+    out.update(_authors_noise_curves(cfg))
+    return out
+
+
+def _printed_count_range(printed: str, trials: int) -> tuple[int, int]:
+    """The hit counts out of ``trials`` whose frequency rounds to ``printed`` (half a unit of its last digit)."""
+    from decimal import Decimal
+
+    d = Decimal(printed)
+    if d == 0:
+        return 0, 0
+    half = Decimal(5) * Decimal(10) ** (d.as_tuple().exponent - 1)
+    lo = max(0, int(((d - half) * trials).to_integral_value(rounding="ROUND_CEILING")))
+    hi = min(trials, int(((d + half) * trials).to_integral_value(rounding="ROUND_FLOOR")))
+    return lo, hi
+
+
+def _authors_noise_curves(cfg: DendritesConfig) -> dict:
+    """The authors' whole noise figure against the exact false-negative rate: the distance of every
+    printed theory value in half-units of its last digit, and for every printed simulated frequency
+    (``AUTHORS_NOISE_TRIALS`` trials) the exact two-sided binomial p-value of the hit count closest to
+    its expectation among the counts that round to the printed frequency; and the Bonferroni-adjusted
+    smallest p-value (number of points × smallest p-value, capped at 1)."""
+    from sparsebook.dendrites.kernels import binomial_two_sided_p
+
+    v = np.array([int(Decimal_(f) * cfg.a_noise) for f in AUTHORS_NOISE_FRACTIONS])
+    exact, dev, rel, sim, pv = {}, {}, {}, [], []
+    for th, printed in AUTHORS_NOISE_THEORY.items():
+        # P(false negative) is the hypergeometric tail P(X ≥ s − θ + 1), X ~ H(a, s, v): eq. 1's form
+        ex = [false_match_probability_exact(cfg.a_noise, int(vi), cfg.s_noise, cfg.s_noise - th + 1) for vi in v]
+        exact[th] = np.array([float(x) for x in ex])
+        dev[th] = [printed_deviation(x, p) for x, p in zip(ex, printed)]
+        rel[th] = [float(abs(float(p) - x) / x) if x > 0 else 0.0 for x, p in zip(ex, printed)]
+        for x, obs in zip(exact[th], AUTHORS_NOISE_OBSERVED[th]):
+            if x >= cfg.noise_sim_floor:
+                sim.append(abs(float(obs) / x - 1))
+            lo, hi = _printed_count_range(obs, AUTHORS_NOISE_TRIALS)
+            k = int(np.clip(round(float(x) * AUTHORS_NOISE_TRIALS), lo, hi))
+            pv.append(float(binomial_two_sided_p(k, AUTHORS_NOISE_TRIALS, float(x))))
+    pv = np.asarray(pv)
+    all_dev = [d for row in dev.values() for d in row]
+    return {"authors_noise_v": v, "authors_noise_exact": exact, "authors_curve_deviation": max(all_dev),
+            "authors_curve_points": len(all_dev), "authors_curve_deviations": dev,
+            "authors_curve_relative": rel, "authors_curve_max_relative": max(max(r) for r in rel.values()),
+            "authors_sim_relative": max(sim), "authors_sim_points": len(sim),
+            "authors_sim_pvalues_if_1e8": pv}
+
+
+def run_noise_monte_carlo(cfg: DendritesConfig, seed: int = 0) -> dict:
+    """Our own simulation of the whole noise figure: ``noise_mc_trials`` random replacement orders
+    (:func:`simulate_noise_overlaps`), giving the simulated false-negative frequency at every noise
+    level of the authors' points and every θ of ``theta_noise_values``; per point the exact two-sided
+    binomial p-value against the exact rate, and the Bonferroni-adjusted smallest p-value."""
+    from sparsebook.dendrites.kernels import binomial_two_sided_p, simulate_noise_overlaps
+    from sparsebook.seeding import seed_everything
+
+    seed_everything(seed)
+    v = np.array([int(Decimal_(f) * cfg.a_noise) for f in AUTHORS_NOISE_FRACTIONS])
+    thetas = np.asarray(cfg.theta_noise_values)
+    need = cfg.s_noise - thetas + 1                                   # lost synapses that make a miss
+    hits = np.zeros((thetas.size, v.size), np.int64)
+    chunk = 100_000
+    for i, start in enumerate(range(0, cfg.noise_mc_trials, chunk)):
+        rows = min(chunk, cfg.noise_mc_trials - start)
+        lost = simulate_noise_overlaps(cfg.a_noise, cfg.s_noise, rows, seed=seed * 1000 + 500 + i)[:, v]
+        hits += (lost[None, :, :] >= need[:, None, None]).sum(axis=1)
+    exact = np.asarray(false_negative_probability(cfg.a_noise, cfg.s_noise, thetas[:, None], v[None, :]))
+    pv = binomial_two_sided_p(hits, cfg.noise_mc_trials, exact)
+    return {"v": v, "thetas": thetas, "hits": hits, "trials": cfg.noise_mc_trials, "exact": exact,
+            "pvalues": pv, "bonferroni": float(min(1.0, pv.size * pv.min())), "points": int(pv.size)}
 
 
 def run_union(cfg: DendritesConfig) -> dict:
@@ -314,3 +419,195 @@ def results_table(values: dict, title: str = ""):
     from sparsebook.stats import Results
 
     return Results(dict(sorted(values.items())), title=title)
+
+
+# ---------------------------------------------------------------------------
+# Sparsey (Rinkus 2017): superposed sparse distributed codes in one coding field
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SparseyConfig:
+    """Parameters of the Sparsey section (Rinkus 2017).
+
+    Items are random binary inputs of ``input_bits`` bits with exactly ``active_bits`` active; a
+    coding field of ``field`` units is split into Q competitive modules of K = field/Q units
+    (``q_values``, densest first: the fraction of active units is 1/K); codes are chosen by the CSA
+    (``chi``, ``lam``, ``phi``, ``g_min``) and stored by binary Hebbian weights.  Retrieval cues keep
+    ``active_bits − noise_bits`` of an item's bits and replace ``noise_bits`` by random other bits;
+    an item is retrieved when the nearest stored code to the retrieved one is its own.  Capacity is
+    the number of stored items at which the accuracy falls to ``accuracy_threshold`` (interpolated
+    in log N between the ``n_checkpoints``).  All criteria were fixed before the first run.
+
+    ``preset("full")``: 10 seeds instead of 5, 400 probes a checkpoint instead of 100, and the
+    similarity experiment with 80 instead of 40 prototypes (NumPy on the host: no training).
+    """
+
+    scale: str = "ci"
+    seeds: tuple = (0, 1, 2, 3, 4)
+    input_bits: int = 256
+    active_bits: int = 16
+    field: int = 1024
+    q_values: tuple = (128, 64, 32, 16, 8, 4, 2, 1)
+    noise_bits: int = 4
+    n_checkpoints: tuple = tuple(int(round(2 ** (x / 2))) for x in range(10, 21))   # 32 … 1024
+    probes: int = 100
+    accuracy_threshold: float = 0.95
+    chi: float = 1000.0
+    lam: float = 28.0
+    phi: float = 0.5
+    g_min: float = 0.2
+    # the capacity claims, fixed before measuring: growth over Q = 128 … 4, then localist Q = 1 below Q = 4
+    growth_q: tuple = (128, 64, 32, 16, 8, 4)
+    # the control: uniformly random codes (no CSA) at these Q
+    control_q: tuple = (64, 16)
+    point_q: tuple = (4, 1)
+    # false match of a unit against unrelated inputs, compared with the union property where the
+    # predicted rate is at least fm_floor; the check's relative tolerance
+    fm_floor: float = 1e-3
+    fm_rtol: float = 0.1
+    # similarity: prototypes, and the numbers of bits swapped to make each prototype's variants
+    sim_q: int = 16
+    sim_prototypes: int = 40
+    sim_swaps: tuple = (2, 4, 6, 8, 10, 12, 14, 16)
+    sim_min_rho: float = 0.5
+
+    @classmethod
+    def preset(cls, scale: str) -> "SparseyConfig":
+        from sparsebook.scales import check_scale
+
+        check_scale(scale)
+        if scale == "ci":
+            return cls()
+        return cls(scale="full", seeds=tuple(range(10)), probes=400, sim_prototypes=80)
+
+    @property
+    def csa(self) -> dict:
+        return {"chi": self.chi, "lam": self.lam, "phi": self.phi, "g_min": self.g_min}
+
+
+def _random_items(rng, shape: tuple, bits: int, active: int) -> np.ndarray:
+    """Random inputs: ``shape`` arrays of ``active`` distinct bit indices out of ``bits`` (sorted)."""
+    return np.sort(np.argsort(rng.random(shape + (bits,)), axis=-1)[..., :active], axis=-1)
+
+
+def _swap_bits(rng, items: np.ndarray, bits: int, swaps) -> np.ndarray:
+    """Replace ``swaps`` (per item, broadcast over the leading axes) of each item's active bits by
+    random inactive bits; the result is again sorted index arrays of the same size."""
+    items = np.asarray(items)
+    m = items.shape[-1]
+    active = np.zeros(items.shape[:-1] + (bits,), bool)
+    np.put_along_axis(active, items, True, axis=-1)
+    swaps = np.broadcast_to(np.asarray(swaps), items.shape[:-1])[..., None]
+    drop_rank = np.argsort(np.argsort(rng.random(items.shape), axis=-1), axis=-1)       # random order of the active bits
+    dropped = np.zeros_like(active)
+    np.put_along_axis(dropped, items, drop_rank < swaps, axis=-1)
+    add_rank = np.argsort(np.argsort(rng.random(active.shape) + active, axis=-1), axis=-1)  # inactive bits first
+    new = (active & ~dropped) | (~active & (add_rank < swaps))
+    return np.sort(np.argsort(~new, axis=-1, kind="stable")[..., :m], axis=-1)
+
+
+def run_sparsey_capacity(cfg: SparseyConfig, seed: int = 0, random_codes: bool = False) -> dict:
+    """Store random items in one coding field for every Q of ``q_values`` (the seeds in ``cfg.seeds``
+    as independent memories, batched) and, at every checkpoint N: retrieve ``probes`` stored items
+    from noisy cues (accuracy), draw ``probes`` unrelated random inputs and count the units they
+    drive to the retrieval threshold ``active_bits − noise_bits`` (false match, with the union
+    property's prediction from each unit's number of stored items), the overlap of the codes of
+    unrelated stored items, and the operations per retrieval.  Returns arrays indexed
+    ``[q, seed, checkpoint]``; once every seed's accuracy has stayed below half the threshold for two
+    checkpoints, storing stops for that Q and the remaining checkpoints are NaN (``ops`` −1).
+    ``random_codes=True``: the control, every code drawn uniformly (for the Q of ``control_q``)."""
+    from sparsebook.dendrites.kernels import (code_overlap, nearest_code_correct, sparsey_learn,
+                                              sparsey_retrieve, superposed_false_match, sparsey_drive)
+    from sparsebook.seeding import seed_everything
+
+    seed_everything(seed)
+    S, M, m, F = len(cfg.seeds), cfg.input_bits, cfg.active_bits, cfg.field
+    ns = np.asarray(cfg.n_checkpoints)
+    theta = m - cfg.noise_bits
+    fm_of_load = superposed_false_match(M, m, m, theta, int(ns.max()))
+    q_values = cfg.control_q if random_codes else cfg.q_values
+    shape = (len(q_values), S, ns.size)
+    out = {"q": np.asarray(q_values), "n": ns, "theta": theta, "accuracy": np.zeros(shape),
+           "fm": np.zeros(shape), "fm_pred": np.zeros(shape), "overlap": np.zeros(shape),
+           "ops": np.full((len(q_values), ns.size), -1, np.int64)}
+    for qi, q in enumerate(q_values):
+        rngs = [np.random.default_rng([seed, s, q]) for s in cfg.seeds]
+        items = np.stack([_random_items(r, (int(ns.max()),), M, m) for r in rngs])          # (S, N, m)
+        rng = np.random.default_rng([seed, 7919, q])
+        w = np.zeros((S, M, F), np.uint8)
+        codes = np.zeros((S, 0, q), np.int64)
+        k = F // q
+        for ci, n in enumerate(ns):
+            if ci >= 2 and np.all(out["accuracy"][qi, :, ci - 2:ci] < cfg.accuracy_threshold / 2):
+                # every seed's capacity is decided and its accuracy has collapsed: stop storing
+                for key in ("accuracy", "fm", "fm_pred", "overlap"):
+                    out[key][qi, :, ci:] = np.nan
+                break
+            new = sparsey_learn(w, items[:, codes.shape[1]:n], q, rng, random_codes=random_codes, **cfg.csa)
+            codes = np.concatenate([codes, new], axis=1)
+            own = np.stack([r.choice(n, cfg.probes, replace=n < cfg.probes) for r in rngs])   # (S, B)
+            cues = _swap_bits(rng, np.take_along_axis(items, own[..., None], axis=1), M, cfg.noise_bits)
+            got, ops = sparsey_retrieve(w, cues, q, rng)
+            out["accuracy"][qi, :, ci] = nearest_code_correct(got, codes, own).mean(axis=1)
+            out["ops"][qi, ci] = ops
+            probes = _random_items(rng, (S, cfg.probes), M, m)
+            out["fm"][qi, :, ci] = (sparsey_drive(w, probes) >= theta).mean(axis=(1, 2))
+            load = (codes[..., None] == np.arange(k)).sum(axis=1)                           # (S, Q, K)
+            out["fm_pred"][qi, :, ci] = fm_of_load[load].mean(axis=(1, 2))
+            a, b = rng.integers(0, n, (2, S, cfg.probes))
+            ok = a != b
+            ov = code_overlap(np.take_along_axis(codes, a[..., None], 1), np.take_along_axis(codes, b[..., None], 1))
+            out["overlap"][qi, :, ci] = (ov * ok).sum(axis=1) / np.maximum(ok.sum(axis=1), 1) / q
+    out["capacity"] = np.array([[_capacity(ns, acc, cfg.accuracy_threshold) for acc in row]
+                                for row in out["accuracy"]])                                # (Q, S)
+    return out
+
+
+def _capacity(ns: np.ndarray, accuracy: np.ndarray, threshold: float) -> float:
+    """The N at which ``accuracy`` first falls below ``threshold``, interpolated linearly in log2 N
+    between checkpoints (the largest N if it never does, the smallest if it starts below)."""
+    below = np.nonzero(~(accuracy >= threshold))[0]                 # NaN (not measured) counts as below
+    if below.size == 0:
+        return float(ns[-1])
+    i = int(below[0])
+    if i == 0:
+        return float(ns[0])
+    x0, x1 = np.log2(ns[i - 1]), np.log2(ns[i])
+    y0, y1 = accuracy[i - 1], accuracy[i]
+    return float(2 ** (x0 + (y0 - threshold) / (y0 - y1) * (x1 - x0)))
+
+
+def run_sparsey_similarity(cfg: SparseyConfig, seed: int = 0) -> dict:
+    """Similar inputs to similar codes (Rinkus 2017): per seed, store ``sim_prototypes`` random
+    prototypes, then one variant of each prototype per entry of ``sim_swaps`` (that many bits swapped),
+    all in one field of ``sim_q`` CMs, in random order.  Returns per seed the Spearman rank
+    correlation between the input overlap and the code overlap of every (prototype, variant) pair,
+    with the CSA and, as the control, with uniformly random codes."""
+    from scipy.stats import spearmanr
+
+    from sparsebook.dendrites.kernels import code_overlap, sparsey_learn
+    from sparsebook.seeding import seed_everything
+
+    seed_everything(seed)
+    M, m, q, P = cfg.input_bits, cfg.active_bits, cfg.sim_q, cfg.sim_prototypes
+    swaps = np.asarray(cfg.sim_swaps)
+    out = {"swaps": swaps}
+    rng = np.random.default_rng([seed, 104729])
+    S = len(cfg.seeds)
+    protos = _random_items(rng, (S, P), M, m)                                          # (S, P, m)
+    variants = _swap_bits(rng, np.repeat(protos[:, :, None], swaps.size, axis=2), M, swaps)   # (S, P, J, m)
+    order = np.argsort(rng.random((S, P * swaps.size)), axis=1)                         # storage order of the variants
+    stored = np.concatenate([protos, np.take_along_axis(variants.reshape(S, -1, m), order[..., None], 1)], axis=1)
+    input_overlap = np.repeat((m - swaps)[None, :], P, axis=0).ravel()
+    for key, random_codes in (("", False), ("_random", True)):
+        w = np.zeros((S, M, cfg.field), np.uint8)
+        codes = sparsey_learn(w, stored, q, rng, random_codes=random_codes, **cfg.csa)   # (S, P + P·J, Q)
+        vc = np.empty((S, P * swaps.size, q), np.int64)
+        np.put_along_axis(vc, order[..., None], codes[:, P:], axis=1)                   # back to (prototype, swap) order
+        ov = code_overlap(np.repeat(codes[:, :P], swaps.size, axis=1), vc)             # (S, P·J)
+        out["rho" + key] = [float(spearmanr(input_overlap, row).statistic) for row in ov]
+        out["code_overlap" + key] = ov.reshape(S, P, swaps.size).mean(axis=1) / q
+    for key in ("code_overlap", "code_overlap_random"):
+        out[key] = np.asarray(out[key])                                           # (seeds, swaps)
+    return out

@@ -38,26 +38,50 @@ def plot_scaling(res: dict, cfg: DendritesConfig):
     return plotting.finish(fig)
 
 
-def plot_noise(res: dict, cfg: DendritesConfig, mc: dict | None = None):
-    """P(miss) against the fraction of the pattern replaced, one curve per θ (log axis), with the
-    Monte Carlo points (±2 standard errors) at the same a and s where ``mc`` is given."""
-    from sparsebook import plotting
+def plot_noise(res: dict, cfg: DendritesConfig, sim: dict | None = None):
+    """P(miss) against the fraction of the pattern replaced, one exact curve per θ (log axis), with
+    our simulation of every plotted point (``sim`` from ``run_noise_monte_carlo``, ±2 standard errors)
+    and the authors' printed simulated frequencies; right, each simulated point's residual in
+    standard errors, with the Bonferroni band of the family-wise test."""
+    from scipy.stats import norm
 
-    fig, (ax,) = plotting.figure(ncols=1)
+    from sparsebook import plotting
+    from sparsebook.dendrites.experiments import AUTHORS_NOISE_OBSERVED
+
+    fig, axes = plotting.figure(ncols=2 if sim is not None else 1)
+    ax = axes[0]
     colors = {}
-    for i, (th, row, fm) in enumerate(zip(res["thetas"], res["fn"], res["fm"])):
+    for th, row, fm in zip(res["thetas"], res["fn"], res["fm"]):
         ok = row > 0
         line, = ax.semilogy(res["noise"][ok], row[ok], label=f"θ = {th} (false match {fm:.1e} at n = {cfg.n_noise:,})")
         colors[int(th)] = line.get_color()
-    if mc is not None:
-        first = True
-        for kind, p, r, exact in mc["rows"]:
-            a, s, th, v = p if kind == "false negative" else (None,) * 4
-            if kind != "false negative" or a != cfg.a_noise or s != cfg.s_noise:
-                continue
-            ax.errorbar([v / a], [r.estimate], yerr=[2 * r.stderr], fmt="o", ms=4, color=colors.get(th, "k"),
-                        mec="k", label="Monte Carlo (±2 SE)" if first else None)
-            first = False
+    first = True
+    for th, obs in AUTHORS_NOISE_OBSERVED.items():
+        x = res["authors_noise_v"] / cfg.a_noise
+        y = np.array([float(o) for o in obs])
+        ok = y > 0
+        ax.semilogy(x[ok], y[ok], "x", ms=6, color=colors.get(th, "k"),
+                    label="authors' simulation (printed)" if first else None)
+        first = False
+    if sim is not None:
+        t = sim["trials"]
+        est = sim["hits"] / t
+        se = np.sqrt(np.maximum(est * (1 - est), 1e-300) / t)
+        for i, th in enumerate(sim["thetas"]):
+            ok = est[i] > 0
+            ax.errorbar(sim["v"][ok] / cfg.a_noise, est[i][ok], yerr=2 * se[i][ok], fmt="o", ms=3, mfc="none",
+                        color=colors.get(int(th), "k"), label=f"our simulation ({t:,} trials, ±2 SE)" if i == 0 else None)
+        ex = sim["exact"]
+        z = (sim["hits"] - t * ex) / np.sqrt(np.maximum(t * ex * (1 - ex), 1e-300))
+        for i, th in enumerate(sim["thetas"]):
+            ok = (ex[i] > 0) & (ex[i] < 1)
+            axes[1].plot(sim["v"][ok] / cfg.a_noise, z[i][ok], "o", ms=4, color=colors.get(int(th), "k"), label=f"θ = {th}")
+        zc = norm.isf(cfg.noise_alpha / (2 * sim["points"]))
+        axes[1].axhspan(-zc, zc, color="grey", alpha=0.15, lw=0,
+                        label=f"Bonferroni band, family-wise α = {cfg.noise_alpha} ({sim['points']} points)")
+        axes[1].axhline(0, color="k", lw=0.8)
+        plotting.label(axes[1], "fraction of the pattern's cells replaced v/a", "(simulated − exact) / SE",
+                       "residuals of our simulation")
     ax.axvline(0.5, color="grey", lw=0.8, label="half the pattern replaced")
     ax.set_ylim(1e-12, 2)
     plotting.label(ax, "fraction of the pattern's cells replaced v/a", "P(false negative)",
@@ -122,6 +146,66 @@ def plot_monte_carlo(res: dict):
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
     plotting.label(ax, "point (parameters)", "(estimate − exact) / SE")
+    return plotting.finish(fig)
+
+
+def plot_sparsey_capacity(res: dict, cfg):
+    """Sparsey: retrieval accuracy against the number of stored items N, one curve per code sparsity
+    (mean over seeds with the seeds' range as a band), the accuracy threshold; and the capacity of
+    every seed against the fraction of active units 1/K."""
+    from sparsebook import plotting
+
+    fig, (ax1, ax2) = plotting.figure(ncols=2)
+    k = cfg.field // res["q"]
+    for i, q in enumerate(res["q"]):
+        acc = res["accuracy"][i]
+        ok = ~np.isnan(acc).any(axis=0)
+        line, = ax1.semilogx(res["n"][ok], acc.mean(axis=0)[ok], "o-", ms=3, label=f"Q = {q}, K = {k[i]}")
+        ax1.fill_between(res["n"][ok], acc.min(axis=0)[ok], acc.max(axis=0)[ok], color=line.get_color(), alpha=0.2, lw=0)
+    ax1.axhline(cfg.accuracy_threshold, color="grey", lw=0.8, label=f"accuracy {cfg.accuracy_threshold}")
+    ax1.legend(loc="lower left", ncol=2, fontsize=7)
+    plotting.label(ax1, "items stored N", "retrieval accuracy (nearest code is own)",
+                   f"field of {cfg.field:,} units, cues with {cfg.noise_bits} of {cfg.active_bits} bits replaced")
+    cap = res["capacity"]
+    for j in range(cap.shape[1]):
+        ax2.loglog(1 / k, cap[:, j], "o-", ms=3, color="grey", alpha=0.5, lw=0.8, label="one seed" if j == 0 else None)
+    ax2.loglog(1 / k, np.exp(np.log(cap).mean(axis=1)), "ko-", ms=5, label="geometric mean over seeds")
+    ax2.set_xticks(1 / k)
+    ax2.set_xticklabels([f"1/{x}" for x in k], fontsize=7)
+    ax2.minorticks_off()
+    plotting.label(ax2, "fraction of units active 1/K (Q = field/K)", "capacity (items at the threshold)",
+                   "left: localist (Q = 1); right: dense codes")
+    return plotting.finish(fig)
+
+
+def plot_sparsey_crosstalk(res: dict, sim: dict, cfg):
+    """Sparsey crosstalk: the false-match rate of a coding unit for unrelated inputs, measured (points,
+    mean over seeds) and predicted by the union property from each unit's number of stored items
+    (lines); the overlap of the codes of unrelated stored items over its chance level 1/K; and code
+    overlap against input overlap for the CSA and for random codes (similar inputs, similar codes)."""
+    from sparsebook import plotting
+
+    fig, (ax1, ax2, ax3) = plotting.figure(ncols=3)
+    k = cfg.field // res["q"]
+    for i, q in enumerate(res["q"]):
+        ok = ~np.isnan(res["fm"][i]).any(axis=0)
+        line, = ax1.loglog(res["n"][ok], res["fm_pred"][i].mean(axis=0)[ok], "-", lw=1, label=f"K = {k[i]}")
+        meas = res["fm"][i].mean(axis=0)[ok]
+        ax1.loglog(res["n"][ok][meas > 0], meas[meas > 0], "o", ms=3, color=line.get_color())
+        ax2.semilogx(res["n"][ok], res["overlap"][i].mean(axis=0)[ok] * k[i], "o-", ms=3, color=line.get_color())
+    ax1.axhline(cfg.fm_floor, color="grey", lw=0.8, label=f"{cfg.fm_floor:.0e} (checked above)")
+    plotting.label(ax1, "items stored N", "P(unit reaches θ) for an unrelated input",
+                   f"points: measured; lines: union property (θ = {res['theta']})")
+    ax2.axhline(1, color="grey", lw=0.8)
+    plotting.label(ax2, "items stored N", "code overlap of unrelated items / chance (1/K)", "crosstalk")
+    m = cfg.active_bits
+    x = (m - sim["swaps"]) / m
+    for key, name in (("code_overlap", "CSA"), ("code_overlap_random", "random codes")):
+        y = sim[key]
+        line, = ax3.plot(x, y.mean(axis=0), "o-", ms=3, label=name)
+        ax3.fill_between(x, y.min(axis=0), y.max(axis=0), color=line.get_color(), alpha=0.2, lw=0)
+    plotting.label(ax3, "input overlap with the prototype (fraction of bits)", "code overlap (fraction of CMs)",
+                   f"Q = {cfg.sim_q}, K = {cfg.field // cfg.sim_q}")
     return plotting.finish(fig)
 
 

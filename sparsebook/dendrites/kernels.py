@@ -442,3 +442,284 @@ def loglog_slope(x, y) -> float:
         raise ValueError("x and y must be > 0 for a log-log fit")
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
+
+
+# ---------------------------------------------------------------------------
+# noise curves: the whole false-negative curve from one set of random replacement orders
+# ---------------------------------------------------------------------------
+
+
+def simulate_noise_overlaps(a: int, s: int, trials: int, seed: int = 0) -> np.ndarray:
+    """Monte Carlo of the noise experiment along the whole curve: for every noise level ``v = 0 … a``
+    the number of a segment's ``s`` cells among the ``v`` replaced cells of its pattern.
+
+    Each trial draws one uniformly random order in which the pattern's ``a`` cells are replaced
+    (NumPy ``default_rng(seed)``); replacing the first ``v`` of that order is a uniformly random
+    ``v``-subset for every ``v``, so column ``v`` of the result has the law of ``X_v`` ~
+    Hypergeometric(N = a, K = s, draws = v) of :func:`false_negative_probability`, and the segment
+    misses when ``X_v ≥ s − θ + 1``.  The segment sits on the first ``s`` cells: by exchangeability
+    the law does not depend on which ``s`` cells it uses.  Columns are dependent (nested subsets),
+    rows independent.  Returns an ``int16`` array of shape ``(trials, a + 1)``.
+
+    Raises ``ValueError`` unless ``1 <= s <= a`` and ``trials >= 1``.
+    """
+    a = check_int(a, "a", 1)
+    s = check_int(s, "s", 1, a)
+    trials = check_int(trials, "trials", 1)
+    rng = np.random.default_rng(seed)
+    order = np.argsort(rng.random((trials, a)), axis=1)              # replacement order of the cells
+    out = np.zeros((trials, a + 1), np.int16)
+    np.cumsum(order < s, axis=1, out=out[:, 1:])                     # segment cells among the first v
+    return out
+
+
+def binomial_two_sided_p(hits, trials, p):
+    """Exact two-sided binomial p-value of ``hits`` successes in ``trials`` under success probability
+    ``p`` (twice the smaller tail, capped at 1; where ``p`` is 0 or 1 the p-value is 1 if ``hits`` is
+    the only possible count and 0 otherwise).  Arrays broadcast.
+
+    Raises ``ValueError`` unless ``0 <= hits <= trials`` and ``0 <= p <= 1``.
+    """
+    from scipy.stats import binom
+
+    hits, trials, p = np.broadcast_arrays(np.asarray(hits, float), np.asarray(trials, float), np.asarray(p, float))
+    if np.any(hits < 0) or np.any(hits > trials):
+        raise ValueError("hits must lie in [0, trials]")
+    if np.any(~np.isfinite(p)) or np.any(p < 0) or np.any(p > 1):
+        raise ValueError("p must lie in [0, 1]")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tails = np.minimum(binom.cdf(hits, trials, p), binom.sf(hits - 1, trials, p))
+    out = np.minimum(1.0, 2.0 * tails)
+    out = np.where(p == 0, (hits == 0).astype(float), out)
+    out = np.where(p == 1, (hits == trials).astype(float), out)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Sparsey (Rinkus 2017): superposed sparse distributed codes in one coding field
+# ---------------------------------------------------------------------------
+#
+# A coding field of F = Q·K binary units in Q winner-take-all competitive modules (CMs) of K units;
+# a code is one active unit per CM.  Inputs are binary vectors of M bits with exactly m active bits,
+# stored as index arrays ``items[..., m]``.  Weights from input bit j to unit i are binary
+# (``W[j, i] ∈ {0, 1}``), shared by every stored item (superposition), and set by one Hebbian step:
+# storing item x with code c sets W[j, i] = 1 for every active j of x and every unit i of c.
+# Everything is batched over a leading axis S (independent memories, e.g. seeds).
+
+
+def _check_field(weights, q: int) -> tuple[int, int]:
+    w = np.asarray(weights)
+    if w.ndim != 3:
+        raise ValueError(f"weights must have shape (S, M, F); got {w.shape}")
+    q = check_int(q, "q", 1)
+    if w.shape[2] % q:
+        raise ValueError(f"q must divide the field size F = {w.shape[2]}; got q = {q}")
+    return q, w.shape[2] // q
+
+
+def _check_items(items, weights) -> np.ndarray:
+    x = np.asarray(items)
+    if x.dtype.kind not in "iu":
+        raise TypeError(f"items must be an integer index array (S, B, m); got dtype {x.dtype}")
+    if x.ndim != 3 or x.shape[0] != np.shape(weights)[0]:
+        raise ValueError(f"items must have shape (S, B, m) with S = {np.shape(weights)[0]}; got {x.shape}")
+    if x.size and (x.min() < 0 or x.max() >= np.shape(weights)[1]):
+        raise ValueError(f"items must index input bits 0 … {np.shape(weights)[1] - 1}")
+    return x
+
+
+def sparsey_drive(weights, items) -> np.ndarray:
+    """Input summation of every coding unit for a batch of inputs (Rinkus 2017, CSA step 1):
+
+        u[s, b, i] = Σ_j x[s, b, j] W[s, j, i] = Σ_{j ∈ x} W[s, j, i],
+
+    read as ``m`` rows of ``W`` per input.  ``weights``: (S, M, F) in {0, 1}; ``items``: (S, B, m)
+    indices of the active bits.  Returns int32 (S, B, F).
+    """
+    w = np.asarray(weights)
+    if w.ndim != 3:
+        raise ValueError(f"weights must have shape (S, M, F); got {w.shape}")
+    x = _check_items(items, w)
+    return w[np.arange(w.shape[0])[:, None, None], x].sum(axis=2, dtype=np.int32)
+
+
+def sparsey_familiarity(v, q: int) -> np.ndarray:
+    """Global familiarity of an input (Rinkus 2017, CSA): the mean over the Q CMs of the largest
+    normalised drive in the CM, ``G = (1/Q) Σ_q max_{i ∈ CM q} V_i``, with ``V = u / m`` ∈ [0, 1].
+    ``v``: (..., F).  Returns (...)."""
+    v = np.asarray(v, float)
+    q = check_int(q, "q", 1)
+    if v.shape[-1] % q:
+        raise ValueError(f"q must divide the field size {v.shape[-1]}; got {q}")
+    return v.reshape(v.shape[:-1] + (q, -1)).max(axis=-1).mean(axis=-1)
+
+
+def sparsey_win_probabilities(v, q: int, *, chi: float = 1000.0, lam: float = 28.0, phi: float = 0.5,
+                              g_min: float = 0.2) -> np.ndarray:
+    """Code-selection probabilities of Sparsey's CSA (Rinkus 2017; Rinkus 2010, CSA steps 4-7).
+
+    With ``G`` = :func:`sparsey_familiarity` and ``η = clip((G − g_min)/(1 − g_min), 0, 1)`` every unit
+    gets the relative weight ``ψ_i = 1 + η·χ / (1 + exp(−λ (V_i − φ)))`` and wins its CM with
+    probability ``ρ_i = ψ_i / Σ_{i' ∈ CM} ψ_i'``.  A novel input (G ≤ g_min) gets a uniformly random
+    code; a familiar one (G → 1) the units of highest V, so similar inputs get overlapping codes.
+    ``v``: (..., F).  Returns (..., Q, K), each CM's row summing to 1.
+    """
+    from sparsebook.validate import check_real
+
+    chi = check_real(chi, "chi", 0)
+    lam = check_real(lam, "lam", 0)
+    phi = check_real(phi, "phi", 0, 1)
+    g_min = check_real(g_min, "g_min", 0, 1, high_open=True)
+    v = np.asarray(v, float)
+    if np.any(v < 0) or np.any(v > 1):
+        raise ValueError("v must lie in [0, 1] (the drive divided by the number of active inputs)")
+    g = sparsey_familiarity(v, q)
+    eta = np.clip((g - g_min) / (1 - g_min), 0.0, 1.0)
+    psi = 1.0 + eta[..., None] * chi / (1.0 + np.exp(-lam * (v - phi)))
+    psi = psi.reshape(v.shape[:-1] + (q, -1))
+    return psi / psi.sum(axis=-1, keepdims=True)
+
+
+def sparsey_choose(rho, uniform) -> np.ndarray:
+    """One winner per CM drawn from ``rho`` (..., Q, K) with the uniform numbers ``uniform`` (..., Q)
+    in [0, 1) (inverse-CDF sampling).  Returns int64 unit indices within the CM, shape (..., Q)."""
+    rho = np.asarray(rho, float)
+    u = np.asarray(uniform, float)
+    if u.shape != rho.shape[:-1]:
+        raise ValueError(f"uniform must have shape {rho.shape[:-1]}; got {u.shape}")
+    cdf = np.cumsum(rho, axis=-1)
+    return np.minimum((cdf < u[..., None] * cdf[..., -1:]).sum(axis=-1), rho.shape[-1] - 1)
+
+
+def sparsey_store(weights, items, codes) -> np.ndarray:
+    """Hebbian single-trial storage (Rinkus 2017): ``W[s, j, i] ← 1`` for every active input bit j of
+    ``items[s, b]`` and every unit i of ``codes[s, b]``.  ``weights`` (S, M, F) is updated in place and
+    returned; ``items`` (S, B, m); ``codes`` (S, B, Q) unit indices within each CM."""
+    w = np.asarray(weights)
+    x = _check_items(items, w)
+    c = np.asarray(codes)
+    q, k = _check_field(w, c.shape[-1])
+    if c.shape[:2] != x.shape[:2]:
+        raise ValueError(f"codes must have shape {x.shape[:2] + (q,)}; got {c.shape}")
+    if c.size and (c.min() < 0 or c.max() >= k):
+        raise ValueError(f"codes must hold unit indices 0 … {k - 1} within each CM")
+    units = c + k * np.arange(q)                                   # (S, B, Q) field indices
+    s_idx = np.arange(w.shape[0])[:, None, None, None]
+    w[s_idx, x[..., :, None], units[..., None, :]] = 1
+    return w
+
+
+def sparsey_learn(weights, items, q: int, rng, random_codes: bool = False, **csa) -> np.ndarray:
+    """Store ``items`` (S, N, m) one after another with the CSA (:func:`sparsey_win_probabilities`,
+    keyword arguments ``csa``) and Hebbian storage: item t's code depends on the items before it.
+    ``random_codes=True`` (the control) draws every code uniformly instead, whatever the input.
+    ``rng``: a NumPy Generator.  ``weights`` is updated in place.  Returns the codes (S, N, Q).
+
+    Cost per item: m·F weight reads, O(F) for the CSA, m·Q weight writes; none of it depends on the
+    number of items already stored.
+    """
+    w = np.asarray(weights)
+    x = _check_items(items, w)
+    q, k = _check_field(w, q)
+    m = x.shape[2]
+    codes = np.zeros(x.shape[:2] + (q,), np.int64)
+    for t in range(x.shape[1]):
+        if random_codes:
+            rho = np.full((x.shape[0], 1, q, k), 1.0 / k)
+        else:
+            rho = sparsey_win_probabilities(sparsey_drive(w, x[:, t:t + 1]) / m, q, **csa)   # (S, 1, Q, K)
+        codes[:, t:t + 1] = sparsey_choose(rho, rng.random(rho.shape[:-1]))
+        sparsey_store(w, x[:, t:t + 1], codes[:, t:t + 1])
+    return codes
+
+
+def sparsey_retrieve(weights, cues, q: int, rng) -> tuple[np.ndarray, int]:
+    """Retrieval (Rinkus 2017, the CSA with familiar input): in every CM the unit with the largest
+    input summation wins, ties broken uniformly at random (``rng``).  ``cues`` (S, B, m).
+
+    Returns ``(codes (S, B, Q), operations per cue)``, where the operations are counted from the
+    arrays the computation touches: the ``m·F`` weight reads of the input summation plus the ``F``
+    comparisons of the CM maxima.  Nothing in it depends on how many items are stored.
+    """
+    w = np.asarray(weights)
+    q, k = _check_field(w, q)
+    u = sparsey_drive(w, cues)
+    ops = np.asarray(cues).shape[2] * w.shape[2] + u.shape[2]
+    noisy = u + 0.5 * rng.random(u.shape)                            # breaks ties, keeps the order
+    return noisy.reshape(u.shape[:2] + (q, k)).argmax(axis=-1), int(ops)
+
+
+def code_overlap(codes_a, codes_b) -> np.ndarray:
+    """Overlap of Sparsey codes: the number of CMs in which they pick the same unit,
+    ``|c ∩ c'| = Σ_q [c_q = c'_q]``.  Arrays (..., Q) broadcast; returns int (...)."""
+    a, b = np.asarray(codes_a), np.asarray(codes_b)
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"codes must have the same number of CMs; got {a.shape[-1]} and {b.shape[-1]}")
+    return (a == b).sum(axis=-1)
+
+
+def nearest_code_correct(retrieved, stored, own) -> np.ndarray:
+    """Whether each retrieved code's strictly nearest stored code (largest overlap) is its own item's.
+
+    ``retrieved`` (S, B, Q), ``stored`` (S, N, Q) codes with K units a CM, ``own`` (S, B) indices
+    into the stored items.  Overlaps of all pairs come from a unit → stored-items table (B·Q·N
+    additions a memory).  A tie with another item counts as a failure.  Returns bool (S, B).
+    """
+    r, c = np.asarray(retrieved), np.asarray(stored)
+    own = np.asarray(own)
+    if r.ndim != 3 or c.ndim != 3 or r.shape[0] != c.shape[0] or r.shape[2] != c.shape[2]:
+        raise ValueError(f"retrieved (S, B, Q) and stored (S, N, Q) must share S and Q; got {r.shape} and {c.shape}")
+    q = r.shape[-1]
+    k = int(max(r.max(), c.max())) + 1
+    offset = k * np.arange(q)
+    ov = np.empty(r.shape[:2] + (c.shape[1],), np.int16)
+    for i in range(r.shape[0]):                        # per memory: which stored items use each unit
+        z = np.zeros((q * k, c.shape[1]), np.uint8)
+        z[(c[i] + offset).T, np.arange(c.shape[1])[None, :]] = 1
+        ov[i] = z[r[i] + offset].sum(axis=1, dtype=np.int16)          # (B, Q, N) → (B, N)
+    mine = np.take_along_axis(ov, own[..., None], axis=2)[..., 0]
+    np.put_along_axis(ov, own[..., None], -1, axis=2)
+    return mine > ov.max(axis=2)
+
+
+def union_size_laws(n: int, s: int, kmax: int) -> np.ndarray:
+    """Exact laws of the size of the union of ``k`` uniformly random ``s``-subsets of ``n`` cells, for
+    every ``k = 0 … kmax``: row k is the pmf over sizes ``0 … n`` (the Markov chain of
+    :func:`union_size_distribution`, as one transition matrix ``T[u, u + s − j] = P(overlap j)``,
+    ``j`` ~ Hypergeometric(n, u, s)).  Returns float64 (kmax + 1, n + 1)."""
+    from scipy.stats import hypergeom
+
+    n = check_int(n, "n", 1)
+    s = check_int(s, "s", 0, n)
+    kmax = check_int(kmax, "kmax", 0)
+    u = np.arange(n + 1)[:, None]
+    j = np.arange(s + 1)[None, :]
+    pmf = hypergeom.pmf(j, n, u, s)                                   # (n + 1, s + 1)
+    t = np.zeros((n + 1, n + 1))
+    new = u + s - j
+    ok = (pmf > 0) & (new <= n)
+    np.add.at(t, (np.broadcast_to(u, new.shape)[ok], new[ok]), pmf[ok])
+    out = np.zeros((kmax + 1, n + 1))
+    out[0, 0] = 1.0
+    for k in range(1, kmax + 1):
+        out[k] = out[k - 1] @ t
+    return out
+
+
+def superposed_false_match(n: int, a: int, s: int, theta: int, kmax: int) -> np.ndarray:
+    """The union property applied to a unit that has stored ``k`` random items of ``s`` active bits
+    (out of ``n``): its false-match rate for an unrelated random input of ``a`` active bits, averaged
+    over the exact law of its union's size (:func:`union_size_laws`),
+
+        P_k = Σ_u P(U_k = u) · P_FM(n, a, u, θ),   k = 0 … kmax   (Ahmad & Hawkins 2016, eq. 1).
+
+    Returns float64 (kmax + 1,)."""
+    n = check_int(n, "n", 1)
+    a = check_int(a, "a", 0, n)
+    theta = check_int(theta, "theta", 1)
+    laws = union_size_laws(n, s, kmax)
+    u = np.arange(n + 1)
+    fm = np.zeros(n + 1)
+    ok = u >= theta
+    fm[ok] = false_match_probability(n, a, u[ok], theta)
+    return laws @ fm
