@@ -586,3 +586,13 @@ def test_sparsey_full_preset_constructs():
     assert dd.DendritesConfig.preset("full").noise_mc_trials == 2_000_000   # 20 chunks of 100,000 orders
     with pytest.raises(ValueError):
         dd.SparseyConfig.preset("huge")
+
+
+def test_scipy_hypergeom_agrees_over_the_authors_whole_grid():
+    cfg = dd.DendritesConfig()
+    N, SP, S, TH = np.meshgrid(cfg.grid_n, cfg.grid_sparsity, cfg.grid_s, cfg.grid_theta, indexing="ij")
+    A = np.rint(N * SP).astype(np.int64)
+    ours = dd.false_match_probability(N, A, S, TH)
+    ref = hypergeom.sf(TH - 1, N, A, S)
+    assert ours.size == 8_400
+    np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=0)
