@@ -159,7 +159,8 @@ def plot_induction(run: dict, level: float, patterns=("local", "strided", "rando
 
 def plot_scratch(run: dict, patterns=("routing", "local", "random")):
     """Patterns trained from scratch (:func:`~.experiments.run_scratch`).  Left: training loss (10-step mean,
-    mean over seeds, band from the lowest to the highest seed) of each pattern and of dense attention; right:
+    mean over seeds, band from the lowest to the highest seed) of each pattern and of dense attention (routing's
+    includes its k-means objective); right:
     per-seed accuracy against the pair coverage of the trained pattern (fraction of queries whose pair some head
     keeps), the dense model at coverage 1."""
     fig, axes = plotting.figure(ncols=2)
@@ -169,7 +170,8 @@ def plot_scratch(run: dict, patterns=("routing", "local", "random")):
         sm = np.stack([np.convolve(loss[:, j], k, mode="valid") for j in range(loss.shape[1])], 1)
         t = np.arange(9, loss.shape[0])
         lab = "dense" if name == "dense" else PATTERN_LABELS[name]
-        axes[0].plot(t, sm.mean(1), color=plotting.COLORS[i], lw=1.2, label=lab)
+        axes[0].plot(t, sm.mean(1), color=plotting.COLORS[i], lw=1.2,
+                     label=lab + (" (+ k-means objective)" if name == "routing" else ""))
         axes[0].fill_between(t, sm.min(1), sm.max(1), color=plotting.COLORS[i], alpha=0.2, lw=0)
         cov = np.ones(len(run[name])) if name == "dense" else run[name + "_coverage"]
         axes[1].plot(cov, run[name], "o", color=plotting.COLORS[i], ms=4, label=lab)
