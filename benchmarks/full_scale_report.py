@@ -38,7 +38,8 @@ def section(claims_path: Path, commit: str, device: str) -> str:
              summary_line(summarize(d["claims"])), "",
              "| claim | kind | verdict | measured | stored verdict at `ci` |", "|---|---|---|---|---|"]
     for c in d["claims"]:
-        lines.append(f"| `{c['id'].split('/', 1)[-1]}` | {c['kind']} | {c['verdict']} | {_interval(c['measured'])} "
+        measured = c.get("measured_text") or _interval(c["measured"])
+        lines.append(f"| `{c['id'].split('/', 1)[-1]}` | {c['kind']} | {c['verdict']} | {measured} "
                      f"| {at_ci.get(c['id'], '(not at ci)')} |")
     return "\n".join(lines) + "\n"
 
