@@ -273,6 +273,20 @@ def test_run_ctr_tiny_is_deterministic_and_independent_of_batching():
     assert len(a[0]["curve"]) == len(a[0]["curve_steps"]) == 3
 
 
+def test_run_ctr_chunked_evaluation_equals_one_pass_without_dice():
+    """Evaluating the test set in chunks changes nothing for PReLU models (Dice's batch statistics aside)."""
+    from dataclasses import replace
+
+    cfg = si.CTRConfig(n_items=60, n_interests=6, interests_per_user=2, hist_len=4, n_train=300, n_test=200,
+                       hidden=(8,), att_hidden=4, steps=4, batch_size=32, evals=2, n_eval=100)
+    one, chunked = si.run_ctr([0, 1], cfg), si.run_ctr([0, 1], replace(cfg, eval_chunk=64))
+    for a, b in zip(one, chunked):
+        assert b["test_auc"] == pytest.approx(a["test_auc"], abs=1e-6)
+        assert b["test_logloss"] == pytest.approx(a["test_logloss"], rel=1e-5)
+        assert np.allclose(b["example"]["weights"], a["example"]["weights"], atol=1e-6)
+        assert b["w_match"] == pytest.approx(a["w_match"], rel=1e-5)
+
+
 def test_run_operator_tiny_feeds_paired_differences_and_an_inconclusive_claim():
     cfg = si.OperatorConfig(n_grid=17, n_train=(8,), n_test=8, channels=2, levels=3, modes=4, cnn_depth=2, steps=3, batch_size=4)
     widths = si.matched_widths(cfg)
@@ -348,14 +362,19 @@ def test_full_suites_run_on_a_tiny_smoke_config():
     from dataclasses import replace
 
     ctr = si.CTRSuiteConfig.preset("full")
-    assert ctr.batch == si.N_SEEDS["full"] and ctr.interests == (1, 2, 4, 8) and ctr.base.steps == 4000
+    assert ctr.batch == si.N_SEEDS["full"] and ctr.interests == (1, 2, 4, 8)
+    assert (ctr.base.steps, ctr.base.batch_size, ctr.base.eval_chunk) == (1000, 4096, 8192)
     tiny = replace(ctr, base=replace(ctr.base, n_items=100, n_train=64, n_test=32, n_eval=16, steps=2, batch_size=8,
-                                     evals=1, device="cpu"))
+                                     evals=1, eval_chunk=10, device="cpu"))     # the test set in 4 chunks
     runs = si.run_ctr_suite(tiny, [0, 1, 2], workers=1)
     assert len(runs) == 12 and all(len(v) == 3 for v in runs.values())
     assert all(0 <= r["test_auc"] <= 1 for v in runs.values() for r in v)
     ops = si.OperatorSuiteConfig.preset("full")
-    assert ops.batch == si.N_SEEDS["full"] and ops.base.steps == 1000
+    assert ops.batch == si.N_SEEDS["full"] and (ops.base.steps, ops.base.batch_size) == (500, 64)
+    # optimizer steps at full (every condition one loop of all seeds) stay within 3x ci's 6,600
+    n_ctr = len(runs)
+    n_ops = 2 * len(ops.base.n_train) + 1 + 2 + 2
+    assert n_ctr * ctr.base.steps + n_ops * ops.base.steps <= 3 * 6600
     tiny = replace(ops, base=replace(ops.base, n_train=(2, 4, 6, 8), n_test=4, steps=2, batch_size=2, device="cpu"))
     op = si.run_operator_suite(tiny, [0, 1], workers=1)
     assert len(op) == 13 and all(len(v) == 2 and np.isfinite(v[0]["test_err"]) for v in op.values())

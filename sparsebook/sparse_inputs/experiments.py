@@ -240,16 +240,14 @@ class CTRConfig:
     (0.02 for 300 steps), so that every model trains to near its best within the time budget: with
     1,000 ids and 0.005 for 200 steps every model stayed near AUC 0.58 against an attainable 0.8.
 
-    ``full`` (one GPU, 16 host cores, at most 9 minutes for the whole chapter): 200,000 goods ids in
-    50 interests, 400,000 training samples, the paper's MLP 200-80, 4,000 steps of 1,024 (about ten
-    epochs).  It had 8,000 steps, which cannot fit: the 12 conditions of the suite run as one
-    10-seed task each; a step of the batched model is 220 (sum pooling) to 420 (DIN with Dice)
-    PyTorch operations (counted with the profiler), launch-bound on a GPU at about 10-15 µs each,
-    so 3-6 ms a step, and drawing one seed's data takes 1.8 CPU s: about 20 s + 24-48 s a
-    condition at 8,000 steps, 9-14 minutes for the 12 on one process and 3-5 minutes on three
-    workers sharing the GPU, before the operators' section.  At 4,000 steps: 2-3 minutes on three
-    workers.  The final evaluation holds about 8 GB of activations per 10-seed task (50,000 test
-    users, whole-batch Dice statistics).
+    ``full`` (one GPU, at most 9 minutes for the whole chapter; sized by optimizer steps, since a step
+    of this batched model is launch-bound on a GPU, 220 to 420 PyTorch operations whatever its size):
+    200,000 goods ids in 50 interests, 400,000 training samples, the paper's MLP 200-80, embedding
+    16 + 4, 1,000 steps of 4,096 (about ten epochs, and about as many updates of each id's embedding
+    row as 4,000 steps of 1,024, the earlier preset, which did not fit).  The test set (50,000 users)
+    is evaluated in chunks of ``eval_chunk`` rows, so that a 10-seed task holds about 1 GB of
+    activations instead of 8 (Dice's statistics are then those of a chunk of 8,192 users; at ``ci``
+    the test set is one chunk).
     """
 
     n_items: int = 200
@@ -275,14 +273,15 @@ class CTRConfig:
     p_lo: float = 0.2
     evals: int = 4
     n_eval: int = 1000
+    eval_chunk: int = 8192
     device: str = "cpu"
 
     @classmethod
     def preset(cls, scale: str = "ci", **changes) -> "CTRConfig":
         check_scale(scale)
         base = cls() if scale == "ci" else cls(n_items=200_000, n_interests=50, n_train=400_000, n_test=50_000,
-                                                hidden=(200, 80), att_hidden=36, dim=16, hist_len=20, steps=4000,
-                                                batch_size=1024, lr=0.005, evals=10, device=str(device_for(scale)))
+                                                hidden=(200, 80), att_hidden=36, dim=16, hist_len=20, steps=1000,
+                                                batch_size=4096, lr=0.005, evals=10, device=str(device_for(scale)))
         return replace(base, **changes)
 
 
@@ -335,10 +334,19 @@ def run_ctr(seeds: Sequence[int], config: CTRConfig) -> list[dict]:
     curve, train_curve, curve_steps = [], [], []
 
     @torch.no_grad()
-    def evaluate(hist, cand, y):
+    def forward_chunks(hist, cand, return_weights=False):
+        """The model on ``[K, n, ...]`` test rows in chunks of ``config.eval_chunk`` rows (one chunk when
+        ``n`` fits: Dice's statistics are then those of the whole set, as at ``ci``)."""
         model.eval()
-        logit = model(hist, cand)
+        parts = [model(hist[:, a:a + config.eval_chunk], cand[:, a:a + config.eval_chunk], return_weights=return_weights)
+                 for a in range(0, hist.shape[1], config.eval_chunk)]
         model.train()
+        if not return_weights:
+            return torch.cat(parts, 1)
+        return torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
+
+    def evaluate(hist, cand, y):
+        logit = forward_chunks(hist, cand)
         return logit, _logloss(logit, y)
 
     ne = min(config.n_eval, config.n_test, config.n_train)
@@ -376,9 +384,8 @@ def run_ctr(seeds: Sequence[int], config: CTRConfig) -> list[dict]:
              "oracle_auc": auc(splits[k][1]["match"].astype(float), splits[k][1]["click"])}
         out.append(r)
     if config.pool == "din":
+        _, w = forward_chunks(hte, cte, return_weights=True)
         model.eval()
-        with torch.no_grad():
-            _, w = model(hte, cte, return_weights=True)
         for k in range(K):
             te = splits[k][1]
             wk = w[k].cpu().numpy()
@@ -619,12 +626,10 @@ class OperatorConfig:
     peaking at ``lr``, starting at ``lr/div_factor`` and ending at ``lr/(div_factor·final_div_factor)``
     (the MgNO authors' settings: weight decay 1e-4, ``div_factor`` 2, ``final_div_factor`` 100).
 
-    ``full`` (one GPU, at most 9 minutes for the whole chapter): 129-node grids with 7 levels, 16
-    channels, training sizes up to 1,024, 1,000 steps of 32.  It had 4,000 steps, which cannot fit:
-    a vmapped MgNO step of 10 seeds is about 3,700 PyTorch operations (profiler count; FNO 290,
-    CNN 140), launch-bound on a GPU at 40-55 ms a step, so 3 minutes per MgNO condition and 20
-    minutes for the section's 13 conditions on one process (about 7 on three workers).  At 1,000
-    steps: about 5 minutes on one process, 2-3 on three workers.
+    ``full`` (one GPU, at most 9 minutes for the whole chapter; sized by optimizer steps: a vmapped
+    MgNO step of 10 seeds is about 3,700 PyTorch operations, launch-bound on a GPU at 40-55 ms a
+    step whatever the batch): 129-node grids with 7 levels, 16 channels, training sizes up to 1,024,
+    500 steps of 64 (the earlier 1,000 steps of 32 and, before them, 4,000 did not fit).
     """
 
     dim: int = 1
@@ -649,7 +654,7 @@ class OperatorConfig:
     def preset(cls, scale: str = "ci", **changes) -> "OperatorConfig":
         check_scale(scale)
         base = cls() if scale == "ci" else cls(n_grid=129, n_train=(16, 64, 256, 1024), n_test=500, channels=16, levels=7,
-                                                modes=16, steps=1000, batch_size=32, device=str(device_for(scale)))
+                                                modes=16, steps=500, batch_size=64, device=str(device_for(scale)))
         return replace(base, **changes)
 
 
