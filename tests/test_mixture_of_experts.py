@@ -559,3 +559,14 @@ def test_full_presets_run_their_code_path_with_tiny_sizes():
     a = moe.run_language_seed(lc, 0, "moe")
     assert a["task_ce"].shape == (4,) and a["load"].shape == (16,)
     assert set(moe.run_language_seed(lc, 0, "dense")) == {"ce", "oracle_ce", "ce_by_source"}
+
+
+def test_merging_survives_a_group_that_no_token_routes_to():
+    """With 16 experts on a 4-dimensional router some experts never win a token; a group made only of such
+    experts is merged with plain weights instead of failing (the full preset's 16 experts)."""
+    rc = replace(moe.RoutingConfig.preset("full"), n_seeds=2, n_train=512, n_test=256, dim=3, out_dim=2, d_model=4,
+                 hidden=4, steps=3, batch=64, every=2, device="cpu")
+    rt = moe.run_routing(rc, 0)
+    assert (rt["balanced"]["usage"] == 0).any()                   # the case this guards
+    mg = moe.run_merging(replace(moe.MergeConfig.preset("full"), distill_steps=2, batch=64), rt)
+    assert np.isfinite(mg["aligned"]).all() and np.isfinite(mg["uniform"]).all()

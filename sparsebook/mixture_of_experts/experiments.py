@@ -462,6 +462,8 @@ def run_merging(config: MergeConfig, routing: dict) -> dict:
                     ids = [int(np.argsort(-use[s], kind="stable")[j])]
                     ids += [int(e) for e in np.flatnonzero(g == j) if e != ids[0]]
                     w = np.ones(len(ids)) if mode == "uniform" else use[s][ids]
+                    if w.sum() <= 0:        # a group no training token routes to (possible with 16 experts): plain mean
+                        w = np.ones(len(ids))
                     members.append(merge_experts([_single(ex, s, e) for e in ids], w, align=mode != "naive"))
                     if mode == "aligned" and m == config.compare_at and len(ids) > 1:
                         sr["members"][s].append(np.mean([_expert_stable_rank(_single(ex, s, e)) for e in ids]))
