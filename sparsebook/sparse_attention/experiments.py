@@ -516,7 +516,7 @@ def evaluate_patterns(model: RecallNet, x, y, train_x, cfg: PatternConfig, keys:
                 bs = gate(q, k)
             else:
                 bs = K.block_ground_truth(K.masked_softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]),
-                                                          K.causal_mask(L)), cfg.block)
+                                                          K.causal_mask(L).to(q.device)), cfg.block)
             m = K.expand_blocks(K.topk_blocks(bs, max(1, keys // cfg.block)), cfg.block)[..., rows, :]
         elif name == "block_local":
             nb = L // cfg.block
@@ -541,7 +541,7 @@ def _fit_gate(model, train_x, cfg: PatternConfig, seed: int):
     with torch.no_grad():
         tsc, th, _ = model.logits(train_x)
         tq, tk, _ = model.qkv_heads(th)
-        attn = K.masked_softmax(tsc, K.causal_mask(train_x.shape[1]))
+        attn = K.masked_softmax(tsc, K.causal_mask(train_x.shape[1]).to(tsc.device))
     gate = train_seer_gate(tq, tk, attn, cfg, seed)
     return gate.requires_grad_(False)
 
