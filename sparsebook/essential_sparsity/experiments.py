@@ -651,7 +651,9 @@ def run_objectives(config: ObjectiveConfig, seed: int = 0) -> dict:
 
 @dataclass(frozen=True)
 class DataAmountConfig:
-    """Parents trained on growing fractions of the training set (same steps), pruned one-shot."""
+    """Parents trained on growing fractions of the training set (same steps), pruned one-shot.
+
+    ``full``: the full parent, three fractions (10%, 30%, 100%) instead of two, the finer grid."""
 
     parent: ParentConfig = field(default_factory=ParentConfig)
     fractions: tuple = (0.1, 1.0)
@@ -685,7 +687,9 @@ def run_data_amount(config: DataAmountConfig, seed: int = 0) -> dict:
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class EmergenceConfig:
-    """Essential sparsity (``delta`` knee, 1 point of accuracy) of checkpoints taken every ``every`` steps."""
+    """Essential sparsity (``delta`` knee, 1 point of accuracy) of checkpoints taken every ``every`` steps.
+
+    ``full``: the full parent's width, 1,200 steps (from 450) at the same learning rate and checkpoint interval."""
 
     parent: ParentConfig = field(default_factory=lambda: ParentConfig(lr=2e-4, steps=450))
     every: int = 30
@@ -732,7 +736,9 @@ def run_emergence(config: EmergenceConfig, seed: int = 0) -> dict:
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RandomPruningConfig:
-    """Sparse training from scratch with a random mask (all layers, head included) at ``density``."""
+    """Sparse training from scratch with a random mask (all layers, head included) at ``density``.
+
+    ``full``: three widths (32, 128, 512) instead of two, 500 steps (from 300)."""
 
     widths: tuple = (32, 256)
     density: float = 0.1
@@ -783,7 +789,9 @@ def run_random_pruning(config: RandomPruningConfig, seed: int = 0) -> dict:
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class GradualConfig:
-    """From the trained parent: one-shot prune + retrain vs cubic gradual pruning over the same steps."""
+    """From the trained parent: one-shot prune + retrain vs cubic gradual pruning over the same steps.
+
+    ``full``: the full parent, 400 retraining steps (from 150), the same sparsities."""
 
     parent: ParentConfig = field(default_factory=ParentConfig)
     sparsities: tuple = (0.9, 0.97, 0.99)
@@ -855,7 +863,9 @@ def run_gradual(config: GradualConfig, seed: int = 0) -> dict:
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class JourneyConfig:
-    """Train from scratch while pruning to ``sparsity`` with a cubic ramp over a window of training."""
+    """Train from scratch while pruning to ``sparsity`` with a cubic ramp over a window of training.
+
+    ``full``: width 512, 500 steps (from 300), five windows instead of three."""
 
     width: int = 256
     depth: int = 2
@@ -907,7 +917,9 @@ def run_journey(config: JourneyConfig, seed: int = 0) -> dict:
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SoupConfig:
-    """Prune the parent once, retrain ``n_ingredients`` copies (different batch orders), average them."""
+    """Prune the parent once, retrain ``n_ingredients`` copies (different batch orders), average them.
+
+    ``full``: the full parent, five ingredients (from three) of 250 steps (from 150)."""
 
     parent: ParentConfig = field(default_factory=ParentConfig)
     sparsity: float = 0.9
@@ -952,7 +964,9 @@ def run_soups(config: SoupConfig, seed: int = 0) -> dict:
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class NMTrainConfig:
-    """Fine-tune the parent to an N:M pattern: fixed one-shot mask vs decaying dense gradient flow."""
+    """Fine-tune the parent to an N:M pattern: fixed one-shot mask vs decaying dense gradient flow.
+
+    ``full``: the full parent, 400 steps (from 150)."""
 
     parent: ParentConfig = field(default_factory=ParentConfig)
     n: int = 1
