@@ -441,7 +441,15 @@ def test_sparsity_emerges_in_a_small_mlp_run():
 def test_run_speed_is_exact():
     r = L.run_speed(L.SpeedConfig(sizes=((16, 64),), sparsities=(0.0, 0.9), repeats=3))
     assert r["sizes"]["16×64"]["max_abs_err"] < 1e-5
+    assert r["sizes"]["16×64"]["max_err_ratio"] <= 1.0
     np.testing.assert_allclose(r["ideal"], [1.0, 10.0])
+
+
+def test_run_speed_error_within_rounding_bound_at_full_width():
+    """At h = 16,384 (the full preset's widest MLP) the sparse and dense sums differ by no more than the
+    float32 dot-product rounding bound 2·γ_h·Σ|a||w| (an absolute 1e-5 does not scale with h)."""
+    r = L.run_speed(L.SpeedConfig(sizes=((8, 16384),), sparsities=(0.0, 0.5), repeats=1))
+    assert r["sizes"]["8×16384"]["max_err_ratio"] <= 1.0
 
 
 def _tiny_emergence():
