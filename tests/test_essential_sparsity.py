@@ -309,6 +309,9 @@ def test_masked_training_keeps_the_mask_and_gradual_pruning_reaches_the_target()
     assert row["gradual_sparsity"] == pytest.approx(0.8, abs=1e-3)
     soup = es.run_soups(es.SoupConfig(parent=TINY, sparsity=0.7, n_ingredients=2, steps=20), seed=0)
     assert soup["soup_sparsity"] == pytest.approx(0.7, abs=1e-3)
+    assert soup["soup_sparsity"] == soup["mask_sparsity"] and soup["soup_zeros_on_mask"]
+    n = sum(w.numel() for w in es.prunable(es.train_parent(TINY, 0)[0]).values())
+    assert soup["mask_sparsity"] == pytest.approx(math.floor(0.7 * n + 0.5) / n, abs=1e-12)
 
 
 @pytest.mark.parametrize("scale", ["ci", "full"])

@@ -935,7 +935,10 @@ class SoupConfig:
 
 
 def run_soups(config: SoupConfig, seed: int = 0) -> dict:
-    """``{"ingredients": [(acc, loss)], "soup": (acc, loss), "soup_sparsity"}``."""
+    """``{"ingredients": [(acc, loss)], "soup": (acc, loss), "soup_sparsity", "mask_sparsity", "soup_zeros_on_mask"}``.
+
+    ``mask_sparsity`` is the shared mask's pruned fraction k/N (k = floor(s·N + 1/2), so not exactly ``s``
+    unless N·s is an integer); ``soup_zeros_on_mask``: every weight the mask prunes is exactly zero in the soup."""
     if not isinstance(config, SoupConfig):
         raise TypeError(f"config must be a SoupConfig; got {type(config).__name__}")
     seed_everything(seed)
@@ -956,7 +959,9 @@ def run_soups(config: SoupConfig, seed: int = 0) -> dict:
     soup.load_state_dict(average_state_dicts(states))
     sp = float(sum(int((v == 0).sum()) for v in prunable(soup).values()) / sum(v.numel() for v in ws.values()))
     return {"pruned_acc": pruned_acc, "ingredients": ingredients,
-            "soup": (evaluate(soup, data), evaluate(soup, data, "loss")), "soup_sparsity": sp}
+            "soup": (evaluate(soup, data), evaluate(soup, data, "loss")), "soup_sparsity": sp,
+            "mask_sparsity": float(sum(int((~m).sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())),
+            "soup_zeros_on_mask": all(bool((w[~masks[k]] == 0).all()) for k, w in prunable(soup).items())}
 
 
 # ---------------------------------------------------------------------------
