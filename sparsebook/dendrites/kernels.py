@@ -194,6 +194,29 @@ def false_match_probability_exact(n: int, a: int, s: int, theta: int):
     return Fraction(num, comb(n, a))
 
 
+def _union_size_chain(n: int, s: int, size: int, steps: int):
+    """The pmfs ``p[u]``, ``u = 0 … size − 1``, of the union size after ``0 … steps`` patterns of ``s``
+    cells out of ``n`` (a generator).  Each new pattern overlaps the union in
+    ``j`` ~ Hypergeometric(N = n, K = u, draws = s) cells, so ``u → u + s − j``; ``size`` must hold
+    every size reached (``size ≥ min(n, steps·s) + 1``).  The overlap pmfs are evaluated once."""
+    from scipy.stats import hypergeom
+
+    sizes, j = np.arange(size), np.arange(s + 1)
+    w_all = hypergeom.pmf(j[None, :], n, sizes[:, None], s)             # (sizes, overlaps)
+    new_all = sizes[:, None] + s - j[None, :]
+    p = np.zeros(size)
+    p[0] = 1.0
+    yield p
+    for _ in range(steps):
+        u = np.nonzero(p > 0)[0]
+        w, new = w_all[u], new_all[u]
+        ok = (w > 0) & (new < size)
+        q = np.zeros(size)
+        np.add.at(q, new[ok], (p[u, None] * w)[ok])
+        p = q / q.sum()
+        yield p
+
+
 def union_size_distribution(n, s, m) -> np.ndarray:
     """Exact law of the number of distinct synapses after storing ``m`` patterns of ``s`` synapses,
     each pattern's ``s`` cells drawn uniformly (without replacement) from ``n``.
@@ -203,24 +226,11 @@ def union_size_distribution(n, s, m) -> np.ndarray:
     ``p[u]`` for ``u = 0 … min(n, m·s)`` (float64, sums to 1).  Its mean is
     :func:`union_synapse_count`.  Raises ``ValueError`` unless ``0 <= s <= n``, ``n >= 1``, ``m >= 0``.
     """
-    from scipy.stats import hypergeom
-
     n, s, m = (int(_int_array(x, nm)) for x, nm in ((n, "n"), (s, "s"), (m, "m")))
     if n == 0:
         raise ValueError("n must be >= 1")
     _check_le(np.asarray(s), np.asarray(n), "s", "n")
-    umax = min(n, m * s)
-    p = np.zeros(umax + 1)
-    p[0] = 1.0
-    k = np.arange(s + 1)
-    for _ in range(m):
-        q = np.zeros_like(p)
-        for u in np.nonzero(p > 0)[0]:
-            w = hypergeom.pmf(k, n, u, s)            # overlap of the new pattern with the union
-            new = u + s - k
-            ok = (w > 0) & (new <= umax)
-            np.add.at(q, new[ok], p[u] * w[ok])
-        p = q / q.sum()
+    *_, p = _union_size_chain(n, s, min(n, m * s) + 1, m)
     return p
 
 
@@ -684,26 +694,12 @@ def nearest_code_correct(retrieved, stored, own) -> np.ndarray:
 
 def union_size_laws(n: int, s: int, kmax: int) -> np.ndarray:
     """Exact laws of the size of the union of ``k`` uniformly random ``s``-subsets of ``n`` cells, for
-    every ``k = 0 … kmax``: row k is the pmf over sizes ``0 … n`` (the Markov chain of
-    :func:`union_size_distribution`, as one transition matrix ``T[u, u + s − j] = P(overlap j)``,
-    ``j`` ~ Hypergeometric(n, u, s)).  Returns float64 (kmax + 1, n + 1)."""
-    from scipy.stats import hypergeom
-
+    every ``k = 0 … kmax``: row k is the pmf over sizes ``0 … n`` (row k of the Markov chain of
+    :func:`union_size_distribution`, zero-padded).  Returns float64 (kmax + 1, n + 1)."""
     n = check_int(n, "n", 1)
     s = check_int(s, "s", 0, n)
     kmax = check_int(kmax, "kmax", 0)
-    u = np.arange(n + 1)[:, None]
-    j = np.arange(s + 1)[None, :]
-    pmf = hypergeom.pmf(j, n, u, s)                                   # (n + 1, s + 1)
-    t = np.zeros((n + 1, n + 1))
-    new = u + s - j
-    ok = (pmf > 0) & (new <= n)
-    np.add.at(t, (np.broadcast_to(u, new.shape)[ok], new[ok]), pmf[ok])
-    out = np.zeros((kmax + 1, n + 1))
-    out[0, 0] = 1.0
-    for k in range(1, kmax + 1):
-        out[k] = out[k - 1] @ t
-    return out
+    return np.stack(list(_union_size_chain(n, s, n + 1, kmax)))
 
 
 def superposed_false_match(n: int, a: int, s: int, theta: int, kmax: int) -> np.ndarray:
